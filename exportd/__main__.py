@@ -1,0 +1,3 @@
+from exportd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""``exportd run``: the worker, the reaper, the listener and the API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from exportd import db
+from exportd.api import ApiContext, start_api
+from exportd.backoff import BackoffPolicy
+from exportd.definitions import Definitions
+from exportd.exporter import Exporter, ExportOptions
+from exportd.listener import Listener
+from exportd.migrate import pending_migrations
+from exportd.parts import choose_part_size
+from exportd.reaper import Reaper
+from exportd.settings import Settings, SettingsError, redact_url
+from exportd.storage import S3Client, open_s3_client
+from exportd.store import PgJobStore
+from exportd.worker import Worker, WorkerConfig
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why in one line."""
+
+
+@dataclass
+class Daemon:
+    """A running daemon's parts, for tests and for the signal handlers."""
+
+    settings: Settings
+    worker: Worker
+    api_port: int
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self) -> None:
+        """First call: drain. Second call: stop running jobs without waiting."""
+        if self.worker.stopping:
+            self.worker.hurry()
+        else:
+            self.worker.request_stop()
+
+
+def backoff_policy(settings: Settings) -> BackoffPolicy:
+    return BackoffPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
+
+
+async def _abort_upload(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:
+    log = structlog.get_logger()
+    try:
+        await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        log.info("orphan_upload_aborted", key=key, upload_id=upload_id)
+    except Exception as exc:
+        log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
+
+
+async def serve(
+    settings: Settings,
+    definitions: Definitions,
+    *,
+    on_started: Any = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``Daemon.stop``), then drain and return."""
+    log = structlog.get_logger()
+    bucket = settings.bucket()
+    try:
+        part_size = choose_part_size(settings.s3_max_export_bytes, settings.s3_part_size)
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
+
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            pool = await db.create_pool(
+                settings.database_url, min_size=1, max_size=settings.database_pool_size
+            )
+        except Exception as exc:
+            raise StartupError(
+                f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
+            ) from None
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            missing = await pending_migrations(conn)
+        if missing:
+            raise StartupError(
+                f"the database schema is {len(missing)} migration(s) behind; run `exportd migrate`"
+            )
+        try:
+            source_pool = await db.create_pool(
+                settings.source_url, min_size=1, max_size=settings.concurrency + 1
+            )
+        except Exception as exc:
+            raise StartupError(
+                f"cannot reach the source database at {redact_url(settings.source_url)}: {exc}"
+            ) from None
+        stack.push_async_callback(source_pool.close)
+        s3 = await open_s3_client(settings, stack)
+
+        policy = backoff_policy(settings)
+        exporter = Exporter(
+            source_pool,
+            s3,
+            definitions,
+            ExportOptions(
+                bucket=bucket,
+                prefix=settings.s3_prefix,
+                part_size=part_size,
+                parts_in_flight=settings.s3_parts_in_flight,
+                timezone=settings.export_timezone,
+            ),
+        )
+        worker = Worker(
+            PgJobStore(pool),
+            exporter,
+            WorkerConfig(
+                concurrency=settings.concurrency,
+                lease_seconds=settings.lease_seconds,
+                poll_interval=settings.poll_interval,
+                retention_seconds=settings.retention.total_seconds(),
+                backoff=policy,
+            ),
+        )
+
+        async def abort(key: str, upload_id: str) -> None:
+            await _abort_upload(s3, bucket, key, upload_id)
+
+        reaper = Reaper(pool, policy, abort_upload=abort)
+        listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
+
+        api_ctx = ApiContext(
+            pool=pool,
+            s3=s3,
+            settings=settings,
+            worker_alive=lambda: worker.alive,
+            draining=lambda: worker.stopping,
+        )
+        runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
+        stack.push_async_callback(runner.cleanup)
+
+        daemon = Daemon(settings, worker, port)
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, daemon.stop)
+                stack.callback(loop.remove_signal_handler, sig)
+
+        background = [
+            asyncio.create_task(listener.run(), name="exportd-listener"),
+            asyncio.create_task(reaper.run_forever(settings.reap_interval), name="exportd-reaper"),
+        ]
+        log.info(
+            "daemon_started",
+            worker_id=worker.worker_id,
+            concurrency=settings.concurrency,
+            kinds=sorted(definitions.names()),
+            api=f"http://{settings.api_host}:{port}",
+            database=redact_url(settings.database_url),
+            bucket=bucket,
+            part_size=part_size,
+        )
+        if on_started is not None:
+            on_started(daemon)
+        try:
+            await worker.run(settings.shutdown_grace_seconds)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            log.info("daemon_stopped", worker_id=worker.worker_id)

@@ -1,0 +1,68 @@
+"""Postgres connections and the classification of their errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from exportd.errors import ErrorKind, ExportError
+
+# SQLSTATE classes that describe an outage or an accident of timing rather
+# than the query: connection exceptions, insufficient resources, operator
+# intervention, transaction rollback (serialization, deadlock), system errors.
+_RETRYABLE_CLASSES = frozenset({"08", "53", "57", "40", "58", "XX"})
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb arrives as Python values, not as text to parse at every call site.
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4, **kw: Any) -> asyncpg.Pool:
+    """A pool whose connections decode json/jsonb."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kw
+    )
+    return pool
+
+
+async def connect(dsn: str, **kw: Any) -> asyncpg.Connection:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, **kw)
+    await _init_connection(conn)
+    return conn
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Did this fail because the database could not be reached or went away?"""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in ("08", "57", "53")
+    return isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError)
+
+
+def classify_pg_error(exc: BaseException, what: str) -> ExportError:
+    """An ExportError for a failure while running ``what`` (e.g. "kind 'orders'")."""
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return ExportError(
+            ErrorKind.TIMEOUT,
+            f"{what} ran longer than its statement timeout and was cancelled by Postgres",
+        )
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        detail = f"{exc.__class__.__name__} [{sqlstate}]: {exc}"
+        if sqlstate[:2] in _RETRYABLE_CLASSES:
+            return ExportError(ErrorKind.DATABASE_UNAVAILABLE, f"{what}: database error {detail}")
+        return ExportError(
+            ErrorKind.QUERY_ERROR,
+            f"{what}: the query failed with {detail}; fix the definition and enqueue again",
+        )
+    if isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError):
+        return ExportError(
+            ErrorKind.DATABASE_UNAVAILABLE,
+            f"{what}: lost the database connection ({exc.__class__.__name__}: {exc})",
+        )
+    return ExportError(ErrorKind.INTERNAL, f"{what}: {exc.__class__.__name__}: {exc}")

@@ -1,0 +1,338 @@
+"""Export definitions: the kinds of export a job may ask for, loaded from TOML.
+
+A definition names a kind, declares its typed parameters and gives the SQL that produces
+it. Everything that can be checked without a database is checked at load time, and every
+problem in every file is reported at once: a daemon that starts has no definition that
+can fail on its structure later. See docs/definitions.md for the format.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from exportd.errors import ErrorKind, ExportError
+from exportd.params import (
+    ParamSpec,
+    SpecError,
+    json_schema,
+    parse_spec,
+    pg_type,
+    render,
+    unknown_key,
+)
+from exportd.params import validate_params as _validate_params
+from exportd.sqlnames import CompiledQuery, UnknownNames, compile_named
+from exportd.sqlnames import bind as _bind
+
+KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
+KIND_KEYS = frozenset({"description", "filename", "timeout", "query", "params"})
+DEFAULT_TIMEOUT_SECONDS = 600
+# A day: anything longer is more likely milliseconds typed as seconds than a real export.
+MAX_TIMEOUT_SECONDS = 86_400
+DEFAULT_FILENAME = "{kind}"
+# Placeholders a filename template may use besides its kind's parameters.
+FILENAME_FIELDS = frozenset({"kind"})
+FILENAME_MAX_CHARS = 150
+# Most file systems stop at 255 bytes; leave room for the extension and a suffix.
+FILENAME_MAX_BYTES = 200
+# Characters no file name may hold on some common system (Windows forbids the last seven).
+_FILENAME_FORBIDDEN = frozenset('/\\:*?"<>|')
+# Control, format (e.g. right-to-left overrides that disguise an extension), surrogate,
+# private-use, unassigned and line/paragraph separator characters.
+_FILENAME_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class DefinitionError(Exception):
+    """Definitions that cannot be used; ``problems`` lists every one, each naming its file."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in the export definitions:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of export, ready to validate params, bind its query and name its file."""
+
+    name: str
+    description: str
+    params: Mapping[str, ParamSpec]
+    query: str
+    compiled: CompiledQuery
+    filename_template: str
+    timeout_seconds: int
+    source: str
+
+    def validate(self, raw: object) -> dict[str, object]:
+        """Typed params with defaults filled, or InvalidParams listing every problem."""
+        return _validate_params(self.params, raw)
+
+    def bind(self, owner: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
+        """The positional SQL and its arguments for validated ``values``."""
+        # owner last: nothing in values may stand in for the job's owner.
+        return self.compiled.sql, _bind(self.compiled, {**values, "owner": owner})
+
+    def filename(self, values: Mapping[str, object], extension: str) -> str:
+        """The export's file name: the template filled from validated ``values``, made safe
+        for S3 keys and every common file system, with ``extension`` appended."""
+        fields: dict[str, object] = {**values, "kind": self.name}
+        text = "".join(
+            literal + ("" if field is None else render(fields.get(field)))
+            for literal, field, _, _ in string.Formatter().parse(self.filename_template)
+        )
+        base = safe_filename(text) or self.name
+        suffix = extension.lstrip(".")
+        return f"{base}.{suffix}" if suffix else base
+
+    def json_schema(self) -> dict[str, object]:
+        """A JSON Schema of the params object a job of this kind carries."""
+        schema: dict[str, object] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": self.name,
+            "type": "object",
+            "properties": {name: json_schema(spec) for name, spec in self.params.items()},
+            "required": [name for name, spec in self.params.items() if spec.required],
+            "additionalProperties": False,
+        }
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+def safe_filename(text: str) -> str:
+    """``text`` as a file name: unsafe characters replaced by '_', no leading or trailing
+    dots or spaces, at most FILENAME_MAX_CHARS characters and FILENAME_MAX_BYTES bytes.
+    May be empty."""
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(
+        "_"
+        if c in _FILENAME_FORBIDDEN or unicodedata.category(c) in _FILENAME_BAD_CATEGORIES
+        else c
+        for c in text
+    )
+    # Leading dots hide a file (and "." and ".." are not files); trailing ones vanish on
+    # Windows.
+    text = text.strip(" .")[:FILENAME_MAX_CHARS]
+    while len(text.encode("utf-8")) > FILENAME_MAX_BYTES:
+        text = text[:-1]
+    return text.rstrip(" .")
+
+
+class Definitions(Mapping[str, Kind]):
+    """The loaded kinds, by name, in the order they were defined."""
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        self._kinds = {kind.name: kind for kind in kinds}
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._kinds)
+
+    def require(self, name: str) -> Kind:
+        """The kind called ``name``, or the UNKNOWN_KIND error a job asking for it fails with."""
+        kind = self._kinds.get(name)
+        if kind is None:
+            known = ", ".join(self._kinds) or "none"
+            raise ExportError(ErrorKind.UNKNOWN_KIND, f"unknown kind {name!r} (known: {known})")
+        return kind
+
+
+def load_definitions(path: Path) -> Definitions:
+    """The kinds defined in a TOML file, or in every ``*.toml`` file of a directory."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.toml") if p.is_file())
+        if not files:
+            raise DefinitionError([f"{path}: no *.toml files in this directory"])
+    elif path.exists():
+        files = [path]
+    else:
+        raise DefinitionError([f"{path}: no such file or directory"])
+    problems: list[str] = []
+    found: list[tuple[str, str, Kind | None]] = []
+    for file in files:
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except OSError as error:
+            problems.append(f"{file}: cannot be read: {error.strerror or error}")
+            continue
+        except UnicodeDecodeError as error:
+            problems.append(f"{file}: is not UTF-8 text (bad byte at offset {error.start})")
+            continue
+        found.extend(_parse_document(text, str(file), problems))
+    return _registry(found, problems)
+
+
+def definitions_from_text(text: str, source: str = "<string>") -> Definitions:
+    """The kinds defined in one TOML document."""
+    problems: list[str] = []
+    return _registry(_parse_document(text, source, problems), problems)
+
+
+def _registry(found: list[tuple[str, str, Kind | None]], problems: list[str]) -> Definitions:
+    # Kinds that failed to load still count here, so a duplicate is reported either way.
+    first_source: dict[str, str] = {}
+    for name, source, _ in found:
+        if name in first_source:
+            problems.append(f"kind '{name}' is defined twice: in {first_source[name]} and {source}")
+        else:
+            first_source[name] = source
+    if problems:
+        raise DefinitionError(problems)
+    return Definitions(kind for _, _, kind in found if kind is not None)
+
+
+def _parse_document(
+    text: str, source: str, problems: list[str]
+) -> list[tuple[str, str, Kind | None]]:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        problems.append(f"{source}: invalid TOML: {error}")
+        return []
+    for key in document:
+        if key != "kinds":
+            problems.append(f"{source}: {unknown_key(key, frozenset({'kinds'}))}")
+    kinds = document.get("kinds")
+    if not isinstance(kinds, dict) or not kinds:
+        problems.append(f"{source}: defines no kinds (expected [kinds.<name>] tables)")
+        return []
+    return [
+        (name, source, _parse_kind(name, table, source, problems)) for name, table in kinds.items()
+    ]
+
+
+def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> Kind | None:
+    where = f"{source}: kind '{name}'"
+    found: list[str] = []
+    if not KIND_NAME_RE.fullmatch(name):
+        found.append("a kind name must match [a-z][a-z0-9_-]*")
+    if not isinstance(table, dict):
+        problems.extend(f"{where}: {p}" for p in [*found, "must be a table"])
+        return None
+    found.extend(unknown_key(key, KIND_KEYS) for key in table if key not in KIND_KEYS)
+
+    description = _string(table, "description", found) or ""
+    query = _string(table, "query", found)
+    if query is None and "query" not in table:
+        found.append("query is required")
+    elif query is not None and not query.strip():
+        found.append("query is empty")
+    timeout = table.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        found.append(f"timeout must be a whole number of seconds, got {timeout!r}")
+    elif not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+        found.append(f"timeout must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, got {timeout}")
+    template = _string(table, "filename", found) or DEFAULT_FILENAME
+
+    params, param_problems = _parse_params(table.get("params", {}))
+    found.extend(param_problems)
+    template_fields = _template_fields(template, params, found)
+
+    compiled = None
+    if query is not None and query.strip():
+        # Params that failed to parse are still declared: using them is not a second mistake.
+        types = {"owner": "text"} | {
+            p: pg_type(spec) if spec is not None else "unknown" for p, spec in params.items()
+        }
+        try:
+            compiled = compile_named(query, types)
+        except UnknownNames as error:
+            declared = ", ".join(params) or "none"
+            found.extend(
+                f"query uses :{unknown}, which is not a declared parameter (declared: {declared})"
+                for unknown in error.unknown
+            )
+        except ValueError as error:
+            found.append(f"query: {error}")
+        else:
+            used = set(compiled.names) | template_fields
+            found.extend(
+                f"param '{p}' is declared but used in neither the query nor the filename"
+                for p, spec in params.items()
+                if spec is not None and p not in used
+            )
+
+    if found:
+        problems.extend(f"{where}: {p}" for p in found)
+        return None
+    assert query is not None
+    assert compiled is not None
+    assert isinstance(timeout, int)
+    specs = {p: spec for p, spec in params.items() if spec is not None}
+    return Kind(
+        name=name,
+        description=description,
+        params=MappingProxyType(specs),
+        query=query,
+        compiled=compiled,
+        filename_template=template,
+        timeout_seconds=timeout,
+        source=source,
+    )
+
+
+def _parse_params(tables: object) -> tuple[dict[str, ParamSpec | None], list[str]]:
+    """Every declared param (None for those with problems), and the problems."""
+    if not isinstance(tables, dict):
+        return {}, ["params must be a table of [kinds.<kind>.params.<name>] tables"]
+    params: dict[str, ParamSpec | None] = {}
+    problems: list[str] = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            problems.append(f"param '{name}' must be a table (e.g. type = \"string\")")
+            params[name] = None
+            continue
+        try:
+            params[name] = parse_spec(name, table)
+        except SpecError as error:
+            problems.extend(f"param '{name}': {p}" for p in error.problems)
+            params[name] = None
+    return params, problems
+
+
+def _template_fields(template: str, params: Mapping[str, object], found: list[str]) -> set[str]:
+    """The placeholders of a filename template, each checked to be a param or a builtin."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as error:
+        found.append(f"filename {template!r} is not a valid template: {error}")
+        return set()
+    fields: set[str] = set()
+    allowed = ", ".join([*params, *sorted(FILENAME_FIELDS)])
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if spec or conversion or (field not in params and field not in FILENAME_FIELDS):
+            found.append(
+                f"filename placeholder {{{field}{'!' + conversion if conversion else ''}"
+                f"{':' + spec if spec else ''}}} is not allowed: use {{name}} with one of {allowed}"
+            )
+        if field not in FILENAME_FIELDS:
+            fields.add(field)
+    return fields
+
+
+def _string(table: Mapping[str, object], key: str, found: list[str]) -> str | None:
+    value = table.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    found.append(f"{key} must be a string, got {type(value).__name__}")
+    return None

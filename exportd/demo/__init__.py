@@ -1,0 +1,1 @@
+"""Demo data and definitions used by ``exportd dev``."""

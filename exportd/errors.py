@@ -1,0 +1,59 @@
+"""Error kinds, as recorded in ``exportd.jobs.error_kind``.
+
+Every failure of a job is one of these kinds. The kind decides whether the job
+is tried again: bad input never is, an outage always is (until the job's
+attempts are spent).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    # Permanent: the same job would fail the same way again.
+    INVALID_PARAMS = "invalid_params"
+    UNKNOWN_KIND = "unknown_kind"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    QUERY_ERROR = "query_error"
+    ACCESS_DENIED = "access_denied"
+    TOO_LARGE = "too_large"
+    # Retryable: an outage or an accident of timing.
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    LEASE_EXPIRED = "lease_expired"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+    # Neither: somebody asked for the job to stop.
+    CANCELLED = "cancelled"
+
+
+RETRYABLE: frozenset[ErrorKind] = frozenset(
+    {
+        ErrorKind.STORAGE_UNAVAILABLE,
+        ErrorKind.DATABASE_UNAVAILABLE,
+        ErrorKind.LEASE_EXPIRED,
+        ErrorKind.TIMEOUT,
+        ErrorKind.INTERNAL,
+    }
+)
+
+
+def is_retryable(kind: ErrorKind) -> bool:
+    return kind in RETRYABLE
+
+
+class ExportError(Exception):
+    """A failure with a kind and a message a person can act on."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return is_retryable(self.kind)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"

@@ -1,0 +1,92 @@
+"""What a worker knows about a job it has claimed, and what it reports back."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    id: uuid.UUID
+    owner: str
+    kind: str
+    params: Any  # whatever the caller stored; validated before use
+    format: str
+    priority: int
+    attempt: int  # this attempt's number, from 1
+    max_attempts: int
+    created_at: datetime
+
+    @classmethod
+    def from_record(cls, row: Any) -> Job:
+        return cls(
+            id=row["id"],
+            owner=row["owner"],
+            kind=row["kind"],
+            params=row["params"],
+            format=row["format"],
+            priority=row["priority"],
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"],
+            created_at=row["created_at"],
+        )
+
+    def log_fields(self, worker_id: str) -> dict[str, Any]:
+        """The fields every log line about this job carries."""
+        return {
+            "job_id": str(self.id),
+            "owner": self.owner,
+            "kind": self.kind,
+            "attempt": self.attempt,
+            "worker_id": worker_id,
+        }
+
+
+@dataclass
+class Progress:
+    """Counters an export updates as it goes; the heartbeat records them."""
+
+    rows: int = 0
+    bytes: int = 0
+    percent: int = 0
+
+    def snapshot(self) -> tuple[int, int, int]:
+        # Never report 100 before completion: 100 means "done".
+        return self.rows, self.bytes, min(self.percent, 99)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    object_key: str
+    size_bytes: int
+    row_count: int
+    sha256_hex: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One job's entry in a heartbeat."""
+
+    job_id: uuid.UUID
+    rows: int
+    bytes: int
+    percent: int
+
+
+@dataclass(frozen=True)
+class UploadRef:
+    upload_id: str
+    key: str
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended, for logs and tests."""
+
+    state: str
+    error_kind: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

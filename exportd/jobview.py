@@ -1,0 +1,49 @@
+"""A job row as callers see it (API and CLI): JSON-ready, internal columns left out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+from exportd.storage import S3Client, presign_download
+
+# Daemon bookkeeping that means nothing to a caller.
+_INTERNAL = frozenset({"upload_id", "upload_key"})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def job_document(row: Any) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in dict(row).items() if k not in _INTERNAL}
+
+
+def download_filename(object_key: str) -> str:
+    """The file name a download is saved under: the key's last segment."""
+    return unquote(object_key.rsplit("/", 1)[-1])
+
+
+async def with_download(
+    doc: dict[str, Any], s3: S3Client, bucket: str, ttl: timedelta
+) -> dict[str, Any]:
+    """Add a fresh presigned URL to a completed job's document.
+
+    URLs are made when asked for and never stored: they die with the
+    credentials that signed them.
+    """
+    key = doc.get("object_key")
+    if doc.get("state") != "completed" or not key:
+        return doc
+    url = await presign_download(s3, bucket, key, download_filename(key), ttl)
+    expires = datetime.now(UTC) + ttl
+    return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}

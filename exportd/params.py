@@ -1,0 +1,715 @@
+"""Export parameters: their specs, validation of a job's params, casts and JSON Schema.
+
+A job's ``params`` arrive as JSON (from the API) or as strings (from ``--param k=v`` on the
+command line, or a form), so every type accepts its JSON form and a string form. Validation
+collects every problem before failing: a person fixing a request wants the whole list, not
+one round trip per mistake.
+
+Pure: no I/O. Whatever it is given, ``validate_params`` raises nothing but ``InvalidParams``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TypeVar
+
+from exportd.errors import ErrorKind, ExportError
+
+T = TypeVar("T")
+
+
+class ParamType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    ENUM = "enum"
+    LIST = "list"
+
+
+SCALAR_TYPES: tuple[ParamType, ...] = tuple(t for t in ParamType if t is not ParamType.LIST)
+ORDERED_TYPES = frozenset({ParamType.INTEGER, ParamType.NUMBER, ParamType.DATE, ParamType.DATETIME})
+
+NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")
+# Always bound to the job's owner, so a request can never choose whose data it reads.
+RESERVED_NAMES = frozenset({"owner"})
+
+# Postgres limits, checked here so that an out-of-range value is a parameter error the
+# requester can fix, rather than a query error after a job has been claimed.
+BIGINT_MIN = -(2**63)
+BIGINT_MAX = 2**63 - 1
+NUMERIC_MAX_INTEGER_DIGITS = 131072
+NUMERIC_MAX_SCALE = 16383
+
+_PG_TYPES: Mapping[ParamType, str] = {
+    ParamType.STRING: "text",
+    ParamType.ENUM: "text",
+    ParamType.INTEGER: "bigint",
+    ParamType.NUMBER: "numeric",
+    ParamType.BOOLEAN: "boolean",
+    ParamType.DATE: "date",
+    ParamType.DATETIME: "timestamptz",
+}
+
+# The keys a spec may carry besides type/required/default/description, by the type whose
+# values they constrain (for a list: its item type).
+RULE_KEYS: Mapping[ParamType, frozenset[str]] = {
+    ParamType.STRING: frozenset({"min_length", "max_length", "pattern"}),
+    ParamType.INTEGER: frozenset({"min", "max"}),
+    ParamType.NUMBER: frozenset({"min", "max"}),
+    ParamType.DATE: frozenset({"min", "max"}),
+    ParamType.DATETIME: frozenset({"min", "max"}),
+    ParamType.ENUM: frozenset({"values"}),
+    ParamType.BOOLEAN: frozenset(),
+}
+LIST_KEYS = frozenset({"items", "max_items"})
+COMMON_KEYS = frozenset({"type", "required", "default", "description"})
+SPEC_KEYS = COMMON_KEYS | LIST_KEYS | frozenset().union(*RULE_KEYS.values())
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter. Bounds and defaults hold typed values (int, Decimal, date...)."""
+
+    name: str
+    type: ParamType
+    required: bool = True
+    default: object = None
+    description: str = ""
+    min: object = None
+    max: object = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    values: tuple[str, ...] | None = None
+    items: ParamType | None = None
+    max_items: int | None = None
+
+    def item_spec(self, index: int) -> ParamSpec:
+        """The spec one item of a list is checked against: the list's rules, minus listness."""
+        assert self.items is not None
+        return replace(
+            self,
+            name=f"{self.name}[{index}]",
+            type=self.items,
+            items=None,
+            max_items=None,
+            required=True,
+            default=None,
+        )
+
+
+@dataclass(frozen=True)
+class ParamError:
+    """One problem with one field, phrased for the person who sent it."""
+
+    field: str
+    rule: str
+    message: str
+    allowed: object = None
+
+
+class InvalidParams(ExportError):
+    """A job's params do not fit its kind; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Sequence[ParamError]) -> None:
+        self.errors = list(errors)
+        super().__init__(ErrorKind.INVALID_PARAMS, "; ".join(e.message for e in self.errors))
+
+
+class SpecError(ValueError):
+    """A parameter declaration that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class _Reject(Exception):
+    """Raised by the type parsers; turned into a ParamError by the caller."""
+
+    def __init__(self, rule: str, message: str, allowed: object = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.allowed = allowed
+
+
+# --- Showing values in messages ----------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    """A short rendering of any input for a message; never raises, never recurses."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return repr(text)
+    if isinstance(value, int):
+        # str() of a huge int raises past 4300 digits; nobody reads that many anyway.
+        return str(value) if value.bit_length() < 200 else "a very large number"
+    if isinstance(value, float | Decimal):
+        text = str(value)
+        return text if len(text) <= 60 else "a very long number"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(none)"
+
+
+# --- Parsing one scalar ------------------------------------------------------------------
+
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    # The zone is optional here so that its absence gets its own message.
+    r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+)
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def _decimal(value: object) -> Decimal | None:
+    """The exact decimal an input denotes, or None if it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # Bounded before conversion: wider than any numeric Postgres can store.
+        if value.bit_length() > 4 * NUMERIC_MAX_INTEGER_DIGITS:
+            return Decimal("Infinity")
+        return Decimal(value)
+    if isinstance(value, float):
+        # repr() is the shortest text that reads back as this float: 0.1 -> "0.1", not the
+        # binary expansion Decimal(0.1) would give.
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, str) and _NUMBER_RE.fullmatch(text := value.strip()):
+        try:
+            return Decimal(text)
+        except (InvalidOperation, ValueError, OverflowError):
+            return None
+    return None
+
+
+def _check_text(label: str, text: str) -> str:
+    if "\x00" in text:
+        raise _Reject("type", f"{label} must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Reject("type", f"{label} must be valid Unicode text") from None
+    return text
+
+
+def _parse_string(spec: ParamSpec, label: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _Reject("type", f"{label} must be a string, got {_show(value)}")
+    return _check_text(label, value)
+
+
+def _parse_enum(spec: ParamSpec, label: str, value: object) -> str:
+    allowed = spec.values or ()
+    if not isinstance(value, str) or value not in allowed:
+        raise _Reject(
+            "enum", f"{label} must be one of {_names(allowed)}, got {_show(value)}", allowed
+        )
+    return value
+
+
+def _parse_integer(spec: ParamSpec, label: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number: int | Decimal = value
+    else:
+        parsed = _decimal(value)
+        if parsed is None:
+            raise _Reject("type", f"{label} must be a whole number like 42, got {_show(value)}")
+        number = parsed
+    if number < BIGINT_MIN:
+        raise _Reject("min", f"{label} must be at least {BIGINT_MIN}", BIGINT_MIN)
+    if number > BIGINT_MAX:
+        raise _Reject("max", f"{label} must be at most {BIGINT_MAX}", BIGINT_MAX)
+    # Checked after the range so to_integral_value never sees a huge exponent.
+    if isinstance(number, Decimal) and number != number.to_integral_value():
+        raise _Reject("type", f"{label} must be a whole number like 42, got {_show(value)}")
+    return int(number)
+
+
+def _parse_number(spec: ParamSpec, label: str, value: object) -> Decimal:
+    number = _decimal(value)
+    if number is None:
+        raise _Reject("type", f"{label} must be a number like 3.10, got {_show(value)}")
+    if number.is_zero():
+        # 0E-99999 is a fine zero, whatever its exponent says.
+        return number if number.as_tuple().exponent == 0 else Decimal(0)
+    if not number.is_finite() or number.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS:
+        raise _Reject("max", f"{label} is too large for a Postgres numeric")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -NUMERIC_MAX_SCALE:
+        raise _Reject(
+            "type", f"{label} has more than {NUMERIC_MAX_SCALE} digits after the decimal point"
+        )
+    return number
+
+
+def _parse_boolean(spec: ParamSpec, label: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise _Reject("type", f"{label} must be true or false, got {_show(value)}")
+
+
+def _parse_date(spec: ParamSpec, label: str, value: object) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE_RE.fullmatch(text := value.strip()):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise _Reject("type", f"{label} must be a date like 2025-01-31, got {_show(value)}")
+
+
+def _parse_datetime(spec: ParamSpec, label: str, value: object) -> datetime:
+    example = "2025-01-31T09:30:00Z or 2025-01-31T09:30:00+02:00"
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and _DATETIME_RE.fullmatch(text := value.strip()):
+        try:
+            # upper(): fromisoformat wants 'T' and 'Z'; people also type 't' and 'z'.
+            parsed = datetime.fromisoformat(text.upper())
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise _Reject("type", f"{label} must be a date and time like {example}, got {_show(value)}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        # A wall-clock time without a zone means different instants on different servers.
+        raise _Reject(
+            "timezone",
+            f"{label} must include a time zone (Z or an offset like +02:00), got {_show(value)}",
+        )
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise _Reject("type", f"{label} is out of the supported range") from None
+    return parsed
+
+
+_PARSERS = {
+    ParamType.STRING: _parse_string,
+    ParamType.ENUM: _parse_enum,
+    ParamType.INTEGER: _parse_integer,
+    ParamType.NUMBER: _parse_number,
+    ParamType.BOOLEAN: _parse_boolean,
+    ParamType.DATE: _parse_date,
+    ParamType.DATETIME: _parse_datetime,
+}
+
+
+# --- Rules on typed values -----------------------------------------------------------------
+
+
+def _check_rules(spec: ParamSpec, value: object) -> list[ParamError]:
+    label = spec.name
+    errors: list[ParamError] = []
+    if spec.type in ORDERED_TYPES:
+        # Bounds carry the spec's own type, so these comparisons are like with like.
+        if spec.min is not None and value < spec.min:  # type: ignore[operator]
+            message = f"{label} must be at least {render(spec.min)}, got {render(value)}"
+            errors.append(ParamError(label, "min", message, spec.min))
+        if spec.max is not None and value > spec.max:  # type: ignore[operator]
+            message = f"{label} must be at most {render(spec.max)}, got {render(value)}"
+            errors.append(ParamError(label, "max", message, spec.max))
+    elif spec.type is ParamType.STRING:
+        assert isinstance(value, str)
+        if spec.min_length is not None and len(value) < spec.min_length:
+            message = (
+                f"{label} must be at least {spec.min_length} characters long, got {len(value)}"
+            )
+            errors.append(ParamError(label, "min_length", message, spec.min_length))
+        if spec.max_length is not None and len(value) > spec.max_length:
+            message = f"{label} must be at most {spec.max_length} characters long, got {len(value)}"
+            errors.append(ParamError(label, "max_length", message, spec.max_length))
+        if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+            message = f"{label} must match the pattern {spec.pattern}, got {_show(value)}"
+            errors.append(ParamError(label, "pattern", message, spec.pattern))
+    return errors
+
+
+def _coerce_scalar(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
+    try:
+        typed: object = _PARSERS[spec.type](spec, spec.name, value)
+    except _Reject as reject:
+        return None, [ParamError(spec.name, reject.rule, reject.message, reject.allowed)]
+    return typed, _check_rules(spec, typed)
+
+
+def _coerce_list(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
+    if isinstance(value, str):
+        # The form a command line or a query string can carry: "open,shipped".
+        stripped = value.strip()
+        items: Sequence[object] = [p.strip() for p in stripped.split(",")] if stripped else []
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        message = f"{spec.name} must be a list (or comma-separated text), got {_show(value)}"
+        return None, [ParamError(spec.name, "type", message)]
+    errors: list[ParamError] = []
+    if spec.max_items is not None and len(items) > spec.max_items:
+        message = f"{spec.name} must have at most {spec.max_items} items, got {len(items)}"
+        errors.append(ParamError(spec.name, "max_items", message, spec.max_items))
+    typed: list[object] = []
+    for index, item in enumerate(items):
+        item_value, item_errors = _coerce_scalar(spec.item_spec(index), item)
+        typed.append(item_value)
+        errors.extend(item_errors)
+    return typed, errors
+
+
+def coerce(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
+    """One present (non-null) value: its typed form and the problems with it."""
+    if spec.type is ParamType.LIST:
+        return _coerce_list(spec, value)
+    return _coerce_scalar(spec, value)
+
+
+def validate_params(specs: Mapping[str, ParamSpec], raw: object) -> dict[str, object]:
+    """Typed values of every declared parameter, defaults filled, or InvalidParams listing
+    every problem. An absent or null optional parameter without a default is None (NULL)."""
+    if not isinstance(raw, dict):
+        message = f"params must be a JSON object, got {_show(raw)}"
+        raise InvalidParams([ParamError("", "type", message)])
+    errors: list[ParamError] = []
+    declared = list(specs)
+    for key in raw:
+        if key in specs:
+            continue
+        errors.append(_unknown(key, declared))
+    values: dict[str, object] = {}
+    for name, spec in specs.items():
+        value = raw.get(name)
+        if value is None:
+            if spec.required:
+                errors.append(ParamError(name, "required", f"{name} is required"))
+            values[name] = spec.default
+            continue
+        values[name], problems = coerce(spec, value)
+        errors.extend(problems)
+    if errors:
+        raise InvalidParams(errors)
+    return values
+
+
+def _unknown(key: object, declared: list[str]) -> ParamError:
+    shown = key if isinstance(key, str) else _show(key)
+    if key in RESERVED_NAMES:
+        message = f"{key} cannot be given: it is always the job's owner"
+        return ParamError(str(key), "unknown", message, tuple(declared))
+    message = f"unknown parameter {_show(key)}; allowed: {_names(declared)}"
+    if isinstance(key, str) and (close := difflib.get_close_matches(key, declared, n=1)):
+        message += f" (did you mean {close[0]}?)"
+    return ParamError(str(shown), "unknown", message, tuple(declared))
+
+
+# --- Rendering typed values ----------------------------------------------------------------
+
+
+def render(value: object) -> str:
+    """A typed value as text for messages and file names: ISO dates, lowercase booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ",".join(render(v) for v in value)
+    return str(value)
+
+
+def to_json(value: object) -> object:
+    """A typed value as JSON data that validates back to an equal value."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        # A JSON number when a float carries it exactly; otherwise the exact text, which
+        # validation accepts as well.
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+# --- Casts and schemas ---------------------------------------------------------------------
+
+
+def pg_type(spec: ParamSpec) -> str:
+    """The Postgres type a parameter is cast to in the compiled query."""
+    if spec.type is ParamType.LIST:
+        assert spec.items is not None
+        return _PG_TYPES[spec.items] + "[]"
+    return _PG_TYPES[spec.type]
+
+
+def _value_schema(spec: ParamSpec) -> dict[str, object]:
+    schema: dict[str, object]
+    match spec.type:
+        case ParamType.STRING:
+            schema = {"type": "string"}
+            if spec.min_length is not None:
+                schema["minLength"] = spec.min_length
+            if spec.max_length is not None:
+                schema["maxLength"] = spec.max_length
+            if spec.pattern is not None:
+                # JSON Schema patterns search; ours must match the whole value.
+                schema["pattern"] = f"^(?:{spec.pattern})$"
+        case ParamType.ENUM:
+            schema = {"type": "string", "enum": list(spec.values or ())}
+        case ParamType.INTEGER | ParamType.NUMBER:
+            schema = {"type": "integer" if spec.type is ParamType.INTEGER else "number"}
+            if spec.min is not None:
+                schema["minimum"] = to_json(spec.min)
+            if spec.max is not None:
+                schema["maximum"] = to_json(spec.max)
+        case ParamType.BOOLEAN:
+            schema = {"type": "boolean"}
+        case ParamType.DATE | ParamType.DATETIME:
+            schema = {
+                "type": "string",
+                "format": "date" if spec.type is ParamType.DATE else "date-time",
+            }
+            # formatMinimum/formatMaximum: the vocabulary ajv-formats understands; other
+            # validators ignore them, which only makes the schema looser than the check.
+            if spec.min is not None:
+                schema["formatMinimum"] = to_json(spec.min)
+            if spec.max is not None:
+                schema["formatMaximum"] = to_json(spec.max)
+        case ParamType.LIST:
+            schema = {"type": "array", "items": _value_schema(spec.item_spec(0))}
+            if spec.max_items is not None:
+                schema["maxItems"] = spec.max_items
+    return schema
+
+
+def json_schema(spec: ParamSpec) -> dict[str, object]:
+    """A JSON Schema for the canonical JSON form of one parameter.
+
+    Anything it accepts, validation accepts too; validation is also more lenient (strings
+    for numbers and booleans, comma-separated lists), which the schema does not describe.
+    """
+    schema = _value_schema(spec)
+    if spec.description:
+        schema["description"] = spec.description
+    if spec.default is not None:
+        schema["default"] = to_json(spec.default)
+    return schema
+
+
+# --- Building a spec from a declaration ------------------------------------------------------
+
+
+def parse_spec(name: str, table: Mapping[str, object]) -> ParamSpec:
+    """The spec a ``[kinds.<kind>.params.<name>]`` table declares, or SpecError with every
+    problem in it."""
+    problems: list[str] = []
+    if not NAME_RE.fullmatch(name):
+        problems.append("a parameter name must match [a-z_][a-z0-9_]*")
+    elif name in RESERVED_NAMES:
+        problems.append(f"'{name}' is reserved: :{name} is always the job's owner")
+    for key in table:
+        if key not in SPEC_KEYS:
+            problems.append(unknown_key(key, SPEC_KEYS))
+
+    param_type = _enum_key(table, "type", problems, required=True)
+    item_type = _enum_key(table, "items", problems, required=False)
+    if param_type is None:
+        raise SpecError(problems)
+    # The type whose values the rule keys constrain: for a list, its items (None when the
+    # items are not declared well enough to tell).
+    rule_type: ParamType | None = param_type
+    if param_type is ParamType.LIST:
+        rule_type = item_type
+        if item_type is None and "items" not in table:
+            problems.append('a list needs items = "<type>" (the type of each item)')
+        elif item_type is ParamType.LIST:
+            problems.append("list items must be a scalar type, not list")
+            rule_type = None
+    if rule_type is not None:
+        applicable = COMMON_KEYS | RULE_KEYS[rule_type]
+        if param_type is ParamType.LIST:
+            applicable |= LIST_KEYS
+        what = f"lists of {rule_type}" if param_type is ParamType.LIST else f"{param_type}s"
+        for key in table:
+            if key in SPEC_KEYS and key not in applicable:
+                problems.append(f"'{key}' does not apply to {what}")
+
+    description = _typed_key(table, "description", str, problems) or ""
+    required = _typed_key(table, "required", bool, problems)
+    min_length = _count_key(table, "min_length", problems)
+    max_length = _count_key(table, "max_length", problems)
+    max_items = _count_key(table, "max_items", problems)
+    if max_items == 0:
+        problems.append("max_items must be at least 1")
+    if min_length is not None and max_length is not None and min_length > max_length:
+        problems.append(f"min_length ({min_length}) is greater than max_length ({max_length})")
+    pattern = _pattern_key(table, problems)
+    values = _values_key(table, problems)
+    if rule_type is ParamType.ENUM and "values" not in table:
+        problems.append('an enum needs values = ["...", ...]')
+
+    shape = ParamSpec(
+        name=name,
+        type=param_type,
+        description=description,
+        min_length=min_length,
+        max_length=max_length,
+        pattern=pattern,
+        values=values,
+        items=item_type if param_type is ParamType.LIST else None,
+        max_items=max_items,
+    )
+    low = _bound_key(table, "min", rule_type, shape, problems)
+    high = _bound_key(table, "max", rule_type, shape, problems)
+    if low is not None and high is not None and low > high:  # type: ignore[operator]
+        problems.append(f"min ({render(low)}) is greater than max ({render(high)})")
+    if problems:
+        raise SpecError(problems)
+
+    spec = replace(shape, min=low, max=high)
+    default = table.get("default")
+    if default is not None:
+        if required:
+            problems.append("a required parameter cannot have a default")
+        typed, errors = coerce(replace(spec, name="default"), default)
+        problems.extend(e.message for e in errors)
+        spec = replace(spec, default=typed)
+    if problems:
+        raise SpecError(problems)
+    return replace(spec, required=default is None if required is None else required)
+
+
+def unknown_key(key: str, known: frozenset[str]) -> str:
+    """'unknown key', with the closest known key when a typo is likely."""
+    problem = f"unknown key '{key}'"
+    if close := difflib.get_close_matches(key, sorted(known), n=1):
+        problem += f" (did you mean '{close[0]}'?)"
+    return problem
+
+
+def _typed_key(
+    table: Mapping[str, object], key: str, kind: type[T], problems: list[str]
+) -> T | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    # bool is an int in Python, never in a declaration.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        problems.append(f"{key} must be {_TOML_NAMES[kind]}, got {_show(value)}")
+        return None
+    return value
+
+
+_TOML_NAMES: Mapping[type, str] = {
+    str: "a string",
+    bool: "true or false",
+    int: "a whole number",
+    list: "a list",
+}
+
+
+def _enum_key(
+    table: Mapping[str, object], key: str, problems: list[str], *, required: bool
+) -> ParamType | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            problems.append(f"{key} is required (one of {_names(list(ParamType))})")
+        return None
+    if isinstance(value, str) and value in ParamType.__members__.values():
+        return ParamType(value)
+    problems.append(f"{key} must be one of {_names(list(ParamType))}, got {_show(value)}")
+    return None
+
+
+def _count_key(table: Mapping[str, object], key: str, problems: list[str]) -> int | None:
+    value = _typed_key(table, key, int, problems)
+    if value is not None and value < 0:
+        problems.append(f"{key} must not be negative, got {value}")
+        return None
+    return value
+
+
+def _pattern_key(table: Mapping[str, object], problems: list[str]) -> str | None:
+    pattern = _typed_key(table, "pattern", str, problems)
+    if pattern is None:
+        return None
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        problems.append(f"pattern {pattern!r} is not a valid regular expression: {error}")
+        return None
+    return pattern
+
+
+def _values_key(table: Mapping[str, object], problems: list[str]) -> tuple[str, ...] | None:
+    values = _typed_key(table, "values", list, problems)
+    if values is None:
+        return None
+    if not values:
+        problems.append("values must not be empty")
+        return None
+    if not all(isinstance(v, str) and v for v in values):
+        problems.append("values must be non-empty strings")
+        return None
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        problems.append(f"values are listed twice: {_names(duplicates)}")
+    return tuple(values)
+
+
+def _bound_key(
+    table: Mapping[str, object],
+    key: str,
+    rule_type: ParamType | None,
+    shape: ParamSpec,
+    problems: list[str],
+) -> object:
+    value = table.get(key)
+    if value is None or rule_type is None or rule_type not in ORDERED_TYPES:
+        return None
+    # A bound is parsed exactly like a value of its type, TOML dates and strings alike.
+    try:
+        return _PARSERS[rule_type](shape, key, value)
+    except _Reject as reject:
+        problems.append(reject.message)
+        return None

@@ -1,0 +1,122 @@
+"""The reaper: hands back jobs whose worker stopped renewing its lease.
+
+A lease runs out when its worker died, hung, or lost the database for a whole
+lease period. The attempt it was claimed with stays spent; the job goes back
+to ``pending`` after the usual backoff, or fails once its attempts are used
+up. Several daemons may run the reaper at once: an advisory lock lets one of
+them work each round, and row locks (SKIP LOCKED) keep it off jobs that are
+completing right now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from exportd.backoff import BackoffPolicy, Fail, Retry, decide
+from exportd.errors import ErrorKind
+from exportd.sqlfiles import queries
+
+AbortUpload = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Reaped:
+    job_id: uuid.UUID
+    state: str  # 'pending' or 'failed'
+
+
+@dataclass(frozen=True)
+class _Decision:
+    job_id: uuid.UUID
+    state: str
+    delay: float
+    message: str
+
+
+def reap_decision(row: Any, policy: BackoffPolicy, rng: random.Random | None = None) -> _Decision:
+    """What becomes of one job whose lease ran out (pure)."""
+    attempts, max_attempts = int(row["attempts"]), int(row["max_attempts"])
+    what = (
+        f"worker {row['worker_id']} stopped renewing its lease during attempt "
+        f"{attempts} of {max_attempts} (it crashed, hung or lost the database)"
+    )
+    decision = decide(ErrorKind.LEASE_EXPIRED, attempts, max_attempts, policy, rng)
+    if isinstance(decision, Fail):
+        return _Decision(row["id"], "failed", 0.0, f"{what}; {decision.reason}")
+    assert isinstance(decision, Retry)
+    return _Decision(row["id"], "pending", decision.delay_seconds, f"{what}; will retry")
+
+
+class Reaper:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        policy: BackoffPolicy,
+        *,
+        abort_upload: AbortUpload | None = None,
+        batch_size: int = 500,
+        logger: Any = None,
+    ) -> None:
+        self._pool = pool
+        self._policy = policy
+        self._abort_upload = abort_upload
+        self._batch_size = batch_size
+        self._q = queries()
+        self.log = logger or structlog.get_logger()
+
+    async def run_once(self) -> list[Reaped]:
+        """One round: reap up to a batch of expired leases."""
+        uploads: list[tuple[str, str]] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(self._q["reap_lock"]):
+                return []
+            rows = await conn.fetch(self._q["reap_select"], self._batch_size)
+            if not rows:
+                return []
+            decisions = [reap_decision(r, self._policy) for r in rows]
+            updated = await conn.fetch(
+                self._q["reap_update"],
+                [d.job_id for d in decisions],
+                [d.state for d in decisions],
+                [d.delay for d in decisions],
+                [d.message for d in decisions],
+            )
+            uploads = [
+                (r["upload_key"], r["upload_id"]) for r in rows if r["upload_id"] is not None
+            ]
+            by_id = {r["id"]: r for r in rows}
+        reaped = [Reaped(r["id"], r["state"]) for r in updated]
+        for item in reaped:
+            row = by_id[item.job_id]
+            self.log.warning(
+                "job_reaped",
+                job_id=str(item.job_id),
+                owner=row["owner"],
+                kind=row["kind"],
+                attempt=row["attempts"],
+                worker_id=row["worker_id"],
+                new_state=item.state,
+            )
+        # The dead worker's upload can never complete: abort it now rather
+        # than leave its parts to the bucket's lifecycle rule.
+        if self._abort_upload is not None:
+            for key, upload_id in uploads:
+                await self._abort_upload(key, upload_id)
+        return reaped
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                while len(await self.run_once()) >= self._batch_size:
+                    pass  # a backlog: keep going without waiting
+            except Exception as exc:
+                self.log.warning("reaper_failed", error=repr(exc))
+            await asyncio.sleep(interval)

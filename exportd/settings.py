@@ -1,0 +1,228 @@
+"""Settings, read from ``EXPORTD_*`` environment variables and an optional ``.env``.
+
+Every field carries the reason it exists. ``load_settings`` turns a validation
+failure into one readable line per problem, so a daemon with a missing bucket
+stops with a sentence, not a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used, with one line per problem."""
+
+
+def _check_postgres_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("must be a postgresql:// URL, e.g. postgresql://user@host:5432/db")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EXPORTD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- Postgres -----------------------------------------------------------
+    database_url: str = Field(
+        "postgresql://localhost:5432/postgres",
+        description="The database holding the exportd schema (the queue).",
+    )
+    source_database_url: str | None = Field(
+        None,
+        description="The database the export queries read; defaults to database_url. "
+        "Point it at a read replica to keep exports off the primary.",
+    )
+    database_pool_size: int = Field(
+        4, ge=2, le=100, description="Connections to the queue database (claims, heartbeats, API)."
+    )
+
+    # --- S3 -----------------------------------------------------------------
+    s3_bucket: str | None = Field(
+        None,
+        min_length=3,
+        max_length=63,
+        description="Bucket receiving exports; required by every command that touches S3.",
+    )
+    s3_prefix: str = Field("exports", description="Key prefix: {prefix}/{owner}/{job_id}/{file}.")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, R2, rclone...); AWS when unset."
+    )
+    s3_region: str = Field("us-east-1", description="Region used to sign requests.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="Overrides the standard AWS credential chain when set."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="Goes with s3_access_key_id.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="'auto' means path-style when s3_endpoint_url is set (what most "
+        "S3-compatible servers expect) and virtual-hosted on AWS.",
+    )
+    s3_checksum: Literal["when_required", "when_supported"] = Field(
+        "when_required",
+        description="botocore's request checksum calculation and response validation. "
+        "'when_supported' breaks many S3-compatible stores.",
+    )
+    s3_max_export_bytes: int = Field(
+        100 * GIB, ge=5 * MIB, description="Largest object one export may produce."
+    )
+    s3_part_size: int | None = Field(
+        None,
+        ge=5 * MIB,
+        le=5 * GIB,
+        description="Multipart part size in bytes; by default the smallest whole number "
+        "of MiB that fits s3_max_export_bytes in 10,000 parts.",
+    )
+    s3_parts_in_flight: int = Field(
+        2, ge=1, le=16, description="Parts of one export uploading at once (memory per job)."
+    )
+    download_url_ttl: timedelta = Field(
+        timedelta(hours=1), description="Lifetime of presigned download URLs (at most 7 days)."
+    )
+
+    # --- Exports ------------------------------------------------------------
+    definitions: Path | None = Field(
+        None, description="A TOML file, or a directory of them, defining the export kinds."
+    )
+    concurrency: int = Field(4, ge=1, le=256, description="Jobs one daemon runs at once.")
+    export_timezone: str = Field(
+        "UTC",
+        description="Time zone in which timestamptz values are written (always with "
+        "their offset), whatever the server's default.",
+    )
+    retention: timedelta = Field(
+        timedelta(days=7), description="How long a completed export stays downloadable."
+    )
+
+    # --- Queue --------------------------------------------------------------
+    lease_seconds: float = Field(
+        30.0, ge=3, le=3600, description="A job's lease; renewed every third of it."
+    )
+    poll_interval: float = Field(
+        2.0, gt=0, le=60, description="Claim this often even when no notification arrives."
+    )
+    reap_interval: float = Field(
+        10.0, gt=0, le=3600, description="How often expired leases are looked for."
+    )
+    backoff_base_seconds: float = Field(10.0, gt=0, description="First retry delay.")
+    backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    shutdown_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may finish before they "
+        "are handed back to the queue.",
+    )
+
+    # --- API and logs -------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Listen address of the HTTP API.")
+    api_port: int = Field(8080, ge=0, le=65535, description="Listen port (0 picks a free one).")
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens accepted on /v1/*. Empty: /v1 refuses all.",
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log line format.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+
+    @field_validator("database_url", "source_database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_postgres_url(value)
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _strip_prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.download_url_ttl > timedelta(days=7) or self.download_url_ttl.total_seconds() < 1:
+            raise ValueError("download_url_ttl must lie between 1 second and 7 days (SigV4 limit)")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("s3_access_key_id and s3_secret_access_key go together")
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
+        return self
+
+    def bucket(self) -> str:
+        """The bucket, or a SettingsError saying it must be set."""
+        if self.s3_bucket is None:
+            raise SettingsError("invalid settings: EXPORTD_S3_BUCKET: is required but not set")
+        return self.s3_bucket
+
+    @property
+    def source_url(self) -> str:
+        return self.source_database_url or self.database_url
+
+    @property
+    def path_style(self) -> bool:
+        if self.s3_addressing_style == "auto":
+            return self.s3_endpoint_url is not None
+        return self.s3_addressing_style == "path"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        name = f"EXPORTD_{field.upper()}" if field else "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+    """Settings from the environment, or a ``SettingsError`` that reads as one line."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {_describe(exc)}") from None

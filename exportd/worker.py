@@ -1,0 +1,374 @@
+"""The worker loop: claim jobs into free slots, keep their leases, record how they end.
+
+The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
+``Runner``. What it guarantees:
+
+- at most ``concurrency`` jobs at once, claimed in one statement each round;
+- every running job's lease renewed every third of the lease, by a task that
+  does not depend on the export making progress;
+- a job whose renewal reports it gone (cancelled, or reaped) is stopped at
+  once and its upload aborted; so is one whose lease could not be renewed
+  for a whole lease period (the database was unreachable);
+- on stop: no new claims at once, running jobs get a grace period, then they
+  are stopped and handed back without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+
+from exportd.backoff import BackoffPolicy, Retry, decide
+from exportd.errors import ErrorKind, ExportError
+from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
+from exportd.lease import heartbeat_interval, lease_lost_locally
+from exportd.store import JobStore
+
+
+def new_worker_id() -> str:
+    """Host, pid and a random suffix: unique per process start, even in a reused pod."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class JobLostError(Exception):
+    """The job is no longer this worker's (cancelled or reaped): stop working on it."""
+
+
+class StopReason(StrEnum):
+    SHUTDOWN = "shutdown"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+@dataclass
+class JobContext:
+    """What a runner gets for one job."""
+
+    job: Job
+    worker_id: str
+    progress: Progress
+    log: Any  # a structlog BoundLogger carrying the job's fields
+    record_upload: Callable[[UploadRef], Awaitable[None]]
+
+
+class PreparedExport(Protocol):
+    """An export whose data is written and whose object only awaits its commit."""
+
+    async def commit(self) -> ExportResult: ...
+
+    async def abort(self) -> None: ...
+
+
+class Runner(Protocol):
+    async def run(self, ctx: JobContext) -> PreparedExport:
+        """Produce the export. On any exception, cancellation included, the runner
+        has already aborted whatever it uploaded."""
+        ...
+
+
+@dataclass
+class WorkerConfig:
+    concurrency: int = 4
+    lease_seconds: float = 30.0
+    poll_interval: float = 2.0
+    retention_seconds: float = 7 * 86400.0
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # Between failed claims (database unreachable), up to this long.
+    claim_retry_max: float = 30.0
+
+
+@dataclass
+class _Running:
+    job: Job
+    progress: Progress
+    renewal_sent: float  # monotonic time of the last renewal the database confirmed
+    task: asyncio.Task[None] | None = None
+    finishing: bool = False
+    stop_reason: StopReason | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: Runner,
+        config: WorkerConfig,
+        *,
+        worker_id: str | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.config = config
+        self.worker_id = worker_id or new_worker_id()
+        self.log = (logger or structlog.get_logger()).bind(worker_id=self.worker_id)
+        self._running: dict[uuid.UUID, _Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._alive = False
+
+    # --- signals from outside --------------------------------------------
+
+    def wake(self) -> None:
+        """Work may be waiting (a notification arrived)."""
+        self._wake.set()
+
+    def on_job_event(self, job_id: uuid.UUID, state: str) -> None:
+        """A job reached a terminal state; stop it at once if it runs here."""
+        running = self._running.get(job_id)
+        if running is not None and state == "cancelled" and not running.finishing:
+            self._stop(running, StopReason.CANCELLED)
+
+    def request_stop(self) -> None:
+        """Stop claiming now; running jobs get the grace period."""
+        self._stopping.set()
+        self._wake.set()
+
+    def hurry(self) -> None:
+        """Cut the grace period short (a second signal)."""
+        self.request_stop()
+        self._hurry.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        return [r.job for r in self._running.values()]
+
+    # --- the loop ----------------------------------------------------------
+
+    async def run(self, grace_seconds: float) -> None:
+        """Claim and run jobs until ``request_stop``, then drain and return."""
+        self._alive = True
+        beat = asyncio.create_task(self._heartbeat_loop(), name="exportd-heartbeat")
+        try:
+            await self._claim_loop()
+            await self._drain(grace_seconds)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            self._alive = False
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.config.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                sent = time.monotonic()
+                try:
+                    claimed = await self.store.claim(
+                        self.worker_id, free, self.config.lease_seconds
+                    )
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    delay = min(
+                        self.config.poll_interval * 2**failures, self.config.claim_retry_max
+                    )
+                    self.log.warning("claim_failed", error=repr(exc), retry_in=round(delay, 2))
+                    await self._sleep_unless_stopping(delay)
+                    continue
+                for job in claimed:
+                    self._start(job, sent)
+            # Fewer jobs than free slots means the queue had no more ready;
+            # a full house means only a finishing job can make room. Either
+            # way, wait: a notification, a finished job or the poll wakes us.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    def _start(self, job: Job, claim_sent: float) -> None:
+        running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent)
+        self._running[job.id] = running
+        self._idle.clear()
+        running.task = asyncio.create_task(self._execute(running), name=f"exportd-job-{job.id}")
+
+    async def _drain(self, grace_seconds: float) -> None:
+        if self._running:
+            self.log.info("draining", jobs=len(self._running), grace_seconds=grace_seconds)
+            idle = asyncio.create_task(self._idle.wait())
+            hurry = asyncio.create_task(self._hurry.wait())
+            await asyncio.wait({idle, hurry}, timeout=grace_seconds, return_when="FIRST_COMPLETED")
+            idle.cancel()
+            hurry.cancel()
+        for running in list(self._running.values()):
+            if not running.finishing:
+                self._stop(running, StopReason.SHUTDOWN)
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop(self, running: _Running, reason: StopReason) -> None:
+        if running.stop_reason is None and running.task is not None:
+            running.stop_reason = reason
+            running.task.cancel(reason.value)
+
+    # --- one job -------------------------------------------------------------
+
+    async def _execute(self, running: _Running) -> None:
+        job = running.job
+        log = self.log.bind(**job.log_fields(self.worker_id))
+        started = time.monotonic()
+        prepared: PreparedExport | None = None
+
+        async def record_upload(ref: UploadRef) -> None:
+            if not await self.store.record_upload(job, self.worker_id, ref):
+                raise JobLostError(f"job {job.id} is no longer owned by {self.worker_id}")
+
+        ctx = JobContext(job, self.worker_id, running.progress, log, record_upload)
+        log.info("job_started", format=job.format, priority=job.priority)
+        try:
+            prepared = await self.runner.run(ctx)
+            running.finishing = True
+            result = await self.store.complete(
+                job, self.worker_id, self.config.retention_seconds, prepared.commit
+            )
+            if result is None:
+                await prepared.abort()
+                log.warning("job_lost", during="completion")
+                return
+            log.info(
+                "job_completed",
+                rows=result.row_count,
+                bytes=result.size_bytes,
+                object_key=result.object_key,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        except asyncio.CancelledError:
+            if prepared is not None:
+                await prepared.abort()
+            reason = running.stop_reason
+            if reason is None:
+                raise  # cancelled by our caller, not by the worker: propagate
+            await self._after_stop(running, reason, log)
+        except JobLostError:
+            if prepared is not None:
+                await prepared.abort()
+            log.warning("job_lost", during="export")
+        except ExportError as exc:
+            if prepared is not None:
+                await prepared.abort()
+            await self._record_failure(running, exc, log)
+        except Exception as exc:
+            if prepared is not None:
+                await prepared.abort()
+            log.exception("job_crashed")
+            error = ExportError(
+                ErrorKind.INTERNAL,
+                f"unexpected {exc.__class__.__name__}: {exc} "
+                "(see the daemon log for the traceback)",
+            )
+            await self._record_failure(running, error, log)
+        finally:
+            self._running.pop(job.id, None)
+            if not self._running:
+                self._idle.set()
+            self._wake.set()
+
+    async def _after_stop(self, running: _Running, reason: StopReason, log: Any) -> None:
+        if reason is StopReason.SHUTDOWN:
+            try:
+                released = await self.store.release(running.job, self.worker_id)
+            except Exception as exc:
+                # The lease will run out and the reaper will hand the job back.
+                log.warning("job_release_failed", error=repr(exc))
+                return
+            log.info("job_released", released=released)
+        elif reason is StopReason.CANCELLED:
+            log.info("job_cancelled")
+        else:
+            log.warning("job_lost", during="export")
+
+    async def _record_failure(self, running: _Running, exc: ExportError, log: Any) -> None:
+        job = running.job
+        decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
+        try:
+            if isinstance(decision, Retry):
+                recorded = await self.store.retry(
+                    job, self.worker_id, decision.delay_seconds, exc.message, exc.kind
+                )
+                log.warning(
+                    "job_retry",
+                    error_kind=str(exc.kind),
+                    error=exc.message,
+                    retry_in=round(decision.delay_seconds, 1),
+                    recorded=recorded,
+                )
+            else:
+                recorded = await self.store.fail(job, self.worker_id, exc.message, exc.kind)
+                log.error(
+                    "job_failed",
+                    error_kind=str(exc.kind),
+                    error=exc.message,
+                    reason=decision.reason,
+                    recorded=recorded,
+                )
+        except Exception as db_exc:
+            # The row keeps its lease until it runs out; the reaper then
+            # retries the job. Nothing is lost, only delayed.
+            log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
+
+    # --- leases --------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = heartbeat_interval(self.config.lease_seconds)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.heartbeat_once()
+            except Exception:
+                self.log.exception("heartbeat_crashed")
+
+    async def heartbeat_once(self) -> None:
+        """Renew every running job's lease; stop the jobs this worker lost."""
+        live = [r for r in self._running.values() if not r.finishing and r.stop_reason is None]
+        if not live:
+            return
+        beats = [Heartbeat(r.job.id, *r.progress.snapshot()) for r in live]
+        sent = time.monotonic()
+        try:
+            owned = await self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats)
+        except Exception as exc:
+            self.log.warning("heartbeat_failed", error=repr(exc), jobs=len(live))
+            now = time.monotonic()
+            for running in live:
+                if lease_lost_locally(running.renewal_sent, now, self.config.lease_seconds):
+                    self.log.warning("lease_expired_locally", job_id=str(running.job.id))
+                    self._stop(running, StopReason.LOST)
+            return
+        for running in live:
+            if running.job.id in owned:
+                running.renewal_sent = sent
+                continue
+            state: str | None = None
+            try:
+                state = await self.store.state_of(running.job.id)
+            except Exception as exc:
+                self.log.warning("job_state_unknown", job_id=str(running.job.id), error=repr(exc))
+            reason = StopReason.CANCELLED if state == "cancelled" else StopReason.LOST
+            self._stop(running, reason)

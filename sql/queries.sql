@@ -1,0 +1,219 @@
+-- Named queries of exportd. Each starts with "-- name: NAME"; the comment
+-- lines that follow the name say why the query is shaped the way it is.
+-- Every state change after the claim is guarded by
+-- "state = 'processing' AND worker_id = <me>": a worker whose guarded update
+-- touches no row has lost the job and must stop.
+
+-- name: claim
+-- Claim up to $2 ready jobs for worker $1 with a lease of $3 seconds. The CTE
+-- keeps the LIMIT honest (without it the planner may lock more rows than
+-- asked), SKIP LOCKED lets several daemons claim at once without waiting on
+-- each other, and the order matches jobs_claim_idx.
+WITH ready AS (
+    SELECT id
+    FROM exportd.jobs
+    WHERE state = 'pending' AND run_after <= now()
+    ORDER BY priority DESC, run_after, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE exportd.jobs AS j
+SET state = 'processing',
+    attempts = j.attempts + 1,
+    worker_id = $1,
+    lease_expires_at = now() + make_interval(secs => $3),
+    started_at = now(),
+    progress = 0,
+    rows_written = 0,
+    bytes_written = 0,
+    upload_id = NULL,
+    upload_key = NULL
+FROM ready
+WHERE j.id = ready.id
+RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
+          j.max_attempts, j.created_at;
+
+-- name: heartbeat
+-- Renew the leases of worker $1's jobs by $2 seconds and record their
+-- progress, in one statement for all of them. The ids it returns are the
+-- jobs the worker still owns; any other has been cancelled or reaped.
+UPDATE exportd.jobs AS j
+SET lease_expires_at = now() + make_interval(secs => $2),
+    rows_written = u.rows_written,
+    bytes_written = u.bytes_written,
+    progress = u.progress
+FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[])
+     AS u(id, rows_written, bytes_written, progress)
+WHERE j.id = u.id AND j.state = 'processing' AND j.worker_id = $1
+RETURNING j.id;
+
+-- name: record_upload
+-- Remember the open multipart upload, so that it can be aborted by whoever
+-- finds the job abandoned.
+UPDATE exportd.jobs
+SET upload_id = $3, upload_key = $4
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+RETURNING id;
+
+-- name: lock_owned
+-- Taken in the completing transaction before the object is committed to
+-- S3: while this row lock is held, neither a cancel nor the reaper can take
+-- the job, so an object is only committed for a job that will complete.
+SELECT id
+FROM exportd.jobs
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+FOR UPDATE;
+
+-- name: complete
+UPDATE exportd.jobs
+SET state = 'completed',
+    progress = 100,
+    finished_at = now(),
+    expires_at = now() + make_interval(secs => $3),
+    object_key = $4,
+    size_bytes = $5,
+    bytes_written = $5,
+    row_count = $6,
+    rows_written = $6,
+    checksum_sha256 = $7,
+    lease_expires_at = NULL,
+    upload_id = NULL,
+    upload_key = NULL,
+    error = NULL,
+    error_kind = NULL
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+RETURNING finished_at, expires_at;
+
+-- name: retry
+-- Back to pending after a retryable failure, not before $3 seconds.
+UPDATE exportd.jobs
+SET state = 'pending',
+    run_after = now() + make_interval(secs => $3),
+    error = $4,
+    error_kind = $5,
+    worker_id = NULL,
+    lease_expires_at = NULL,
+    upload_id = NULL,
+    upload_key = NULL,
+    progress = 0
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+RETURNING run_after;
+
+-- name: fail
+UPDATE exportd.jobs
+SET state = 'failed',
+    finished_at = now(),
+    error = $3,
+    error_kind = $4,
+    lease_expires_at = NULL,
+    upload_id = NULL,
+    upload_key = NULL
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+RETURNING finished_at;
+
+-- name: release
+-- Hand a job back at shutdown. The attempt it was claimed with is given
+-- back: a deploy must not use up a job's attempts.
+UPDATE exportd.jobs
+SET state = 'pending',
+    attempts = greatest(attempts - 1, 0),
+    run_after = now(),
+    worker_id = NULL,
+    lease_expires_at = NULL,
+    upload_id = NULL,
+    upload_key = NULL,
+    progress = 0
+WHERE id = $1 AND state = 'processing' AND worker_id = $2
+RETURNING id;
+
+-- name: job_state
+SELECT state, worker_id FROM exportd.jobs WHERE id = $1;
+
+-- name: reap_lock
+-- One reaper at a time across all daemons; the others skip this round.
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.reaper'));
+
+-- name: reap_select
+-- Jobs whose worker stopped renewing the lease. SKIP LOCKED passes over a
+-- job that its worker is completing right now.
+SELECT id, owner, kind, attempts, max_attempts, worker_id, upload_id, upload_key
+FROM exportd.jobs
+WHERE state = 'processing' AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: reap_update
+-- Apply the reaper's decisions: $1 ids, $2 next states ('pending' or
+-- 'failed'), $3 retry delays in seconds, $4 messages. The lease condition is
+-- checked again so a job renewed since the select is left alone.
+UPDATE exportd.jobs AS j
+SET state = u.state,
+    run_after = CASE WHEN u.state = 'pending'
+                     THEN now() + make_interval(secs => u.delay)
+                     ELSE j.run_after END,
+    finished_at = CASE WHEN u.state = 'failed' THEN now() END,
+    error = u.message,
+    error_kind = 'lease_expired',
+    worker_id = CASE WHEN u.state = 'failed' THEN j.worker_id END,
+    lease_expires_at = NULL,
+    upload_id = NULL,
+    upload_key = NULL,
+    progress = 0
+FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[])
+     AS u(id, state, delay, message)
+WHERE j.id = u.id AND j.state = 'processing' AND j.lease_expires_at < now()
+RETURNING j.id, j.state;
+
+-- name: enqueue
+SELECT exportd.enqueue($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6, now()), $7, $8);
+
+-- name: cancel
+SELECT exportd.cancel($1);
+
+-- name: get_job
+SELECT * FROM exportd.jobs WHERE id = $1;
+
+-- name: ping
+SELECT 1;
+
+-- name: migrate_lock
+-- Held until the migrating transaction ends: a concurrent "exportd migrate"
+-- waits here, then finds nothing left to do.
+SELECT pg_advisory_xact_lock(hashtext('exportd.migrate'));
+
+-- name: migrate_bootstrap
+-- The version table is made by the runner rather than by a migration, so
+-- that "which migrations ran" can be asked before any has.
+CREATE SCHEMA IF NOT EXISTS exportd;
+CREATE TABLE IF NOT EXISTS exportd.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrations_table_exists
+SELECT to_regclass('exportd.schema_migrations') IS NOT NULL;
+
+-- name: migrations_applied
+SELECT version FROM exportd.schema_migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
+
+-- name: export_session
+-- Settings of an export's read-only transaction, local to it: the kind's
+-- statement timeout ($1, milliseconds as text) and an explicit time zone
+-- ($2), so timestamptz values come out the same whatever the server's or
+-- the role's default, always with their UTC offset.
+SELECT set_config('statement_timeout', $1, true),
+       set_config('TimeZone', $2, true),
+       set_config('DateStyle', 'ISO, YMD', true),
+       set_config('IntervalStyle', 'iso_8601', true);
+
+-- name: dev_database_exists
+-- `exportd dev` keeps its tables in a database of their own.
+SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'exportd_dev');
+
+-- name: dev_create_database
+CREATE DATABASE exportd_dev;

@@ -1,0 +1,78 @@
+"""Backoff, retry decisions and lease arithmetic: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from exportd.backoff import BackoffPolicy, Fail, Retry, decide
+from exportd.errors import ErrorKind
+from exportd.lease import heartbeat_interval, lease_lost_locally
+
+
+def test_schedule_doubles_from_base_to_cap_without_jitter() -> None:
+    policy = BackoffPolicy(base_seconds=10, max_seconds=300, jitter=0)
+    assert [policy.delay(a) for a in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
+
+
+def test_jitter_stays_within_its_band_and_under_the_cap() -> None:
+    policy = BackoffPolicy(base_seconds=10, max_seconds=100, jitter=0.2)
+    rng = random.Random(7)
+    for attempt in range(1, 30):
+        nominal = min(10 * 2 ** (attempt - 1), 100)
+        delay = policy.delay(attempt, rng)
+        assert nominal * 0.8 <= delay <= min(nominal * 1.2, 100)
+
+
+def test_jitter_spreads_delays() -> None:
+    policy = BackoffPolicy(base_seconds=10, max_seconds=100, jitter=0.2)
+    rng = random.Random(1)
+    assert len({round(policy.delay(1, rng), 3) for _ in range(50)}) > 40
+
+
+def test_huge_attempt_numbers_do_not_overflow() -> None:
+    assert BackoffPolicy(jitter=0).delay(10_000) == 3600
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        ErrorKind.INVALID_PARAMS,
+        ErrorKind.UNKNOWN_KIND,
+        ErrorKind.QUERY_ERROR,
+        ErrorKind.ACCESS_DENIED,
+        ErrorKind.UNSUPPORTED_FORMAT,
+        ErrorKind.TOO_LARGE,
+    ],
+)
+def test_permanent_errors_never_retry(kind: ErrorKind) -> None:
+    assert isinstance(decide(kind, 1, 5, BackoffPolicy()), Fail)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        ErrorKind.STORAGE_UNAVAILABLE,
+        ErrorKind.DATABASE_UNAVAILABLE,
+        ErrorKind.LEASE_EXPIRED,
+        ErrorKind.TIMEOUT,
+        ErrorKind.INTERNAL,
+    ],
+)
+def test_retryable_errors_retry_until_attempts_are_spent(kind: ErrorKind) -> None:
+    policy = BackoffPolicy(jitter=0)
+    assert decide(kind, 1, 3, policy) == Retry(10)
+    assert decide(kind, 2, 3, policy) == Retry(20)
+    last = decide(kind, 3, 3, policy)
+    assert isinstance(last, Fail)
+    assert "3 of 3" in last.reason
+
+
+def test_heartbeat_renews_three_times_a_lease() -> None:
+    assert heartbeat_interval(30) == 10
+
+
+def test_lease_is_lost_once_a_whole_lease_passed_since_the_last_renewal_was_sent() -> None:
+    assert not lease_lost_locally(renewal_sent=100.0, now=129.9, lease_seconds=30)
+    assert lease_lost_locally(renewal_sent=100.0, now=130.0, lease_seconds=30)

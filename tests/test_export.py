@@ -1,0 +1,337 @@
+"""Exports end to end: a row inserted, claimed, its query streamed to S3, completed,
+and the file downloaded through the API's presigned URL — on both S3 servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from exportd import db
+from exportd.settings import MIB
+from exportd.storage import S3Client, list_open_uploads, open_s3_client
+from tests.daemon_harness import FAST, TOKEN, running_daemon
+from tests.fixtures_s3 import S3Endpoint, s3_settings
+from tests.helpers import eventually, insert_job, job_row, wait_for_state
+
+DEFINITIONS = """
+[kinds.things]
+description = "Every awkward value Postgres can hold"
+filename = "things-{kind}"
+query = "SELECT * FROM fidelity WHERE owner = :owner ORDER BY id"
+
+[kinds.since]
+filename = "since-{day}"
+query = "SELECT id, note FROM fidelity WHERE owner = :owner AND at >= :day ORDER BY id"
+[kinds.since.params.day]
+type = "date"
+required = true
+
+[kinds.nothing]
+query = "SELECT id, note FROM fidelity WHERE owner = :owner AND false"
+
+[kinds.broken]
+query = "SELECT no_such_column FROM fidelity WHERE owner = :owner"
+
+[kinds.big]
+query = '''
+SELECT g AS n, repeat(md5(g::text), 40) AS pad, :owner AS owner
+FROM generate_series(1, 9000) AS g
+'''
+
+[kinds.slow]
+query = '''
+SELECT g AS n, repeat('x', 100000) AS pad,
+       CASE WHEN g > 70 THEN pg_sleep(0.1)::text END AS nap
+FROM generate_series(1, 2000) AS g
+WHERE :owner <> ''
+'''
+"""
+
+FIDELITY = r"""
+CREATE TABLE fidelity (
+    id integer PRIMARY KEY, owner text NOT NULL, note text, amount numeric,
+    at timestamptz, day date, flag boolean, tags text[], doc jsonb, raw bytea
+);
+INSERT INTO fidelity VALUES
+  (1, 'alice', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (2, 'alice', 'comma, and "quotes"', 0.1, '2025-03-30 01:30:00+01', '2025-03-30', true,
+   ARRAY['a', 'b,c', NULL], '{"k": [1, "two"]}', '\x00ff'),
+  (3, 'alice', E'line one\nline two\r\nline three', 123456789012345678901234567890.000000001,
+   '1999-12-31 23:59:59.999999-08', '0001-01-01', false, '{}', 'null', ''),
+  (4, 'alice', 'Grüße ☃ 日本語 🎉', -0.0000000001, '2025-01-01 00:00:00+05:45', '2025-01-01',
+   NULL, ARRAY['é'], '"text"', '\xdeadbeef'),
+  (5, 'alice', '', 1e-20, 'infinity', 'infinity', true, NULL, '{}', NULL),
+  (6, 'bob', 'not alice''s row', 1, now(), now()::date, true, NULL, NULL, NULL);
+"""
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+async def fidelity(conn: asyncpg.Connection) -> None:
+    await conn.execute(FIDELITY)
+
+
+def settings_for(endpoint: S3Endpoint, bucket: str, dsn: str, **kw: Any) -> Any:
+    return s3_settings(endpoint, bucket, database_url=dsn, **{**FAST, **kw})
+
+
+async def direct_copy(dsn: str, query: str) -> bytes:
+    """What COPY itself produces for ``query``, with the export's session settings."""
+    conn = await db.connect(dsn)
+    chunks: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        chunks.append(bytes(chunk))
+
+    try:
+        await conn.execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'"
+        )
+        await conn.copy_from_query(query, output=sink, format="csv", header=True)
+    finally:
+        await conn.close()
+    return b"".join(chunks)
+
+
+async def api_get(port: int, path: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def download(url: str) -> tuple[bytes, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.read(), response.headers
+
+
+@pytest.mark.usefixtures("fidelity")
+async def test_csv_export_downloads_equal_to_copy(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        job_id = await insert_job(pool, owner="alice", kind="things")
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+        assert row["state"] == "completed", row["error"]
+        status, doc = await api_get(daemon.api_port, f"/v1/jobs/{job_id}")
+        assert status == 200
+        body, headers = await download(doc["download_url"])
+
+    expected = await direct_copy(dsn, "SELECT * FROM fidelity WHERE owner = 'alice' ORDER BY id")
+    assert body == expected
+    assert b"Gr\xc3\xbc\xc3\x9fe" in body
+    assert b"bob" not in body
+    assert row["row_count"] == 5
+    assert row["size_bytes"] == len(expected)
+    assert row["checksum_sha256"] == hashlib.sha256(expected).hexdigest()
+    assert row["object_key"] == f"exports/alice/{job_id}/things-things.csv"
+    assert row["expires_at"] > row["finished_at"]
+    assert row["attempts"] == 1
+    assert row["progress"] == 100
+    assert doc["state"] == "completed"
+    assert "upload_id" not in doc
+    assert "download_url_expires_at" in doc
+    assert headers["Content-Type"].startswith("text/csv")
+
+
+async def test_export_spanning_several_parts_is_byte_exact(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, DEFINITIONS):
+        job_id = await insert_job(pool, owner="o", kind="big")
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+    assert row["state"] == "completed", row["error"]
+    expected = await direct_copy(
+        dsn,
+        "SELECT g AS n, repeat(md5(g::text), 40) AS pad, 'o' AS owner"
+        " FROM generate_series(1, 9000) AS g",
+    )
+    assert len(expected) > 2 * 5 * MIB, "the export must span several parts"
+    assert row["size_bytes"] == len(expected)
+    assert row["checksum_sha256"] == hashlib.sha256(expected).hexdigest()
+    assert row["row_count"] == 9000
+
+
+@pytest.mark.usefixtures("fidelity")
+async def test_empty_result_is_a_header_only_object(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        job_id = await insert_job(pool, owner="alice", kind="nothing")
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+        assert row["state"] == "completed", row["error"]
+        _, doc = await api_get(daemon.api_port, f"/v1/jobs/{job_id}")
+        body, _ = await download(doc["download_url"])
+    assert body == b"id,note\n"
+    assert (row["row_count"], row["size_bytes"]) == (0, len(body))
+
+
+@pytest.mark.usefixtures("fidelity")
+async def test_bad_input_fails_at_once_while_good_jobs_complete(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, DEFINITIONS):
+        cases = {
+            "unknown_kind": await insert_job(pool, kind="no_such_kind"),
+            "invalid_params": await insert_job(
+                pool, kind="since", params={"day": "31/12/2024", "extra": 1}
+            ),
+            "missing_param": await insert_job(pool, kind="since"),
+            "query_error": await insert_job(pool, kind="broken"),
+            "unsupported_format": await insert_job(pool, kind="things", fmt="jsonl"),
+        }
+        good = await insert_job(pool, owner="alice", kind="since", params={"day": "2025-01-01"})
+        rows = {
+            name: await wait_for_state(pool, job_id, {"completed", "failed"})
+            for name, job_id in cases.items()
+        }
+        good_row = await wait_for_state(pool, good, {"completed", "failed"})
+
+    assert good_row["state"] == "completed", good_row["error"]
+    assert good_row["row_count"] == 2
+    expected_kinds = {
+        "unknown_kind": "unknown_kind",
+        "invalid_params": "invalid_params",
+        "missing_param": "invalid_params",
+        "query_error": "query_error",
+        "unsupported_format": "unsupported_format",
+    }
+    for name, row in rows.items():
+        assert row["state"] == "failed", name
+        assert row["error_kind"] == expected_kinds[name], (name, row["error"])
+        assert row["attempts"] == 1, f"{name}: a permanent error must not be retried"
+    assert "no_such_kind" in rows["unknown_kind"]["error"]
+    assert "things" in rows["unknown_kind"]["error"], "the error lists the known kinds"
+    invalid = rows["invalid_params"]["error"]
+    assert "day" in invalid, invalid
+    assert "extra" in invalid, "every problem is reported at once"
+    assert "no_such_column" in rows["query_error"]["error"]
+    assert "broken" in rows["query_error"]["error"]
+
+
+async def test_cancelling_a_running_export_aborts_its_upload(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with contextlib.AsyncExitStack() as stack:
+        s3: S3Client = await open_s3_client(settings, stack)
+        async with running_daemon(settings, DEFINITIONS) as daemon:
+            job_id = await insert_job(pool, owner="o", kind="slow")
+
+            async def upload_open() -> Any:
+                row = await job_row(pool, job_id)
+                return row["upload_id"]
+
+            upload_id = await eventually(upload_open)
+            assert [u["UploadId"] for u in await list_open_uploads(s3, s3_bucket, "")] == [
+                upload_id
+            ]
+            assert await pool.fetchval("SELECT exportd.cancel($1)", job_id)
+            await eventually(lambda: _idle(daemon), timeout=5)
+            row = await job_row(pool, job_id)
+        assert row["state"] == "cancelled"
+        assert await list_open_uploads(s3, s3_bucket, "") == []
+        listing = await s3.list_objects_v2(Bucket=s3_bucket)
+        assert listing.get("KeyCount", 0) == 0
+
+
+async def _idle(daemon: Any) -> bool:
+    return not daemon.worker.running_jobs
+
+
+@pytest.mark.usefixtures("fidelity")
+async def test_a_job_whose_worker_died_is_reaped_and_run_again(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    job_id = await insert_job(pool, owner="alice", kind="things")
+    # A worker claimed it, then died: its lease runs out a moment later.
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
+        " lease_expires_at = now() + interval '200 milliseconds' WHERE id = $1",
+        job_id,
+    )
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, DEFINITIONS):
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+    assert row["state"] == "completed", row["error"]
+    assert row["attempts"] == 2
+    assert row["worker_id"] != "dead:1:x"
+
+
+async def test_two_daemons_never_run_the_same_job(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    if s3_endpoint.name == "moto":
+        pytest.skip("the claim does not depend on the S3 server; once is enough")
+    await pool.execute(
+        "CREATE TABLE fidelity (id integer PRIMARY KEY, owner text NOT NULL, note text,"
+        " at timestamptz)"
+    )
+    await pool.execute(
+        "INSERT INTO fidelity SELECT g, 'o' || (g % 7), 'n' || g, now() "
+        "FROM generate_series(1, 500) AS g"
+    )
+    ids = [
+        await insert_job(pool, owner=f"o{i % 7}", kind="since", params={"day": "2000-01-01"})
+        for i in range(60)
+    ]
+    settings = settings_for(s3_endpoint, s3_bucket, dsn, concurrency=3)
+    async with (
+        running_daemon(settings, DEFINITIONS) as one,
+        running_daemon(settings, DEFINITIONS) as two,
+    ):
+
+        async def all_done() -> bool:
+            n = await pool.fetchval(
+                "SELECT count(*) FROM exportd.jobs WHERE state IN ('completed', 'failed')"
+            )
+            return bool(n == len(ids))
+
+        await eventually(all_done, timeout=60)
+    rows = await pool.fetch("SELECT state, attempts, worker_id FROM exportd.jobs")
+    assert {r["state"] for r in rows} == {"completed"}
+    # Every claim adds an attempt: one attempt each means no job was claimed twice.
+    assert {r["attempts"] for r in rows} == {1}
+    workers = {r["worker_id"] for r in rows}
+    assert workers == {one.worker.worker_id, two.worker.worker_id}
+
+
+async def test_storage_outage_retries_with_backoff(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    if s3_endpoint.name == "moto":
+        pytest.skip("the outage is a closed port, the same for either server")
+    await pool.execute("CREATE TABLE fidelity (id int, owner text, note text, at timestamptz)")
+    from tests.fixtures_s3 import free_port
+
+    dead = S3Endpoint("dead", f"http://127.0.0.1:{free_port()}", "k" * 10, "s" * 10)
+    settings = settings_for(dead, s3_bucket, dsn, backoff_base_seconds=30, backoff_max_seconds=60)
+    async with running_daemon(settings, DEFINITIONS):
+        job_id = await insert_job(pool, owner="alice", kind="since", params={"day": "2000-01-01"})
+
+        async def retried() -> Any:
+            row = await job_row(pool, job_id)
+            return row if row["error_kind"] else None
+
+        row = await eventually(retried, timeout=30)
+    assert row["state"] == "pending"
+    assert row["error_kind"] == "storage_unavailable"
+    assert row["attempts"] == 1
+    wait = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["run_after"])
+    assert 20 < float(wait) <= 36
+    await asyncio.sleep(0)

@@ -1,0 +1,268 @@
+"""The queue's SQL against real Postgres: claims, leases, guarded updates, reaping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import asyncpg
+import pytest
+
+from exportd.backoff import BackoffPolicy
+from exportd.errors import ErrorKind
+from exportd.jobs import ExportResult, Heartbeat
+from exportd.reaper import Reaper
+from exportd.store import PgJobStore
+from tests.helpers import insert_job, job_row
+
+LEASE = 30.0
+
+
+async def test_claim_takes_ready_jobs_by_priority_then_age(pool: asyncpg.Pool) -> None:
+    low = await insert_job(pool, priority=0)
+    high = await insert_job(pool, priority=5)
+    later = await insert_job(pool, priority=9, run_after_offset=3600)
+    store = PgJobStore(pool)
+
+    first = await store.claim("w1", 1, LEASE)
+    second = await store.claim("w1", 5, LEASE)
+
+    assert [j.id for j in first] == [high]
+    assert [j.id for j in second] == [low]
+    row = await job_row(pool, low)
+    assert row["state"] == "processing"
+    assert row["attempts"] == 1
+    assert row["worker_id"] == "w1"
+    assert row["lease_expires_at"] > row["started_at"]
+    assert (await job_row(pool, later))["state"] == "pending"
+
+
+async def test_concurrent_claims_never_share_a_job(pool: asyncpg.Pool) -> None:
+    ids = {await insert_job(pool) for _ in range(200)}
+    stores = [PgJobStore(pool) for _ in range(4)]
+    claimed: list[list[uuid.UUID]] = [[] for _ in stores]
+
+    async def drain(i: int) -> None:
+        while batch := await stores[i].claim(f"w{i}", 7, LEASE):
+            claimed[i].extend(j.id for j in batch)
+
+    await asyncio.gather(*(drain(i) for i in range(len(stores))))
+    everything = [job_id for batch in claimed for job_id in batch]
+    assert len(everything) == len(set(everything)) == 200
+    assert set(everything) == ids
+
+
+async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        # Enough rows, and fresh statistics, for the planner to prefer the index.
+        await conn.execute(
+            "INSERT INTO exportd.jobs (owner, kind, state, worker_id, lease_expires_at, attempts)"
+            " SELECT 'o', 'k', 'completed', 'w', NULL, 1 FROM generate_series(1, 20000)"
+        )
+        await insert_job(conn)
+        await conn.execute("ANALYZE exportd.jobs")
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON) SELECT id FROM exportd.jobs WHERE state = 'pending'"
+            " AND run_after <= now() ORDER BY priority DESC, run_after, id LIMIT 10"
+            " FOR UPDATE SKIP LOCKED"
+        )
+    assert "jobs_claim_idx" in json.dumps(plan)
+
+
+async def test_heartbeat_renews_only_owned_jobs(pool: asyncpg.Pool) -> None:
+    mine = await insert_job(pool)
+    theirs = await insert_job(pool)
+    store = PgJobStore(pool)
+    await store.claim("me", 1, LEASE)
+    await store.claim("them", 1, LEASE)
+    before = (await job_row(pool, mine))["lease_expires_at"]
+    await asyncio.sleep(0.01)
+
+    owned = await store.heartbeat(
+        "me", LEASE, [Heartbeat(mine, 10, 2048, 40), Heartbeat(theirs, 1, 1, 1)]
+    )
+
+    assert owned == {mine}
+    row = await job_row(pool, mine)
+    assert row["lease_expires_at"] > before
+    assert (row["rows_written"], row["bytes_written"], row["progress"]) == (10, 2048, 40)
+    assert (await job_row(pool, theirs))["rows_written"] == 0
+
+
+async def test_guarded_updates_refuse_a_job_the_worker_lost(pool: asyncpg.Pool) -> None:
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    assert await pool.fetchval("SELECT exportd.cancel($1)", job_id) is True
+
+    committed = []
+
+    async def commit() -> ExportResult:
+        committed.append(True)
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 0, 0, 0)]) == set()
+    assert await store.complete(job, "w1", 60, commit) is None
+    assert committed == [], "the object must not be committed for a lost job"
+    assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is False
+    assert await store.fail(job, "w1", "x", ErrorKind.INTERNAL) is False
+    assert await store.release(job, "w1") is False
+    row = await job_row(pool, job_id)
+    assert row["state"] == "cancelled"
+    assert row["error_kind"] == "cancelled"
+
+
+async def test_complete_records_the_result(pool: asyncpg.Pool) -> None:
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+
+    async def commit() -> ExportResult:
+        return ExportResult("exports/u/x.csv", 123, 7, "ab" * 32)
+
+    result = await store.complete(job, "w1", 3600, commit)
+
+    assert result is not None
+    row = await job_row(pool, job_id)
+    assert row["state"] == "completed"
+    assert row["progress"] == 100
+    assert (row["object_key"], row["size_bytes"], row["row_count"]) == ("exports/u/x.csv", 123, 7)
+    assert row["checksum_sha256"] == "ab" * 32
+    assert row["lease_expires_at"] is None
+    delta = row["expires_at"] - row["finished_at"]
+    assert delta.total_seconds() == pytest.approx(3600, abs=1)
+
+
+async def test_retry_moves_run_after_and_release_gives_the_attempt_back(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    assert await store.retry(job, "w1", 120, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    row = await job_row(pool, job_id)
+    assert row["state"] == "pending"
+    assert row["worker_id"] is None
+    assert row["error_kind"] == "storage_unavailable"
+    wait = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["run_after"])
+    assert 115 < float(wait) <= 120
+
+    await pool.execute("UPDATE exportd.jobs SET run_after = now() WHERE id = $1", job_id)
+    [job] = await store.claim("w2", 1, LEASE)
+    assert job.attempt == 2
+    assert await store.release(job, "w2")
+    row = await job_row(pool, job_id)
+    assert (row["state"], row["attempts"]) == ("pending", 1)
+
+
+async def test_reaper_returns_expired_leases_with_backoff(pool: asyncpg.Pool) -> None:
+    retried = await insert_job(pool, max_attempts=3)
+    exhausted = await insert_job(pool, max_attempts=1)
+    alive = await insert_job(pool)
+    store = PgJobStore(pool)
+    await store.claim("dead-worker", 3, LEASE)
+    await pool.execute(
+        "UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
+        [retried, exhausted],
+    )
+    reaper = Reaper(pool, BackoffPolicy(base_seconds=60, max_seconds=600))
+
+    reaped = {r.job_id: r.state for r in await reaper.run_once()}
+
+    assert reaped == {retried: "pending", exhausted: "failed"}
+    row = await job_row(pool, retried)
+    assert row["error_kind"] == "lease_expired"
+    assert "dead-worker" in row["error"]
+    assert row["attempts"] == 1, "the claim already counted the attempt"
+    wait = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["run_after"])
+    assert 45 < float(wait) <= 72
+    row = await job_row(pool, exhausted)
+    assert row["state"] == "failed"
+    assert "1 of 1 attempts" in row["error"]
+    assert (await job_row(pool, alive))["state"] == "processing"
+    assert await reaper.run_once() == []
+
+
+async def test_reapers_in_several_daemons_reap_each_job_once(pool: asyncpg.Pool) -> None:
+    ids = [await insert_job(pool) for _ in range(50)]
+    await PgJobStore(pool).claim("dead", 50, LEASE)
+    await pool.execute("UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 minute'")
+    reapers = [Reaper(pool, BackoffPolicy(), batch_size=10) for _ in range(4)]
+
+    async def reap(r: Reaper) -> list[uuid.UUID]:
+        done: list[uuid.UUID] = []
+        for _ in range(100):
+            done.extend(x.job_id for x in await r.run_once())
+            if not await pool.fetchval(
+                "SELECT count(*) FROM exportd.jobs WHERE state = 'processing'"
+            ):
+                break
+            await asyncio.sleep(0.005)
+        return done
+
+    results = await asyncio.gather(*(reap(r) for r in reapers))
+    everything = [j for batch in results for j in batch]
+    assert sorted(everything) == sorted(ids)
+    attempts = await pool.fetch("SELECT DISTINCT attempts, state FROM exportd.jobs")
+    assert [tuple(r) for r in attempts] == [(1, "pending")]
+
+
+async def test_terminal_states_are_notified(dsn: str, pool: asyncpg.Pool) -> None:
+    listener = await asyncpg.connect(dsn)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener("exportd_events", lambda *a: received.put_nowait(a[3]))
+    try:
+        job_id = await insert_job(pool, owner="u9", kind="orders")
+        await pool.fetchval("SELECT exportd.cancel($1)", job_id)
+        payload = json.loads(await asyncio.wait_for(received.get(), 5))
+    finally:
+        await listener.close()
+    assert payload == {"id": str(job_id), "owner": "u9", "kind": "orders", "state": "cancelled"}
+
+
+async def test_enqueue_function_and_constraints(pool: asyncpg.Pool) -> None:
+    job_id = await pool.fetchval(
+        "SELECT exportd.enqueue('u1', 'orders', '{\"a\": 1}', 'jsonl', priority => 3::smallint)"
+    )
+    row = await job_row(pool, job_id)
+    assert (row["format"], row["priority"], row["params"]) == ("jsonl", 3, {"a": 1})
+
+    bad = {
+        "jobs_params_is_object": "INSERT INTO exportd.jobs (owner, kind, params)"
+        " VALUES ('u', 'k', '[1, 2]')",
+        "jobs_format_known": "INSERT INTO exportd.jobs (owner, kind, format)"
+        " VALUES ('u', 'k', 'xls')",
+        "jobs_max_attempts_range": "INSERT INTO exportd.jobs (owner, kind, max_attempts)"
+        " VALUES ('u', 'k', 0)",
+        "jobs_owner_not_empty": "INSERT INTO exportd.jobs (owner, kind) VALUES ('', 'k')",
+        "jobs_state_known": "INSERT INTO exportd.jobs (owner, kind, state)"
+        " VALUES ('u', 'k', 'done')",
+    }
+    for constraint, statement in bad.items():
+        with pytest.raises(asyncpg.CheckViolationError) as info:
+            await pool.execute(statement)
+        assert constraint in str(info.value)
+
+
+async def test_dedupe_key_allows_one_live_job(pool: asyncpg.Pool) -> None:
+    enqueue = "SELECT exportd.enqueue('u1', 'orders', dedupe_key => 'button')"
+    first = await pool.fetchval(enqueue)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.fetchval(enqueue)
+    await pool.fetchval("SELECT exportd.cancel($1)", first)
+    assert await pool.fetchval(enqueue) != first
+
+
+async def test_migrations_run_concurrently_once(dsn: str) -> None:
+    from exportd.migrate import migrate
+
+    async def run() -> list[int]:
+        c = await asyncpg.connect(dsn)
+        try:
+            return [m.version for m in await migrate(c)]
+        finally:
+            await c.close()
+
+    # The database is already migrated: concurrent runs find nothing to do.
+    assert list(await asyncio.gather(run(), run(), run())) == [[], [], []]

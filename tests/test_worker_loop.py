@@ -1,0 +1,361 @@
+"""The worker loop alone, with the queue faked at the ``JobStore`` Protocol.
+
+The SQL behind the real store is tested against Postgres elsewhere; here the
+fake only records what the loop asked for, so the loop's own decisions
+(slots, leases, stop reasons, outcomes) are tested quickly and exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from exportd.backoff import BackoffPolicy
+from exportd.errors import ErrorKind, ExportError
+from exportd.jobs import ExportResult, Heartbeat, Job
+from exportd.store import Commit
+from exportd.worker import JobContext, Worker, WorkerConfig
+
+
+def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:
+    return Job(
+        id=uuid.uuid4(),
+        owner="u1",
+        kind="k",
+        params={},
+        format="csv",
+        priority=0,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        created_at=datetime.now(UTC),
+    )
+
+
+@dataclass
+class FakeStore:
+    ready: list[Job] = field(default_factory=list)
+    owned: set[uuid.UUID] = field(default_factory=set)
+    states: dict[uuid.UUID, str] = field(default_factory=dict)
+    calls: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    retry_delays: list[float] = field(default_factory=list)
+    heartbeat_error: Exception | None = None
+    heartbeats: int = 0
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
+        taken, self.ready = self.ready[:limit], self.ready[limit:]
+        for job in taken:
+            self.owned.add(job.id)
+            self.states[job.id] = "processing"
+        return taken
+
+    async def heartbeat(
+        self, worker_id: str, lease_seconds: float, beats: Sequence[Heartbeat]
+    ) -> set[uuid.UUID]:
+        self.heartbeats += 1
+        if self.heartbeat_error is not None:
+            raise self.heartbeat_error
+        return {b.job_id for b in beats if b.job_id in self.owned}
+
+    async def record_upload(self, job: Job, worker_id: str, ref: object) -> bool:
+        return job.id in self.owned
+
+    def _end(self, name: str, job: Job, state: str) -> bool:
+        self.calls.append((name, job.id))
+        if job.id not in self.owned:
+            return False
+        self.owned.discard(job.id)
+        self.states[job.id] = state
+        return True
+
+    async def complete(
+        self, job: Job, worker_id: str, retention_seconds: float, commit: Commit
+    ) -> ExportResult | None:
+        if job.id not in self.owned:
+            self.calls.append(("complete_lost", job.id))
+            return None
+        result = await commit()
+        self._end("complete", job, "completed")
+        return result
+
+    async def retry(
+        self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
+    ) -> bool:
+        self.retry_delays.append(delay_seconds)
+        return self._end(f"retry:{kind}", job, "pending")
+
+    async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
+        return self._end(f"fail:{kind}", job, "failed")
+
+    async def release(self, job: Job, worker_id: str) -> bool:
+        return self._end("release", job, "pending")
+
+    async def state_of(self, job_id: uuid.UUID) -> str | None:
+        return self.states.get(job_id)
+
+    def lose(self, job_id: uuid.UUID, state: str) -> None:
+        self.owned.discard(job_id)
+        self.states[job_id] = state
+
+
+@dataclass
+class Prepared:
+    runner: FakeRunner
+    job_id: uuid.UUID
+
+    async def commit(self) -> ExportResult:
+        self.runner.committed.append(self.job_id)
+        return ExportResult("key", 1, 1, "0" * 64)
+
+    async def abort(self) -> None:
+        self.runner.aborted.append(self.job_id)
+
+
+@dataclass
+class FakeRunner:
+    """Runs each job for ``seconds``, or raises ``error``; records what happened."""
+
+    seconds: float = 0.0
+    error: BaseException | None = None
+    running: int = 0
+    peak: int = 0
+    started: list[uuid.UUID] = field(default_factory=list)
+    committed: list[uuid.UUID] = field(default_factory=list)
+    aborted: list[uuid.UUID] = field(default_factory=list)
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+
+    async def run(self, ctx: JobContext) -> Prepared:
+        self.started.append(ctx.job.id)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self.seconds)
+            if self.error is not None:
+                raise self.error
+            ctx.progress.rows += 1
+            return Prepared(self, ctx.job.id)
+        except asyncio.CancelledError:
+            # A runner aborts its own upload when it is interrupted.
+            self.cancelled.append(ctx.job.id)
+            self.aborted.append(ctx.job.id)
+            raise
+        finally:
+            self.running -= 1
+
+
+def config(**kw: float) -> WorkerConfig:
+    base: dict[str, object] = {
+        "concurrency": 3,
+        "lease_seconds": 0.3,
+        "poll_interval": 0.02,
+        "backoff": BackoffPolicy(base_seconds=10, max_seconds=100, jitter=0.2),
+    }
+    base.update(kw)
+    return WorkerConfig(**base)  # type: ignore[arg-type]
+
+
+async def run_until(worker: Worker, done: asyncio.Future[None] | None, grace: float = 5.0) -> None:
+    task = asyncio.create_task(worker.run(grace))
+    if done is not None:
+        await asyncio.wait_for(done, 10)
+    worker.request_stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def until(predicate: object, timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_runs_every_job_with_at_most_concurrency_at_once() -> None:
+    store = FakeStore(ready=[make_job() for _ in range(10)])
+    runner = FakeRunner(seconds=0.03)
+    worker = Worker(store, runner, config(concurrency=3))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: len(runner.committed) == 10)
+    worker.request_stop()
+    await task
+    assert runner.peak == 3
+    assert sorted(c for c, _ in store.calls) == ["complete"] * 10
+
+
+async def test_permanent_error_fails_at_once() -> None:
+    job = make_job(attempt=1)
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(error=ExportError(ErrorKind.INVALID_PARAMS, "bad"))
+    worker = Worker(store, runner, config())
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: store.calls)
+    worker.request_stop()
+    await task
+    assert store.calls == [("fail:invalid_params", job.id)]
+
+
+async def test_retryable_error_retries_with_backoff_until_attempts_are_spent() -> None:
+    early, last = make_job(attempt=2, max_attempts=5), make_job(attempt=5, max_attempts=5)
+    store = FakeStore(ready=[early, last])
+    runner = FakeRunner(error=ExportError(ErrorKind.STORAGE_UNAVAILABLE, "S3 down"))
+    worker = Worker(store, runner, config())
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: len(store.calls) == 2)
+    worker.request_stop()
+    await task
+    assert sorted(store.calls) == sorted(
+        [("retry:storage_unavailable", early.id), ("fail:storage_unavailable", last.id)]
+    )
+    # Attempt 2 failed: the nominal delay is base * 2, jittered by 20 %.
+    assert store.retry_delays == [pytest.approx(20, rel=0.2)]
+
+
+async def test_unexpected_exception_is_an_internal_retryable_error() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    worker = Worker(store, FakeRunner(error=ZeroDivisionError("oops")), config())
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: store.calls)
+    worker.request_stop()
+    await task
+    assert store.calls == [("retry:internal", job.id)]
+
+
+@pytest.mark.parametrize(("state", "expected"), [("cancelled", "cancelled"), ("pending", "lost")])
+async def test_a_job_lost_at_heartbeat_is_stopped_and_aborted(state: str, expected: str) -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=0.15))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    store.lose(job.id, state)
+    await until(lambda: runner.cancelled, timeout=1.0)
+    worker.request_stop()
+    await task
+    assert runner.aborted == [job.id]
+    assert runner.committed == []
+    # Nothing is written for a job the worker no longer owns.
+    assert store.calls == []
+
+
+async def test_a_lease_that_cannot_be_renewed_stops_the_job() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job], heartbeat_error=ConnectionRefusedError("db down"))
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=0.3))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    started = asyncio.get_running_loop().time()
+    await until(lambda: runner.cancelled, timeout=2.0)
+    stopped_after = asyncio.get_running_loop().time() - started
+    worker.request_stop()
+    await task
+    # Stopped within a lease (plus one heartbeat), never after it ran out twice.
+    assert stopped_after < 0.3 + 0.1 + 0.1
+    assert store.heartbeats >= 2
+    assert runner.aborted == [job.id]
+
+
+async def test_cancel_notification_stops_the_job_without_waiting_for_a_heartbeat() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=60))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    store.lose(job.id, "cancelled")
+    worker.on_job_event(job.id, "cancelled")
+    await until(lambda: runner.cancelled, timeout=0.5)
+    worker.request_stop()
+    await task
+    assert store.heartbeats == 0
+
+
+async def test_shutdown_lets_short_jobs_finish_and_hands_long_ones_back() -> None:
+    short, long = make_job(), make_job()
+    store = FakeStore(ready=[short, long])
+    runner = FakeRunner()
+    worker = Worker(store, runner, config(lease_seconds=60))
+
+    durations = {short.id: 0.1, long.id: 30.0}
+
+    async def run(ctx: JobContext) -> Prepared:
+        runner.seconds = durations[ctx.job.id]
+        return await FakeRunner.run(runner, ctx)
+
+    runner.run = run  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run(grace_seconds=0.5))
+    await until(lambda: len(runner.started) == 2)
+    worker.request_stop()
+    store.ready.append(make_job())  # must not be claimed any more
+    await asyncio.wait_for(task, 5)
+    assert ("complete", short.id) in store.calls
+    assert ("release", long.id) in store.calls
+    assert runner.aborted == [long.id]
+    assert len(runner.started) == 2
+
+
+async def test_second_stop_skips_the_grace_period() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=60))
+    task = asyncio.create_task(worker.run(grace_seconds=60))
+    await until(lambda: runner.started)
+    worker.request_stop()
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    worker.hurry()
+    await asyncio.wait_for(task, 2)
+    assert store.calls == [("release", job.id)]
+
+
+async def test_a_job_lost_before_completion_is_not_committed() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(seconds=0.05)
+    worker = Worker(store, runner, config(lease_seconds=60))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    store.lose(job.id, "pending")  # reaped while the export ran
+    await until(lambda: store.calls)
+    worker.request_stop()
+    await task
+    assert store.calls == [("complete_lost", job.id)]
+    assert runner.committed == []
+    assert runner.aborted == [job.id]
+
+
+async def test_claim_failures_are_survived() -> None:
+    job = make_job()
+
+    class FlakyStore(FakeStore):
+        failures = 2
+
+        async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionResetError("db restarting")
+            return await super().claim(worker_id, limit, lease_seconds)
+
+    store = FlakyStore(ready=[job])
+    runner = FakeRunner()
+    worker = Worker(store, runner, config(poll_interval=0.01))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.committed)
+    worker.request_stop()
+    await task
+    assert store.calls == [("complete", job.id)]
+
+
+def test_worker_ids_are_fresh_per_start() -> None:
+    from exportd.worker import new_worker_id
+
+    first, second = new_worker_id(), new_worker_id()
+    assert first != second
+    assert first.rsplit(":", 1)[0] == second.rsplit(":", 1)[0]
