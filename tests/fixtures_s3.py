@@ -148,16 +148,15 @@ def botocore_config() -> Config:
     )
 
 
-@pytest.fixture
-def s3_bucket(s3_endpoint: S3Endpoint) -> str:
-    """A new, empty bucket on ``s3_endpoint``."""
+def create_bucket(endpoint: S3Endpoint) -> str:
+    """A new, empty, uniquely named bucket on ``endpoint``."""
     name = f"exportd-test-{uuid.uuid4().hex[:20]}"
     client = botocore.session.get_session().create_client(
         "s3",
-        endpoint_url=s3_endpoint.url,
+        endpoint_url=endpoint.url,
         region_name="us-east-1",
-        aws_access_key_id=s3_endpoint.access_key,
-        aws_secret_access_key=s3_endpoint.secret_key,
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
         config=botocore_config(),
     )
     try:
@@ -165,6 +164,12 @@ def s3_bucket(s3_endpoint: S3Endpoint) -> str:
     finally:
         client.close()
     return name
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: S3Endpoint) -> str:
+    """A new, empty bucket on ``s3_endpoint``."""
+    return create_bucket(s3_endpoint)
 
 
 def s3_settings(endpoint: S3Endpoint, bucket: str, **overrides: Any) -> Settings:

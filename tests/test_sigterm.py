@@ -10,16 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import botocore.session
 import pytest
 
 from exportd.storage import list_open_uploads, open_s3_client
-from tests.fixtures_s3 import S3Endpoint, botocore_config, free_port, s3_settings
+from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import eventually, insert_job, job_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,23 +33,6 @@ WHERE :owner <> ''
 """
 
 
-def make_bucket(endpoint: S3Endpoint) -> str:
-    name = f"exportd-sig-{uuid.uuid4().hex[:16]}"
-    client = botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id=endpoint.access_key,
-        aws_secret_access_key=endpoint.secret_key,
-        config=botocore_config(),
-    )
-    try:
-        client.create_bucket(Bucket=name)
-    finally:
-        client.close()
-    return name
-
-
 async def healthy(port: int) -> bool:
     try:
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
@@ -63,7 +44,7 @@ async def healthy(port: int) -> bool:
 async def test_sigterm_hands_running_jobs_back_without_spending_an_attempt(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    bucket = make_bucket(rclone_server)
+    bucket = create_bucket(rclone_server)
     definitions = tmp_path / "kinds.toml"
     definitions.write_text(SLOW)
     port = free_port()

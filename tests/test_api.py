@@ -1,0 +1,142 @@
+"""The HTTP API against real Postgres and a real S3 server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from exportd import db
+from exportd.api import ApiContext, start_api
+from exportd.storage import S3Client
+from tests.daemon_harness import TOKEN
+from tests.fixtures_s3 import S3Endpoint, s3_settings
+from tests.helpers import insert_job
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextlib.asynccontextmanager
+async def serving(ctx: ApiContext) -> AsyncIterator[str]:
+    runner, port = await start_api(ctx, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def call(
+    method: str, url: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, headers=headers or {}) as response,
+    ):
+        assert response.content_type == "application/json", await response.text()
+        return response.status, await response.json(), response.headers
+
+
+@pytest.fixture
+def api_ctx(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, s3_client: S3Client
+) -> ApiContext:
+    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN)
+    return ApiContext(pool=pool, s3=s3_client, settings=settings)
+
+
+async def test_health_follows_the_worker_loop(api_ctx: ApiContext) -> None:
+    alive = True
+    api_ctx.worker_alive = lambda: alive
+    async with serving(api_ctx) as base:
+        assert (await call("GET", f"{base}/healthz"))[:2] == (200, {"status": "ok"})
+        alive = False
+        status, body, _ = await call("GET", f"{base}/healthz")
+    assert status == 503
+    assert body["error"] == "worker_stopped"
+
+
+async def test_ready_when_database_and_bucket_answer_and_not_while_draining(
+    api_ctx: ApiContext,
+) -> None:
+    draining = False
+    api_ctx.draining = lambda: draining
+    async with serving(api_ctx) as base:
+        status, body, _ = await call("GET", f"{base}/readyz")
+        assert status == 200, body
+        assert body["checks"] == {"database": "ok", "bucket": "ok", "draining": "ok"}
+        draining = True
+        status, body, _ = await call("GET", f"{base}/readyz")
+    assert status == 503
+    assert body["error"] == "not_ready"
+    assert body["checks"]["draining"] != "ok"
+    assert "draining" in body["message"]
+
+
+async def test_not_ready_names_the_failing_checks(
+    s3_endpoint: S3Endpoint, dsn: str, s3_client: S3Client
+) -> None:
+    settings = s3_settings(s3_endpoint, "no-such-bucket-here", database_url=dsn)
+    closed = await db.create_pool(dsn, min_size=1, max_size=1)
+    await closed.close()
+    ctx = ApiContext(pool=closed, s3=s3_client, settings=settings)
+    async with serving(ctx) as base:
+        status, body, _ = await call("GET", f"{base}/readyz")
+    assert status == 503
+    assert body["checks"]["database"] != "ok"
+    assert body["checks"]["bucket"] != "ok"
+    assert "no-such-bucket-here" in body["checks"]["bucket"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [None, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["none", "wrong-token", "wrong-scheme"],
+)
+async def test_v1_needs_a_valid_bearer_token(
+    api_ctx: ApiContext, pool: asyncpg.Pool, headers: dict[str, str] | None
+) -> None:
+    job_id = await insert_job(pool)
+    async with serving(api_ctx) as base:
+        status, body, response_headers = await call("GET", f"{base}/v1/jobs/{job_id}", headers)
+        assert (await call("GET", f"{base}/v1/jobs/{job_id}", AUTH))[0] == 200
+    assert status == 401
+    assert body["error"] == "unauthorized"
+    assert response_headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_no_configured_tokens_refuse_everyone(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, s3_client: S3Client
+) -> None:
+    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens="")
+    job_id = await insert_job(pool)
+    async with serving(ApiContext(pool=pool, s3=s3_client, settings=settings)) as base:
+        for header in ({"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+            assert (await call("GET", f"{base}/v1/jobs/{job_id}", header))[0] == 401
+
+
+async def test_job_documents(api_ctx: ApiContext, pool: asyncpg.Pool) -> None:
+    job_id = await insert_job(pool, owner="u1", kind="orders", params={"a": 1})
+    async with serving(api_ctx) as base:
+        status, body, _ = await call("GET", f"{base}/v1/jobs/{job_id}", AUTH)
+        assert status == 200
+        assert body["id"] == str(job_id)
+        assert (body["state"], body["owner"], body["params"]) == ("pending", "u1", {"a": 1})
+        assert "download_url" not in body
+        assert "upload_id" not in body
+
+        for missing in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", "1' OR '1'='1"):
+            status, body, _ = await call("GET", f"{base}/v1/jobs/{missing}", AUTH)
+            assert status == 404, missing
+            assert body["error"] == "not_found"
+
+
+async def test_unknown_routes_and_methods_answer_json(api_ctx: ApiContext) -> None:
+    async with serving(api_ctx) as base:
+        status, body, _ = await call("GET", f"{base}/nope")
+        assert (status, body["error"]) == (404, "not_found")
+        status, body, _ = await call("POST", f"{base}/healthz")
+        assert (status, body["error"]) == (405, "method_not_allowed")

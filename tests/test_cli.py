@@ -1,0 +1,231 @@
+"""The command line, run as a real process, against real Postgres and S3."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.conftest import database_url
+from tests.daemon_harness import FAST, running_daemon
+from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.helpers import job_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KINDS = """
+[kinds.numbers]
+description = "Numbers up to a limit"
+filename = "numbers-to-{upto}"
+query = "SELECT g AS n, :owner AS owner FROM generate_series(1, :upto) AS g"
+[kinds.numbers.params.upto]
+type = "integer"
+min = 1
+max = 100000
+required = true
+"""
+
+BROKEN_SQL = """
+[kinds.typo]
+query = "SELEC id FROM nowhere WHERE owner = :owner"
+"""
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(settings)
+    return env
+
+
+async def exportd(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "exportd", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def s3_env(endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
+    return {
+        "EXPORTD_S3_BUCKET": bucket,
+        "EXPORTD_S3_ENDPOINT_URL": endpoint.url,
+        "EXPORTD_S3_ACCESS_KEY_ID": endpoint.access_key,
+        "EXPORTD_S3_SECRET_ACCESS_KEY": endpoint.secret_key,
+    }
+
+
+@pytest.fixture
+async def empty_database(admin_url: str) -> AsyncIterator[str]:
+    name = f"exportd_empty_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f"CREATE DATABASE {name}")
+    yield database_url(admin_url, name)
+    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await conn.close()
+
+
+async def test_migrate_creates_then_finds_the_schema_current(
+    empty_database: str, tmp_path: Path
+) -> None:
+    env = clean_env(EXPORTD_DATABASE_URL=empty_database)
+    first = await exportd("migrate", env=env, cwd=tmp_path)
+    second = await exportd("migrate", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "applied 0001_jobs"
+    assert second.stdout.strip() == "schema is up to date"
+    conn = await asyncpg.connect(empty_database)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('exportd.jobs') IS NOT NULL")
+    finally:
+        await conn.close()
+
+
+async def test_run_refuses_an_unmigrated_database(
+    empty_database: str, rclone_server: S3Endpoint, tmp_path: Path
+) -> None:
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    env = clean_env(
+        EXPORTD_DATABASE_URL=empty_database,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        **s3_env(rclone_server, "any-bucket"),
+    )
+    result = await exportd("run", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "run `exportd migrate`" in result.stderr
+
+
+async def test_check_passes_on_a_sound_deployment(
+    rclone_server: S3Endpoint, dsn: str, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    env = clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        **s3_env(rclone_server, bucket),
+    )
+    result = await exportd("check", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    assert "kind numbers: query prepares" in result.stdout
+
+
+async def test_check_reports_every_problem(
+    rclone_server: S3Endpoint, dsn: str, tmp_path: Path
+) -> None:
+    kinds = tmp_path / "kinds"
+    kinds.mkdir()
+    (kinds / "good.toml").write_text(KINDS)
+    (kinds / "typo.toml").write_text(BROKEN_SQL)
+    env = clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(kinds),
+        **s3_env(rclone_server, "bucket-that-does-not-exist"),
+    )
+    result = await exportd("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("FAIL  kind typo:") and "syntax" in line for line in lines), lines
+    assert any(line.startswith("ok    kind numbers") for line in lines), lines
+    assert any(line.startswith("FAIL  bucket:") for line in lines), lines
+    assert any(line.startswith("ok    database") for line in lines), lines
+
+
+async def test_invalid_definitions_stop_run_with_every_problem(tmp_path: Path) -> None:
+    (tmp_path / "kinds.toml").write_text(
+        '[kinds.a]\nquery = "SELECT :nope"\n[kinds.b]\nqueyr = "SELECT 1"\n'
+    )
+    env = clean_env(EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"), EXPORTD_S3_BUCKET="bucket")
+    result = await exportd("run", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "invalid export definitions" in result.stderr
+    assert "kind 'a'" in result.stderr
+    assert "kind 'b'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_enqueue_checks_params_before_inserting(dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    env = clean_env(EXPORTD_DATABASE_URL=dsn, EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"))
+    result = await exportd(
+        "enqueue",
+        "numbers",
+        "--owner",
+        "o",
+        "--param",
+        "upto=0",
+        "--param",
+        "x=1",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "upto" in result.stderr
+    assert "x" in result.stderr
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM exportd.jobs") == 0
+    finally:
+        await conn.close()
+
+
+async def test_enqueue_wait_prints_a_working_download_url_and_status_shows_the_job(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    env = clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        **s3_env(rclone_server, bucket),
+    )
+    settings = s3_settings(rclone_server, bucket, database_url=dsn, **FAST)
+    async with running_daemon(settings, KINDS):
+        result = await exportd(
+            "enqueue",
+            "numbers",
+            "--owner",
+            "ann",
+            "--param",
+            "upto=1000",
+            "--wait",
+            env=env,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    job_line, url = result.stdout.strip().splitlines()
+    job_id = uuid.UUID(job_line)
+    assert "completed: 1000 rows" in result.stderr
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        body = await response.read()
+    assert response.status == 200
+    assert body.splitlines()[0] == b"n,owner"
+    assert body.splitlines()[-1] == b"1000,ann"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="numbers-to-1000.csv"'
+
+    status = await exportd("status", str(job_id), env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    row = await job_row(pool, job_id)
+    assert doc["state"] == "completed"
+    assert doc["checksum_sha256"] == row["checksum_sha256"]
+    assert doc["download_url"].startswith(rclone_server.url)
+
+    missing = await exportd("status", str(uuid.uuid4()), env=env, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "no job" in missing.stderr

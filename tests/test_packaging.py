@@ -1,0 +1,43 @@
+"""The built wheel carries the SQL and the demo files the code loads at run time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from exportd.sqlfiles import migrations, queries
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_named_query_parses_and_migrations_are_numbered() -> None:
+    names = queries().names()
+    assert {"claim", "heartbeat", "complete", "retry", "fail", "release"} <= set(names)
+    assert [m.version for m in migrations()] == list(range(1, len(migrations()) + 1))
+
+
+def test_wheel_ships_sql_and_demo_files(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("exportd-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "exportd/sql/queries.sql" in names
+    for migration in (ROOT / "sql" / "migrations").glob("*.sql"):
+        assert f"exportd/sql/migrations/{migration.name}" in names
+    assert {"exportd/demo/definitions.toml", "exportd/demo/data.sql"} <= names
+    assert not any(name.startswith("tests/") for name in names)
