@@ -108,7 +108,7 @@ async def check(settings: Settings) -> int:
             await conn.close()
 
     if definitions is not None:
-        failures += await _prepare_queries(settings, definitions, report)
+        await _prepare_queries(settings, definitions, report)
 
     try:
         bucket = settings.bucket()
@@ -121,14 +121,14 @@ async def check(settings: Settings) -> int:
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 
-async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> int:
+async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> None:
     """Prepare every kind's query against the source database, so that a typo in
     a definition is found at deploy time, not in a user's job at 2 AM."""
     try:
         conn = await db.connect(settings.source_url, timeout=10)
     except Exception as exc:
         report(False, "source database", f"{redact_url(settings.source_url)}: {exc}")
-        return 0
+        return
     try:
         for name in definitions.names():
             kind = definitions[name]
@@ -141,7 +141,6 @@ async def _prepare_queries(settings: Settings, definitions: Definitions, report:
                 report(True, f"kind {name}", "query prepares")
     finally:
         await conn.close()
-    return 0
 
 
 async def enqueue(

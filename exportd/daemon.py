@@ -77,7 +77,7 @@ async def serve(
     async with contextlib.AsyncExitStack() as stack:
         try:
             pool = await db.create_pool(
-                settings.database_url, min_size=1, max_size=settings.database_pool_size
+                settings.database_url, min_size=1, max_size=settings.queue_pool_size
             )
         except Exception as exc:
             raise StartupError(

@@ -18,16 +18,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from exportd.errors import ErrorKind, ExportError
-from exportd.params import (
-    ParamSpec,
-    SpecError,
-    json_schema,
-    parse_spec,
-    pg_type,
-    render,
-    unknown_key,
-)
+from exportd.paramdecl import SpecError, parse_spec, unknown_key
+from exportd.params import ParamSpec, render
 from exportd.params import validate_params as _validate_params
+from exportd.paramschema import json_schema, pg_type
 from exportd.sqlnames import CompiledQuery, UnknownNames, compile_named
 from exportd.sqlnames import bind as _bind
 

@@ -59,8 +59,13 @@ class Settings(BaseSettings):
         description="The database the export queries read; defaults to database_url. "
         "Point it at a read replica to keep exports off the primary.",
     )
-    database_pool_size: int = Field(
-        4, ge=2, le=100, description="Connections to the queue database (claims, heartbeats, API)."
+    database_pool_size: int | None = Field(
+        None,
+        ge=2,
+        le=100,
+        description="Connections to the queue database (claims, heartbeats, completions, "
+        "API); by default concurrency + 3, so that jobs completing at once never keep "
+        "a heartbeat waiting for a connection.",
     )
 
     # --- S3 -----------------------------------------------------------------
@@ -196,6 +201,10 @@ class Settings(BaseSettings):
         if self.s3_bucket is None:
             raise SettingsError("invalid settings: EXPORTD_S3_BUCKET: is required but not set")
         return self.s3_bucket
+
+    @property
+    def queue_pool_size(self) -> int:
+        return self.database_pool_size or self.concurrency + 3
 
     @property
     def source_url(self) -> str:

@@ -3,6 +3,7 @@ and the file downloaded through the API's presigned URL — on both S3 servers."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from typing import Any
@@ -32,7 +33,7 @@ type = "date"
 required = true
 
 [kinds.nothing]
-query = "SELECT id, note FROM fidelity WHERE owner = :owner AND false"
+query = "SELECT 1 AS id, 'x' AS note WHERE :owner = '' AND false"
 
 [kinds.broken]
 query = "SELECT no_such_column FROM fidelity WHERE owner = :owner"
@@ -326,3 +327,21 @@ async def test_storage_outage_retries_with_backoff(dsn: str, pool: asyncpg.Pool)
     assert row["attempts"] == 1
     wait = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["run_after"])
     assert 20 < float(wait) <= 36
+
+
+async def test_a_notification_wakes_an_idle_daemon_long_before_its_poll(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool
+) -> None:
+    bucket = create_bucket(rclone_server)
+    settings = settings_for(rclone_server, bucket, dsn, poll_interval=60.0)
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        await asyncio.sleep(0.5)  # let the listener connect and the first poll pass
+        job_id = await insert_job(pool, owner="o", kind="nothing")
+        row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=10)
+        cancelled = await insert_job(pool, owner="o", kind="nothing", run_after_offset=3600)
+        assert await pool.fetchval("SELECT exportd.cancel($1)", cancelled)
+        assert daemon.worker.running_jobs == []
+    assert row["state"] == "completed"
+    waited = (row["started_at"] - row["created_at"]).total_seconds()
+    assert waited < 5, f"picked up after {waited:.2f}s: the notification was not heard"
+    assert (await job_row(pool, cancelled))["attempts"] == 0

@@ -13,20 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.paramdecl import SpecError, parse_spec
 from exportd.params import (
     BIGINT_MAX,
     InvalidParams,
     ParamError,
     ParamSpec,
     ParamType,
-    SpecError,
-    json_schema,
-    parse_spec,
-    pg_type,
     render,
     to_json,
     validate_params,
 )
+from exportd.paramschema import json_schema, pg_type
 
 T = ParamType
 
