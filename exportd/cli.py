@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import sys
 import uuid
 from collections.abc import Sequence
@@ -13,19 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from exportd import __version__
+from exportd.exits import EXIT_USAGE, CliError
 from exportd.settings import Settings, SettingsError, load_settings
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A problem to report in one line, with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,8 +134,3 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise CliError(f"not a job id: {args.job_id!r}", EXIT_USAGE) from None
         return asyncio.run(commands.status(settings, job_id))
     raise CliError(f"unknown command {args.command!r}", EXIT_USAGE)
-
-
-def print_json(doc: Any) -> None:
-    with contextlib.suppress(BrokenPipeError):
-        print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 import time
 import uuid
@@ -12,10 +13,10 @@ from typing import Any
 import asyncpg
 
 from exportd import db
-from exportd.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, print_json
 from exportd.daemon import StartupError, serve
 from exportd.definitions import DefinitionError, Definitions, load_definitions
 from exportd.errors import ExportError
+from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
 from exportd.migrate import migrate as apply_migrations
@@ -24,6 +25,12 @@ from exportd.params import InvalidParams
 from exportd.settings import Settings, redact_url
 from exportd.sqlfiles import queries
 from exportd.storage import check_bucket, open_s3_client
+
+
+def print_json(doc: Any) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 

@@ -18,10 +18,10 @@ from exportd.exporter import Exporter, ExportOptions
 from exportd.listener import Listener
 from exportd.migrate import pending_migrations
 from exportd.parts import choose_part_size
+from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from exportd.settings import Settings, SettingsError, redact_url
 from exportd.storage import S3Client, open_s3_client
-from exportd.store import PgJobStore
 from exportd.worker import Worker, WorkerConfig
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import asyncpg
 
 from exportd import db
-from exportd.cli import EXIT_OK, CliError
 from exportd.daemon import StartupError, serve
 from exportd.definitions import load_definitions
+from exportd.exits import EXIT_OK, CliError
 from exportd.logs import configure_logging
 from exportd.migrate import migrate
 from exportd.settings import load_settings, redact_url

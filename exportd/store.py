@@ -1,7 +1,8 @@
-"""The queue as the worker sees it: a narrow Protocol and its Postgres implementation.
+"""The queue as the worker sees it: a narrow Protocol.
 
-The worker loop depends only on ``JobStore``; unit tests of the loop fake it
-here, at this boundary, while the SQL itself is tested against real Postgres.
+The worker loop depends only on ``JobStore``; the Postgres implementation is
+``exportd.pgstore.PgJobStore``. Unit tests of the loop fake the queue here,
+at this boundary, while the SQL itself is tested against real Postgres.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-import asyncpg
-
 from exportd.errors import ErrorKind
 from exportd.jobs import ExportResult, Heartbeat, Job, UploadRef
-from exportd.sqlfiles import queries
 
 Commit = Callable[[], Awaitable[ExportResult]]
 
@@ -48,76 +46,3 @@ class JobStore(Protocol):
     async def release(self, job: Job, worker_id: str) -> bool: ...
 
     async def state_of(self, job_id: uuid.UUID) -> str | None: ...
-
-
-class PgJobStore:
-    """``JobStore`` on the ``exportd.jobs`` table; every write after the claim is guarded."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._q = queries()
-
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
-        rows = await self._pool.fetch(self._q["claim"], worker_id, limit, float(lease_seconds))
-        return [Job.from_record(r) for r in rows]
-
-    async def heartbeat(
-        self, worker_id: str, lease_seconds: float, beats: Sequence[Heartbeat]
-    ) -> set[uuid.UUID]:
-        if not beats:
-            return set()
-        rows = await self._pool.fetch(
-            self._q["heartbeat"],
-            worker_id,
-            float(lease_seconds),
-            [b.job_id for b in beats],
-            [b.rows for b in beats],
-            [b.bytes for b in beats],
-            [b.percent for b in beats],
-        )
-        return {r["id"] for r in rows}
-
-    async def record_upload(self, job: Job, worker_id: str, ref: UploadRef) -> bool:
-        row = await self._pool.fetchrow(
-            self._q["record_upload"], job.id, worker_id, ref.upload_id, ref.key
-        )
-        return row is not None
-
-    async def complete(
-        self, job: Job, worker_id: str, retention_seconds: float, commit: Commit
-    ) -> ExportResult | None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if await conn.fetchrow(self._q["lock_owned"], job.id, worker_id) is None:
-                return None
-            result = await commit()
-            await conn.execute(
-                self._q["complete"],
-                job.id,
-                worker_id,
-                float(retention_seconds),
-                result.object_key,
-                result.size_bytes,
-                result.row_count,
-                result.sha256_hex,
-            )
-            return result
-
-    async def retry(
-        self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
-    ) -> bool:
-        row = await self._pool.fetchrow(
-            self._q["retry"], job.id, worker_id, float(delay_seconds), error, str(kind)
-        )
-        return row is not None
-
-    async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
-        row = await self._pool.fetchrow(self._q["fail"], job.id, worker_id, error, str(kind))
-        return row is not None
-
-    async def release(self, job: Job, worker_id: str) -> bool:
-        row = await self._pool.fetchrow(self._q["release"], job.id, worker_id)
-        return row is not None
-
-    async def state_of(self, job_id: uuid.UUID) -> str | None:
-        row = await self._pool.fetchrow(self._q["job_state"], job_id)
-        return None if row is None else str(row["state"])

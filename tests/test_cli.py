@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import database_url
 from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import job_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +144,35 @@ async def test_check_reports_every_problem(
     assert any(line.startswith("ok    kind numbers") for line in lines), lines
     assert any(line.startswith("FAIL  bucket:") for line in lines), lines
     assert any(line.startswith("ok    database") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "message"),
+    [
+        ({"EXPORTD_S3_BUCKET": ""}, 2, "EXPORTD_S3_BUCKET"),
+        ({"EXPORTD_DATABASE_URL": "mysql://nope"}, 2, "EXPORTD_DATABASE_URL: must be a postgresql"),
+        ({"EXPORTD_CONCURRENCY": "lots"}, 2, "EXPORTD_CONCURRENCY"),
+        ({"EXPORTD_S3_ENDPOINT_URL": "ftp://x"}, 2, "EXPORTD_S3_ENDPOINT_URL"),
+        ({}, 1, "cannot reach the database at postgresql://u:***@127.0.0.1"),
+    ],
+    ids=["no-bucket", "bad-database-url", "bad-number", "bad-endpoint", "database-down"],
+)
+async def test_run_stops_with_one_clear_line(
+    env: dict[str, str], code: int, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    base = clean_env(
+        EXPORTD_S3_BUCKET="bucket",
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        # Nothing listens there; the password must never be printed.
+        EXPORTD_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{free_port()}/db",
+    )
+    result = await exportd("run", env={**base, **env}, cwd=tmp_path)
+    assert result.returncode == code
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "hunter2" not in result.stderr
 
 
 async def test_invalid_definitions_stop_run_with_every_problem(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind
 from exportd.jobs import ExportResult, Heartbeat
+from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
-from exportd.store import PgJobStore
 from tests.helpers import insert_job, job_row
 
 LEASE = 30.0

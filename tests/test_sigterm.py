@@ -14,7 +14,6 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 
 from exportd.storage import list_open_uploads, open_s3_client
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
@@ -111,63 +110,3 @@ async def test_sigterm_hands_running_jobs_back_without_spending_an_attempt(
     started = next(e for e in events if e["event"] == "job_started")
     assert {"job_id", "owner", "kind", "attempt", "worker_id"} <= started.keys()
     assert started["job_id"] == str(job_id)
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"EXPORTD_S3_BUCKET": ""}, "EXPORTD_S3_BUCKET"),
-        ({"EXPORTD_DATABASE_URL": "mysql://nope"}, "EXPORTD_DATABASE_URL: must be a postgresql"),
-        ({"EXPORTD_CONCURRENCY": "lots"}, "EXPORTD_CONCURRENCY"),
-    ],
-)
-def test_bad_settings_stop_the_daemon_with_one_line(
-    env: dict[str, str], message: str, tmp_path: Path
-) -> None:
-    definitions = tmp_path / "kinds.toml"
-    definitions.write_text(SLOW)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")} | {
-        "PYTHONPATH": str(ROOT),
-        "EXPORTD_S3_BUCKET": "bucket",
-        "EXPORTD_DEFINITIONS": str(definitions),
-        "EXPORTD_DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/db",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "exportd", "run"],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0]
-    assert "Traceback" not in result.stderr
-    assert "hunter2" not in result.stderr
-
-
-def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
-    definitions = tmp_path / "kinds.toml"
-    definitions.write_text(SLOW)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")} | {
-        "PYTHONPATH": str(ROOT),
-        "EXPORTD_S3_BUCKET": "bucket",
-        "EXPORTD_DEFINITIONS": str(definitions),
-        "EXPORTD_DATABASE_URL": f"postgresql://u:hunter2@127.0.0.1:{free_port()}/db",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "exportd", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "cannot reach the database" in result.stderr
-    assert "hunter2" not in result.stderr
-    assert "Traceback" not in result.stderr
