@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,22 @@ run: $(VENV)/.embedded
 
 ## lint: ruff and mypy (strict)
 lint: $(VENV)/.test
-	$(BIN)/ruff check exportd tests
-	$(BIN)/ruff format --check exportd tests
+	$(BIN)/ruff check exportd tests bench
+	$(BIN)/ruff format --check exportd tests bench
 	$(BIN)/mypy
 
 ## test: lint, then the whole suite against real Postgres and real S3 servers
 test: lint
 	$(BIN)/pytest
+
+$(VENV)/.bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.test $(VENV)/.embedded
+
+.venv-aws/bin/aws:
+	$(PYTHON) -m venv .venv-aws
+	.venv-aws/bin/python -m pip install --quiet awscli
+
+## bench: CSV export, exportd against psql | aws s3 cp and a Python row loop
+bench: $(VENV)/.bench .venv-aws/bin/aws
+	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
