@@ -66,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         "--dir", default=".exportd-dev", type=Path, help="state directory (default .exportd-dev)"
     )
     dev.add_argument("--port", type=int, default=8080, help="HTTP API port (default 8080)")
+    dev.add_argument(
+        "--database", default="exportd_dev", help="database to create and use (default exportd_dev)"
+    )
+    dev.add_argument(
+        "--embedded-postgres",
+        action="store_true",
+        help="start an embedded Postgres even when one answers on localhost:5432",
+    )
     return parser
 
 
@@ -104,7 +112,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from exportd import embedded
 
-        return embedded.main(args.dir, args.port)
+        return embedded.main(args.dir, args.port, args.database, args.embedded_postgres)
     settings = _settings(args)
     if args.command == "run":
         return commands.run(settings)

@@ -31,7 +31,6 @@ from exportd.migrate import migrate
 from exportd.settings import load_settings, redact_url
 from exportd.sqlfiles import queries
 
-DEV_DATABASE = "exportd_dev"
 DEV_BUCKET = "exports"
 DEV_ACCESS_KEY = "exportd-dev"
 DEV_SECRET_KEY = "exportd-dev-secret"  # noqa: S105 - a local, loopback-only dev server
@@ -87,6 +86,9 @@ def local_s3(state: Path) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RCLONE_CONFIG": str(state / "rclone.conf")},
+            # Its own session: Ctrl-C reaches the daemon, which drains its
+            # uploads, and not the S3 server they are going to.
+            start_new_session=True,
         )
     try:
         wait_for_port(port, proc, "rclone serve s3", log)
@@ -107,17 +109,21 @@ async def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def local_postgres(state: Path) -> Iterator[str]:
+def local_postgres(state: Path, *, embedded: bool = False) -> Iterator[str]:
     """A server URL: EXPORTD_DATABASE_URL, else localhost:5432, else an embedded one."""
-    candidates = (
-        [os.environ["EXPORTD_DATABASE_URL"]]
-        if "EXPORTD_DATABASE_URL" in os.environ
-        else [
-            "postgresql://localhost:5432/postgres",
-            "postgresql://postgres@localhost:5432/postgres",
-        ]
-    )
-    for url in candidates:
+    configured = os.environ.get("EXPORTD_DATABASE_URL")
+    if configured and not embedded:
+        # Asked for by name: a server that does not answer is an error, not a
+        # reason to quietly use another one.
+        if not asyncio.run(_answers(configured)):
+            raise CliError(f"no answer from EXPORTD_DATABASE_URL={redact_url(configured)}")
+        yield configured
+        return
+    candidates = [
+        "postgresql://localhost:5432/postgres",
+        "postgresql://postgres@localhost:5432/postgres",
+    ]
+    for url in [] if embedded else candidates:
         if asyncio.run(_answers(url)):
             yield url
             return
@@ -128,7 +134,8 @@ def local_postgres(state: Path) -> Iterator[str]:
             "no Postgres answers on localhost:5432 and the embedded one is not installed: "
             "pip install 'exportd[embedded]' (package pgserver)"
         ) from None
-    print("no Postgres on localhost:5432; starting an embedded one", file=sys.stderr)
+    if not embedded:
+        print("no Postgres on localhost:5432; starting an embedded one", file=sys.stderr)
     # pgserver re-exports get_server without declaring it in __all__.
     server = pgserver.get_server(  # type: ignore[attr-defined]
         str(state / "postgres"), cleanup_mode="stop"
@@ -145,14 +152,15 @@ def _with_database(url: str, name: str) -> str:
     return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
-async def _prepare_database(server_url: str) -> str:
+async def _prepare_database(server_url: str, name: str) -> str:
     conn = await db.connect(server_url, timeout=10)
     try:
-        if not await conn.fetchval(queries()["dev_database_exists"]):
-            await conn.execute(queries()["dev_create_database"])
+        if not await conn.fetchval(queries()["dev_database_exists"], name):
+            statement = await conn.fetchval(queries()["dev_create_database_statement"], name)
+            await conn.execute(statement)
     finally:
         await conn.close()
-    url = _with_database(server_url, DEV_DATABASE)
+    url = _with_database(server_url, name)
     conn = await db.connect(url, timeout=10)
     try:
         await migrate(conn)
@@ -163,12 +171,15 @@ async def _prepare_database(server_url: str) -> str:
     return url
 
 
-def main(state: Path, api_port: int) -> int:
+def main(state: Path, api_port: int, database: str, embedded_postgres: bool) -> int:
     state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     definitions_path = Path(str(resources.files("exportd.demo").joinpath("definitions.toml")))
-    with local_s3(state) as s3_url, local_postgres(state) as server_url:
-        database_url = asyncio.run(_prepare_database(server_url))
+    with (
+        local_s3(state) as s3_url,
+        local_postgres(state, embedded=embedded_postgres) as server_url,
+    ):
+        database_url = asyncio.run(_prepare_database(server_url, database))
         env = {
             "EXPORTD_DATABASE_URL": database_url,
             "EXPORTD_S3_BUCKET": DEV_BUCKET,

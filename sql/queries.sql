@@ -212,8 +212,9 @@ SELECT set_config('statement_timeout', $1, true),
        set_config('IntervalStyle', 'iso_8601', true);
 
 -- name: dev_database_exists
--- `exportd dev` keeps its tables in a database of their own.
-SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'exportd_dev');
+-- `exportd dev` keeps its tables in a database of their own ($1).
+SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1);
 
--- name: dev_create_database
-CREATE DATABASE exportd_dev;
+-- name: dev_create_database_statement
+-- CREATE DATABASE takes no parameters: Postgres itself quotes the name.
+SELECT format('CREATE DATABASE %I', $1::text);
