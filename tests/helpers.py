@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def insert_job(
@@ -67,3 +74,33 @@ async def wait_for_state(
         return row if row["state"] in states else None
 
     return await eventually(check, timeout=timeout)
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without any EXPORTD_* setting, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(settings)
+    return env
+
+
+async def exportd(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would, in its own process."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "exportd", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def healthy(port: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
+            return r.status == 200
+    except aiohttp.ClientError:
+        return False

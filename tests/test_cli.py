@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +14,7 @@ import pytest
 from tests.conftest import database_url
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import job_row
+from tests.helpers import clean_env, exportd, job_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,26 +34,6 @@ BROKEN_SQL = """
 [kinds.typo]
 query = "SELEC id FROM nowhere WHERE owner = :owner"
 """
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(settings)
-    return env
-
-
-async def exportd(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "exportd", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def s3_env(endpoint: S3Endpoint, bucket: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,17 +15,9 @@ import asyncpg
 import pytest
 
 from tests.fixtures_s3 import free_port
-from tests.helpers import eventually
+from tests.helpers import clean_env, eventually, exportd, healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def healthy(port: int) -> bool:
-    try:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
-            return r.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 @pytest.fixture
@@ -44,8 +35,7 @@ async def dev_database(admin_url: str) -> AsyncIterator[str]:
 async def run_dev_and_export(tmp_path: Path, database: str, *extra: str) -> str:
     state = tmp_path / "state"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env = clean_env()
     log = (tmp_path / "dev.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -70,28 +60,18 @@ async def run_dev_and_export(tmp_path: Path, database: str, *extra: str) -> str:
         await eventually(lambda: healthy(port), timeout=90, interval=0.2)
         output = (tmp_path / "dev.log").read_text()
         assert "enqueue orders --owner alice" in output
-        enqueue = await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "-m",
-                "exportd",
-                "--env-file",
-                str(state / "exportd.env"),
-                "enqueue",
-                "orders",
-                "--owner",
-                "alice",
-                "--param",
-                "since=2024-03-01",
-                "--wait",
-            ],
+        enqueue = await exportd(
+            "--env-file",
+            str(state / "exportd.env"),
+            "enqueue",
+            "orders",
+            "--owner",
+            "alice",
+            "--param",
+            "since=2024-03-01",
+            "--wait",
             env=env,
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
         assert enqueue.returncode == 0, enqueue.stderr
         url = enqueue.stdout.strip().splitlines()[-1]

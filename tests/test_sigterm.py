@@ -12,12 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from exportd.storage import list_open_uploads, open_s3_client
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import eventually, insert_job, job_row
+from tests.helpers import eventually, healthy, insert_job, job_row
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,14 +29,6 @@ FROM generate_series(1, 3000) AS g
 WHERE :owner <> ''
 '''
 """
-
-
-async def healthy(port: int) -> bool:
-    try:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
-            return r.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 async def test_sigterm_hands_running_jobs_back_without_spending_an_attempt(
