@@ -16,8 +16,6 @@ from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import clean_env, exportd, job_row
 
-ROOT = Path(__file__).resolve().parent.parent
-
 KINDS = """
 [kinds.numbers]
 description = "Numbers up to a limit"

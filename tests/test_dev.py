@@ -17,8 +17,6 @@ import pytest
 from tests.fixtures_s3 import free_port
 from tests.helpers import clean_env, eventually, exportd, healthy
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
 async def dev_database(admin_url: str) -> AsyncIterator[str]:

@@ -16,9 +16,7 @@ import asyncpg
 
 from exportd.storage import list_open_uploads, open_s3_client
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import eventually, healthy, insert_job, job_row
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, eventually, healthy, insert_job, job_row
 
 SLOW = """
 [kinds.slow]
