@@ -21,7 +21,7 @@ from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from exportd.settings import Settings, SettingsError, redact_url
-from exportd.storage import S3Client, open_s3_client
+from exportd.storage import open_s3_client
 from exportd.worker import Worker, WorkerConfig
 
 
@@ -48,15 +48,6 @@ class Daemon:
 
 def backoff_policy(settings: Settings) -> BackoffPolicy:
     return BackoffPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
-
-
-async def _abort_upload(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:
-    log = structlog.get_logger()
-    try:
-        await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        log.info("orphan_upload_aborted", key=key, upload_id=upload_id)
-    except Exception as exc:
-        log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
 
 
 async def serve(
@@ -127,7 +118,7 @@ async def serve(
         )
 
         async def abort(key: str, upload_id: str) -> None:
-            await _abort_upload(s3, bucket, key, upload_id)
+            await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
         reaper = Reaper(pool, policy, abort_upload=abort)
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)

@@ -124,6 +124,7 @@ class Exporter:
             content_type=CONTENT_TYPES[job.format],
             content_disposition=content_disposition(filename),
             on_multipart_started=started,
+            logger=ctx.log,
         )
         try:
             rows = await self._copy(kind, sql, args, upload, ctx)

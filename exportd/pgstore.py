@@ -47,23 +47,39 @@ class PgJobStore:
         return row is not None
 
     async def complete(
-        self, job: Job, worker_id: str, retention_seconds: float, commit: Commit
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
     ) -> ExportResult | None:
+        failure: BaseException | None = None
         async with self._pool.acquire() as conn, conn.transaction():
             if await conn.fetchrow(self._q["lock_owned"], job.id, worker_id) is None:
                 return None
-            result = await commit()
-            await conn.execute(
-                self._q["complete"],
-                job.id,
-                worker_id,
-                float(retention_seconds),
-                result.object_key,
-                result.size_bytes,
-                result.row_count,
-                result.sha256_hex,
-            )
-            return result
+            try:
+                result = await commit()
+            except BaseException as exc:
+                # Still ours and still locked: renew before letting go, so
+                # the reaper cannot take the job between this failure and
+                # the worker recording it.
+                await conn.execute(self._q["renew_locked"], job.id, worker_id, float(lease_seconds))
+                failure = exc
+            else:
+                await conn.execute(
+                    self._q["complete"],
+                    job.id,
+                    worker_id,
+                    float(retention_seconds),
+                    result.object_key,
+                    result.size_bytes,
+                    result.row_count,
+                    result.sha256_hex,
+                )
+        if failure is not None:
+            raise failure
+        return result
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
@@ -81,6 +97,6 @@ class PgJobStore:
         row = await self._pool.fetchrow(self._q["release"], job.id, worker_id)
         return row is not None
 
-    async def state_of(self, job_id: uuid.UUID) -> str | None:
+    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
         row = await self._pool.fetchrow(self._q["job_state"], job_id)
-        return None if row is None else str(row["state"])
+        return None if row is None else (str(row["state"]), row["worker_id"])

@@ -74,7 +74,6 @@ class Reaper:
 
     async def run_once(self) -> list[Reaped]:
         """One round: reap up to a batch of expired leases."""
-        uploads: list[tuple[str, str]] = []
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(self._q["reap_lock"]):
                 return []
@@ -89,28 +88,33 @@ class Reaper:
                 [d.delay for d in decisions],
                 [d.message for d in decisions],
             )
-            uploads = [
-                (r["upload_key"], r["upload_id"]) for r in rows if r["upload_id"] is not None
-            ]
-            by_id = {r["id"]: r for r in rows}
+        by_id = {r["id"]: r for r in rows}
         reaped = [Reaped(r["id"], r["state"]) for r in updated]
         for item in reaped:
             row = by_id[item.job_id]
-            self.log.warning(
-                "job_reaped",
+            log = self.log.bind(
                 job_id=str(item.job_id),
                 owner=row["owner"],
                 kind=row["kind"],
                 attempt=row["attempts"],
                 worker_id=row["worker_id"],
-                new_state=item.state,
             )
-        # The dead worker's upload can never complete: abort it now rather
-        # than leave its parts to the bucket's lifecycle rule.
-        if self._abort_upload is not None:
-            for key, upload_id in uploads:
-                await self._abort_upload(key, upload_id)
+            log.warning("job_reaped", new_state=item.state)
+            if row["upload_id"] is not None:
+                await self._abort_orphan(row["upload_key"], row["upload_id"], log)
         return reaped
+
+    async def _abort_orphan(self, key: str, upload_id: str, log: Any) -> None:
+        """The dead worker's upload can never complete: abort it now rather than
+        leave its parts to the bucket's lifecycle rule."""
+        if self._abort_upload is None:
+            return
+        try:
+            await self._abort_upload(key, upload_id)
+        except Exception as exc:
+            log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
+        else:
+            log.info("orphan_upload_aborted", key=key, upload_id=upload_id)
 
     async def run_forever(self, interval: float) -> None:
         while True:

@@ -29,11 +29,17 @@ class JobStore(Protocol):
     async def record_upload(self, job: Job, worker_id: str, ref: UploadRef) -> bool: ...
 
     async def complete(
-        self, job: Job, worker_id: str, retention_seconds: float, commit: Commit
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
     ) -> ExportResult | None:
         """Call ``commit`` and mark the job completed, only while it is still owned.
 
-        Returns None, without calling ``commit``, when the job was lost.
+        Returns None, without calling ``commit``, when the job was lost. When
+        ``commit`` raises, the job is still owned, with a fresh lease.
         """
         ...
 
@@ -45,4 +51,6 @@ class JobStore(Protocol):
 
     async def release(self, job: Job, worker_id: str) -> bool: ...
 
-    async def state_of(self, job_id: uuid.UUID) -> str | None: ...
+    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
+        """The job's state and worker, or None when there is no such job."""
+        ...

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import structlog
 
@@ -65,6 +66,7 @@ class ObjectUpload:
         content_disposition: str,
         on_multipart_started: Callable[[str], Awaitable[None]] | None = None,
         extra_args: Mapping[str, str] | None = None,
+        logger: Any = None,
     ) -> None:
         if part_size < 1:
             raise ValueError(f"part_size must be positive, got {part_size}")
@@ -80,6 +82,8 @@ class ObjectUpload:
             **(extra_args or {}),
         }
         self._on_multipart_started = on_multipart_started
+        # The job's logger, when there is one, so that its fields go with the event.
+        self._log = logger or log
 
         self._buffer = bytearray()
         self._hasher = hashlib.sha256()
@@ -321,7 +325,7 @@ class ObjectUpload:
                 )
         except Exception as exc:
             error = self._wrap(exc, "AbortMultipartUpload")
-            log.warning(
+            self._log.warning(
                 "s3_abort_failed",
                 bucket=self._bucket,
                 key=self._key,

@@ -93,6 +93,7 @@ class _Running:
     job: Job
     progress: Progress
     renewal_sent: float  # monotonic time of the last renewal the database confirmed
+    log: Any  # bound to the job's fields
     task: asyncio.Task[None] | None = None
     finishing: bool = False
     stop_reason: StopReason | None = None
@@ -203,7 +204,8 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     def _start(self, job: Job, claim_sent: float) -> None:
-        running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent)
+        log = self.log.bind(**job.log_fields(self.worker_id))
+        running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent, log=log)
         self._running[job.id] = running
         self._idle.clear()
         running.task = asyncio.create_task(self._execute(running), name=f"exportd-job-{job.id}")
@@ -232,7 +234,7 @@ class Worker:
 
     async def _execute(self, running: _Running) -> None:
         job = running.job
-        log = self.log.bind(**job.log_fields(self.worker_id))
+        log = running.log
         started = time.monotonic()
         prepared: PreparedExport | None = None
 
@@ -246,7 +248,11 @@ class Worker:
             prepared = await self.runner.run(ctx)
             running.finishing = True
             result = await self.store.complete(
-                job, self.worker_id, self.config.retention_seconds, prepared.commit
+                job,
+                self.worker_id,
+                self.config.retention_seconds,
+                self.config.lease_seconds,
+                prepared.commit,
             )
             if result is None:
                 await prepared.abort()
@@ -355,20 +361,33 @@ class Worker:
             owned = await self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats)
         except Exception as exc:
             self.log.warning("heartbeat_failed", error=repr(exc), jobs=len(live))
-            now = time.monotonic()
+            owned = set()
+        else:
             for running in live:
-                if lease_lost_locally(running.renewal_sent, now, self.config.lease_seconds):
-                    self.log.warning("lease_expired_locally", job_id=str(running.job.id))
-                    self._stop(running, StopReason.LOST)
-            return
+                if running.job.id in owned:
+                    running.renewal_sent = sent
+                else:
+                    await self._check_ownership(running)
+        # Whatever the reason a lease went unrenewed, once a whole lease has
+        # passed the reaper may hand the job to another worker: stop first.
+        now = time.monotonic()
         for running in live:
-            if running.job.id in owned:
-                running.renewal_sent = sent
-                continue
-            state: str | None = None
-            try:
-                state = await self.store.state_of(running.job.id)
-            except Exception as exc:
-                self.log.warning("job_state_unknown", job_id=str(running.job.id), error=repr(exc))
-            reason = StopReason.CANCELLED if state == "cancelled" else StopReason.LOST
-            self._stop(running, reason)
+            renewed = running.stop_reason is not None or running.job.id in owned
+            if not renewed and lease_lost_locally(
+                running.renewal_sent, now, self.config.lease_seconds
+            ):
+                running.log.warning("lease_expired_locally")
+                self._stop(running, StopReason.LOST)
+
+    async def _check_ownership(self, running: _Running) -> None:
+        """A job the heartbeat did not renew: gone, or only locked for a moment?"""
+        try:
+            found = await self.store.state_of(running.job.id)
+        except Exception as exc:
+            # Unknown: keep working; the local lease check stops the job in time.
+            running.log.warning("job_state_unknown", error=repr(exc))
+            return
+        if found == ("processing", self.worker_id):
+            return  # still ours, its row was locked: renewed at the next beat
+        state = None if found is None else found[0]
+        self._stop(running, StopReason.CANCELLED if state == "cancelled" else StopReason.LOST)

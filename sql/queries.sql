@@ -35,17 +35,34 @@ RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
 
 -- name: heartbeat
 -- Renew the leases of worker $1's jobs by $2 seconds and record their
--- progress, in one statement for all of them. The ids it returns are the
--- jobs the worker still owns; any other has been cancelled or reaped.
+-- progress, in one statement for all of them. It returns the jobs renewed.
+-- SKIP LOCKED: a row locked right now (a cancel in progress, this worker
+-- completing the job) is passed over rather than waited for, so one slow
+-- transaction never holds up the renewal of every other lease. The worker
+-- asks after any job not returned before it concludes the job is gone.
+WITH mine AS (
+    SELECT id
+    FROM exportd.jobs
+    WHERE id = ANY($3::uuid[]) AND state = 'processing' AND worker_id = $1
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE exportd.jobs AS j
 SET lease_expires_at = now() + make_interval(secs => $2),
     rows_written = u.rows_written,
     bytes_written = u.bytes_written,
     progress = u.progress
-FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[])
+FROM mine, unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[])
      AS u(id, rows_written, bytes_written, progress)
-WHERE j.id = u.id AND j.state = 'processing' AND j.worker_id = $1
+WHERE j.id = mine.id AND j.id = u.id
 RETURNING j.id;
+
+-- name: renew_locked
+-- Inside the completing transaction, when committing the object failed: the
+-- row is still locked by this worker, so renewing before letting go means the
+-- reaper cannot take the job between the failure and its retry being recorded.
+UPDATE exportd.jobs
+SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE id = $1 AND state = 'processing' AND worker_id = $2;
 
 -- name: record_upload
 -- Remember the open multipart upload, so that it can be aborted by whoever

@@ -345,3 +345,35 @@ async def test_a_notification_wakes_an_idle_daemon_long_before_its_poll(
     waited = (row["started_at"] - row["created_at"]).total_seconds()
     assert waited < 5, f"picked up after {waited:.2f}s: the notification was not heard"
     assert (await job_row(pool, cancelled))["attempts"] == 0
+
+
+async def test_the_reaper_aborts_the_upload_a_dead_worker_left_open(
+    s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: S3Client, pool: asyncpg.Pool
+) -> None:
+    from exportd.backoff import BackoffPolicy
+    from exportd.reaper import Reaper
+
+    job_id = await insert_job(pool, owner="o", kind="big")
+    key = f"exports/o/{job_id}/big.csv"
+    upload = await s3_client.create_multipart_upload(Bucket=s3_bucket, Key=key)
+    await s3_client.upload_part(
+        Bucket=s3_bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
+        " lease_expires_at = now() - interval '1 second', upload_id = $2, upload_key = $3"
+        " WHERE id = $1",
+        job_id,
+        upload["UploadId"],
+        key,
+    )
+
+    async def abort(k: str, upload_id: str) -> None:
+        await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key=k, UploadId=upload_id)
+
+    reaped = await Reaper(pool, BackoffPolicy(), abort_upload=abort).run_once()
+
+    assert [r.job_id for r in reaped] == [job_id]
+    assert await list_open_uploads(s3_client, s3_bucket, "") == []
+    row = await job_row(pool, job_id)
+    assert (row["state"], row["upload_id"]) == ("pending", None)

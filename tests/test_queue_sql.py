@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from exportd.backoff import BackoffPolicy
-from exportd.errors import ErrorKind
+from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
@@ -103,7 +103,7 @@ async def test_guarded_updates_refuse_a_job_the_worker_lost(pool: asyncpg.Pool) 
         return ExportResult("k", 1, 1, "0" * 64)
 
     assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 0, 0, 0)]) == set()
-    assert await store.complete(job, "w1", 60, commit) is None
+    assert await store.complete(job, "w1", 60, LEASE, commit) is None
     assert committed == [], "the object must not be committed for a lost job"
     assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is False
     assert await store.fail(job, "w1", "x", ErrorKind.INTERNAL) is False
@@ -121,7 +121,7 @@ async def test_complete_records_the_result(pool: asyncpg.Pool) -> None:
     async def commit() -> ExportResult:
         return ExportResult("exports/u/x.csv", 123, 7, "ab" * 32)
 
-    result = await store.complete(job, "w1", 3600, commit)
+    result = await store.complete(job, "w1", 3600, LEASE, commit)
 
     assert result is not None
     row = await job_row(pool, job_id)
@@ -266,3 +266,44 @@ async def test_migrations_run_concurrently_once(dsn: str) -> None:
 
     # The database is already migrated: concurrent runs find nothing to do.
     assert list(await asyncio.gather(run(), run(), run())) == [[], [], []]
+
+
+async def test_heartbeat_passes_over_a_locked_row_without_waiting(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    locked, free = await insert_job(pool), await insert_job(pool)
+    store = PgJobStore(pool)
+    await store.claim("w1", 2, LEASE)
+    other = await asyncpg.connect(dsn)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM exportd.jobs WHERE id = $1 FOR UPDATE", locked)
+            beats = [Heartbeat(locked, 0, 0, 0), Heartbeat(free, 0, 0, 0)]
+            owned = await asyncio.wait_for(store.heartbeat("w1", LEASE, beats), 2)
+    finally:
+        await other.close()
+    assert owned == {free}
+    assert await store.state_of(locked) == ("processing", "w1")
+
+
+async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    await pool.execute(
+        "UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 minute' WHERE id = $1",
+        job_id,
+    )
+
+    async def commit() -> ExportResult:
+        raise ExportError(ErrorKind.STORAGE_UNAVAILABLE, "S3 down")
+
+    with pytest.raises(ExportError):
+        await store.complete(job, "w1", 60, LEASE, commit)
+    row = await job_row(pool, job_id)
+    assert (row["state"], row["worker_id"]) == ("processing", "w1")
+    left = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["lease_expires_at"])
+    assert float(left) > LEASE - 5
+    assert await Reaper(pool, BackoffPolicy()).run_once() == []

@@ -45,12 +45,16 @@ class FakeStore:
     retry_delays: list[float] = field(default_factory=list)
     heartbeat_error: Exception | None = None
     heartbeats: int = 0
+    workers: dict[uuid.UUID, str] = field(default_factory=dict)
+    # Owned, but passed over by the heartbeat (its row locked for a moment).
+    locked: set[uuid.UUID] = field(default_factory=set)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
         for job in taken:
             self.owned.add(job.id)
             self.states[job.id] = "processing"
+            self.workers[job.id] = worker_id
         return taken
 
     async def heartbeat(
@@ -59,7 +63,7 @@ class FakeStore:
         self.heartbeats += 1
         if self.heartbeat_error is not None:
             raise self.heartbeat_error
-        return {b.job_id for b in beats if b.job_id in self.owned}
+        return {b.job_id for b in beats if b.job_id in self.owned - self.locked}
 
     async def record_upload(self, job: Job, worker_id: str, ref: object) -> bool:
         return job.id in self.owned
@@ -73,7 +77,12 @@ class FakeStore:
         return True
 
     async def complete(
-        self, job: Job, worker_id: str, retention_seconds: float, commit: Commit
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
     ) -> ExportResult | None:
         if job.id not in self.owned:
             self.calls.append(("complete_lost", job.id))
@@ -94,8 +103,11 @@ class FakeStore:
     async def release(self, job: Job, worker_id: str) -> bool:
         return self._end("release", job, "pending")
 
-    async def state_of(self, job_id: uuid.UUID) -> str | None:
-        return self.states.get(job_id)
+    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
+        state = self.states.get(job_id)
+        if state is None:
+            return None
+        return state, (self.workers[job_id] if job_id in self.owned else None)
 
     def lose(self, job_id: uuid.UUID, state: str) -> None:
         self.owned.discard(job_id)
@@ -243,6 +255,36 @@ async def test_a_job_lost_at_heartbeat_is_stopped_and_aborted(state: str, expect
     assert store.calls == []
 
 
+async def test_a_briefly_locked_row_is_not_taken_for_a_lost_job() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    runner = FakeRunner(seconds=0.4)
+    worker = Worker(store, runner, config(lease_seconds=0.6))
+    store.locked.add(job.id)
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: store.heartbeats >= 1)
+    store.locked.clear()
+    await until(lambda: runner.committed)
+    worker.request_stop()
+    await task
+    assert runner.cancelled == []
+    assert store.calls == [("complete", job.id)]
+
+
+async def test_a_row_locked_for_a_whole_lease_stops_the_job() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    store.locked.add(job.id)
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=0.3))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.cancelled, timeout=2.0)
+    worker.request_stop()
+    await task
+    assert runner.aborted == [job.id]
+    assert store.calls == []
+
+
 async def test_a_lease_that_cannot_be_renewed_stops_the_job() -> None:
     job = make_job()
     store = FakeStore(ready=[job], heartbeat_error=ConnectionRefusedError("db down"))
@@ -359,3 +401,42 @@ def test_worker_ids_are_fresh_per_start() -> None:
     first, second = new_worker_id(), new_worker_id()
     assert first != second
     assert first.rsplit(":", 1)[0] == second.rsplit(":", 1)[0]
+
+
+async def test_every_log_line_about_a_job_names_it() -> None:
+    from structlog.testing import capture_logs
+
+    ok, bad, lost = make_job(), make_job(), make_job()
+    store = FakeStore(ready=[ok, bad, lost])
+    runner = FakeRunner()
+
+    async def run(ctx: JobContext) -> Prepared:
+        runner.started.append(ctx.job.id)
+        if ctx.job.id == bad.id:
+            raise ExportError(ErrorKind.TIMEOUT, "slow")
+        if ctx.job.id == lost.id:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                runner.cancelled.append(ctx.job.id)
+                raise
+        return Prepared(runner, ctx.job.id)
+
+    runner.run = run  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        worker = Worker(store, runner, config(lease_seconds=0.15))
+        task = asyncio.create_task(worker.run(5))
+        await until(lambda: len(runner.started) == 3)
+        store.lose(lost.id, "pending")
+        await until(lambda: runner.cancelled)
+        worker.request_stop()
+        await task
+    about_jobs = [e for e in logs if "job_id" in e]
+    assert {e["event"] for e in about_jobs} >= {
+        "job_started",
+        "job_completed",
+        "job_retry",
+        "job_lost",
+    }
+    for event in about_jobs:
+        assert {"owner", "kind", "attempt", "worker_id"} <= event.keys(), event
