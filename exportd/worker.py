@@ -95,7 +95,7 @@ class _Running:
     renewal_sent: float  # monotonic time of the last renewal the database confirmed
     log: Any  # bound to the job's fields
     task: asyncio.Task[None] | None = None
-    finishing: bool = False
+    finishing: bool = False  # completing or recording its outcome: not to be stopped
     stop_reason: StopReason | None = None
 
 
@@ -312,6 +312,9 @@ class Worker:
 
     async def _record_failure(self, running: _Running, exc: ExportError, log: Any) -> None:
         job = running.job
+        # Recording the outcome is not interrupted by a shutdown: an update
+        # cut off half-way would leave the job to the reaper, one attempt poorer.
+        running.finishing = True
         decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
         try:
             if isinstance(decision, Retry):

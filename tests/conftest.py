@@ -108,3 +108,13 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     c = await db.connect(dsn)
     yield c
     await c.close()
+
+
+@pytest.fixture
+async def empty_database(admin_url: str) -> AsyncIterator[str]:
+    name = f"exportd_empty_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f"CREATE DATABASE {name}")
+    yield database_url(admin_url, name)
+    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await conn.close()

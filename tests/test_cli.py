@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import database_url
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import clean_env, exportd, job_row
@@ -41,16 +39,6 @@ def s3_env(endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
         "EXPORTD_S3_ACCESS_KEY_ID": endpoint.access_key,
         "EXPORTD_S3_SECRET_ACCESS_KEY": endpoint.secret_key,
     }
-
-
-@pytest.fixture
-async def empty_database(admin_url: str) -> AsyncIterator[str]:
-    name = f"exportd_empty_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f"CREATE DATABASE {name}")
-    yield database_url(admin_url, name)
-    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await conn.close()
 
 
 async def test_migrate_creates_then_finds_the_schema_current(

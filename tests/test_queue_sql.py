@@ -254,18 +254,23 @@ async def test_dedupe_key_allows_one_live_job(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval(enqueue) != first
 
 
-async def test_migrations_run_concurrently_once(dsn: str) -> None:
+async def test_concurrent_migrations_apply_each_migration_once(empty_database: str) -> None:
     from exportd.migrate import migrate
+    from exportd.sqlfiles import migrations
 
     async def run() -> list[int]:
-        c = await asyncpg.connect(dsn)
+        c = await asyncpg.connect(empty_database)
         try:
             return [m.version for m in await migrate(c)]
         finally:
             await c.close()
 
-    # The database is already migrated: concurrent runs find nothing to do.
-    assert list(await asyncio.gather(run(), run(), run())) == [[], [], []]
+    results = sorted(await asyncio.gather(run(), run(), run(), run()))
+    everything = [m.version for m in migrations()]
+    # One run applied everything; the others waited on the lock, then found
+    # nothing left to do.
+    assert results == [[], [], [], everything]
+    assert sorted(await asyncio.gather(run(), run())) == [[], []]
 
 
 async def test_heartbeat_passes_over_a_locked_row_without_waiting(
