@@ -130,7 +130,13 @@ async def serve(
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
         )
-        runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
+        try:
+            runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve the API on {settings.api_host}:{settings.api_port} "
+                f"({exc.strerror}); set EXPORTD_API_PORT to a free port"
+            ) from None
         stack.push_async_callback(runner.cleanup)
 
         daemon = Daemon(settings, worker, port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from pathlib import Path
 
@@ -135,6 +136,24 @@ async def test_run_stops_with_one_clear_line(
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "hunter2" not in result.stderr
+
+
+async def test_a_busy_api_port_is_one_clear_line(dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = clean_env(
+            EXPORTD_DATABASE_URL=dsn,
+            EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+            EXPORTD_S3_BUCKET="bucket",
+            EXPORTD_API_PORT=str(busy.getsockname()[1]),
+        )
+        result = await exportd("run", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot serve the API on 127.0.0.1" in result.stderr
+    assert "EXPORTD_API_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def test_invalid_definitions_stop_run_with_every_problem(tmp_path: Path) -> None:
