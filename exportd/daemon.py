@@ -135,7 +135,7 @@ async def serve(
         except OSError as exc:
             raise StartupError(
                 f"cannot serve the API on {settings.api_host}:{settings.api_port} "
-                f"({exc.strerror}); set EXPORTD_API_PORT to a free port"
+                f"({exc.strerror}); set EXPORTD_API_PORT (exportd dev: --port) to a free port"
             ) from None
         stack.push_async_callback(runner.cleanup)
 
