@@ -67,10 +67,23 @@ class ExportResult:
 
 
 @dataclass(frozen=True)
+class JobState:
+    """Who holds a job: enough to tell "still mine" from "gone"."""
+
+    state: str
+    worker_id: str | None
+    attempts: int
+
+    def held_by(self, worker_id: str, attempt: int) -> bool:
+        return (self.state, self.worker_id, self.attempts) == ("processing", worker_id, attempt)
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """One job's entry in a heartbeat."""
 
     job_id: uuid.UUID
+    attempt: int
     rows: int
     bytes: int
     percent: int

@@ -2,24 +2,36 @@
 
 A worker holds each job under a lease that the database times out. The
 worker renews it from a heartbeat that does not depend on the export making
-progress; if renewals stop reaching the database for a whole lease, the
-worker must assume the reaper took the job and stop working on it.
+progress. If renewals stop succeeding (the database is unreachable, or
+answers too slowly), the worker must stop the job itself before the lease
+can run out, because from then on the reaper may hand the job to another
+worker.
+
+The schedule: a beat every third of the lease, each renewal bounded to a
+sixth of it, so a beat happens at least every half lease. A job is stopped
+at the first beat that finds half a lease gone since the last renewal that
+succeeded was sent; that beat comes before a whole lease has passed, and the
+database cannot end the lease before then, because it set the expiry after
+the renewal was sent.
 """
 
 from __future__ import annotations
 
 
 def heartbeat_interval(lease_seconds: float) -> float:
-    """Renew at a third of the lease: two renewals may be lost before it ends."""
+    """Renew at a third of the lease: a renewal may fail before the job must stop."""
     return lease_seconds / 3.0
 
 
-def lease_lost_locally(renewal_sent: float, now: float, lease_seconds: float) -> bool:
-    """True once a whole lease has passed since the last successful renewal was sent.
+def renewal_timeout(lease_seconds: float) -> float:
+    """How long one renewal may take before it counts as failed."""
+    return lease_seconds / 6.0
 
-    Both values are readings of one monotonic clock. The database set the
-    new expiry after the renewal was sent, so the lease cannot end before
-    ``renewal_sent + lease``: a worker that stops then stops no later than
-    the reaper may take the job.
+
+def lease_lost_locally(renewal_sent: float, now: float, lease_seconds: float) -> bool:
+    """True once half a lease has passed since the last successful renewal was sent.
+
+    Both values are readings of one monotonic clock. With beats at most half
+    a lease apart, the first beat that sees this is still inside the lease.
     """
-    return now - renewal_sent >= lease_seconds
+    return now - renewal_sent >= lease_seconds / 2.0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from exportd.errors import ErrorKind
-from exportd.jobs import ExportResult, Heartbeat, Job, UploadRef
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
 from exportd.sqlfiles import queries
 from exportd.store import Commit
 
@@ -34,6 +34,7 @@ class PgJobStore:
             worker_id,
             float(lease_seconds),
             [b.job_id for b in beats],
+            [b.attempt for b in beats],
             [b.rows for b in beats],
             [b.bytes for b in beats],
             [b.percent for b in beats],
@@ -42,7 +43,7 @@ class PgJobStore:
 
     async def record_upload(self, job: Job, worker_id: str, ref: UploadRef) -> bool:
         row = await self._pool.fetchrow(
-            self._q["record_upload"], job.id, worker_id, ref.upload_id, ref.key
+            self._q["record_upload"], job.id, worker_id, job.attempt, ref.upload_id, ref.key
         )
         return row is not None
 
@@ -56,7 +57,8 @@ class PgJobStore:
     ) -> ExportResult | None:
         failure: BaseException | None = None
         async with self._pool.acquire() as conn, conn.transaction():
-            if await conn.fetchrow(self._q["lock_owned"], job.id, worker_id) is None:
+            owned = await conn.fetchrow(self._q["lock_owned"], job.id, worker_id, job.attempt)
+            if owned is None:
                 return None
             try:
                 result = await commit()
@@ -64,13 +66,16 @@ class PgJobStore:
                 # Still ours and still locked: renew before letting go, so
                 # the reaper cannot take the job between this failure and
                 # the worker recording it.
-                await conn.execute(self._q["renew_locked"], job.id, worker_id, float(lease_seconds))
+                await conn.execute(
+                    self._q["renew_locked"], job.id, worker_id, job.attempt, float(lease_seconds)
+                )
                 failure = exc
             else:
                 await conn.execute(
                     self._q["complete"],
                     job.id,
                     worker_id,
+                    job.attempt,
                     float(retention_seconds),
                     result.object_key,
                     result.size_bytes,
@@ -85,18 +90,28 @@ class PgJobStore:
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
     ) -> bool:
         row = await self._pool.fetchrow(
-            self._q["retry"], job.id, worker_id, float(delay_seconds), error, str(kind)
+            self._q["retry"],
+            job.id,
+            worker_id,
+            job.attempt,
+            float(delay_seconds),
+            error,
+            str(kind),
         )
         return row is not None
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
-        row = await self._pool.fetchrow(self._q["fail"], job.id, worker_id, error, str(kind))
+        row = await self._pool.fetchrow(
+            self._q["fail"], job.id, worker_id, job.attempt, error, str(kind)
+        )
         return row is not None
 
     async def release(self, job: Job, worker_id: str) -> bool:
-        row = await self._pool.fetchrow(self._q["release"], job.id, worker_id)
+        row = await self._pool.fetchrow(self._q["release"], job.id, worker_id, job.attempt)
         return row is not None
 
-    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
+    async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         row = await self._pool.fetchrow(self._q["job_state"], job_id)
-        return None if row is None else (str(row["state"]), row["worker_id"])
+        if row is None:
+            return None
+        return JobState(str(row["state"]), row["worker_id"], int(row["attempts"]))

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from exportd.errors import ErrorKind
-from exportd.jobs import ExportResult, Heartbeat, Job, UploadRef
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
 
 Commit = Callable[[], Awaitable[ExportResult]]
 
@@ -51,6 +51,6 @@ class JobStore(Protocol):
 
     async def release(self, job: Job, worker_id: str) -> bool: ...
 
-    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
-        """The job's state and worker, or None when there is no such job."""
+    async def state_of(self, job_id: uuid.UUID) -> JobState | None:
+        """Who holds the job now, or None when there is no such job."""
         ...

@@ -32,7 +32,7 @@ import structlog
 from exportd.backoff import BackoffPolicy, Retry, decide
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
-from exportd.lease import heartbeat_interval, lease_lost_locally
+from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 from exportd.store import JobStore
 
 
@@ -115,6 +115,9 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.log = (logger or structlog.get_logger()).bind(worker_id=self.worker_id)
         self._running: dict[uuid.UUID, _Running] = {}
+        # Every job task, including one superseded in _running by a new claim
+        # of the same job, so that none is left behind at shutdown.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
@@ -205,10 +208,19 @@ class Worker:
 
     def _start(self, job: Job, claim_sent: float) -> None:
         log = self.log.bind(**job.log_fields(self.worker_id))
+        previous = self._running.get(job.id)
+        if previous is not None:
+            # Claimed again while an earlier claim still runs here (the row was
+            # handed back behind this worker's back): the earlier one is stale,
+            # and its guarded writes would fail anyway.
+            previous.log.warning("job_claimed_again")
+            self._stop(previous, StopReason.LOST)
         running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent, log=log)
         self._running[job.id] = running
         self._idle.clear()
         running.task = asyncio.create_task(self._execute(running), name=f"exportd-job-{job.id}")
+        self._tasks.add(running.task)
+        running.task.add_done_callback(self._tasks.discard)
 
     async def _drain(self, grace_seconds: float) -> None:
         if self._running:
@@ -221,9 +233,8 @@ class Worker:
         for running in list(self._running.values()):
             if not running.finishing:
                 self._stop(running, StopReason.SHUTDOWN)
-        tasks = [r.task for r in self._running.values() if r.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _stop(self, running: _Running, reason: StopReason) -> None:
         if running.stop_reason is None and running.task is not None:
@@ -239,7 +250,15 @@ class Worker:
         prepared: PreparedExport | None = None
 
         async def record_upload(ref: UploadRef) -> None:
-            if not await self.store.record_upload(job, self.worker_id, ref):
+            try:
+                recorded = await self.store.record_upload(job, self.worker_id, ref)
+            except Exception as exc:
+                # A queue-database failure, not the export's query failing.
+                raise ExportError(
+                    ErrorKind.DATABASE_UNAVAILABLE,
+                    f"could not record the upload on the job: {exc.__class__.__name__}: {exc}",
+                ) from exc
+            if not recorded:
                 raise JobLostError(f"job {job.id} is no longer owned by {self.worker_id}")
 
         ctx = JobContext(job, self.worker_id, running.progress, log, record_upload)
@@ -265,24 +284,27 @@ class Worker:
                 object_key=result.object_key,
                 seconds=round(time.monotonic() - started, 3),
             )
+        # On every failure path the row is settled first and the upload aborted
+        # after: an abort can take long when S3 is struggling, and the lease
+        # must not run out while the outcome is still unrecorded.
         except asyncio.CancelledError:
-            if prepared is not None:
-                await prepared.abort()
             reason = running.stop_reason
             if reason is None:
+                if prepared is not None:
+                    await prepared.abort()
                 raise  # cancelled by our caller, not by the worker: propagate
             await self._after_stop(running, reason, log)
+            if prepared is not None:
+                await prepared.abort()
         except JobLostError:
             if prepared is not None:
                 await prepared.abort()
             log.warning("job_lost", during="export")
         except ExportError as exc:
-            if prepared is not None:
-                await prepared.abort()
             await self._record_failure(running, exc, log)
-        except Exception as exc:
             if prepared is not None:
                 await prepared.abort()
+        except Exception as exc:
             log.exception("job_crashed")
             error = ExportError(
                 ErrorKind.INTERNAL,
@@ -290,8 +312,11 @@ class Worker:
                 "(see the daemon log for the traceback)",
             )
             await self._record_failure(running, error, log)
+            if prepared is not None:
+                await prepared.abort()
         finally:
-            self._running.pop(job.id, None)
+            if self._running.get(job.id) is running:
+                del self._running[job.id]
             if not self._running:
                 self._idle.set()
             self._wake.set()
@@ -358,10 +383,13 @@ class Worker:
         live = [r for r in self._running.values() if not r.finishing and r.stop_reason is None]
         if not live:
             return
-        beats = [Heartbeat(r.job.id, *r.progress.snapshot()) for r in live]
+        beats = [Heartbeat(r.job.id, r.job.attempt, *r.progress.snapshot()) for r in live]
         sent = time.monotonic()
+        timeout = renewal_timeout(self.config.lease_seconds)
         try:
-            owned = await self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats)
+            owned = await asyncio.wait_for(
+                self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats), timeout
+            )
         except Exception as exc:
             self.log.warning("heartbeat_failed", error=repr(exc), jobs=len(live))
             owned = set()
@@ -369,8 +397,9 @@ class Worker:
             for running in live:
                 if running.job.id in owned:
                     running.renewal_sent = sent
-                else:
-                    await self._check_ownership(running)
+            await asyncio.gather(
+                *(self._check_ownership(r) for r in live if r.job.id not in owned)
+            )
         # Whatever the reason a lease went unrenewed, once a whole lease has
         # passed the reaper may hand the job to another worker: stop first.
         now = time.monotonic()
@@ -385,12 +414,14 @@ class Worker:
     async def _check_ownership(self, running: _Running) -> None:
         """A job the heartbeat did not renew: gone, or only locked for a moment?"""
         try:
-            found = await self.store.state_of(running.job.id)
+            found = await asyncio.wait_for(
+                self.store.state_of(running.job.id), renewal_timeout(self.config.lease_seconds)
+            )
         except Exception as exc:
             # Unknown: keep working; the local lease check stops the job in time.
             running.log.warning("job_state_unknown", error=repr(exc))
             return
-        if found == ("processing", self.worker_id):
+        if found is not None and found.held_by(self.worker_id, running.job.attempt):
             return  # still ours, its row was locked: renewed at the next beat
-        state = None if found is None else found[0]
-        self._stop(running, StopReason.CANCELLED if state == "cancelled" else StopReason.LOST)
+        cancelled = found is not None and found.state == "cancelled"
+        self._stop(running, StopReason.CANCELLED if cancelled else StopReason.LOST)

@@ -1,8 +1,11 @@
 -- Named queries of exportd. Each starts with "-- name: NAME"; the comment
 -- lines that follow the name say why the query is shaped the way it is.
 -- Every state change after the claim is guarded by
--- "state = 'processing' AND worker_id = <me>": a worker whose guarded update
--- touches no row has lost the job and must stop.
+-- "state = 'processing' AND worker_id = <me> AND attempts = <my attempt>":
+-- the worker id names the process, the attempt names the claim, so a stale
+-- task of a process that claimed the same job again cannot act on the new
+-- claim. A worker whose guarded update touches no row has lost the job and
+-- must stop.
 
 -- name: claim
 -- Claim up to $2 ready jobs for worker $1 with a lease of $3 seconds. The CTE
@@ -35,41 +38,48 @@ RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
 
 -- name: heartbeat
 -- Renew the leases of worker $1's jobs by $2 seconds and record their
--- progress, in one statement for all of them. It returns the jobs renewed.
--- SKIP LOCKED: a row locked right now (a cancel in progress, this worker
--- completing the job) is passed over rather than waited for, so one slow
--- transaction never holds up the renewal of every other lease. The worker
--- asks after any job not returned before it concludes the job is gone.
-WITH mine AS (
-    SELECT id
-    FROM exportd.jobs
-    WHERE id = ANY($3::uuid[]) AND state = 'processing' AND worker_id = $1
-    FOR UPDATE SKIP LOCKED
+-- progress, in one statement for all of them: $3 ids, $4 attempts, $5 rows,
+-- $6 bytes, $7 progress. It returns the jobs renewed. SKIP LOCKED: a row
+-- locked right now (a cancel in progress, this worker completing the job)
+-- is passed over rather than waited for, so one slow transaction never holds
+-- up the renewal of every other lease. The worker asks after any job not
+-- returned before it concludes the job is gone.
+WITH beats AS (
+    SELECT *
+    FROM unnest($3::uuid[], $4::int[], $5::bigint[], $6::bigint[], $7::smallint[])
+         AS u(id, attempt, rows_written, bytes_written, progress)
+), mine AS (
+    SELECT j.id
+    FROM exportd.jobs AS j
+    JOIN beats AS b ON b.id = j.id
+    WHERE j.state = 'processing' AND j.worker_id = $1 AND j.attempts = b.attempt
+    FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE exportd.jobs AS j
 SET lease_expires_at = now() + make_interval(secs => $2),
-    rows_written = u.rows_written,
-    bytes_written = u.bytes_written,
-    progress = u.progress
-FROM mine, unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::smallint[])
-     AS u(id, rows_written, bytes_written, progress)
-WHERE j.id = mine.id AND j.id = u.id
+    rows_written = b.rows_written,
+    bytes_written = b.bytes_written,
+    progress = b.progress
+FROM mine, beats AS b
+WHERE j.id = mine.id AND b.id = mine.id
 RETURNING j.id;
 
 -- name: renew_locked
 -- Inside the completing transaction, when committing the object failed: the
 -- row is still locked by this worker, so renewing before letting go means the
--- reaper cannot take the job between the failure and its retry being recorded.
+-- reaper cannot take the job between the failure and its outcome being
+-- recorded. clock_timestamp(), not now(): now() is when the transaction
+-- began, before the commit that may have taken longer than a lease.
 UPDATE exportd.jobs
-SET lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND state = 'processing' AND worker_id = $2;
+SET lease_expires_at = clock_timestamp() + make_interval(secs => $4)
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3;
 
 -- name: record_upload
 -- Remember the open multipart upload, so that it can be aborted by whoever
 -- finds the job abandoned.
 UPDATE exportd.jobs
-SET upload_id = $3, upload_key = $4
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+SET upload_id = $4, upload_key = $5
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
 
 -- name: lock_owned
@@ -78,54 +88,56 @@ RETURNING id;
 -- the job, so an object is only committed for a job that will complete.
 SELECT id
 FROM exportd.jobs
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 FOR UPDATE;
 
 -- name: complete
+-- In the transaction that committed the object: clock_timestamp() is when
+-- the export really finished, now() when the transaction began.
 UPDATE exportd.jobs
 SET state = 'completed',
     progress = 100,
-    finished_at = now(),
-    expires_at = now() + make_interval(secs => $3),
-    object_key = $4,
-    size_bytes = $5,
-    bytes_written = $5,
-    row_count = $6,
-    rows_written = $6,
-    checksum_sha256 = $7,
+    finished_at = clock_timestamp(),
+    expires_at = clock_timestamp() + make_interval(secs => $4),
+    object_key = $5,
+    size_bytes = $6,
+    bytes_written = $6,
+    row_count = $7,
+    rows_written = $7,
+    checksum_sha256 = $8,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
     error = NULL,
     error_kind = NULL
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING finished_at, expires_at;
 
 -- name: retry
--- Back to pending after a retryable failure, not before $3 seconds.
+-- Back to pending after a retryable failure, not before $4 seconds.
 UPDATE exportd.jobs
 SET state = 'pending',
-    run_after = now() + make_interval(secs => $3),
-    error = $4,
-    error_kind = $5,
+    run_after = now() + make_interval(secs => $4),
+    error = $5,
+    error_kind = $6,
     worker_id = NULL,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
     progress = 0
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING run_after;
 
 -- name: fail
 UPDATE exportd.jobs
 SET state = 'failed',
     finished_at = now(),
-    error = $3,
-    error_kind = $4,
+    error = $4,
+    error_kind = $5,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING finished_at;
 
 -- name: release
@@ -140,11 +152,11 @@ SET state = 'pending',
     upload_id = NULL,
     upload_key = NULL,
     progress = 0
-WHERE id = $1 AND state = 'processing' AND worker_id = $2
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
 
 -- name: job_state
-SELECT state, worker_id FROM exportd.jobs WHERE id = $1;
+SELECT state, worker_id, attempts FROM exportd.jobs WHERE id = $1;
 
 -- name: reap_lock
 -- One reaper at a time across all daemons; the others skip this round.
@@ -162,8 +174,8 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: reap_update
 -- Apply the reaper's decisions: $1 ids, $2 next states ('pending' or
--- 'failed'), $3 retry delays in seconds, $4 messages. The lease condition is
--- checked again so a job renewed since the select is left alone.
+-- 'failed'), $3 retry delays in seconds, $4 messages. The rows are locked
+-- by reap_select in the same transaction, so they are as it saw them.
 UPDATE exportd.jobs AS j
 SET state = u.state,
     run_after = CASE WHEN u.state = 'pending'

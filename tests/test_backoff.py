@@ -8,7 +8,7 @@ import pytest
 
 from exportd.backoff import BackoffPolicy, Fail, Retry, decide
 from exportd.errors import ErrorKind
-from exportd.lease import heartbeat_interval, lease_lost_locally
+from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 
 
 def test_schedule_doubles_from_base_to_cap_without_jitter() -> None:
@@ -69,10 +69,22 @@ def test_retryable_errors_retry_until_attempts_are_spent(kind: ErrorKind) -> Non
     assert "3 of 3" in last.reason
 
 
-def test_heartbeat_renews_three_times_a_lease() -> None:
+def test_heartbeat_renews_three_times_a_lease_each_renewal_bounded() -> None:
     assert heartbeat_interval(30) == 10
+    assert renewal_timeout(30) == 5
 
 
-def test_lease_is_lost_once_a_whole_lease_passed_since_the_last_renewal_was_sent() -> None:
-    assert not lease_lost_locally(renewal_sent=100.0, now=129.9, lease_seconds=30)
-    assert lease_lost_locally(renewal_sent=100.0, now=130.0, lease_seconds=30)
+def test_lease_counts_as_lost_once_half_of_it_passed_without_a_renewal() -> None:
+    assert not lease_lost_locally(renewal_sent=100.0, now=114.9, lease_seconds=30)
+    assert lease_lost_locally(renewal_sent=100.0, now=115.0, lease_seconds=30)
+
+
+def test_a_job_is_stopped_before_its_lease_can_run_out() -> None:
+    """Beats at most interval + timeout apart always notice in time."""
+    lease = 30.0
+    gap = heartbeat_interval(lease) + renewal_timeout(lease)
+    for offset in (0.0, 0.1, 3.7, gap - 0.01):
+        beat = 100.0 + offset
+        while not lease_lost_locally(100.0, beat, lease):
+            beat += gap
+        assert beat < 100.0 + lease

@@ -11,7 +11,7 @@ import pytest
 
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat
+from exportd.jobs import ExportResult, Heartbeat, JobState
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from tests.helpers import insert_job, job_row
@@ -80,7 +80,7 @@ async def test_heartbeat_renews_only_owned_jobs(pool: asyncpg.Pool) -> None:
     await asyncio.sleep(0.01)
 
     owned = await store.heartbeat(
-        "me", LEASE, [Heartbeat(mine, 10, 2048, 40), Heartbeat(theirs, 1, 1, 1)]
+        "me", LEASE, [Heartbeat(mine, 1, 10, 2048, 40), Heartbeat(theirs, 1, 1, 1, 1)]
     )
 
     assert owned == {mine}
@@ -102,7 +102,7 @@ async def test_guarded_updates_refuse_a_job_the_worker_lost(pool: asyncpg.Pool) 
         committed.append(True)
         return ExportResult("k", 1, 1, "0" * 64)
 
-    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 0, 0, 0)]) == set()
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
     assert await store.complete(job, "w1", 60, LEASE, commit) is None
     assert committed == [], "the object must not be committed for a lost job"
     assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is False
@@ -283,12 +283,12 @@ async def test_heartbeat_passes_over_a_locked_row_without_waiting(
     try:
         async with other.transaction():
             await other.execute("SELECT 1 FROM exportd.jobs WHERE id = $1 FOR UPDATE", locked)
-            beats = [Heartbeat(locked, 0, 0, 0), Heartbeat(free, 0, 0, 0)]
+            beats = [Heartbeat(locked, 1, 0, 0, 0), Heartbeat(free, 1, 0, 0, 0)]
             owned = await asyncio.wait_for(store.heartbeat("w1", LEASE, beats), 2)
     finally:
         await other.close()
     assert owned == {free}
-    assert await store.state_of(locked) == ("processing", "w1")
+    assert await store.state_of(locked) == JobState("processing", "w1", 1)
 
 
 async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
@@ -312,3 +312,29 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     left = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["lease_expires_at"])
     assert float(left) > LEASE - 5
     assert await Reaper(pool, BackoffPolicy()).run_once() == []
+
+
+async def test_a_stale_claim_of_the_same_worker_cannot_act_on_a_new_claim(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [first] = await store.claim("w1", 1, LEASE)
+    # The job is handed back behind the worker's back, and claimed by it again.
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'pending', worker_id = NULL, lease_expires_at = NULL"
+        " WHERE id = $1",
+        job_id,
+    )
+    [second] = await store.claim("w1", 1, LEASE)
+    assert (first.attempt, second.attempt) == (1, 2)
+
+    assert not await store.fail(first, "w1", "stale", ErrorKind.INTERNAL)
+    assert not await store.release(first, "w1")
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 2, 0, 0, 0)]) == {job_id}
+    state = await store.state_of(job_id)
+    assert state is not None
+    assert state.held_by("w1", 2)
+    assert not state.held_by("w1", 1)
+    assert await store.release(second, "w1")

@@ -8,6 +8,7 @@ fake only records what the loop asked for, so the loop's own decisions
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import pytest
 
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, Job
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState
 from exportd.store import Commit
 from exportd.worker import JobContext, Worker, WorkerConfig
 
@@ -103,11 +104,12 @@ class FakeStore:
     async def release(self, job: Job, worker_id: str) -> bool:
         return self._end("release", job, "pending")
 
-    async def state_of(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
+    async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         state = self.states.get(job_id)
         if state is None:
             return None
-        return state, (self.workers[job_id] if job_id in self.owned else None)
+        worker = self.workers[job_id] if job_id in self.owned else None
+        return JobState(state, worker, 1)
 
     def lose(self, job_id: uuid.UUID, state: str) -> None:
         self.owned.discard(job_id)
@@ -440,3 +442,58 @@ async def test_every_log_line_about_a_job_names_it() -> None:
     }
     for event in about_jobs:
         assert {"owner", "kind", "attempt", "worker_id"} <= event.keys(), event
+
+
+async def test_a_job_claimed_again_stops_the_stale_claim() -> None:
+    first = make_job(attempt=1)
+    second = dataclasses.replace(first, attempt=2)
+    store = FakeStore(ready=[first])
+    runner = FakeRunner()
+
+    async def run(ctx: JobContext) -> Prepared:
+        runner.started.append(ctx.job.id)
+        if ctx.job.attempt == 1:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                runner.cancelled.append(ctx.job.id)
+                raise
+        return Prepared(runner, ctx.job.id)
+
+    runner.run = run  # type: ignore[method-assign]
+    worker = Worker(store, runner, config(lease_seconds=60))
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    store.ready.append(second)  # handed back behind the worker's back
+    worker.wake()
+    await until(lambda: runner.committed)
+    worker.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert runner.cancelled == [first.id]
+    assert runner.committed == [first.id]
+    assert worker.running_jobs == []
+
+
+async def test_a_hanging_database_stops_the_job_before_its_lease_runs_out() -> None:
+    job = make_job()
+
+    class HangingStore(FakeStore):
+        async def heartbeat(
+            self, worker_id: str, lease_seconds: float, beats: Sequence[Heartbeat]
+        ) -> set[uuid.UUID]:
+            self.heartbeats += 1
+            await asyncio.Event().wait()  # a half-open connection: no answer, no error
+            return set()
+
+    store = HangingStore(ready=[job])
+    runner = FakeRunner(seconds=30)
+    worker = Worker(store, runner, config(lease_seconds=0.6))
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(worker.run(5))
+    await until(lambda: runner.started)
+    started = loop.time()
+    await until(lambda: runner.cancelled, timeout=2.0)
+    assert loop.time() - started < 0.6, "stopped only after the lease could have run out"
+    worker.request_stop()
+    await task
+    assert runner.aborted == [job.id]
