@@ -42,6 +42,7 @@ class Listener:
         self._max_backoff = max_backoff
         self.log = logger or structlog.get_logger()
         self.connected = asyncio.Event()
+        self._listened = False
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         if channel == PENDING_CHANNEL:
@@ -59,14 +60,15 @@ class Listener:
         while True:
             try:
                 await self._listen_once()
-                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                self.log.warning("listen_failed", error=repr(exc), failures=failures)
+                self.log.warning("listen_failed", error=repr(exc), failures=failures + 1)
+            # A session that got as far as listening resets the backoff.
+            failures = 0 if self._listened else failures + 1
+            self._listened = False
             self.connected.clear()
-            await asyncio.sleep(min(0.5 * 2**failures, self._max_backoff))
+            await asyncio.sleep(min(0.5 * 2 ** min(failures, 16), self._max_backoff))
 
     async def _listen_once(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
@@ -74,6 +76,7 @@ class Listener:
             await conn.add_listener(PENDING_CHANNEL, self._dispatch)
             await conn.add_listener(EVENTS_CHANNEL, self._dispatch)
             self.connected.set()
+            self._listened = True
             self.log.info("listening", channels=[PENDING_CHANNEL, EVENTS_CHANNEL])
             # Jobs may have arrived while nobody listened.
             self._on_pending()

@@ -188,8 +188,11 @@ class Worker:
                     failures = 0
                 except Exception as exc:
                     failures += 1
+                    # The exponent is capped: past it the delay is at its cap
+                    # anyway, and 2**n of an hours-long outage overflows a float.
                     delay = min(
-                        self.config.poll_interval * 2**failures, self.config.claim_retry_max
+                        self.config.poll_interval * 2 ** min(failures, 16),
+                        self.config.claim_retry_max,
                     )
                     self.log.warning("claim_failed", error=repr(exc), retry_in=round(delay, 2))
                     await self._sleep_unless_stopping(delay)
