@@ -67,8 +67,14 @@ async def serve(
 
     async with contextlib.AsyncExitStack() as stack:
         try:
+            # Queue statements are short: one that takes longer than this is
+            # stuck on a dead connection, and waiting on it would stall the
+            # claim loop, a heartbeat or the shutdown.
             pool = await db.create_pool(
-                settings.database_url, min_size=1, max_size=settings.queue_pool_size
+                settings.database_url,
+                min_size=1,
+                max_size=settings.queue_pool_size,
+                command_timeout=30,
             )
         except Exception as exc:
             raise StartupError(
@@ -102,6 +108,7 @@ async def serve(
                 prefix=settings.s3_prefix,
                 part_size=part_size,
                 parts_in_flight=settings.s3_parts_in_flight,
+                max_bytes=settings.s3_max_export_bytes,
                 timezone=settings.export_timezone,
             ),
         )

@@ -55,6 +55,7 @@ class ExportOptions:
     prefix: str
     part_size: int
     parts_in_flight: int
+    max_bytes: int | None = None
     timezone: str = "UTC"
 
 
@@ -124,10 +125,14 @@ class Exporter:
             content_type=CONTENT_TYPES[job.format],
             content_disposition=content_disposition(filename),
             on_multipart_started=started,
+            max_bytes=self._options.max_bytes,
             logger=ctx.log,
         )
         try:
             rows = await self._copy(kind, sql, args, upload, ctx)
+            # The last part goes up now, so that the commit, done while the
+            # job's row is locked, is a single request.
+            await upload.flush()
         except BaseException:
             await upload.abort()
             raise

@@ -26,6 +26,8 @@ from exportd.sqlfiles import queries
 
 AbortUpload = Callable[[str, str], Awaitable[None]]
 
+_ABORT_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class Reaped:
@@ -110,7 +112,9 @@ class Reaper:
         if self._abort_upload is None:
             return
         try:
-            await self._abort_upload(key, upload_id)
+            # Bounded: S3 may be the thing that is down, and reaping must go on.
+            async with asyncio.timeout(_ABORT_TIMEOUT):
+                await self._abort_upload(key, upload_id)
         except Exception as exc:
             log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
         else:

@@ -66,6 +66,7 @@ class ObjectUpload:
         content_disposition: str,
         on_multipart_started: Callable[[str], Awaitable[None]] | None = None,
         extra_args: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
         logger: Any = None,
     ) -> None:
         if part_size < 1:
@@ -82,6 +83,7 @@ class ObjectUpload:
             **(extra_args or {}),
         }
         self._on_multipart_started = on_multipart_started
+        self._max_bytes = max_bytes
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
@@ -101,6 +103,7 @@ class ObjectUpload:
         # aborted.
         self._broken = False
         self._busy = False
+        self._flushed = False  # after flush() only complete() or abort() may follow
         self._completed = False
         self._abort_task: asyncio.Task[None] | None = None
 
@@ -131,17 +134,26 @@ class ObjectUpload:
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``; waits while ``parts_in_flight`` parts are uploading."""
         self._check_usable()
+        if self._flushed:
+            raise RuntimeError(f"upload of {self._key!r} was flushed: no more writes")
         view = memoryview(data).cast("B")
-        limit = MAX_PARTS * self._part_size
-        if self._bytes_written + len(view) > limit:
+        parts_limit = MAX_PARTS * self._part_size
+        if self._bytes_written + len(view) > parts_limit:
             # What was written so far is a truncated export: only abort remains.
             self._broken = True
             raise ExportError(
                 ErrorKind.TOO_LARGE,
-                f"export is larger than the limit of {limit:,} bytes "
+                f"export is larger than the limit of {parts_limit:,} bytes "
                 f"({MAX_PARTS:,} parts of {self._part_size:,} bytes); raise "
                 "EXPORTD_S3_MAX_EXPORT_BYTES (the part size follows it) or set a "
                 "larger EXPORTD_S3_PART_SIZE",
+            )
+        if self._max_bytes is not None and self._bytes_written + len(view) > self._max_bytes:
+            self._broken = True
+            raise ExportError(
+                ErrorKind.TOO_LARGE,
+                f"export is larger than the limit of {self._max_bytes:,} bytes "
+                "(EXPORTD_S3_MAX_EXPORT_BYTES); narrow the export or raise the limit",
             )
         self._busy = True
         try:
@@ -152,6 +164,29 @@ class ObjectUpload:
                 view = view[room:]
                 if len(self._buffer) == self._part_size:
                     await self._send_buffer()
+        except BaseException:
+            self._broken = True
+            raise
+        finally:
+            self._busy = False
+
+    async def flush(self) -> None:
+        """Send everything written so far and wait for it, short of completing.
+
+        After flush(), complete() is a single request (CompleteMultipartUpload,
+        or the PutObject of a small object), so a caller can hold a lock
+        around complete() without holding it for the upload of whole parts.
+        Calling it again, or not at all, is harmless.
+        """
+        self._check_usable()
+        self._flushed = True
+        if self._upload_id is None:
+            return  # one PutObject at complete(): nothing can be sent earlier
+        self._busy = True
+        try:
+            if self._buffer:
+                await self._send_buffer()
+            await self._wait_for_parts()
         except BaseException:
             self._broken = True
             raise

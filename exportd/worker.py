@@ -400,9 +400,7 @@ class Worker:
             for running in live:
                 if running.job.id in owned:
                     running.renewal_sent = sent
-            await asyncio.gather(
-                *(self._check_ownership(r) for r in live if r.job.id not in owned)
-            )
+            await asyncio.gather(*(self._check_ownership(r) for r in live if r.job.id not in owned))
         # Whatever the reason a lease went unrenewed, once a whole lease has
         # passed the reaper may hand the job to another worker: stop first.
         now = time.monotonic()

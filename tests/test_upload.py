@@ -292,6 +292,48 @@ async def test_exceeding_max_parts_is_too_large_and_aborts(
     await assert_nothing_left(s3_client, s3_bucket, "t/too-large.bin")
 
 
+async def test_exceeding_max_bytes_is_too_large_and_aborts(
+    s3_client: S3Client, s3_bucket: str
+) -> None:
+    async def produce() -> None:
+        async with make_upload(s3_client, s3_bucket, "t/over.bin", max_bytes=PART + 10) as up:
+            await up.write(payload(PART))
+            await up.write(payload(10))  # exactly at the limit: accepted
+            await up.write(b"x")
+
+    with pytest.raises(ExportError) as caught:
+        await produce()
+    assert caught.value.kind is ErrorKind.TOO_LARGE
+    assert f"{PART + 10:,} bytes" in caught.value.message
+    await assert_nothing_left(s3_client, s3_bucket, "t/over.bin")
+
+
+async def test_flush_sends_every_part_so_complete_is_one_request(
+    s3_client: S3Client, s3_bucket: str
+) -> None:
+    data = payload(2 * PART + 777, seed=9)
+    async with make_upload(s3_client, s3_bucket, "f/flushed.bin") as up:
+        await up.write(data)
+        await up.flush()
+        calls: list[str] = []
+        original = s3_client._make_api_call
+
+        async def spy(operation: str, params: Any) -> Any:
+            calls.append(operation)
+            return await original(operation, params)
+
+        s3_client._make_api_call = spy
+        try:
+            with pytest.raises(RuntimeError):
+                await up.write(b"late")
+            result = await up.complete()
+        finally:
+            s3_client._make_api_call = original
+    assert calls == ["CompleteMultipartUpload"]
+    assert result.parts == 3
+    assert await download(s3_client, s3_bucket, "f/flushed.bin") == data
+
+
 async def test_object_at_max_parts_completes(
     s3_client: S3Client, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
