@@ -9,6 +9,8 @@ parts in flight.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +135,14 @@ class Exporter:
             # The last part goes up now, so that the commit, done while the
             # job's row is locked, is a single request.
             await upload.flush()
+        except ExportError:
+            # The error is what happened. Should a shutdown interrupt the
+            # abort (which then goes on in the background), the job must still
+            # end as its error says rather than be handed back as merely
+            # interrupted.
+            with contextlib.suppress(asyncio.CancelledError):
+                await upload.abort()
+            raise
         except BaseException:
             await upload.abort()
             raise
