@@ -143,8 +143,11 @@ class Definitions(Mapping[str, Kind]):
         """The kind called ``name``, or the UNKNOWN_KIND error a job asking for it fails with."""
         kind = self._kinds.get(name)
         if kind is None:
-            known = ", ".join(self._kinds) or "none"
-            raise ExportError(ErrorKind.UNKNOWN_KIND, f"unknown kind {name!r} (known: {known})")
+            known = ", ".join(sorted(self._kinds)) or "none"
+            raise ExportError(
+                ErrorKind.UNKNOWN_KIND,
+                f"no export kind named {name!r} is defined (known kinds: {known})",
+            )
         return kind
 
 

@@ -92,13 +92,7 @@ class Exporter:
 
     def resolve(self, kind_name: str, fmt: str) -> Kind:
         """The kind of a job, or a permanent error saying what is wrong."""
-        kind = self._definitions.get(kind_name)
-        if kind is None:
-            known = ", ".join(sorted(self._definitions.names())) or "none"
-            raise ExportError(
-                ErrorKind.UNKNOWN_KIND,
-                f"no export kind named {kind_name!r} is defined (known kinds: {known})",
-            )
+        kind = self._definitions.require(kind_name)
         if fmt not in SUPPORTED_FORMATS:
             raise ExportError(
                 ErrorKind.UNSUPPORTED_FORMAT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -93,13 +93,3 @@ class Heartbeat:
 class UploadRef:
     upload_id: str
     key: str
-
-
-@dataclass
-class Outcome:
-    """How an attempt ended, for logs and tests."""
-
-    state: str
-    error_kind: str | None = None
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
