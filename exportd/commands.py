@@ -21,7 +21,6 @@ from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
 from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
-from exportd.params import InvalidParams
 from exportd.settings import Settings, redact_url
 from exportd.sqlfiles import queries
 from exportd.storage import check_bucket, open_s3_client
@@ -166,15 +165,9 @@ async def enqueue(
     if settings.definitions is not None:
         # Fail early, here, with every error at once; the daemon checks again.
         definitions = load_kinds(settings)
-        spec = definitions.get(kind)
-        if spec is None:
-            raise CliError(
-                f"no export kind named {kind!r} (known: {', '.join(definitions.names())})",
-                EXIT_USAGE,
-            )
         try:
-            spec.validate(params)
-        except InvalidParams as exc:
+            definitions.require(kind).validate(params)
+        except ExportError as exc:  # an unknown kind, or invalid params
             raise CliError(exc.message, EXIT_USAGE) from None
     conn = await _connect(settings.database_url)
     try:
