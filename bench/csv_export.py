@@ -222,6 +222,18 @@ def run_exportd(dsn: str, endpoint: str, bucket: str, workdir: Path) -> tuple[fl
         proc.wait(30)
 
 
+def timed(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall time and peak RSS of a contender run as a process tree."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    with RssSampler(proc.pid) as sampler:
+        code = proc.wait()
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"{name} exited with {code}")
+    return elapsed, sampler.peak
+
+
 def run_pipeline(dsn: str, endpoint: str, bucket: str, key: str, aws: str) -> tuple[float, int]:
     env = os.environ | {
         "PGTZ": "UTC",
@@ -237,14 +249,7 @@ def run_pipeline(dsn: str, endpoint: str, bucket: str, key: str, aws: str) -> tu
         f'psql "{dsn}" -X -q -v ON_ERROR_STOP=1 -c "{copy}"'
         f" | {aws} s3 cp - s3://{bucket}/{key} --endpoint-url {endpoint}"
     )
-    started = time.perf_counter()
-    proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", script], env=env)
-    with RssSampler(proc.pid) as sampler:
-        code = proc.wait()
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"pipeline exited with {code}")
-    return elapsed, sampler.peak
+    return timed("pipeline", ["bash", "-o", "pipefail", "-c", script], env)
 
 
 def run_rowloop(dsn: str, endpoint: str, bucket: str, key: str) -> tuple[float, int]:
@@ -253,18 +258,8 @@ def run_rowloop(dsn: str, endpoint: str, bucket: str, key: str) -> tuple[float, 
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "BENCH_S3_ENDPOINT": endpoint,
     }
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "rowloop.py"), dsn, QUERY, bucket, key],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    with RssSampler(proc.pid) as sampler:
-        code = proc.wait()
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"row loop exited with {code}")
-    return elapsed, sampler.peak
+    argv = [sys.executable, str(ROOT / "bench" / "rowloop.py"), dsn, QUERY, bucket, key]
+    return timed("row loop", argv, env)
 
 
 @contextlib.contextmanager

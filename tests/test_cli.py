@@ -76,12 +76,7 @@ async def test_check_passes_on_a_sound_deployment(
     rclone_server: S3Endpoint, dsn: str, tmp_path: Path
 ) -> None:
     bucket = create_bucket(rclone_server)
-    (tmp_path / "kinds.toml").write_text(KINDS)
-    env = clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        **s3_env(rclone_server, bucket),
-    )
+    env = deployment_env(tmp_path, dsn, rclone_server, bucket)
     result = await exportd("check", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
@@ -107,6 +102,16 @@ async def test_check_reports_every_problem(
     assert any(line.startswith("ok    kind numbers") for line in lines), lines
     assert any(line.startswith("FAIL  bucket:") for line in lines), lines
     assert any(line.startswith("ok    database") for line in lines), lines
+
+
+def deployment_env(tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
+    """Settings of a whole deployment: database, definitions (KINDS) and bucket."""
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    return clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        **s3_env(endpoint, bucket),
+    )
 
 
 @pytest.mark.parametrize(
@@ -198,12 +203,7 @@ async def test_enqueue_wait_prints_a_working_download_url_and_status_shows_the_j
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     bucket = create_bucket(rclone_server)
-    (tmp_path / "kinds.toml").write_text(KINDS)
-    env = clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        **s3_env(rclone_server, bucket),
-    )
+    env = deployment_env(tmp_path, dsn, rclone_server, bucket)
     settings = s3_settings(rclone_server, bucket, database_url=dsn, **FAST)
     async with running_daemon(settings, KINDS):
         result = await exportd(

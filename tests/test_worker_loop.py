@@ -161,6 +161,15 @@ class FakeRunner:
             self.running -= 1
 
 
+async def hang_until_cancelled(runner: FakeRunner, ctx: JobContext) -> None:
+    """An export that never ends by itself; records its cancellation."""
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        runner.cancelled.append(ctx.job.id)
+        raise
+
+
 def config(**kw: float) -> WorkerConfig:
     base: dict[str, object] = {
         "concurrency": 3,
@@ -417,11 +426,7 @@ async def test_every_log_line_about_a_job_names_it() -> None:
         if ctx.job.id == bad.id:
             raise ExportError(ErrorKind.TIMEOUT, "slow")
         if ctx.job.id == lost.id:
-            try:
-                await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                runner.cancelled.append(ctx.job.id)
-                raise
+            await hang_until_cancelled(runner, ctx)
         return Prepared(runner, ctx.job.id)
 
     runner.run = run  # type: ignore[method-assign]
@@ -453,11 +458,7 @@ async def test_a_job_claimed_again_stops_the_stale_claim() -> None:
     async def run(ctx: JobContext) -> Prepared:
         runner.started.append(ctx.job.id)
         if ctx.job.attempt == 1:
-            try:
-                await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                runner.cancelled.append(ctx.job.id)
-                raise
+            await hang_until_cancelled(runner, ctx)
         return Prepared(runner, ctx.job.id)
 
     runner.run = run  # type: ignore[method-assign]
