@@ -14,19 +14,44 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.handlers import Handler, HandlerNotFound, load_handler
 from exportd.paramdecl import SpecError, parse_spec, unknown_key
-from exportd.params import ParamSpec, render
+from exportd.params import InvalidParams, ParamSpec, render
 from exportd.params import validate_params as _validate_params
 from exportd.paramschema import json_schema, pg_type
+from exportd.rules import Rule, check_rules, parse_rules
 from exportd.sqlnames import CompiledQuery, UnknownNames, compile_named
 from exportd.sqlnames import bind as _bind
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
-KIND_KEYS = frozenset({"description", "filename", "timeout", "query", "params"})
+# A dataset name becomes a file name inside a zip: keep it plain.
+DATASET_NAME_RE = KIND_NAME_RE
+# The keys that define one dataset; at the kind level they define its only dataset.
+DATASET_KEYS = frozenset({"query", "handler", "format", "output", "extension", "description"})
+KIND_KEYS = frozenset(
+    {
+        "description",
+        "filename",
+        "timeout",
+        "params",
+        "datasets",
+        "rules",
+        "max_bytes",
+        "max_duration",
+        *(DATASET_KEYS - {"description"}),
+    }
+)
+# How a dataset's rows are written as a member of a zip bundle.
+MEMBER_FORMATS = ("csv", "jsonl")
+OUTPUTS = ("rows", "bytes")
+EXTENSION_RE = re.compile(r"[a-z0-9]{1,10}")
+# Ten years: a bound on a typo rather than on any real export.
+MAX_DURATION_SECONDS = 86_400 * 7
 DEFAULT_TIMEOUT_SECONDS = 600
 # A day: anything longer is more likely milliseconds typed as seconds than a real export.
 MAX_TIMEOUT_SECONDS = 86_400
@@ -54,26 +79,68 @@ class DefinitionError(Exception):
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """One named result of a kind: a query, or a Python handler."""
+
+    name: str
+    description: str
+    member_format: str  # "csv" or "jsonl": how its rows are written inside a zip
+    output: str = "rows"  # "bytes" for a handler producing a file (a PDF, say)
+    query: str | None = None
+    compiled: CompiledQuery | None = None
+    handler: Handler | None = None
+    handler_ref: str | None = None
+    extension: str | None = None  # of a bytes dataset's member
+
+    def bind(self, owner: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
+        """The positional SQL and its arguments for validated ``values``."""
+        assert self.compiled is not None, f"dataset {self.name!r} has no query"
+        # owner last: nothing in values may stand in for the job's owner.
+        return self.compiled.sql, _bind(self.compiled, {**values, "owner": owner})
+
+    @property
+    def member_extension(self) -> str:
+        return self.extension or self.member_format
+
+
+@dataclass(frozen=True)
 class Kind:
-    """One kind of export, ready to validate params, bind its query and name its file."""
+    """One kind of export, ready to validate params, bind its queries and name its file."""
 
     name: str
     description: str
     params: Mapping[str, ParamSpec]
-    query: str
-    compiled: CompiledQuery
+    datasets: tuple[Dataset, ...]
     filename_template: str
     timeout_seconds: int
     source: str
+    rules: tuple[Rule, ...] = ()
+    max_bytes: int | None = None  # None: the daemon's EXPORTD_S3_MAX_EXPORT_BYTES
+    max_duration_seconds: int | None = None  # None: the daemon's EXPORTD_MAX_JOB_DURATION
 
-    def validate(self, raw: object) -> dict[str, object]:
-        """Typed params with defaults filled, or InvalidParams listing every problem."""
-        return _validate_params(self.params, raw)
+    @property
+    def query(self) -> str | None:
+        """The first dataset's SQL (the whole export for a single-query kind)."""
+        return self.datasets[0].query
+
+    @property
+    def compiled(self) -> CompiledQuery:
+        compiled = self.datasets[0].compiled
+        assert compiled is not None, f"kind {self.name!r} has no query"
+        return compiled
+
+    def validate(self, raw: object, now: datetime | None = None) -> dict[str, object]:
+        """Typed params with defaults filled, or InvalidParams listing every problem:
+        those of each field, then those of the cross-field rules."""
+        values = _validate_params(self.params, raw)
+        errors = check_rules(self.rules, values, now)
+        if errors:
+            raise InvalidParams(errors)
+        return values
 
     def bind(self, owner: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
-        """The positional SQL and its arguments for validated ``values``."""
-        # owner last: nothing in values may stand in for the job's owner.
-        return self.compiled.sql, _bind(self.compiled, {**values, "owner": owner})
+        """The first dataset's positional SQL and its arguments for validated ``values``."""
+        return self.datasets[0].bind(owner, values)
 
     def filename(self, values: Mapping[str, object], extension: str) -> str:
         """The export's file name: the template filled from validated ``values``, made safe
@@ -227,63 +294,182 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
     found.extend(unknown_key(key, KIND_KEYS) for key in table if key not in KIND_KEYS)
 
     description = _string(table, "description", found) or ""
-    query = _string(table, "query", found)
-    if query is None and "query" not in table:
-        found.append("query is required")
-    elif query is not None and not query.strip():
-        found.append("query is empty")
-    timeout = table.get("timeout", DEFAULT_TIMEOUT_SECONDS)
-    if not isinstance(timeout, int) or isinstance(timeout, bool):
-        found.append(f"timeout must be a whole number of seconds, got {timeout!r}")
-    elif not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
-        found.append(f"timeout must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, got {timeout}")
+    timeout = _seconds(table, "timeout", DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, found)
+    max_duration = _seconds(table, "max_duration", None, MAX_DURATION_SECONDS, found)
+    max_bytes = table.get("max_bytes")
+    if max_bytes is not None and (
+        not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1
+    ):
+        found.append(f"max_bytes must be a positive whole number of bytes, got {max_bytes!r}")
     template = _string(table, "filename", found) or DEFAULT_FILENAME
 
     params, param_problems = _parse_params(table.get("params", {}))
     found.extend(param_problems)
     template_fields = _template_fields(template, params, found)
+    rules, rule_problems = parse_rules(table.get("rules", []), params)
+    found.extend(rule_problems)
 
-    compiled = None
-    if query is not None and query.strip():
-        # Params that failed to parse are still declared: using them is not a second mistake.
-        types = {"owner": "text"} | {
-            p: pg_type(spec) if spec is not None else "unknown" for p, spec in params.items()
-        }
-        try:
-            compiled = compile_named(query, types)
-        except UnknownNames as error:
-            declared = ", ".join(params) or "none"
-            found.extend(
-                f"query uses :{unknown}, which is not a declared parameter (declared: {declared})"
-                for unknown in error.unknown
-            )
-        except ValueError as error:
-            found.append(f"query: {error}")
-        else:
-            used = set(compiled.names) | template_fields
-            found.extend(
-                f"param '{p}' is declared but used in neither the query nor the filename"
-                for p, spec in params.items()
-                if spec is not None and p not in used
-            )
+    # Params that failed to parse are still declared: using them is not a second mistake.
+    types = {"owner": "text"} | {
+        p: pg_type(spec) if spec is not None else "unknown" for p, spec in params.items()
+    }
+    datasets = _parse_datasets(name, table, types, found)
+    if datasets and not any(d.handler_ref for d in datasets):
+        used = template_fields.union(*(d.compiled.names for d in datasets if d.compiled))
+        queries = "the query" if len(datasets) == 1 else "any query"
+        found.extend(
+            f"param '{p}' is declared but used in neither {queries} nor the filename"
+            for p, spec in params.items()
+            if spec is not None and p not in used
+        )
 
     if found:
         problems.extend(f"{where}: {p}" for p in found)
         return None
-    assert query is not None
-    assert compiled is not None
-    assert isinstance(timeout, int)
     specs = {p: spec for p, spec in params.items() if spec is not None}
     return Kind(
         name=name,
         description=description,
         params=MappingProxyType(specs),
+        datasets=tuple(datasets),
+        filename_template=template,
+        timeout_seconds=timeout or DEFAULT_TIMEOUT_SECONDS,
+        source=source,
+        rules=tuple(rules),
+        max_bytes=max_bytes,
+        max_duration_seconds=max_duration,
+    )
+
+
+def _parse_datasets(
+    kind: str, table: Mapping[str, object], types: Mapping[str, str], found: list[str]
+) -> list[Dataset]:
+    """The kind's datasets: its ``[kinds.<kind>.datasets.<name>]`` tables, or the one its
+    own ``query``/``handler`` defines (named after the kind)."""
+    inline = [key for key in ("query", "handler") if key in table]
+    tables = table.get("datasets")
+    if tables is None:
+        if not inline:
+            found.append("query is required (or handler, or [kinds.<kind>.datasets.<name>])")
+            return []
+        own = {k: v for k, v in table.items() if k in DATASET_KEYS - {"description"}}
+        dataset = _parse_dataset(kind, own, types, found, "")
+        return [] if dataset is None else [dataset]
+    if inline or any(k in table for k in ("format", "output", "extension")):
+        found.append(
+            "a kind with datasets keeps query, handler, format, output and extension "
+            "in its datasets"
+        )
+    if not isinstance(tables, dict) or not tables:
+        found.append("datasets must hold at least one [kinds.<kind>.datasets.<name>] table")
+        return []
+    datasets: list[Dataset] = []
+    for name, body in tables.items():
+        prefix = f"dataset '{name}': "
+        if not DATASET_NAME_RE.fullmatch(name):
+            found.append(prefix + "a dataset name must match [a-z][a-z0-9_-]*")
+        if not isinstance(body, dict):
+            found.append(prefix + "must be a table")
+            continue
+        dataset = _parse_dataset(name, body, types, found, prefix)
+        if dataset is not None:
+            datasets.append(dataset)
+    return datasets
+
+
+def _parse_dataset(
+    name: str,
+    table: Mapping[str, object],
+    types: Mapping[str, str],
+    found: list[str],
+    prefix: str,
+) -> Dataset | None:
+    problems: list[str] = [unknown_key(k, DATASET_KEYS) for k in table if k not in DATASET_KEYS]
+    description = _string(table, "description", problems) or ""
+    query = _string(table, "query", problems)
+    reference = _string(table, "handler", problems)
+    member_format = _choice(table, "format", MEMBER_FORMATS, problems)
+    output = _choice(table, "output", OUTPUTS, problems)
+    extension = _string(table, "extension", problems)
+    if query is not None and reference is not None:
+        problems.append("give either query or handler, not both")
+    elif query is None and reference is None and "query" not in table:
+        problems.append("query is required (or handler)")
+    compiled = None
+    if query is not None:
+        if not query.strip():
+            problems.append("query is empty")
+        elif output == "bytes":
+            problems.append('output = "bytes" is for handlers; a query produces rows')
+        else:
+            compiled = _compile(query, types, problems)
+    handler = None
+    if reference is not None:
+        try:
+            handler = load_handler(reference)
+        except HandlerNotFound as exc:
+            problems.append(f"handler {reference!r}: {exc}")
+    if output == "bytes":
+        if extension is None or not EXTENSION_RE.fullmatch(extension):
+            problems.append('output = "bytes" needs extension = "<pdf, xlsx...>" (a-z, 0-9)')
+        if "format" in table:
+            problems.append("format applies to rows; a bytes dataset has an extension")
+    elif extension is not None:
+        problems.append('extension applies to output = "bytes" only')
+    if problems:
+        found.extend(prefix + p for p in problems)
+        return None
+    return Dataset(
+        name=name,
+        description=description,
+        member_format=member_format,
+        output=output,
         query=query,
         compiled=compiled,
-        filename_template=template,
-        timeout_seconds=timeout,
-        source=source,
+        handler=handler,
+        handler_ref=reference,
+        extension=extension,
     )
+
+
+def _compile(query: str, types: Mapping[str, str], problems: list[str]) -> CompiledQuery | None:
+    try:
+        return compile_named(query, types)
+    except UnknownNames as error:
+        declared = ", ".join(n for n in types if n != "owner") or "none"
+        problems.extend(
+            f"query uses :{unknown}, which is not a declared parameter (declared: {declared})"
+            for unknown in error.unknown
+        )
+    except ValueError as error:
+        problems.append(f"query: {error}")
+    return None
+
+
+def _seconds(
+    table: Mapping[str, object], key: str, default: int | None, most: int, found: list[str]
+) -> int | None:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        found.append(f"{key} must be a whole number of seconds, got {value!r}")
+        return None
+    if not 1 <= value <= most:
+        found.append(f"{key} must be between 1 and {most} seconds, got {value}")
+        return None
+    return value
+
+
+def _choice(
+    table: Mapping[str, object], key: str, allowed: tuple[str, ...], found: list[str]
+) -> str:
+    value = table.get(key, allowed[0])
+    if value not in allowed:
+        found.append(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        return allowed[0]
+    assert isinstance(value, str)
+    return value
 
 
 def _parse_params(tables: object) -> tuple[dict[str, ParamSpec | None], list[str]]:

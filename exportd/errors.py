@@ -18,6 +18,8 @@ class ErrorKind(StrEnum):
     QUERY_ERROR = "query_error"
     ACCESS_DENIED = "access_denied"
     TOO_LARGE = "too_large"
+    # The whole job ran longer than its kind's max_duration (or EXPORTD_MAX_JOB_DURATION).
+    TOO_LONG = "too_long"
     # Retryable: an outage or an accident of timing.
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"

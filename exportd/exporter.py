@@ -1,34 +1,44 @@
-"""The export runner: a job's query, formatted by Postgres, streamed into S3.
+"""The export runner: a job's datasets, read in one snapshot, streamed into S3.
 
-``format='csv'`` uses ``COPY (query) TO STDOUT (FORMAT csv, HEADER)``: Postgres
-formats the rows, several times faster than encoding them in Python, and
-asyncpg hands the bytes to a coroutine sink, which keeps back-pressure all the
-way from S3 to the server. Nothing is held but the part being filled and the
-parts in flight.
+Every dataset of a job is read in one ``REPEATABLE READ READ ONLY``
+transaction, so a bundle's files agree with each other. SQL datasets are
+formatted by Postgres (``COPY``) and handed to a coroutine sink, which keeps
+back-pressure all the way from S3 to the server; the format's container
+(gzip, a JSON array, a zip bundle) sits between them. Nothing is held but a
+block per stream, the part being filled and the parts in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
 
 from exportd.db import classify_pg_error
-from exportd.definitions import Definitions, Kind
+from exportd.definitions import Dataset, Definitions, Kind
 from exportd.errors import ErrorKind, ExportError
+from exportd.formats import SUPPORTED_FORMATS, Container, Format, format_for
+from exportd.handlers import HandlerContext
 from exportd.jobs import ExportResult, UploadRef
+from exportd.params import to_json
+from exportd.progress import Tracker
+from exportd.readers import copy_csv, copy_jsonl, copy_row_count, estimate_rows, handler_output
 from exportd.sqlfiles import queries
 from exportd.storage import S3Client, content_disposition
+from exportd.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
 from exportd.upload import ObjectUpload
 from exportd.worker import JobContext
 
-SUPPORTED_FORMATS = ("csv",)
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8"}
+__all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count", "object_key"]
+
+MANIFEST = "manifest.json"
 
 
 def object_key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str:
@@ -43,14 +53,6 @@ def object_key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str
     return "/".join(parts)
 
 
-def copy_row_count(status: str) -> int:
-    """Rows copied, from a ``COPY n`` command status."""
-    try:
-        return int(status.rsplit(" ", 1)[-1])
-    except ValueError:
-        return 0
-
-
 @dataclass(frozen=True)
 class ExportOptions:
     bucket: str
@@ -59,6 +61,10 @@ class ExportOptions:
     parts_in_flight: int
     max_bytes: int | None = None
     timezone: str = "UTC"
+    # A whole job's limit (query, encoding and upload), unless its kind sets one.
+    max_duration_seconds: float | None = None
+    # Extra arguments of every object written (server-side encryption).
+    object_args: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +79,18 @@ class _Prepared:
 
     async def abort(self) -> None:
         await self.upload.abort()
+
+
+@dataclass
+class _Job:
+    """One export being written: what every step needs."""
+
+    ctx: JobContext
+    kind: Kind
+    fmt: Format
+    values: dict[str, object]
+    upload: ObjectUpload
+    tracker: Tracker
 
 
 class Exporter:
@@ -90,45 +108,41 @@ class Exporter:
         self._definitions = definitions
         self._options = options
 
-    def resolve(self, kind_name: str, fmt: str) -> Kind:
-        """The kind of a job, or a permanent error saying what is wrong."""
+    def resolve(self, kind_name: str, fmt: str) -> tuple[Kind, Format]:
+        """The kind and format of a job, or a permanent error saying what is wrong."""
         kind = self._definitions.require(kind_name)
-        if fmt not in SUPPORTED_FORMATS:
-            raise ExportError(
-                ErrorKind.UNSUPPORTED_FORMAT,
-                f"format {fmt!r} is not supported by this daemon "
-                f"(supported: {', '.join(SUPPORTED_FORMATS)})",
-            )
-        return kind
+        return kind, format_for(kind, fmt)
 
     async def run(self, ctx: JobContext) -> _Prepared:
         job = ctx.job
-        kind = self.resolve(job.kind, job.format)
+        kind, fmt = self.resolve(job.kind, job.format)
         values = kind.validate(job.params)
-        sql, args = kind.bind(job.owner, values)
-        filename = kind.filename(values, job.format)
+        filename = kind.filename(values, fmt.name)
         key = object_key(self._options.prefix, job.owner, job.id, filename)
 
         async def started(upload_id: str) -> None:
             await ctx.record_upload(UploadRef(upload_id, key))
 
+        limit, limit_source = self._options.max_bytes, "EXPORTD_S3_MAX_EXPORT_BYTES"
+        if kind.max_bytes is not None:
+            limit, limit_source = kind.max_bytes, f"max_bytes of kind {kind.name!r}"
         upload = ObjectUpload(
             self._s3,
             self._options.bucket,
             key,
             part_size=self._options.part_size,
             parts_in_flight=self._options.parts_in_flight,
-            content_type=CONTENT_TYPES[job.format],
+            content_type=fmt.content_type,
             content_disposition=content_disposition(filename),
             on_multipart_started=started,
-            max_bytes=self._options.max_bytes,
+            extra_args=self._options.object_args,
+            max_bytes=limit,
+            max_bytes_source=limit_source,
             logger=ctx.log,
         )
+        state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload))
         try:
-            rows = await self._copy(kind, sql, args, upload, ctx)
-            # The last part goes up now, so that the commit, done while the
-            # job's row is locked, is a single request.
-            await upload.flush()
+            rows = await self._within_duration(state)
         except ExportError:
             # The error is what happened. Should a shutdown interrupt the
             # abort (which then goes on in the background), the job must still
@@ -143,14 +157,32 @@ class Exporter:
         ctx.progress.rows = rows
         return _Prepared(upload, key, rows)
 
-    async def _copy(
-        self, kind: Kind, sql: str, args: list[Any], upload: ObjectUpload, ctx: JobContext
-    ) -> int:
-        async def sink(chunk: bytes) -> None:
-            await upload.write(chunk)
-            ctx.progress.bytes = upload.bytes_written
+    async def _within_duration(self, job: _Job) -> int:
+        limit = job.kind.max_duration_seconds or self._options.max_duration_seconds
+        source = (
+            f"max_duration of kind {job.kind.name!r}"
+            if job.kind.max_duration_seconds
+            else "EXPORTD_MAX_JOB_DURATION"
+        )
+        try:
+            async with asyncio.timeout(limit) as scope:
+                rows = await self._export(job)
+                # The last part goes up now, so that the commit, done while the
+                # job's row is locked, is a single request.
+                await job.upload.flush()
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            raise ExportError(
+                ErrorKind.TOO_LONG,
+                f"the export ran longer than {limit:g} seconds ({source}) and was stopped "
+                f"after {job.tracker.progress.rows:,} rows; narrow it (a shorter date range, "
+                "say) or raise the limit",
+            ) from exc
+        return rows
 
-        what = f"kind {kind.name!r}"
+    async def _export(self, job: _Job) -> int:
+        what = f"kind {job.kind.name!r}"
         try:
             async with (
                 self._pool.acquire() as conn,
@@ -158,14 +190,102 @@ class Exporter:
             ):
                 await conn.execute(
                     queries()["export_session"],
-                    str(int(kind.timeout_seconds * 1000)),
+                    str(int(job.kind.timeout_seconds * 1000)),
                     self._options.timezone,
                 )
-                status = await conn.copy_from_query(
-                    sql, *args, output=sink, format="csv", header=True
-                )
+                bound = {d.name: d.bind(job.ctx.job.owner, job.values) for d in _sql(job.kind)}
+                for sql, args in bound.values():
+                    job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
+                if job.fmt.container is Container.ZIP:
+                    return await self._bundle(conn, job, bound)
+                return await self._single(conn, job, bound)
         except ExportError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise classify_pg_error(exc, what) from exc
-        return copy_row_count(status)
+
+    async def _single(
+        self, conn: asyncpg.Connection, job: _Job, bound: dict[str, tuple[str, list[Any]]]
+    ) -> int:
+        container = job.fmt.container
+        stream: GzipStream | JsonArrayStream | None = None
+        if container is Container.GZIP:
+            stream = GzipStream(job.upload)
+        elif container is Container.JSON_ARRAY:
+            stream = JsonArrayStream(job.upload)
+        dataset = job.kind.datasets[0]
+        rows = await self._dataset(
+            conn, job, dataset, job.fmt.encoding, stream or job.upload, bound
+        )
+        if stream is not None:
+            await stream.close()
+        job.tracker.dataset_done(rows)
+        return rows
+
+    async def _bundle(
+        self, conn: asyncpg.Connection, job: _Job, bound: dict[str, tuple[str, list[Any]]]
+    ) -> int:
+        bundle = ZipBundle(job.upload)
+        members: list[dict[str, object]] = []
+        for dataset in job.kind.datasets:
+            member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
+            rows = await self._dataset(conn, job, dataset, dataset.member_format, member, bound)
+            stats = await member.close()
+            job.tracker.dataset_done(rows)
+            members.append(_member_entry(dataset, stats, rows))
+        # Last, so that it describes members that are all written.
+        await bundle.add(MANIFEST, _manifest(job, members))
+        await bundle.close()
+        return job.tracker.rows
+
+    async def _dataset(
+        self,
+        conn: asyncpg.Connection,
+        job: _Job,
+        dataset: Dataset,
+        encoding: str,
+        out: ByteSink,
+        bound: dict[str, tuple[str, list[Any]]],
+    ) -> int:
+        seen = job.tracker.seen
+        if dataset.handler is not None:
+            context = HandlerContext(
+                owner=job.ctx.job.owner,
+                params=job.values,
+                connection=conn,
+                kind=job.kind.name,
+                dataset=dataset.name,
+                log=job.ctx.log,
+            )
+            return await handler_output(dataset, context, encoding, out, seen)
+        sql, args = bound[dataset.name]
+        if encoding == "csv":
+            return await copy_csv(conn, sql, args, out, seen)
+        return await copy_jsonl(conn, sql, args, out, seen)
+
+
+def _sql(kind: Kind) -> list[Dataset]:
+    return [d for d in kind.datasets if d.compiled is not None]
+
+
+def _member_entry(dataset: Dataset, stats: MemberStats, rows: int) -> dict[str, object]:
+    return {
+        "name": stats.name,
+        "dataset": dataset.name,
+        "format": dataset.extension if dataset.output == "bytes" else dataset.member_format,
+        "rows": None if dataset.output == "bytes" else rows,
+        "bytes": stats.bytes,
+        "sha256": stats.sha256,
+    }
+
+
+def _manifest(job: _Job, members: list[dict[str, object]]) -> bytes:
+    document = {
+        "kind": job.kind.name,
+        "owner": job.ctx.job.owner,
+        "job_id": str(job.ctx.job.id),
+        "params": {name: to_json(value) for name, value in job.values.items()},
+        "generated_at": datetime.now(UTC).isoformat(),
+        "members": members,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

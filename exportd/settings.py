@@ -94,6 +94,14 @@ class Settings(BaseSettings):
         description="botocore's request checksum calculation and response validation. "
         "'when_supported' breaks many S3-compatible stores.",
     )
+    s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        "none",
+        description="Server-side encryption of exports: 'AES256' (SSE-S3) or 'aws:kms' "
+        "(SSE-KMS, with s3_sse_kms_key_id or the bucket's default key).",
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        None, description="The KMS key id or ARN for s3_sse = 'aws:kms'."
+    )
     s3_max_export_bytes: int = Field(
         100 * GIB, ge=5 * MIB, description="Largest object one export may produce."
     )
@@ -120,6 +128,11 @@ class Settings(BaseSettings):
         "UTC",
         description="Time zone in which timestamptz values are written (always with "
         "their offset), whatever the server's default.",
+    )
+    max_job_duration: timedelta = Field(
+        timedelta(hours=6),
+        description="Longest a whole export job may run (query, encoding and upload), "
+        "unless its kind sets max_duration; a job that runs longer fails with too_long.",
     )
     retention: timedelta = Field(
         timedelta(days=7), description="How long a completed export stays downloadable."
@@ -192,6 +205,10 @@ class Settings(BaseSettings):
             raise ValueError("download_url_ttl must lie between 1 second and 7 days (SigV4 limit)")
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("s3_access_key_id and s3_secret_access_key go together")
+        if self.s3_sse_kms_key_id is not None and self.s3_sse != "aws:kms":
+            raise ValueError("s3_sse_kms_key_id needs s3_sse = aws:kms")
+        if self.max_job_duration.total_seconds() < 1:
+            raise ValueError("max_job_duration must be at least 1 second")
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
         return self
@@ -209,6 +226,16 @@ class Settings(BaseSettings):
     @property
     def source_url(self) -> str:
         return self.source_database_url or self.database_url
+
+    @property
+    def object_args(self) -> dict[str, str]:
+        """Arguments of every PutObject and CreateMultipartUpload: the encryption."""
+        if self.s3_sse == "none":
+            return {}
+        args: dict[str, str] = {"ServerSideEncryption": self.s3_sse}
+        if self.s3_sse_kms_key_id is not None:
+            args["SSEKMSKeyId"] = self.s3_sse_kms_key_id
+        return args
 
     @property
     def path_style(self) -> bool:

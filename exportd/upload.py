@@ -67,6 +67,7 @@ class ObjectUpload:
         on_multipart_started: Callable[[str], Awaitable[None]] | None = None,
         extra_args: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
+        max_bytes_source: str = "EXPORTD_S3_MAX_EXPORT_BYTES",
         logger: Any = None,
     ) -> None:
         if part_size < 1:
@@ -84,6 +85,7 @@ class ObjectUpload:
         }
         self._on_multipart_started = on_multipart_started
         self._max_bytes = max_bytes
+        self._max_bytes_source = max_bytes_source
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
@@ -153,7 +155,7 @@ class ObjectUpload:
             raise ExportError(
                 ErrorKind.TOO_LARGE,
                 f"export is larger than the limit of {self._max_bytes:,} bytes "
-                "(EXPORTD_S3_MAX_EXPORT_BYTES); narrow the export or raise the limit",
+                f"({self._max_bytes_source}); narrow the export or raise the limit",
             )
         self._busy = True
         try:

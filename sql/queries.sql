@@ -247,3 +247,48 @@ SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1);
 -- name: dev_create_database_statement
 -- CREATE DATABASE takes no parameters: Postgres itself quotes the name.
 SELECT format('CREATE DATABASE %I', $1::text);
+
+-- name: set_bytea_columns
+-- The positions (1-based, comma-separated) of the bytea columns of the
+-- dataset about to be written as JSON, read by json_rows_bytea. A setting
+-- local to the export's transaction rather than a parameter, because COPY
+-- takes none.
+SELECT set_config('exportd.bytea_columns', $1, true);
+
+-- name: json_rows
+-- A dataset as JSON Lines, formatted by Postgres: one row_to_json text per
+-- row. row_to_json keeps the column order, writes numeric exactly as a JSON
+-- number, timestamptz in ISO 8601 with its offset, jsonb as JSON and arrays
+-- as arrays. The dataset's compiled SQL replaces the marker comment below.
+SELECT row_to_json(t)::text
+FROM (
+/* dataset */
+) AS t;
+
+-- name: json_rows_bytea
+-- As json_rows, with the bytea columns listed in exportd.bytea_columns
+-- rewritten from Postgres's hex ("\\x00ff") to base64, the way JSON carries
+-- binary. Slower (the row is taken apart and put back), so only used when a
+-- dataset has bytea columns.
+SELECT (
+    SELECT json_object_agg(
+        e.key,
+        CASE
+            WHEN e.ord = ANY (string_to_array(current_setting('exportd.bytea_columns'), ',')::bigint[])
+                 AND json_typeof(e.value) = 'string'
+            THEN to_json(translate(encode(decode(substr(e.value #>> '{}', 3), 'hex'), 'base64'),
+                                   E'\n', ''))
+            ELSE e.value
+        END
+        ORDER BY e.ord)
+    FROM json_each(row_to_json(t)) WITH ORDINALITY AS e(key, value, ord)
+)::text
+FROM (
+/* dataset */
+) AS t;
+
+-- name: estimate_rows
+-- The planner's estimate of a dataset's rows, for the job's progress. Plans
+-- only: nothing is executed.
+EXPLAIN (FORMAT JSON)
+/* dataset */;

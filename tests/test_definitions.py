@@ -88,6 +88,7 @@ def test_load_a_file(tmp_path: Path) -> None:
     assert kind.params["start_date"].type is ParamType.DATE
     assert kind.params["start_date"].min == date(2000, 1, 1)
     assert kind.params["statuses"].required is False
+    assert kind.query is not None
     assert kind.query.lstrip().startswith("SELECT id")
     assert kind.compiled.names == ("owner", "start_date", "end_date", "statuses")
     assert "ANY(($4::text[]))" in kind.compiled.sql

@@ -35,6 +35,11 @@ required = true
 [kinds.nothing]
 query = "SELECT 1 AS id, 'x' AS note WHERE :owner = '' AND false"
 
+[kinds.pair.datasets.notes]
+query = "SELECT id, note FROM fidelity WHERE owner = :owner"
+[kinds.pair.datasets.days]
+query = "SELECT id, day FROM fidelity WHERE owner = :owner"
+
 [kinds.broken]
 query = "SELECT no_such_column FROM fidelity WHERE owner = :owner"
 
@@ -191,7 +196,7 @@ async def test_bad_input_fails_at_once_while_good_jobs_complete(
             ),
             "missing_param": await insert_job(pool, kind="since"),
             "query_error": await insert_job(pool, kind="broken"),
-            "unsupported_format": await insert_job(pool, kind="things", fmt="jsonl"),
+            "unsupported_format": await insert_job(pool, kind="pair", fmt="csv"),
         }
         good = await insert_job(pool, owner="alice", kind="since", params={"day": "2025-01-01"})
         rows = {
@@ -220,6 +225,7 @@ async def test_bad_input_fails_at_once_while_good_jobs_complete(
     assert "extra" in invalid, "every problem is reported at once"
     assert "no_such_column" in rows["query_error"]["error"]
     assert "broken" in rows["query_error"]["error"]
+    assert "zip" in rows["unsupported_format"]["error"], "the error says what to ask for"
 
 
 async def test_cancelling_a_running_export_aborts_its_upload(

@@ -1,0 +1,70 @@
+"""Output formats: what each job format is made of. Pure, no I/O.
+
+A format is a row encoding (``csv`` or ``jsonl``, both produced by Postgres
+where the rows come from SQL), optionally inside a container: gzip, a JSON
+array, or a zip bundle holding one member per dataset and a manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from exportd.definitions import Kind
+from exportd.errors import ErrorKind, ExportError
+
+
+class Container(StrEnum):
+    PLAIN = "plain"
+    GZIP = "gzip"
+    JSON_ARRAY = "json_array"
+    ZIP = "zip"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    encoding: str  # of the rows: "csv" or "jsonl"; a zip's members follow their dataset
+    container: Container
+    content_type: str
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("csv", "csv", Container.PLAIN, "text/csv; charset=utf-8"),
+        Format("csv.gz", "csv", Container.GZIP, "application/gzip"),
+        Format("jsonl", "jsonl", Container.PLAIN, "application/x-ndjson; charset=utf-8"),
+        Format("jsonl.gz", "jsonl", Container.GZIP, "application/gzip"),
+        Format("json", "jsonl", Container.JSON_ARRAY, "application/json; charset=utf-8"),
+        Format("zip", "csv", Container.ZIP, "application/zip"),
+    )
+}
+SUPPORTED_FORMATS = tuple(FORMATS)
+
+
+def format_for(kind: Kind, name: str) -> Format:
+    """The format a job of ``kind`` asked for, or the permanent error saying why not."""
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"format {name!r} is not supported (supported: {', '.join(SUPPORTED_FORMATS)})",
+        )
+    if fmt.container is Container.ZIP:
+        return fmt
+    if len(kind.datasets) > 1:
+        names = ", ".join(d.name for d in kind.datasets)
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"kind {kind.name!r} has {len(kind.datasets)} datasets ({names}); a {name} file "
+            "holds one: ask for format zip",
+        )
+    dataset = kind.datasets[0]
+    if dataset.output == "bytes":
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"kind {kind.name!r} produces a .{dataset.extension} file, not rows; "
+            "ask for format zip",
+        )
+    return fmt

@@ -1,0 +1,211 @@
+"""Byte streams between a dataset and the upload: gzip, a JSON array, a zip bundle.
+
+Each stream takes bytes with ``await write(data)`` and passes what it makes to
+the next ``ByteSink`` (in the end, the upload), so back-pressure runs from S3
+to Postgres and memory stays bounded. CPU work (deflate, hashing big blocks)
+runs in a thread on blocks of ``BLOCK`` bytes: the event loop keeps serving
+heartbeats while a large export compresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+# Blocks handed to a thread at once: big enough that the hop costs nothing,
+# small enough to bound the memory each stream holds.
+BLOCK = 1024 * 1024
+# `gzip -1`: exports are written once and read once; speed wins over ratio.
+COMPRESS_LEVEL = 1
+
+
+class ByteSink(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+
+class GzipStream:
+    """A gzip file (RFC 1952), compressed off the event loop."""
+
+    def __init__(self, out: ByteSink, level: int = COMPRESS_LEVEL) -> None:
+        self._out = out
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._pending = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= BLOCK:
+            await self._compress(final=False)
+
+    async def close(self) -> None:
+        await self._compress(final=True)
+
+    async def _compress(self, *, final: bool) -> None:
+        block = bytes(self._pending)
+        self._pending.clear()
+        compressed = await asyncio.to_thread(self._run, block, final)
+        if compressed:
+            await self._out.write(compressed)
+
+    def _run(self, block: bytes, final: bool) -> bytes:
+        data = self._deflate.compress(block)
+        return data + self._deflate.flush() if final else data
+
+
+class JsonArrayStream:
+    """JSON Lines in, one JSON array out: ``[`` + records joined by ``,\\n`` + ``]``.
+
+    Every newline of JSON Lines ends a record (JSON text escapes its own), so
+    each but the last becomes ``,\\n``; the last newline is held back until
+    more data shows it was not the last.
+    """
+
+    def __init__(self, out: ByteSink) -> None:
+        self._out = out
+        self._started = False
+        self._held = False  # a record's newline, not yet known to be the last
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._held:
+            data = b"\n" + data
+        self._held = data.endswith(b"\n")
+        if self._held:
+            data = data[:-1]
+        prefix = b"" if self._started else b"[\n"
+        self._started = True
+        await self._out.write(prefix + data.replace(b"\n", b",\n"))
+
+    async def close(self) -> None:
+        await self._out.write(b"\n]\n" if self._started else b"[]\n")
+
+
+class CsvRecords:
+    """Counts the records of Postgres CSV output as it streams past.
+
+    A newline ends a record only outside double quotes, and Postgres writes a
+    quote inside a quoted field as two, so quote parity tells them apart
+    exactly: text with embedded newlines is counted right.
+    """
+
+    def __init__(self, header: bool) -> None:
+        self._header = header
+        self._quoted = False
+        self._newlines = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if b'"' not in chunk:
+            if not self._quoted:
+                self._newlines += chunk.count(b"\n")
+            return
+        for index, piece in enumerate(chunk.split(b'"')):
+            if index:
+                self._quoted = not self._quoted
+            if not self._quoted:
+                self._newlines += piece.count(b"\n")
+
+    @property
+    def rows(self) -> int:
+        return max(0, self._newlines - self._header)
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    name: str
+    bytes: int
+    sha256: str
+
+
+class _Spool:
+    """Where zipfile writes; the bundle moves its content on to the upload."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+class ZipBundle:
+    """A zip file written as a stream: members one at a time, each with a data
+    descriptor (nothing is seeked back to) and ZIP64 fields (no 4 GiB limit)."""
+
+    def __init__(self, out: ByteSink, level: int = COMPRESS_LEVEL) -> None:
+        self._out = out
+        self._spool = _Spool()
+        # A file object without tell() or seek() makes zipfile stream.
+        self._zip = zipfile.ZipFile(
+            self._spool,
+            "w",
+            compression=zipfile.ZIP_DEFLATED,
+            compresslevel=level,
+        )
+
+    def member(self, name: str) -> ZipMember:
+        return ZipMember(self, name)
+
+    async def add(self, name: str, data: bytes) -> MemberStats:
+        member = self.member(name)
+        await member.write(data)
+        return await member.close()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._zip.close)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        data = self._spool.take()
+        if data:
+            await self._out.write(data)
+
+
+class ZipMember:
+    """One member being written: hashes and counts its uncompressed bytes."""
+
+    def __init__(self, bundle: ZipBundle, name: str) -> None:
+        self._bundle = bundle
+        self._name = name
+        self._file = bundle._zip.open(name, "w", force_zip64=True)
+        self._hasher = hashlib.sha256()
+        self._size = 0
+        self._pending = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= BLOCK:
+            await self._flush()
+
+    async def close(self) -> MemberStats:
+        await self._flush()
+        await asyncio.to_thread(self._file.close)
+        await self._bundle._drain()
+        return MemberStats(self._name, self._size, self._hasher.hexdigest())
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        block = bytes(self._pending)
+        self._pending.clear()
+        self._size += len(block)
+        await asyncio.to_thread(self._run, block)
+        await self._bundle._drain()
+
+    def _run(self, block: bytes) -> None:
+        self._hasher.update(block)
+        self._file.write(block)
