@@ -138,13 +138,22 @@ async def _prepare_queries(settings: Settings, definitions: Definitions, report:
     try:
         for name in definitions.names():
             kind = definitions[name]
-            try:
-                async with conn.transaction(readonly=True):
-                    await conn.prepare(kind.compiled.sql)
-            except asyncpg.PostgresError as exc:
-                report(False, f"kind {name}", f"query does not prepare: {exc}")
-            else:
-                report(True, f"kind {name}", "query prepares")
+            for dataset in kind.datasets:
+                what = (
+                    f"kind {name}"
+                    if len(kind.datasets) == 1
+                    else f"kind {name}, dataset {dataset.name}"
+                )
+                if dataset.compiled is None:
+                    report(True, what, f"handler {dataset.handler_ref} imports")
+                    continue
+                try:
+                    async with conn.transaction(readonly=True):
+                        await conn.prepare(dataset.compiled.sql)
+                except asyncpg.PostgresError as exc:
+                    report(False, what, f"query does not prepare: {exc}")
+                else:
+                    report(True, what, "query prepares")
     finally:
         await conn.close()
 
