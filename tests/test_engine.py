@@ -1,0 +1,298 @@
+"""The export engine's guarantees that are not about one format: Python handlers,
+per-kind limits, injection attempts, encryption and progress."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from exportd.storage import open_s3_client
+from tests.daemon_harness import FAST, TOKEN, running_daemon
+from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.helpers import clean_env, eventually, exportd, insert_job, job_row, wait_for_state
+
+
+async def download_job(port: int, job_id: Any) -> bytes:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/v1/jobs/{job_id}", headers=headers) as r:
+            assert r.status == 200
+            url = (await r.json())["download_url"]
+        async with session.get(url) as r:
+            assert r.status == 200
+            return await r.read()
+
+
+HANDLERS = """
+[kinds.squares]
+handler = "tests.custom_kinds:squares"
+[kinds.squares.params.upto]
+type = "integer"
+max = 5000
+
+[kinds.report]
+filename = "report"
+[kinds.report.datasets.report]
+handler = "tests.custom_kinds.report_pdf"
+output = "bytes"
+extension = "pdf"
+[kinds.report.datasets.numbers]
+query = "SELECT g FROM generate_series(1, 3) AS g WHERE :owner <> ''"
+
+[kinds.pdf]
+handler = "tests.custom_kinds:report_pdf"
+output = "bytes"
+extension = "pdf"
+
+[kinds.ink]
+handler = "tests.custom_kinds:broken"
+"""
+
+
+async def test_python_handlers_stream_rows_and_files(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, **FAST)
+    async with running_daemon(settings, HANDLERS) as daemon:
+        jsonl = await insert_job(
+            pool, owner="ann", kind="squares", params={"upto": 2500}, fmt="jsonl"
+        )
+        csv = await insert_job(pool, owner="ann", kind="squares", params={"upto": 3})
+        report = await insert_job(pool, owner="ann", kind="report", fmt="zip")
+        not_zip = await insert_job(pool, owner="ann", kind="pdf", fmt="csv")
+        ink = await insert_job(pool, owner="ann", kind="ink", max_attempts=1)
+        rows = {
+            job_id: await wait_for_state(pool, job_id, {"completed", "failed"})
+            for job_id in (jsonl, csv, report, not_zip, ink)
+        }
+        bodies = {
+            job_id: await download_job(daemon.api_port, job_id)
+            for job_id in (jsonl, csv, report)
+            if rows[job_id]["state"] == "completed"
+        }
+
+    assert rows[jsonl]["state"] == "completed", rows[jsonl]["error"]
+    lines = bodies[jsonl].decode().splitlines()
+    assert len(lines) == rows[jsonl]["row_count"] == 2500
+    first = json.loads(lines[0])
+    assert first == {"n": 1, "square": 1, "half": 0.5, "owner": "ann", "blob": "AQ=="}
+    assert base64.b64decode(json.loads(lines[-1])["blob"]) == bytes([2500 % 256])
+    assert bodies[csv].decode() == (
+        "n,square,half,owner,blob\n1,1,0.5,ann,\\x01\n2,4,1,ann,\\x02\n3,9,1.5,ann,\\x03\n"
+    )
+    assert rows[report]["state"] == "completed", rows[report]["error"]
+    with zipfile.ZipFile(io.BytesIO(bodies[report])) as bundle:
+        assert bundle.namelist() == ["report.pdf", "numbers.csv", "manifest.json"]
+        assert bundle.read("report.pdf").startswith(b"%PDF-1.4\n% report for ann\n")
+        manifest = json.loads(bundle.read("manifest.json"))
+    assert [(m["name"], m["rows"]) for m in manifest["members"]] == [
+        ("report.pdf", None),
+        ("numbers.csv", 3),
+    ]
+    assert (rows[not_zip]["state"], rows[not_zip]["error_kind"]) == ("failed", "unsupported_format")
+    assert "pdf" in rows[not_zip]["error"]
+    assert rows[ink]["state"] == "failed"
+    assert "ran out of ink" in rows[ink]["error"]
+
+
+LIMITS = """
+[kinds.bulky]
+max_bytes = 1000
+query = "SELECT g, repeat('x', 100) FROM generate_series(1, 100) AS g WHERE :owner <> ''"
+
+[kinds.sluggish]
+max_duration = 1
+timeout = 60
+query = "SELECT pg_sleep(30) WHERE :owner <> ''"
+"""
+
+
+async def test_a_kind_over_its_size_or_duration_limit_fails_for_good(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = s3_settings(rclone_server, create_bucket(rclone_server), database_url=dsn, **FAST)
+    async with running_daemon(settings, LIMITS):
+        bulky = await insert_job(pool, kind="bulky")
+        sluggish = await insert_job(pool, kind="sluggish")
+        big = await wait_for_state(pool, bulky, {"completed", "failed"})
+        slow = await wait_for_state(pool, sluggish, {"completed", "failed"})
+    assert (big["state"], big["error_kind"], big["attempts"]) == ("failed", "too_large", 1)
+    assert "max_bytes of kind 'bulky'" in big["error"]
+    assert (slow["state"], slow["error_kind"], slow["attempts"]) == ("failed", "too_long", 1)
+    assert "max_duration of kind 'sluggish'" in slow["error"]
+    # The query was stopped, not left running on the source database.
+    idle = await pool.fetchval(
+        "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%'"
+        " AND state = 'active' AND pid <> pg_backend_pid()"
+    )
+    assert idle
+
+
+INJECTION = """
+[kinds.echo]
+query = "SELECT :text AS echoed, :tags AS tags, count(*) AS victims FROM victims WHERE :owner <> ''"
+[kinds.echo.params.text]
+type = "string"
+[kinds.echo.params.tags]
+type = "list"
+items = "string"
+default = []
+"""
+ATTEMPTS = [
+    "x'); DROP TABLE victims; --",
+    "'; DELETE FROM victims; SELECT '",
+    "$$; DROP TABLE victims; $$",
+    "\\'; DROP TABLE victims; --",
+    "E'\\\\'); DROP TABLE victims; --",
+    ":owner",
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+async def test_injection_through_params_is_inert(
+    fmt: str, rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool
+) -> None:
+    await pool.execute("CREATE TABLE victims (id int); INSERT INTO victims VALUES (1), (2)")
+    settings = s3_settings(rclone_server, create_bucket(rclone_server), database_url=dsn, **FAST)
+    async with running_daemon(settings, INJECTION) as daemon:
+        jobs = [
+            await insert_job(
+                pool,
+                owner="o'; DROP TABLE victims; --",
+                kind="echo",
+                fmt=fmt,
+                params={"text": attempt, "tags": [attempt, "'"]},
+            )
+            for attempt in ATTEMPTS
+        ]
+        bodies = []
+        for job_id in jobs:
+            row = await wait_for_state(pool, job_id, {"completed", "failed"})
+            assert row["state"] == "completed", row["error"]
+            bodies.append(await download_job(daemon.api_port, job_id))
+    assert await pool.fetchval("SELECT count(*) FROM victims") == 2
+    for attempt, body in zip(ATTEMPTS, bodies, strict=True):
+        if fmt == "jsonl":
+            assert json.loads(body) == {"echoed": attempt, "tags": [attempt, "'"], "victims": 2}
+        else:
+            (header, values) = list(csv.reader(io.StringIO(body.decode())))
+            assert header == ["echoed", "tags", "victims"]
+            assert values[0] == attempt
+            assert values[2] == "2"
+
+
+async def test_server_side_encryption_is_requested_for_every_object(
+    moto_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # moto records the encryption asked for; rclone serves from plain files.
+    bucket = create_bucket(moto_server)
+    settings = s3_settings(moto_server, bucket, database_url=dsn, s3_sse="AES256", **FAST)
+    definitions = """
+[kinds.small]
+query = "SELECT 1 AS one WHERE :owner <> ''"
+[kinds.large]
+query = "SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g WHERE :owner <> ''"
+"""
+    async with running_daemon(settings, definitions):
+        small = await insert_job(pool, kind="small")
+        large = await insert_job(pool, kind="large")
+        keys = [
+            (await wait_for_state(pool, job_id, {"completed", "failed"}))["object_key"]
+            for job_id in (small, large)
+        ]
+    async with contextlib.AsyncExitStack() as stack:
+        s3 = await open_s3_client(settings, stack)
+        for key in keys:
+            assert key is not None
+            head = await s3.head_object(Bucket=bucket, Key=key)
+            assert head["ServerSideEncryption"] == "AES256"
+
+
+SLOW = """
+[kinds.slow]
+query = '''
+SELECT g AS n, E'two\\nlines, "quoted"' AS note,
+       CASE WHEN g > 200 THEN pg_sleep(0.02)::text END AS nap
+FROM generate_series(1, 600) AS g
+WHERE :owner <> ''
+'''
+"""
+
+
+async def test_progress_moves_during_the_export_and_reaches_100_only_at_the_end(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool
+) -> None:
+    settings = s3_settings(rclone_server, create_bucket(rclone_server), database_url=dsn, **FAST)
+    seen: list[tuple[int, int, int]] = []
+    async with running_daemon(settings, SLOW):
+        job_id = await insert_job(pool, kind="slow")
+
+        async def moving() -> bool:
+            row = await job_row(pool, job_id)
+            if row["state"] == "processing":
+                seen.append((row["progress"], row["rows_written"], row["bytes_written"]))
+            return any(0 < progress < 100 and rows > 0 for progress, rows, _ in seen)
+
+        await eventually(moving, timeout=30)
+        done = await wait_for_state(pool, job_id, {"completed", "failed"})
+    assert done["state"] == "completed", done["error"]
+    assert (done["progress"], done["rows_written"]) == (100, 600)
+    assert all(progress < 100 for progress, _, _ in seen)
+    # Rows are records, not lines: every record here holds a newline.
+    assert all(rows <= 600 for _, rows, _ in seen)
+    assert any(written > 0 for _, _, written in seen)
+
+
+TWO_DATASETS_ONE_TYPO = """
+[kinds.bundle]
+[kinds.bundle.datasets.fine]
+query = "SELECT 1 AS one WHERE :owner <> ''"
+[kinds.bundle.datasets.typo]
+query = "SELECT nope FROM nowhere WHERE owner = :owner"
+"""
+
+
+async def test_check_names_the_kind_and_dataset_of_a_query_that_does_not_prepare(
+    rclone_server: S3Endpoint, dsn: str, tmp_path: Path
+) -> None:
+    (tmp_path / "kinds.toml").write_text(TWO_DATASETS_ONE_TYPO)
+    env = clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        EXPORTD_S3_BUCKET=create_bucket(rclone_server),
+        EXPORTD_S3_ENDPOINT_URL=rclone_server.url,
+        EXPORTD_S3_ACCESS_KEY_ID=rclone_server.access_key,
+        EXPORTD_S3_SECRET_ACCESS_KEY=rclone_server.secret_key,
+    )
+    result = await exportd("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "ok    kind bundle, dataset fine: query prepares" in lines, lines
+    assert any(
+        line.startswith("FAIL  kind bundle, dataset typo:") and "nowhere" in line for line in lines
+    ), lines
+
+
+async def test_run_refuses_a_definition_whose_handler_does_not_import(
+    dsn: str, tmp_path: Path
+) -> None:
+    (tmp_path / "kinds.toml").write_text('[kinds.gone]\nhandler = "tests.no_such_module:rows"\n')
+    env = clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        EXPORTD_S3_BUCKET="any-bucket",
+    )
+    result = await exportd("run", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "kind 'gone'" in result.stderr
+    assert "tests.no_such_module" in result.stderr
