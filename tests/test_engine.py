@@ -67,17 +67,17 @@ async def test_python_handlers_stream_rows_and_files(
         jsonl = await insert_job(
             pool, owner="ann", kind="squares", params={"upto": 2500}, fmt="jsonl"
         )
-        csv = await insert_job(pool, owner="ann", kind="squares", params={"upto": 3})
+        small = await insert_job(pool, owner="ann", kind="squares", params={"upto": 3})
         report = await insert_job(pool, owner="ann", kind="report", fmt="zip")
         not_zip = await insert_job(pool, owner="ann", kind="pdf", fmt="csv")
         ink = await insert_job(pool, owner="ann", kind="ink", max_attempts=1)
         rows = {
             job_id: await wait_for_state(pool, job_id, {"completed", "failed"})
-            for job_id in (jsonl, csv, report, not_zip, ink)
+            for job_id in (jsonl, small, report, not_zip, ink)
         }
         bodies = {
             job_id: await download_job(daemon.api_port, job_id)
-            for job_id in (jsonl, csv, report)
+            for job_id in (jsonl, small, report)
             if rows[job_id]["state"] == "completed"
         }
 
@@ -87,7 +87,7 @@ async def test_python_handlers_stream_rows_and_files(
     first = json.loads(lines[0])
     assert first == {"n": 1, "square": 1, "half": 0.5, "owner": "ann", "blob": "AQ=="}
     assert base64.b64decode(json.loads(lines[-1])["blob"]) == bytes([2500 % 256])
-    assert bodies[csv].decode() == (
+    assert bodies[small].decode() == (
         "n,square,half,owner,blob\n1,1,0.5,ann,\\x01\n2,4,1,ann,\\x02\n3,9,1.5,ann,\\x03\n"
     )
     assert rows[report]["state"] == "completed", rows[report]["error"]
