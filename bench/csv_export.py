@@ -4,7 +4,8 @@ Contenders, on the same table, database and S3 server (``rclone serve s3``):
 
 - exportd: an ``exportd run`` process exporting one job (COPY streamed into
   a multipart upload);
-- pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``;
+- pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``
+  (with ``--formats csv.gz``, also ``... | gzip -1 | aws s3 cp -``);
 - row loop: rows fetched in Python, written with csv.writer, file uploaded.
 
 Wall time runs from the moment a contender is asked to export until its
@@ -13,6 +14,7 @@ of the contender's processes, sampled every 10 ms (exportd: the daemon,
 whose baseline includes its HTTP API and connection pools).
 
     .venv/bin/python bench/csv_export.py --rows 2000000
+    .venv/bin/python bench/csv_export.py --rows 1000000 --formats csv,csv.gz,jsonl --skip-rowloop
 
 needs psql on PATH and the AWS CLI at --aws (``make bench`` installs it in
 its own environment, since it pins botocore apart from aiobotocore).
@@ -166,7 +168,9 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
     return dsn
 
 
-def run_exportd(dsn: str, endpoint: str, bucket: str, workdir: Path) -> tuple[float, int, int, str]:
+def run_exportd(
+    dsn: str, endpoint: str, bucket: str, workdir: Path, fmt: str = "csv"
+) -> tuple[float, int, int, str]:
     (workdir / "kinds.toml").write_text(DEFINITIONS)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")} | {
@@ -197,7 +201,7 @@ def run_exportd(dsn: str, endpoint: str, bucket: str, workdir: Path) -> tuple[fl
             try:
                 started = time.perf_counter()
                 job_id = await conn.fetchval(
-                    "SELECT exportd.enqueue('bench', 'rows', '{}'::jsonb, 'csv')"
+                    "SELECT exportd.enqueue('bench', 'rows', '{}'::jsonb, $1)", fmt
                 )
                 while True:
                     row = await conn.fetchrow(
@@ -234,7 +238,9 @@ def timed(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     return elapsed, sampler.peak
 
 
-def run_pipeline(dsn: str, endpoint: str, bucket: str, key: str, aws: str) -> tuple[float, int]:
+def run_pipeline(
+    dsn: str, endpoint: str, bucket: str, key: str, aws: str, gzip: bool = False
+) -> tuple[float, int]:
     env = os.environ | {
         "PGTZ": "UTC",
         "PGOPTIONS": "-c DateStyle=ISO,YMD -c IntervalStyle=iso_8601",
@@ -247,7 +253,8 @@ def run_pipeline(dsn: str, endpoint: str, bucket: str, key: str, aws: str) -> tu
     copy = f"\\copy ({QUERY}) to stdout csv header"
     script = (
         f'psql "{dsn}" -X -q -v ON_ERROR_STOP=1 -c "{copy}"'
-        f" | {aws} s3 cp - s3://{bucket}/{key} --endpoint-url {endpoint}"
+        + (" | gzip -1" if gzip else "")
+        + f" | {aws} s3 cp - s3://{bucket}/{key} --endpoint-url {endpoint}"
     )
     return timed("pipeline", ["bash", "-o", "pipefail", "-c", script], env)
 
@@ -313,6 +320,11 @@ def main() -> int:
         "--aws", default=shutil.which("aws") or str(ROOT / ".venv-aws" / "bin" / "aws")
     )
     parser.add_argument("--skip-rowloop", action="store_true")
+    parser.add_argument(
+        "--formats",
+        default="csv",
+        help="comma-separated exportd formats to time besides csv (e.g. csv,csv.gz,jsonl)",
+    )
     args = parser.parse_args()
 
     dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", args.rows))
@@ -336,6 +348,24 @@ def main() -> int:
                 *object_digest(client, bucket, "pipeline.csv"),
             )
         )
+
+        for fmt in [f for f in args.formats.split(",") if f and f != "csv"]:
+            seconds, peak, _, key = run_exportd(dsn, endpoint, bucket, Path(tmp), fmt)
+            results.append(
+                Result(f"exportd {fmt}", seconds, peak, *object_digest(client, bucket, key))
+            )
+            if fmt == "csv.gz":
+                seconds, peak = run_pipeline(
+                    dsn, endpoint, bucket, "pipeline.csv.gz", args.aws, gzip=True
+                )
+                results.append(
+                    Result(
+                        "psql \\copy \\| gzip -1 \\| aws s3 cp -",
+                        seconds,
+                        peak,
+                        *object_digest(client, bucket, "pipeline.csv.gz"),
+                    )
+                )
 
         if not args.skip_rowloop:
             seconds, peak = run_rowloop(dsn, endpoint, bucket, "rowloop.csv")

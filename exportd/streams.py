@@ -102,11 +102,12 @@ class CsvRecords:
             if not self._quoted:
                 self._newlines += chunk.count(b"\n")
             return
-        for index, piece in enumerate(chunk.split(b'"')):
-            if index:
-                self._quoted = not self._quoted
-            if not self._quoted:
-                self._newlines += piece.count(b"\n")
+        pieces = chunk.split(b'"')
+        # Pieces alternate outside and inside quotes, starting where the last chunk ended.
+        outside = pieces[1::2] if self._quoted else pieces[0::2]
+        self._newlines += b"".join(outside).count(b"\n")
+        if len(pieces) % 2 == 0:  # an odd number of quotes flips the state
+            self._quoted = not self._quoted
 
     @property
     def rows(self) -> int:
