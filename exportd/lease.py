@@ -7,8 +7,9 @@ answers too slowly), the worker must stop the job itself before the lease
 can run out, because from then on the reaper may hand the job to another
 worker.
 
-The schedule: a beat every third of the lease, each renewal bounded to a
-sixth of it, so a beat happens at least every half lease. A job is stopped
+The schedule: a beat every third of the lease (and at least every
+``PROGRESS_SECONDS``, since beats also carry a running export's progress),
+each renewal bounded to a sixth of it, so a beat happens at least every half lease. A job is stopped
 at the first beat that finds half a lease gone since the last renewal that
 succeeded was sent; that beat comes before a whole lease has passed, and the
 database cannot end the lease before then, because it set the expiry after
@@ -17,10 +18,15 @@ the renewal was sent.
 
 from __future__ import annotations
 
+# Beats record each running job's rows, bytes and percentage too: whoever
+# watches a job sees it move at least this often, whatever the lease.
+PROGRESS_SECONDS = 5.0
+
 
 def heartbeat_interval(lease_seconds: float) -> float:
-    """Renew at a third of the lease: a renewal may fail before the job must stop."""
-    return lease_seconds / 3.0
+    """Renew at a third of the lease (a renewal may fail before the job must stop), or
+    every PROGRESS_SECONDS when that is sooner."""
+    return min(lease_seconds / 3.0, PROGRESS_SECONDS)
 
 
 def renewal_timeout(lease_seconds: float) -> float:

@@ -70,8 +70,11 @@ def test_retryable_errors_retry_until_attempts_are_spent(kind: ErrorKind) -> Non
 
 
 def test_heartbeat_renews_three_times_a_lease_each_renewal_bounded() -> None:
-    assert heartbeat_interval(30) == 10
+    assert heartbeat_interval(9) == 3
     assert renewal_timeout(30) == 5
+    # Beats carry progress too: never further apart than a few seconds.
+    assert heartbeat_interval(30) == 5
+    assert heartbeat_interval(3600) == 5
 
 
 def test_lease_counts_as_lost_once_half_of_it_passed_without_a_renewal() -> None:
