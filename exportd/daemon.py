@@ -16,6 +16,7 @@ from exportd.backoff import BackoffPolicy
 from exportd.definitions import Definitions
 from exportd.exporter import Exporter, ExportOptions
 from exportd.listener import Listener
+from exportd.metrics import Metrics
 from exportd.migrate import pending_migrations
 from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
@@ -36,6 +37,7 @@ class Daemon:
     settings: Settings
     worker: Worker
     api_port: int
+    metrics: Metrics
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
@@ -99,6 +101,7 @@ async def serve(
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
+        metrics = Metrics()
         exporter = Exporter(
             source_pool,
             s3,
@@ -124,12 +127,13 @@ async def serve(
                 retention_seconds=settings.retention.total_seconds(),
                 backoff=policy,
             ),
+            metrics=metrics,
         )
 
         async def abort(key: str, upload_id: str) -> None:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
-        reaper = Reaper(pool, policy, abort_upload=abort)
+        reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
         api_ctx = ApiContext(
@@ -138,6 +142,7 @@ async def serve(
             settings=settings,
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
+            metrics=metrics,
         )
         try:
             runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
@@ -148,7 +153,7 @@ async def serve(
             ) from None
         stack.push_async_callback(runner.cleanup)
 
-        daemon = Daemon(settings, worker, port)
+        daemon = Daemon(settings, worker, port, metrics)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
