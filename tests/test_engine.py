@@ -71,9 +71,10 @@ async def test_python_handlers_stream_rows_and_files(
         report = await insert_job(pool, owner="ann", kind="report", fmt="zip")
         not_zip = await insert_job(pool, owner="ann", kind="pdf", fmt="csv")
         ink = await insert_job(pool, owner="ann", kind="ink", max_attempts=1)
+        ink_zip = await insert_job(pool, owner="ann", kind="ink", fmt="zip", max_attempts=1)
         rows = {
             job_id: await wait_for_state(pool, job_id, {"completed", "failed"})
-            for job_id in (jsonl, small, report, not_zip, ink)
+            for job_id in (jsonl, small, report, not_zip, ink, ink_zip)
         }
         bodies = {
             job_id: await download_job(daemon.api_port, job_id)
@@ -101,8 +102,9 @@ async def test_python_handlers_stream_rows_and_files(
     ]
     assert (rows[not_zip]["state"], rows[not_zip]["error_kind"]) == ("failed", "unsupported_format")
     assert "pdf" in rows[not_zip]["error"]
-    assert rows[ink]["state"] == "failed"
-    assert "ran out of ink" in rows[ink]["error"]
+    for failed in (ink, ink_zip):
+        assert rows[failed]["state"] == "failed"
+        assert "ran out of ink" in rows[failed]["error"]
 
 
 LIMITS = """
