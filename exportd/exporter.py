@@ -29,7 +29,14 @@ from exportd.handlers import HandlerContext
 from exportd.jobs import ExportResult, UploadRef
 from exportd.params import to_json
 from exportd.progress import Tracker
-from exportd.readers import copy_csv, copy_jsonl, copy_row_count, estimate_rows, handler_output
+from exportd.readers import (
+    SinkGuard,
+    copy_csv,
+    copy_jsonl,
+    copy_row_count,
+    estimate_rows,
+    handler_output,
+)
 from exportd.sqlfiles import queries
 from exportd.storage import S3Client, content_disposition
 from exportd.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
@@ -184,28 +191,37 @@ class Exporter:
     async def _export(self, job: _Job) -> int:
         what = f"kind {job.kind.name!r}"
         try:
-            async with (
-                self._pool.acquire() as conn,
-                conn.transaction(isolation="repeatable_read", readonly=True),
-            ):
-                await conn.execute(
-                    queries()["export_session"],
-                    str(int(job.kind.timeout_seconds * 1000)),
-                    self._options.timezone,
-                )
-                bound = {d.name: d.bind(job.ctx.job.owner, job.values) for d in _sql(job.kind)}
-                for sql, args in bound.values():
-                    job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
-                if job.fmt.container is Container.ZIP:
-                    return await self._bundle(conn, job, bound)
-                return await self._single(conn, job, bound)
+            async with self._pool.acquire() as conn:
+                guard = SinkGuard(conn)
+                try:
+                    async with conn.transaction(isolation="repeatable_read", readonly=True):
+                        await conn.execute(
+                            queries()["export_session"],
+                            str(int(job.kind.timeout_seconds * 1000)),
+                            self._options.timezone,
+                        )
+                        bound = {
+                            d.name: d.bind(job.ctx.job.owner, job.values) for d in _sql(job.kind)
+                        }
+                        for sql, args in bound.values():
+                            job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
+                        if job.fmt.container is Container.ZIP:
+                            return await self._bundle(conn, guard, job, bound)
+                        return await self._single(conn, guard, job, bound)
+                except BaseException:
+                    guard.raise_failure()
+                    raise
         except ExportError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise classify_pg_error(exc, what) from exc
 
     async def _single(
-        self, conn: asyncpg.Connection, job: _Job, bound: dict[str, tuple[str, list[Any]]]
+        self,
+        conn: asyncpg.Connection,
+        guard: SinkGuard,
+        job: _Job,
+        bound: dict[str, tuple[str, list[Any]]],
     ) -> int:
         container = job.fmt.container
         stream: GzipStream | JsonArrayStream | None = None
@@ -214,22 +230,26 @@ class Exporter:
         elif container is Container.JSON_ARRAY:
             stream = JsonArrayStream(job.upload)
         dataset = job.kind.datasets[0]
-        rows = await self._dataset(
-            conn, job, dataset, job.fmt.encoding, stream or job.upload, bound
-        )
+        out = guard.wrap(stream or job.upload)
+        rows = await self._dataset(conn, job, dataset, job.fmt.encoding, out, bound)
         if stream is not None:
             await stream.close()
         job.tracker.dataset_done(rows)
         return rows
 
     async def _bundle(
-        self, conn: asyncpg.Connection, job: _Job, bound: dict[str, tuple[str, list[Any]]]
+        self,
+        conn: asyncpg.Connection,
+        guard: SinkGuard,
+        job: _Job,
+        bound: dict[str, tuple[str, list[Any]]],
     ) -> int:
         bundle = ZipBundle(job.upload)
         members: list[dict[str, object]] = []
         for dataset in job.kind.datasets:
             member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
-            rows = await self._dataset(conn, job, dataset, dataset.member_format, member, bound)
+            out = guard.wrap(member)
+            rows = await self._dataset(conn, job, dataset, dataset.member_format, out, bound)
             stats = await member.close()
             job.tracker.dataset_done(rows)
             members.append(_member_entry(dataset, stats, rows))

@@ -35,6 +35,48 @@ _HANDLER_BATCH = 1000
 RowsSeen = Callable[[int], None]
 
 
+class SinkGuard:
+    """Stops a COPY whose sink failed by closing its connection, and remembers why.
+
+    When a COPY sink raises (the export is too large, the upload failed, the
+    job was cancelled), asyncpg asks the server to cancel the statement and
+    the connection's next command waits for that cancellation to be
+    acknowledged. If the server had already finished the COPY, nothing is
+    left to cancel, no acknowledgement ever comes, and the ROLLBACK hangs
+    for good. Closing the connection instead cannot hang: the server ends
+    the statement when its client goes, and the pool opens a new connection.
+    Closing it makes the transaction's exit fail as well; ``failure`` keeps
+    the error that matters.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.failure: BaseException | None = None
+
+    def wrap(self, out: ByteSink) -> ByteSink:
+        return _GuardedSink(self, out)
+
+    def raise_failure(self) -> None:
+        """Raise the sink's failure, if there was one."""
+        if self.failure is not None:
+            raise self.failure
+
+
+class _GuardedSink:
+    def __init__(self, guard: SinkGuard, out: ByteSink) -> None:
+        self._guard = guard
+        self._out = out
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self._out.write(data)
+        except BaseException as exc:
+            if self._guard.failure is None:
+                self._guard.failure = exc
+            self._guard._conn.terminate()
+            raise
+
+
 def wrap(name: str, sql: str) -> str:
     """The named query ``name`` around a dataset's compiled SQL."""
     return queries()[name].replace(_MARKER, sql)

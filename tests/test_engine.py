@@ -3,6 +3,7 @@ per-kind limits, injection attempts, encryption and progress."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import csv
@@ -16,6 +17,9 @@ import aiohttp
 import asyncpg
 import pytest
 
+from exportd import db
+from exportd.errors import ErrorKind, ExportError
+from exportd.readers import SinkGuard, copy_csv
 from exportd.storage import open_s3_client
 from tests.daemon_harness import FAST, TOKEN, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
@@ -298,3 +302,39 @@ async def test_run_refuses_a_definition_whose_handler_does_not_import(
     assert result.returncode == 2
     assert "kind 'gone'" in result.stderr
     assert "tests.no_such_module" in result.stderr
+
+
+class _Refusing:
+    async def write(self, data: bytes) -> None:
+        raise ExportError(ErrorKind.TOO_LARGE, "no room")
+
+
+async def _copy_into_a_refusing_sink(conn: asyncpg.Connection) -> None:
+    guard = SinkGuard(conn)
+    try:
+        async with conn.transaction(readonly=True):
+            await copy_csv(
+                conn,
+                "SELECT g FROM generate_series(1, 100) AS g",
+                [],
+                guard.wrap(_Refusing()),
+                lambda rows: None,
+            )
+    except BaseException:
+        guard.raise_failure()
+        raise
+
+
+async def test_a_copy_whose_sink_fails_ends_with_that_error_and_never_hangs(dsn: str) -> None:
+    # A small COPY is often complete on the server by the time its sink
+    # fails: a cancellation then has nothing to cancel, and used to leave
+    # the ROLLBACK waiting forever.
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(20):
+            async with asyncio.timeout(10), pool.acquire() as conn:
+                with pytest.raises(ExportError, match="no room"):
+                    await _copy_into_a_refusing_sink(conn)
+        assert await pool.fetchval("SELECT 1") == 1, "the pool replaced the closed connection"
+    finally:
+        await pool.close()
