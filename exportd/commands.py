@@ -17,6 +17,7 @@ from exportd.daemon import StartupError, serve
 from exportd.definitions import DefinitionError, Definitions, load_definitions
 from exportd.errors import ExportError
 from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from exportd.formats import format_for
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
 from exportd.migrate import migrate as apply_migrations
@@ -175,8 +176,10 @@ async def enqueue(
         # Fail early, here, with every error at once; the daemon checks again.
         definitions = load_kinds(settings)
         try:
-            definitions.require(kind).validate(params)
-        except ExportError as exc:  # an unknown kind, or invalid params
+            found = definitions.require(kind)
+            found.validate(params)
+            format_for(found, fmt)
+        except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
             raise CliError(exc.message, EXIT_USAGE) from None
     conn = await _connect(settings.database_url)
     try:

@@ -338,3 +338,19 @@ async def test_a_copy_whose_sink_fails_ends_with_that_error_and_never_hangs(dsn:
         assert await pool.fetchval("SELECT 1") == 1, "the pool replaced the closed connection"
     finally:
         await pool.close()
+
+
+async def test_enqueue_refuses_a_format_the_kind_cannot_fill(dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "kinds.toml").write_text(TWO_DATASETS_ONE_TYPO)
+    env = clean_env(EXPORTD_DATABASE_URL=dsn, EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"))
+    result = await exportd(
+        "enqueue", "bundle", "--owner", "o", "--format", "jsonl", env=env, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "2 datasets" in result.stderr
+    assert "ask for format zip" in result.stderr
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM exportd.jobs") == 0
+    finally:
+        await conn.close()
