@@ -13,11 +13,12 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from exportd.params import render
 
 
 def _json_default(value: Any) -> Any:
@@ -39,17 +40,12 @@ def encode_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def _csv_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()  # as Postgres writes bytea
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, default=str, ensure_ascii=False)
-    return str(value)
+    # None as empty, booleans as true/false, dates and times in ISO 8601.
+    return render(value)
 
 
 def encode_csv(

@@ -15,6 +15,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from exportd import db
+from tests.daemon_harness import TOKEN
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,3 +107,47 @@ async def healthy(port: int) -> bool:
             return r.status == 200
     except aiohttp.ClientError:
         return False
+
+
+async def api_get(port: int, path: str) -> tuple[int, Any]:
+    """GET an API route with the test token: the status and the JSON body."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def download(url: str) -> tuple[bytes, Any]:
+    """What a browser gets from a presigned URL: the body and the headers."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.read(), response.headers
+
+
+async def download_job(port: int, job_id: uuid.UUID) -> tuple[bytes, Any]:
+    """A completed job's file, through the API's fresh presigned URL."""
+    status, doc = await api_get(port, f"/v1/jobs/{job_id}")
+    assert status == 200, doc
+    return await download(doc["download_url"])
+
+
+async def direct_export(dsn: str, query: str) -> tuple[bytes, list[asyncpg.Record]]:
+    """What COPY produces for ``query`` with an export's session settings, and its rows."""
+    conn = await db.connect(dsn)
+    chunks: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        chunks.append(bytes(chunk))
+
+    try:
+        await conn.execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'"
+        )
+        await conn.copy_from_query(query, output=sink, format="csv", header=True)
+        rows = await conn.fetch(query)
+    finally:
+        await conn.close()
+    return b"".join(chunks), rows

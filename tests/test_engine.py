@@ -11,9 +11,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
@@ -21,21 +19,17 @@ from exportd import db
 from exportd.errors import ErrorKind, ExportError
 from exportd.readers import SinkGuard, copy_csv
 from exportd.storage import open_s3_client
-from tests.daemon_harness import FAST, TOKEN, running_daemon
+from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
-from tests.helpers import clean_env, eventually, exportd, insert_job, job_row, wait_for_state
-
-
-async def download_job(port: int, job_id: Any) -> bytes:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/v1/jobs/{job_id}", headers=headers) as r:
-            assert r.status == 200
-            url = (await r.json())["download_url"]
-        async with session.get(url) as r:
-            assert r.status == 200
-            return await r.read()
-
+from tests.helpers import (
+    clean_env,
+    download_job,
+    eventually,
+    exportd,
+    insert_job,
+    job_row,
+    wait_for_state,
+)
 
 HANDLERS = """
 [kinds.squares]
@@ -81,7 +75,7 @@ async def test_python_handlers_stream_rows_and_files(
             for job_id in (jsonl, small, report, not_zip, ink, ink_zip)
         }
         bodies = {
-            job_id: await download_job(daemon.api_port, job_id)
+            job_id: (await download_job(daemon.api_port, job_id))[0]
             for job_id in (jsonl, small, report)
             if rows[job_id]["state"] == "completed"
         }
@@ -185,7 +179,7 @@ async def test_injection_through_params_is_inert(
         for job_id in jobs:
             row = await wait_for_state(pool, job_id, {"completed", "failed"})
             assert row["state"] == "completed", row["error"]
-            bodies.append(await download_job(daemon.api_port, job_id))
+            bodies.append((await download_job(daemon.api_port, job_id))[0])
     assert await pool.fetchval("SELECT count(*) FROM victims") == 2
     for attempt, body in zip(ATTEMPTS, bodies, strict=True):
         if fmt == "jsonl":

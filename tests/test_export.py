@@ -8,16 +8,22 @@ import contextlib
 import hashlib
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from exportd import db
 from exportd.settings import MIB
 from exportd.storage import S3Client, list_open_uploads, open_s3_client
-from tests.daemon_harness import FAST, TOKEN, running_daemon
+from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import eventually, insert_job, job_row, wait_for_state
+from tests.helpers import (
+    api_get,
+    direct_export,
+    download,
+    eventually,
+    insert_job,
+    job_row,
+    wait_for_state,
+)
 
 DEFINITIONS = """
 [kinds.things]
@@ -87,36 +93,7 @@ def settings_for(endpoint: S3Endpoint, bucket: str, dsn: str, **kw: Any) -> Any:
 
 async def direct_copy(dsn: str, query: str) -> bytes:
     """What COPY itself produces for ``query``, with the export's session settings."""
-    conn = await db.connect(dsn)
-    chunks: list[bytes] = []
-
-    async def sink(chunk: bytes) -> None:
-        chunks.append(bytes(chunk))
-
-    try:
-        await conn.execute(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'"
-        )
-        await conn.copy_from_query(query, output=sink, format="csv", header=True)
-    finally:
-        await conn.close()
-    return b"".join(chunks)
-
-
-async def api_get(port: int, path: str) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as response,
-    ):
-        return response.status, await response.json()
-
-
-async def download(url: str) -> tuple[bytes, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200, await response.text()
-        return await response.read(), response.headers
+    return (await direct_export(dsn, query))[0]
 
 
 @pytest.mark.usefixtures("fidelity")

@@ -13,15 +13,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from exportd import db
 from exportd.settings import MIB
-from tests.daemon_harness import FAST, TOKEN, running_daemon
+from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import insert_job, wait_for_state
+from tests.helpers import direct_export, download_job, insert_job, wait_for_state
 
 TYPES = r"""
 CREATE TABLE typed (
@@ -75,42 +73,6 @@ CONTENT_TYPES = {
     "json": "application/json",
     "zip": "application/zip",
 }
-
-
-async def api_get(port: int, path: str) -> Any:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as response,
-    ):
-        assert response.status == 200
-        return await response.json()
-
-
-async def download(url: str) -> tuple[bytes, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200, await response.text()
-        return await response.read(), response.headers
-
-
-async def direct(dsn: str, query: str) -> tuple[bytes, list[asyncpg.Record]]:
-    """What COPY produces for ``query`` with the export's session settings, and its rows."""
-    conn = await db.connect(dsn)
-    chunks: list[bytes] = []
-
-    async def sink(chunk: bytes) -> None:
-        chunks.append(bytes(chunk))
-
-    try:
-        await conn.execute(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'"
-        )
-        await conn.copy_from_query(query, output=sink, format="csv", header=True)
-        rows = await conn.fetch(query)
-    finally:
-        await conn.close()
-    return b"".join(chunks), rows
 
 
 def as_json(value: Any) -> Any:
@@ -190,12 +152,11 @@ async def test_every_format_round_trips(
         for (fmt, case), job_id in jobs.items():
             row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=120)
             assert row["state"] == "completed", (fmt, case, row["error"])
-            doc = await api_get(daemon.api_port, f"/v1/jobs/{job_id}")
-            body, headers = await download(doc["download_url"])
+            body, headers = await download_job(daemon.api_port, job_id)
             outcomes[fmt, case] = (row, body, headers)
 
     for case, query in CASES.items():
-        copy, rows = await direct(dsn, query.format(owner="'alice'"))
+        copy, rows = await direct_export(dsn, query.format(owner="'alice'"))
         for fmt in FORMATS:
             row, body, headers = outcomes[fmt, case]
             check_file(fmt, body, copy, rows, case)
@@ -254,9 +215,7 @@ async def test_a_bundle_has_a_member_per_dataset_and_a_manifest_that_matches(
         row = await wait_for_state(pool, job_id, {"completed", "failed"})
         refused_row = await wait_for_state(pool, refused, {"completed", "failed"})
         assert row["state"] == "completed", row["error"]
-        body, headers = await download(
-            (await api_get(daemon.api_port, f"/v1/jobs/{job_id}"))["download_url"]
-        )
+        body, headers = await download_job(daemon.api_port, job_id)
 
     assert (refused_row["state"], refused_row["error_kind"]) == ("failed", "unsupported_format")
     assert "3 datasets" in refused_row["error"]
@@ -327,9 +286,7 @@ async def test_a_bundle_is_read_in_one_snapshot_while_another_transaction_writes
         await pool.execute("INSERT INTO ledger (amount) SELECT 5 FROM generate_series(1, 50)")
         row = await wait_for_state(pool, job_id, {"completed", "failed"})
         assert row["state"] == "completed", row["error"]
-        body, _ = await download(
-            (await api_get(daemon.api_port, f"/v1/jobs/{job_id}"))["download_url"]
-        )
+        body, _ = await download_job(daemon.api_port, job_id)
     with zipfile.ZipFile(io.BytesIO(body)) as bundle:
         before = bundle.read("before.csv").decode().splitlines()[1]
         after = bundle.read("after.csv").decode().splitlines()[1]
