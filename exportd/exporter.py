@@ -100,6 +100,16 @@ class _Job:
     tracker: Tracker
 
 
+@dataclass
+class _Snapshot:
+    """The job's read-only transaction: its connection, the guard on its COPY
+    sinks, and each SQL dataset's bound statement."""
+
+    conn: asyncpg.Connection
+    guard: SinkGuard
+    bound: dict[str, tuple[str, list[Any]]]
+
+
 class Exporter:
     """The ``Runner`` for definition-based kinds."""
 
@@ -205,9 +215,10 @@ class Exporter:
                         }
                         for sql, args in bound.values():
                             job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
+                        snapshot = _Snapshot(conn, guard, bound)
                         if job.fmt.container is Container.ZIP:
-                            return await self._bundle(conn, guard, job, bound)
-                        return await self._single(conn, guard, job, bound)
+                            return await self._bundle(snapshot, job)
+                        return await self._single(snapshot, job)
                 except BaseException:
                     guard.raise_failure()
                     raise
@@ -216,13 +227,7 @@ class Exporter:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise classify_pg_error(exc, what) from exc
 
-    async def _single(
-        self,
-        conn: asyncpg.Connection,
-        guard: SinkGuard,
-        job: _Job,
-        bound: dict[str, tuple[str, list[Any]]],
-    ) -> int:
+    async def _single(self, snapshot: _Snapshot, job: _Job) -> int:
         container = job.fmt.container
         stream: GzipStream | JsonArrayStream | None = None
         if container is Container.GZIP:
@@ -230,26 +235,20 @@ class Exporter:
         elif container is Container.JSON_ARRAY:
             stream = JsonArrayStream(job.upload)
         dataset = job.kind.datasets[0]
-        out = guard.wrap(stream or job.upload)
-        rows = await self._dataset(conn, job, dataset, job.fmt.encoding, out, bound)
+        out = snapshot.guard.wrap(stream or job.upload)
+        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, out)
         if stream is not None:
             await stream.close()
         job.tracker.dataset_done(rows)
         return rows
 
-    async def _bundle(
-        self,
-        conn: asyncpg.Connection,
-        guard: SinkGuard,
-        job: _Job,
-        bound: dict[str, tuple[str, list[Any]]],
-    ) -> int:
+    async def _bundle(self, snapshot: _Snapshot, job: _Job) -> int:
         bundle = ZipBundle(job.upload)
         members: list[dict[str, object]] = []
         for dataset in job.kind.datasets:
             member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
-            out = guard.wrap(member)
-            rows = await self._dataset(conn, job, dataset, dataset.member_format, out, bound)
+            out = snapshot.guard.wrap(member)
+            rows = await self._dataset(snapshot, job, dataset, dataset.member_format, out)
             stats = await member.close()
             job.tracker.dataset_done(rows)
             members.append(_member_entry(dataset, stats, rows))
@@ -259,29 +258,23 @@ class Exporter:
         return job.tracker.rows
 
     async def _dataset(
-        self,
-        conn: asyncpg.Connection,
-        job: _Job,
-        dataset: Dataset,
-        encoding: str,
-        out: ByteSink,
-        bound: dict[str, tuple[str, list[Any]]],
+        self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, out: ByteSink
     ) -> int:
         seen = job.tracker.seen
         if dataset.handler is not None:
             context = HandlerContext(
                 owner=job.ctx.job.owner,
                 params=job.values,
-                connection=conn,
+                connection=snapshot.conn,
                 kind=job.kind.name,
                 dataset=dataset.name,
                 log=job.ctx.log,
             )
             return await handler_output(dataset, context, encoding, out, seen)
-        sql, args = bound[dataset.name]
+        sql, args = snapshot.bound[dataset.name]
         if encoding == "csv":
-            return await copy_csv(conn, sql, args, out, seen)
-        return await copy_jsonl(conn, sql, args, out, seen)
+            return await copy_csv(snapshot.conn, sql, args, out, seen)
+        return await copy_jsonl(snapshot.conn, sql, args, out, seen)
 
 
 def _sql(kind: Kind) -> list[Dataset]:

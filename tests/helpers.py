@@ -151,3 +151,13 @@ async def direct_export(dsn: str, query: str) -> tuple[bytes, list[asyncpg.Recor
     finally:
         await conn.close()
     return b"".join(chunks), rows
+
+
+async def job_count(dsn: str) -> int:
+    """How many jobs the queue holds, in any state."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM exportd.jobs")
+    finally:
+        await conn.close()
+    return count

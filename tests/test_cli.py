@@ -13,7 +13,7 @@ import pytest
 
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import clean_env, exportd, job_row
+from tests.helpers import clean_env, exportd, job_count, job_row
 
 KINDS = """
 [kinds.numbers]
@@ -192,11 +192,7 @@ async def test_enqueue_checks_params_before_inserting(dsn: str, tmp_path: Path) 
     assert result.returncode == 2
     assert "upto" in result.stderr
     assert "x" in result.stderr
-    conn = await asyncpg.connect(dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM exportd.jobs") == 0
-    finally:
-        await conn.close()
+    assert await job_count(dsn) == 0
 
 
 async def test_enqueue_wait_prints_a_working_download_url_and_status_shows_the_job(

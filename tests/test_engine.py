@@ -27,6 +27,7 @@ from tests.helpers import (
     eventually,
     exportd,
     insert_job,
+    job_count,
     job_row,
     wait_for_state,
 )
@@ -343,8 +344,4 @@ async def test_enqueue_refuses_a_format_the_kind_cannot_fill(dsn: str, tmp_path:
     assert result.returncode == 2
     assert "2 datasets" in result.stderr
     assert "ask for format zip" in result.stderr
-    conn = await asyncpg.connect(dsn)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM exportd.jobs") == 0
-    finally:
-        await conn.close()
+    assert await job_count(dsn) == 0
