@@ -194,3 +194,13 @@ def s3_settings(endpoint: S3Endpoint, bucket: str, **overrides: Any) -> Settings
 async def s3_client(s3_endpoint: S3Endpoint, s3_bucket: str) -> AsyncIterator[S3Client]:
     async with contextlib.AsyncExitStack() as stack:
         yield await open_s3_client(s3_settings(s3_endpoint, s3_bucket), stack)
+
+
+def s3_env(endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
+    """The environment of a command-line process reaching ``bucket`` on ``endpoint``."""
+    return {
+        "EXPORTD_S3_BUCKET": bucket,
+        "EXPORTD_S3_ENDPOINT_URL": endpoint.url,
+        "EXPORTD_S3_ACCESS_KEY_ID": endpoint.access_key,
+        "EXPORTD_S3_SECRET_ACCESS_KEY": endpoint.secret_key,
+    }

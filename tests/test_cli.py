@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
+from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
 from tests.helpers import clean_env, exportd, job_count, job_row
 
 KINDS = """
@@ -31,15 +31,6 @@ BROKEN_SQL = """
 [kinds.typo]
 query = "SELEC id FROM nowhere WHERE owner = :owner"
 """
-
-
-def s3_env(endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
-    return {
-        "EXPORTD_S3_BUCKET": bucket,
-        "EXPORTD_S3_ENDPOINT_URL": endpoint.url,
-        "EXPORTD_S3_ACCESS_KEY_ID": endpoint.access_key,
-        "EXPORTD_S3_SECRET_ACCESS_KEY": endpoint.secret_key,
-    }
 
 
 async def test_migrate_creates_then_finds_the_schema_current(

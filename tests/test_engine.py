@@ -20,7 +20,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.readers import SinkGuard, copy_csv
 from exportd.storage import open_s3_client
 from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_env, s3_settings
 from tests.helpers import (
     clean_env,
     download_job,
@@ -270,10 +270,7 @@ async def test_check_names_the_kind_and_dataset_of_a_query_that_does_not_prepare
     env = clean_env(
         EXPORTD_DATABASE_URL=dsn,
         EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        EXPORTD_S3_BUCKET=create_bucket(rclone_server),
-        EXPORTD_S3_ENDPOINT_URL=rclone_server.url,
-        EXPORTD_S3_ACCESS_KEY_ID=rclone_server.access_key,
-        EXPORTD_S3_SECRET_ACCESS_KEY=rclone_server.secret_key,
+        **s3_env(rclone_server, create_bucket(rclone_server)),
     )
     result = await exportd("check", env=env, cwd=tmp_path)
     assert result.returncode == 1
