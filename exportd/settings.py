@@ -7,6 +7,7 @@ stops with a sentence, not a traceback.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+
+
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class SettingsError(Exception):
@@ -192,6 +196,14 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("download_url_ttl", "retention", "max_job_duration", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # Environment variables are text: "3600" means seconds, as a number would.
+        if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+            return float(value)
         return value
 
     @field_validator("log_level", mode="before")
