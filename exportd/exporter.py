@@ -205,20 +205,11 @@ class Exporter:
                 guard = SinkGuard(conn)
                 try:
                     async with conn.transaction(isolation="repeatable_read", readonly=True):
-                        await conn.execute(
-                            queries()["export_session"],
-                            str(int(job.kind.timeout_seconds * 1000)),
-                            self._options.timezone,
-                        )
-                        bound = {
-                            d.name: d.bind(job.ctx.job.owner, job.values) for d in _sql(job.kind)
-                        }
-                        for sql, args in bound.values():
-                            job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
-                        snapshot = _Snapshot(conn, guard, bound)
-                        if job.fmt.container is Container.ZIP:
-                            return await self._bundle(snapshot, job)
-                        return await self._single(snapshot, job)
+                        try:
+                            return await self._read(_Snapshot(conn, guard, {}), job)
+                        except asyncio.CancelledError as exc:
+                            guard.abandon(exc)
+                            raise
                 except BaseException:
                     guard.raise_failure()
                     raise
@@ -226,6 +217,20 @@ class Exporter:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise classify_pg_error(exc, what) from exc
+
+    async def _read(self, snapshot: _Snapshot, job: _Job) -> int:
+        conn = snapshot.conn
+        await conn.execute(
+            queries()["export_session"],
+            str(int(job.kind.timeout_seconds * 1000)),
+            self._options.timezone,
+        )
+        for dataset in _sql(job.kind):
+            sql, args = snapshot.bound[dataset.name] = dataset.bind(job.ctx.job.owner, job.values)
+            job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
+        if job.fmt.container is Container.ZIP:
+            return await self._bundle(snapshot, job)
+        return await self._single(snapshot, job)
 
     async def _single(self, snapshot: _Snapshot, job: _Job) -> int:
         container = job.fmt.container

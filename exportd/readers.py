@@ -56,6 +56,14 @@ class SinkGuard:
     def wrap(self, out: ByteSink) -> ByteSink:
         return _GuardedSink(self, out)
 
+    def abandon(self, exc: BaseException) -> None:
+        """Close the connection because of ``exc``, which the job then ends with. Also
+        for a cancellation that arrives while asyncpg waits for COPY data: the same
+        race applies when the server has just finished."""
+        if self.failure is None:
+            self.failure = exc
+        self._conn.terminate()
+
     def raise_failure(self) -> None:
         """Raise the sink's failure, if there was one."""
         if self.failure is not None:
@@ -71,9 +79,7 @@ class _GuardedSink:
         try:
             await self._out.write(data)
         except BaseException as exc:
-            if self._guard.failure is None:
-                self._guard.failure = exc
-            self._guard._conn.terminate()
+            self._guard.abandon(exc)
             raise
 
 

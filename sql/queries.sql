@@ -234,11 +234,16 @@ INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
 -- Settings of an export's read-only transaction, local to it: the kind's
 -- statement timeout ($1, milliseconds as text) and an explicit time zone
 -- ($2), so timestamptz values come out the same whatever the server's or
--- the role's default, always with their UTC offset.
+-- the role's default, always with their UTC offset. A stopped export closes
+-- its connection (see SinkGuard); client_connection_check_interval (from
+-- Postgres 14, hence looked up) makes the server notice within a second and
+-- end a query that writes nothing meanwhile, instead of running it on.
 SELECT set_config('statement_timeout', $1, true),
        set_config('TimeZone', $2, true),
        set_config('DateStyle', 'ISO, YMD', true),
-       set_config('IntervalStyle', 'iso_8601', true);
+       set_config('IntervalStyle', 'iso_8601', true),
+       (SELECT set_config(name, '1000', true)
+        FROM pg_settings WHERE name = 'client_connection_check_interval');
 
 -- name: dev_database_exists
 -- `exportd dev` keeps its tables in a database of their own ($1).
