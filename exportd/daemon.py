@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,15 +15,21 @@ import structlog
 from exportd import db
 from exportd.api import ApiContext, start_api
 from exportd.backoff import BackoffPolicy
+from exportd.breaker import StorageBreaker
 from exportd.definitions import Definitions
 from exportd.exporter import Exporter, ExportOptions
 from exportd.listener import Listener
+from exportd.maintenance import runner as maintenance
+from exportd.maintenance.purge import Purge
+from exportd.maintenance.retention import Retention
+from exportd.maintenance.uploads_sweep import UploadsSweep
 from exportd.migrate import pending_migrations
 from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
+from exportd.sdnotify import Notifier, watchdog_interval
 from exportd.settings import Settings, SettingsError, redact_url
-from exportd.storage import open_s3_client
+from exportd.storage import S3Client, check_bucket, delete_object, open_s3_client
 from exportd.worker import Worker, WorkerConfig
 
 
@@ -36,10 +44,13 @@ class Daemon:
     settings: Settings
     worker: Worker
     api_port: int
+    breaker: StorageBreaker
+    notifier: Notifier = field(default_factory=lambda: Notifier(None))
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
         """First call: drain. Second call: stop running jobs without waiting."""
+        self.notifier.stopping()
         if self.worker.stopping:
             self.worker.hurry()
         else:
@@ -66,20 +77,17 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
-        try:
-            # Queue statements are short: one that takes longer than this is
-            # stuck on a dead connection, and waiting on it would stall the
-            # claim loop, a heartbeat or the shutdown.
-            pool = await db.create_pool(
-                settings.database_url,
-                min_size=1,
-                max_size=settings.queue_pool_size,
-                command_timeout=30,
-            )
-        except Exception as exc:
-            raise StartupError(
-                f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
-            ) from None
+        # Queue statements are short: one that takes longer than this is
+        # stuck on a dead connection, and waiting on it would stall the
+        # claim loop, a heartbeat or the shutdown.
+        pool = await _pool_when_reachable(
+            settings.database_url,
+            "database",
+            settings.startup_wait_seconds,
+            log,
+            max_size=settings.queue_pool_size,
+            command_timeout=30,
+        )
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             missing = await pending_migrations(conn)
@@ -87,14 +95,13 @@ async def serve(
             raise StartupError(
                 f"the database schema is {len(missing)} migration(s) behind; run `exportd migrate`"
             )
-        try:
-            source_pool = await db.create_pool(
-                settings.source_url, min_size=1, max_size=settings.concurrency + 1
-            )
-        except Exception as exc:
-            raise StartupError(
-                f"cannot reach the source database at {redact_url(settings.source_url)}: {exc}"
-            ) from None
+        source_pool = await _pool_when_reachable(
+            settings.source_url,
+            "source database",
+            settings.startup_wait_seconds,
+            log,
+            max_size=settings.concurrency + 1,
+        )
         stack.push_async_callback(source_pool.close)
         s3 = await open_s3_client(settings, stack)
 
@@ -112,8 +119,9 @@ async def serve(
                 timezone=settings.export_timezone,
             ),
         )
+        breaker = StorageBreaker(settings.storage_failure_threshold)
         worker = Worker(
-            PgJobStore(pool),
+            PgJobStore(pool, max_per_owner=settings.max_per_owner),
             exporter,
             WorkerConfig(
                 concurrency=settings.concurrency,
@@ -122,12 +130,21 @@ async def serve(
                 retention_seconds=settings.retention.total_seconds(),
                 backoff=policy,
             ),
+            breaker=breaker,
         )
 
         async def abort(key: str, upload_id: str) -> None:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
+        async def delete(key: str) -> None:
+            await delete_object(s3, bucket, key)
+
         reaper = Reaper(pool, policy, abort_upload=abort)
+        chores: list[maintenance.MaintenanceTask] = [
+            Retention(pool, delete),
+            Purge(pool, settings.history_retention.total_seconds()),
+            UploadsSweep(pool, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
+        ]
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
         api_ctx = ApiContext(
@@ -136,6 +153,7 @@ async def serve(
             settings=settings,
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
+            extra_checks=lambda: {"storage_breaker": breaker.readiness()},
         )
         try:
             runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
@@ -146,7 +164,8 @@ async def serve(
             ) from None
         stack.push_async_callback(runner.cleanup)
 
-        daemon = Daemon(settings, worker, port)
+        notifier = Notifier.from_env()
+        daemon = Daemon(settings, worker, port, breaker, notifier)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -156,7 +175,20 @@ async def serve(
         background = [
             asyncio.create_task(listener.run(), name="exportd-listener"),
             asyncio.create_task(reaper.run_forever(settings.reap_interval), name="exportd-reaper"),
+            asyncio.create_task(
+                maintenance.run_forever(chores, settings.maintenance_interval),
+                name="exportd-maintenance",
+            ),
+            asyncio.create_task(
+                probe_storage(breaker, s3, bucket, settings.storage_probe_interval, worker.wake),
+                name="exportd-storage-probe",
+            ),
         ]
+        watchdog = watchdog_interval(os.environ, os.getpid())
+        if notifier.enabled and watchdog is not None:
+            background.append(
+                asyncio.create_task(_watchdog(notifier, worker, watchdog), name="exportd-watchdog")
+            )
         log.info(
             "daemon_started",
             worker_id=worker.worker_id,
@@ -167,12 +199,79 @@ async def serve(
             bucket=bucket,
             part_size=part_size,
         )
+        work = asyncio.create_task(worker.run(settings.shutdown_grace_seconds))
+        await asyncio.sleep(0)  # the worker loop is running: now say so
+        notifier.ready(f"serving on port {port}")
         if on_started is not None:
             on_started(daemon)
         try:
-            await worker.run(settings.shutdown_grace_seconds)
+            await work
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             log.info("daemon_stopped", worker_id=worker.worker_id)
+
+
+async def _pool_when_reachable(
+    url: str, what: str, wait_seconds: float, log: Any, *, max_size: int, **kw: Any
+) -> Any:
+    """A pool, once the database answers; a StartupError after ``wait_seconds``.
+
+    A database that is briefly away (restarting, failing over, not yet up
+    when the whole stack boots) is waited for here rather than left to the
+    supervisor's restart loop: the daemon then starts the moment it can. A
+    database still away after the wait is a configuration problem or a long
+    outage, which an exit and a supervisor's restart make visible.
+    """
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    failures = 0
+    while True:
+        try:
+            return await db.create_pool(url, min_size=1, max_size=max_size, **kw)
+        except Exception as exc:
+            failures += 1
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise StartupError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from None
+            delay = min(0.5 * 2 ** min(failures, 8), 10.0, left)
+            log.warning(
+                "database_unreachable",
+                database=what,
+                error=repr(exc),
+                retry_in=round(delay, 2),
+                gives_up_in=round(left, 1),
+            )
+            await asyncio.sleep(delay)
+
+
+async def probe_storage(
+    breaker: StorageBreaker,
+    s3: S3Client,
+    bucket: str,
+    interval: float,
+    wake: Callable[[], None],
+) -> None:
+    """While the breaker is open, probe the bucket; close it when the bucket answers."""
+    log = structlog.get_logger()
+    while True:
+        await breaker.opened.wait()
+        await asyncio.sleep(interval)
+        if breaker.allows_claims:
+            continue  # an export completed meanwhile and closed it
+        try:
+            await asyncio.wait_for(check_bucket(s3, bucket), timeout=max(interval, 5.0))
+        except Exception as exc:
+            log.warning("storage_probe_failed", error=repr(exc))
+            continue
+        if breaker.record_success():
+            log.info("storage_breaker_closed", by="probe")
+            wake()
+
+
+async def _watchdog(notifier: Notifier, worker: Worker, interval: float) -> None:
+    """WATCHDOG=1 while the worker loop lives: a hung loop gets the daemon restarted."""
+    while True:
+        if worker.alive:
+            notifier.watchdog()
+        await asyncio.sleep(interval)

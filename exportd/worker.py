@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 from exportd.backoff import BackoffPolicy, Retry, decide
+from exportd.breaker import StorageBreaker
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
 from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
@@ -107,9 +108,12 @@ class Worker:
         config: WorkerConfig,
         *,
         worker_id: str | None = None,
+        breaker: StorageBreaker | None = None,
         logger: Any = None,
     ) -> None:
         self.store = store
+        # Jobs' outcomes feed it; while it is open, nothing is claimed.
+        self.breaker = breaker
         self.runner = runner
         self.config = config
         self.worker_id = worker_id or new_worker_id()
@@ -179,7 +183,7 @@ class Worker:
             self._wake.clear()
             free = self.config.concurrency - len(self._running)
             claimed: list[Job] = []
-            if free > 0:
+            if free > 0 and (self.breaker is None or self.breaker.allows_claims):
                 sent = time.monotonic()
                 try:
                     claimed = await self.store.claim(
@@ -280,6 +284,7 @@ class Worker:
                 await prepared.abort()
                 log.warning("job_lost", during="completion")
                 return
+            self._observe(None, "")
             log.info(
                 "job_completed",
                 rows=result.row_count,
@@ -343,6 +348,7 @@ class Worker:
         # Recording the outcome is not interrupted by a shutdown: an update
         # cut off half-way would leave the job to the reaper, one attempt poorer.
         running.finishing = True
+        self._observe(exc.kind, exc.message)
         decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
         try:
             if isinstance(decision, Retry):
@@ -369,6 +375,20 @@ class Worker:
             # The row keeps its lease until it runs out; the reaper then
             # retries the job. Nothing is lost, only delayed.
             log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
+
+    def _observe(self, kind: ErrorKind | None, message: str) -> None:
+        if self.breaker is None:
+            return
+        was_open = not self.breaker.allows_claims
+        if self.breaker.record(kind, message):
+            self.log.error(
+                "storage_breaker_opened",
+                failures=self.breaker.threshold,
+                error=message,
+            )
+        elif was_open and self.breaker.allows_claims:
+            self.log.info("storage_breaker_closed", by="job_completed")
+            self._wake.set()
 
     # --- leases --------------------------------------------------------------
 

@@ -155,6 +155,64 @@ SET state = 'pending',
 WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
 
+-- name: claim_fair_lock
+-- Taken before claim_fair, in the same transaction: fair claims from several
+-- daemons take turns, so two of them cannot both see an owner below the
+-- limit and together start more of its jobs than allowed. The claim that
+-- follows runs in a new snapshot (READ COMMITTED), which sees the jobs the
+-- previous holder claimed.
+SELECT pg_advisory_xact_lock(hashtext('exportd.claim_fair'));
+
+-- name: claim_fair
+-- claim, with at most $4 jobs of one owner processing at once across all
+-- daemons. Owners already at the limit are filtered out while the claim
+-- index is walked in claim order, so priorities still hold among the
+-- others; then jobs of one owner beyond its remaining room in this claim
+-- are left for later (the locks on them are let go when the statement's
+-- transaction ends). A claim may so take fewer jobs than asked; the next
+-- poll fills the slots.
+WITH running AS (
+    SELECT owner, count(*) AS n
+    FROM exportd.jobs
+    WHERE state = 'processing'
+    GROUP BY owner
+), ready AS (
+    SELECT j.id, j.owner, j.priority, j.run_after
+    FROM exportd.jobs AS j
+    WHERE j.state = 'pending' AND j.run_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM running AS r WHERE r.owner = j.owner AND r.n >= $4)
+    ORDER BY j.priority DESC, j.run_after, j.id
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED
+), allowed AS (
+    SELECT ranked.id
+    FROM (
+        SELECT ready.id,
+               row_number() OVER (PARTITION BY ready.owner
+                                  ORDER BY ready.priority DESC, ready.run_after, ready.id)
+                   AS rank,
+               coalesce(r.n, 0) AS running
+        FROM ready
+        LEFT JOIN running AS r ON r.owner = ready.owner
+    ) AS ranked
+    WHERE ranked.running + ranked.rank <= $4
+)
+UPDATE exportd.jobs AS j
+SET state = 'processing',
+    attempts = j.attempts + 1,
+    worker_id = $1,
+    lease_expires_at = now() + make_interval(secs => $3),
+    started_at = now(),
+    progress = 0,
+    rows_written = 0,
+    bytes_written = 0,
+    upload_id = NULL,
+    upload_key = NULL
+FROM allowed
+WHERE j.id = allowed.id
+RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
+          j.max_attempts, j.created_at;
+
 -- name: job_state
 SELECT state, worker_id, attempts FROM exportd.jobs WHERE id = $1;
 
@@ -247,3 +305,56 @@ SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1);
 -- name: dev_create_database_statement
 -- CREATE DATABASE takes no parameters: Postgres itself quotes the name.
 SELECT format('CREATE DATABASE %I', $1::text);
+
+-- name: retention_lock
+-- One retention round at a time across all daemons; the others skip it.
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.retention'));
+
+-- name: retention_select
+-- Completed exports whose download period is over, oldest first. SKIP
+-- LOCKED passes over a row that an API call is deleting right now.
+SELECT id, owner, kind, object_key
+FROM exportd.jobs
+WHERE state = 'completed' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: retention_expire
+-- The objects of $1 are deleted: the rows say so. exportd_events tells the
+-- application (the trigger fires on 'expired').
+UPDATE exportd.jobs
+SET state = 'expired'
+WHERE id = ANY($1::uuid[]) AND state = 'completed'
+RETURNING id;
+
+-- name: purge_lock
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.purge'));
+
+-- name: purge_delete
+-- Terminal rows older than $1 seconds of history, a batch of $2 at a time so
+-- that one round never holds many row locks or bloats one transaction.
+-- Completed rows are never purged: their object still exists; retention
+-- turns them into 'expired' first.
+DELETE FROM exportd.jobs
+WHERE id IN (
+    SELECT id
+    FROM exportd.jobs
+    WHERE state IN ('failed', 'cancelled', 'expired')
+      AND finished_at < now() - make_interval(secs => $1)
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- name: sweep_lock
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.uploads_sweep'));
+
+-- name: sweep_live_uploads
+-- Jobs that may own an open upload: processing ones. An upload recorded on
+-- one is never swept; nor is an upload under the key of one that has not
+-- recorded its upload yet.
+SELECT id, upload_id
+FROM exportd.jobs
+WHERE state = 'processing';

@@ -134,6 +134,8 @@ async def test_run_stops_with_one_clear_line(
         EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
         # Nothing listens there; the password must never be printed.
         EXPORTD_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{free_port()}/db",
+        # No wait for the database to come up: fail at the first refusal.
+        EXPORTD_STARTUP_WAIT_SECONDS="0",
     )
     result = await exportd("run", env={**base, **env}, cwd=tmp_path)
     assert result.returncode == code
