@@ -1,0 +1,309 @@
+"""Outages reproduced against real servers and a real `exportd run` process.
+
+Postgres is a throwaway cluster of the test's own, stopped and started
+mid-export (never the machine's cluster); S3 is an rclone server of the
+test's own on a fixed port, stopped and started again. What must hold after
+either: every job completed exactly once, none left in ``processing``, no
+multipart upload left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from exportd import db
+from exportd.migrate import migrate
+from exportd.storage import list_open_uploads, open_s3_client
+from tests.fixtures_s3 import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    S3Endpoint,
+    create_bucket,
+    find_binary,
+    free_port,
+    run_server,
+    s3_settings,
+)
+from tests.helpers import clean_env, eventually, insert_job
+from tests.throwaway_pg import throwaway_cluster
+
+# About ten MiB in two parts, paced so that an outage lands mid-export.
+KINDS = """
+[kinds.paced]
+query = '''
+SELECT g AS n, repeat('x', 50000) AS pad,
+       CASE WHEN g % 20 = 0 THEN pg_sleep(0.1)::text END AS nap
+FROM generate_series(1, 200) AS g
+WHERE :owner <> ''
+'''
+"""
+
+JOBS = 6
+
+
+def daemon_env(
+    tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, port: int
+) -> dict[str, str]:
+    (tmp_path / "kinds.toml").write_text(KINDS)
+    return clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        EXPORTD_S3_BUCKET=bucket,
+        EXPORTD_S3_ENDPOINT_URL=endpoint.url,
+        EXPORTD_S3_ACCESS_KEY_ID=endpoint.access_key,
+        EXPORTD_S3_SECRET_ACCESS_KEY=endpoint.secret_key,
+        EXPORTD_S3_PART_SIZE=str(5 * 1024 * 1024),
+        EXPORTD_S3_MAX_EXPORT_BYTES=str(10_000 * 5 * 1024 * 1024),
+        EXPORTD_API_PORT=str(port),
+        EXPORTD_CONCURRENCY="2",
+        EXPORTD_LEASE_SECONDS="3",
+        EXPORTD_POLL_INTERVAL="0.2",
+        EXPORTD_REAP_INTERVAL="0.3",
+        EXPORTD_BACKOFF_BASE_SECONDS="0.5",
+        EXPORTD_BACKOFF_MAX_SECONDS="2",
+        EXPORTD_MAINTENANCE_INTERVAL="0.5",
+        EXPORTD_ORPHAN_UPLOAD_AGE="PT1S",
+        EXPORTD_STORAGE_FAILURE_THRESHOLD="2",
+        EXPORTD_STORAGE_PROBE_INTERVAL="0.5",
+        EXPORTD_SHUTDOWN_GRACE_SECONDS="5",
+        EXPORTD_LOG_FORMAT="json",
+    )
+
+
+@contextlib.contextmanager
+def daemon_process(env: dict[str, str], cwd: Path) -> Iterator[Path]:
+    """`exportd run` in its own process; yields its log file."""
+    log_path = cwd / "daemon.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exportd", "run"],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log_path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def status(port: int, path: str) -> tuple[int, Any]:
+    """The answer's status and JSON body; (0, None) when nothing answers."""
+    try:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=5)) as r,
+        ):
+            return r.status, await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError):
+        return 0, None
+
+
+def log_events(log_path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return events
+
+
+async def all_completed(dsn: str, ids: list[uuid.UUID]) -> bool:
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        conn = await asyncpg.connect(dsn, timeout=3)
+        try:
+            states = await conn.fetch(
+                "SELECT state FROM exportd.jobs WHERE id = ANY($1::uuid[])", ids
+            )
+        finally:
+            await conn.close()
+        return [r["state"] for r in states] == ["completed"] * len(ids)
+    return False
+
+
+async def assert_each_completed_once(
+    dsn: str, ids: list[uuid.UUID], log_path: Path, endpoint: S3Endpoint, bucket: str
+) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT * FROM exportd.jobs WHERE id = ANY($1::uuid[])", ids
+        )
+        stuck = await conn.fetchval("SELECT count(*) FROM exportd.jobs WHERE state = 'processing'")
+    finally:
+        await conn.close()
+    assert stuck == 0
+    assert {r["state"] for r in rows} == {"completed"}
+    assert all(r["upload_id"] is None for r in rows)
+    events = log_events(log_path)
+    completions = [e["job_id"] for e in events if e["event"] == "job_completed"]
+    assert sorted(completions) == sorted(str(i) for i in ids), "each job completed exactly once"
+    async with contextlib.AsyncExitStack() as stack:
+        s3 = await open_s3_client(s3_settings(endpoint, bucket), stack)
+        for row in rows:
+            head = await s3.head_object(Bucket=bucket, Key=row["object_key"])
+            assert head["ContentLength"] == row["size_bytes"]
+
+        async def no_open_uploads() -> bool:
+            return await list_open_uploads(s3, bucket, "") == []
+
+        await eventually(no_open_uploads, timeout=20)
+    return rows
+
+
+async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
+    rclone_server: S3Endpoint, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    port = free_port()
+    with throwaway_cluster() as cluster:
+        conn = await db.connect(cluster.url)
+        try:
+            await migrate(conn)
+            ids = [await insert_job(conn, owner=f"o{i}", kind="paced") for i in range(JOBS)]
+        finally:
+            await conn.close()
+        env = daemon_env(tmp_path, cluster.url, rclone_server, bucket, port)
+        with daemon_process(env, tmp_path) as log_path:
+            await eventually(lambda: _ready(port), timeout=30)
+
+            async def uploading() -> bool:
+                with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    c = await asyncpg.connect(cluster.url)
+                    try:
+                        return bool(
+                            await c.fetchval(
+                                "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
+                            )
+                        )
+                    finally:
+                        await c.close()
+                return False
+
+            await eventually(uploading, timeout=30)
+            await asyncio.to_thread(cluster.stop, "fast")
+
+            # The outage: alive, not ready, and saying why.
+            async def not_ready() -> Any:
+                code, body = await status(port, "/readyz")
+                return body if code == 503 else None
+
+            body = await eventually(not_ready, timeout=15)
+            assert body["checks"]["database"] != "ok"
+            for _ in range(5):
+                assert (await status(port, "/healthz"))[0] == 200
+                await asyncio.sleep(0.2)
+
+            await asyncio.to_thread(cluster.start)
+            await eventually(lambda: _ready(port), timeout=30)
+            await eventually(lambda: all_completed(cluster.url, ids), timeout=60)
+            rows = await assert_each_completed_once(
+                cluster.url, ids, log_path, rclone_server, bucket
+            )
+        events = [e["event"] for e in log_events(log_path)]
+    # The listener came back: it listened twice, before and after the outage.
+    assert events.count("listening") >= 2, events
+    # The outage cost at most one attempt per job.
+    assert max(r["attempts"] for r in rows) <= 2
+
+
+async def _ready(port: int) -> bool:
+    return (await status(port, "/readyz"))[0] == 200
+
+
+async def test_s3_outage_opens_the_breaker_then_every_job_completes(
+    dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    s3_port = free_port()
+    data = tmp_path / "s3data"
+    data.mkdir()
+    (tmp_path / "rclone.conf").touch()
+    argv = [
+        find_binary("rclone"),
+        "serve",
+        "s3",
+        "--config",
+        str(tmp_path / "rclone.conf"),
+        "--addr",
+        f"127.0.0.1:{s3_port}",
+        "--auth-key",
+        f"{ACCESS_KEY},{SECRET_KEY}",
+        str(data),
+    ]
+    endpoint = S3Endpoint("rclone", f"http://127.0.0.1:{s3_port}", ACCESS_KEY, SECRET_KEY)
+    port = free_port()
+    threshold, concurrency = 2, 2
+    with contextlib.ExitStack() as s3_up:
+        s3_up.enter_context(run_server("rclone", argv, endpoint.url, tmp_path / "s3-1.log"))
+        bucket = create_bucket(endpoint)
+        ids = [await insert_job(pool, owner=f"o{i}", kind="paced") for i in range(JOBS)]
+        env = daemon_env(tmp_path, dsn, endpoint, bucket, port)
+        with daemon_process(env, tmp_path) as log_path:
+            await eventually(lambda: _ready(port), timeout=30)
+
+            async def uploading() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
+                    )
+                )
+
+            await eventually(uploading, timeout=30)
+            s3_up.close()  # storage goes away mid-export
+
+            async def breaker_open() -> Any:
+                code, body = await status(port, "/readyz")
+                if code == 503 and body["checks"].get("storage_breaker", "ok") != "ok":
+                    return body
+                return None
+
+            await eventually(breaker_open, timeout=60)
+
+            # Jobs that were running when storage went away end (and are
+            # retried later); after them, nothing is claimed while it is open.
+            async def idle() -> bool:
+                return not await pool.fetchval(
+                    "SELECT count(*) FROM exportd.jobs WHERE state = 'processing'"
+                )
+
+            await eventually(idle, timeout=60)
+            spent = await pool.fetchval("SELECT sum(attempts) FROM exportd.jobs")
+            for _ in range(10):
+                running = await pool.fetchval(
+                    "SELECT count(*) FROM exportd.jobs WHERE state = 'processing'"
+                )
+                assert running == 0
+                await asyncio.sleep(0.2)
+            assert await pool.fetchval("SELECT sum(attempts) FROM exportd.jobs") == spent
+            assert (await status(port, "/healthz"))[0] == 200
+
+            with run_server("rclone", argv, endpoint.url, tmp_path / "s3-2.log"):
+                await eventually(lambda: all_completed(dsn, ids), timeout=60)
+                rows = await assert_each_completed_once(dsn, ids, log_path, endpoint, bucket)
+                events = log_events(log_path)
+    names = [e["event"] for e in events]
+    assert "storage_breaker_opened" in names
+    assert "storage_breaker_closed" in names
+    # Attempts the outage cost, over and above one per job: bounded by the
+    # breaker, not by the jobs' max_attempts.
+    extra = sum(r["attempts"] for r in rows) - len(rows)
+    assert 0 < extra <= threshold + concurrency - 1, extra
+    assert all(r["attempts"] < r["max_attempts"] for r in rows)
