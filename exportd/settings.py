@@ -199,7 +199,9 @@ class Settings(BaseSettings):
         description="Comma-separated bearer tokens accepted on /v1/*. Empty: /v1 refuses all.",
     )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged: debug, info, warning or error."
+    )
 
     @field_validator("database_url", "source_database_url")
     @classmethod
