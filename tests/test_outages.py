@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 
 from exportd import db
 from exportd.migrate import migrate
 from exportd.storage import list_open_uploads, open_s3_client
+from tests.daemon_process import daemon_process, log_events, status
 from tests.fixtures_s3 import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -80,50 +75,6 @@ def daemon_env(
         EXPORTD_SHUTDOWN_GRACE_SECONDS="5",
         EXPORTD_LOG_FORMAT="json",
     )
-
-
-@contextlib.contextmanager
-def daemon_process(env: dict[str, str], cwd: Path) -> Iterator[Path]:
-    """`exportd run` in its own process; yields its log file."""
-    log_path = cwd / "daemon.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exportd", "run"],
-            env=env,
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield log_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def status(port: int, path: str) -> tuple[int, Any]:
-    """The answer's status and JSON body; (0, None) when nothing answers."""
-    try:
-        async with (
-            aiohttp.ClientSession() as s,
-            s.get(f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=5)) as r,
-        ):
-            return r.status, await r.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError):
-        return 0, None
-
-
-def log_events(log_path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in log_path.read_text().splitlines():
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-    return events
 
 
 async def all_completed(dsn: str, ids: list[uuid.UUID]) -> bool:
