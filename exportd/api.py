@@ -21,6 +21,7 @@ from aiohttp import web
 
 from exportd.errors import ExportError
 from exportd.jobview import job_document, with_download
+from exportd.metrics import Metrics
 from exportd.settings import Settings
 from exportd.sqlfiles import queries
 from exportd.storage import S3Client, check_bucket
@@ -42,6 +43,7 @@ class ApiContext:
     draining: Callable[[], bool] = lambda: False
     # More readiness checks, each "ok" or why not (the storage breaker).
     extra_checks: Callable[[], dict[str, str]] = dict
+    metrics: Metrics = field(default_factory=Metrics)
     _ready_at: float = field(default=0.0)
     _ready_checks: dict[str, str] = field(default_factory=dict)
 

@@ -23,6 +23,7 @@ from exportd.maintenance import runner as maintenance
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.retention import Retention
 from exportd.maintenance.uploads_sweep import UploadsSweep
+from exportd.metrics import Metrics
 from exportd.migrate import pending_migrations
 from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
@@ -44,6 +45,7 @@ class Daemon:
     settings: Settings
     worker: Worker
     api_port: int
+    metrics: Metrics
     breaker: StorageBreaker
     notifier: Notifier = field(default_factory=lambda: Notifier(None))
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,6 +108,7 @@ async def serve(
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
+        metrics = Metrics()
         exporter = Exporter(
             source_pool,
             s3,
@@ -120,6 +123,7 @@ async def serve(
             ),
         )
         breaker = StorageBreaker(settings.storage_failure_threshold)
+        metrics.storage_breaker_open.set_function(lambda: 0.0 if breaker.allows_claims else 1.0)
         worker = Worker(
             PgJobStore(pool, max_per_owner=settings.max_per_owner),
             exporter,
@@ -131,6 +135,7 @@ async def serve(
                 backoff=policy,
             ),
             breaker=breaker,
+            metrics=metrics,
         )
 
         async def abort(key: str, upload_id: str) -> None:
@@ -139,7 +144,7 @@ async def serve(
         async def delete(key: str) -> None:
             await delete_object(s3, bucket, key)
 
-        reaper = Reaper(pool, policy, abort_upload=abort)
+        reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
         chores: list[maintenance.MaintenanceTask] = [
             Retention(pool, delete),
             Purge(pool, settings.history_retention.total_seconds()),
@@ -154,6 +159,7 @@ async def serve(
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
             extra_checks=lambda: {"storage_breaker": breaker.readiness()},
+            metrics=metrics,
         )
         try:
             runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
@@ -165,7 +171,7 @@ async def serve(
         stack.push_async_callback(runner.cleanup)
 
         notifier = Notifier.from_env()
-        daemon = Daemon(settings, worker, port, breaker, notifier)
+        daemon = Daemon(settings, worker, port, metrics, breaker, notifier)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,7 +182,7 @@ async def serve(
             asyncio.create_task(listener.run(), name="exportd-listener"),
             asyncio.create_task(reaper.run_forever(settings.reap_interval), name="exportd-reaper"),
             asyncio.create_task(
-                maintenance.run_forever(chores, settings.maintenance_interval),
+                maintenance.run_forever(chores, settings.maintenance_interval, metrics=metrics),
                 name="exportd-maintenance",
             ),
             asyncio.create_task(

@@ -22,6 +22,7 @@ import structlog
 
 from exportd.backoff import BackoffPolicy, Fail, Retry, decide
 from exportd.errors import ErrorKind
+from exportd.metrics import Metrics
 from exportd.sqlfiles import queries
 
 AbortUpload = Callable[[str, str], Awaitable[None]]
@@ -66,8 +67,10 @@ class Reaper:
         abort_upload: AbortUpload | None = None,
         batch_size: int = 500,
         logger: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self.metrics = metrics or Metrics()
         self._policy = policy
         self._abort_upload = abort_upload
         self._batch_size = batch_size
@@ -101,6 +104,7 @@ class Reaper:
                 attempt=row["attempts"],
                 worker_id=row["worker_id"],
             )
+            self.metrics.jobs_reaped.labels(row["kind"], item.state).inc()
             log.warning("job_reaped", new_state=item.state)
             if row["upload_id"] is not None:
                 await self._abort_orphan(row["upload_key"], row["upload_id"], log)
@@ -116,6 +120,7 @@ class Reaper:
             async with asyncio.timeout(_ABORT_TIMEOUT):
                 await self._abort_upload(key, upload_id)
         except Exception as exc:
+            self.metrics.error("s3", "abort")
             log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
         else:
             log.info("orphan_upload_aborted", key=key, upload_id=upload_id)
@@ -126,5 +131,6 @@ class Reaper:
                 while len(await self.run_once()) >= self._batch_size:
                     pass  # a backlog: keep going without waiting
             except Exception as exc:
+                self.metrics.error("database", "reap")
                 self.log.warning("reaper_failed", error=repr(exc))
             await asyncio.sleep(interval)

@@ -34,6 +34,7 @@ from exportd.breaker import StorageBreaker
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
 from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
+from exportd.metrics import Metrics
 from exportd.store import JobStore
 
 
@@ -110,10 +111,12 @@ class Worker:
         worker_id: str | None = None,
         breaker: StorageBreaker | None = None,
         logger: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         # Jobs' outcomes feed it; while it is open, nothing is claimed.
         self.breaker = breaker
+        self.metrics = metrics or Metrics()
         self.runner = runner
         self.config = config
         self.worker_id = worker_id or new_worker_id()
@@ -192,6 +195,7 @@ class Worker:
                     failures = 0
                 except Exception as exc:
                     failures += 1
+                    self.metrics.error("database", "claim")
                     # The exponent is capped: past it the delay is at its cap
                     # anyway, and 2**n of an hours-long outage overflows a float.
                     delay = min(
@@ -224,6 +228,8 @@ class Worker:
             self._stop(previous, StopReason.LOST)
         running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent, log=log)
         self._running[job.id] = running
+        self.metrics.jobs_claimed.labels(job.kind).inc()
+        self.metrics.jobs_in_flight.set(len(self._running))
         self._idle.clear()
         running.task = asyncio.create_task(self._execute(running), name=f"exportd-job-{job.id}")
         self._tasks.add(running.task)
@@ -285,12 +291,14 @@ class Worker:
                 log.warning("job_lost", during="completion")
                 return
             self._observe(None, "")
+            seconds = time.monotonic() - started
+            self.metrics.job_completed(job.kind, seconds, result.size_bytes, result.row_count)
             log.info(
                 "job_completed",
                 rows=result.row_count,
                 bytes=result.size_bytes,
                 object_key=result.object_key,
-                seconds=round(time.monotonic() - started, 3),
+                seconds=round(seconds, 3),
             )
         # On every failure path the row is settled first and the upload aborted
         # after: an abort can take long when S3 is struggling, and the lease
@@ -325,6 +333,7 @@ class Worker:
         finally:
             if self._running.get(job.id) is running:
                 del self._running[job.id]
+            self.metrics.jobs_in_flight.set(len(self._running))
             if not self._running:
                 self._idle.set()
             self._wake.set()
@@ -339,6 +348,7 @@ class Worker:
                 return
             log.info("job_released", released=released)
         elif reason is StopReason.CANCELLED:
+            self.metrics.jobs_cancelled.labels(running.job.kind).inc()
             log.info("job_cancelled")
         else:
             log.warning("job_lost", during="export")
@@ -355,6 +365,8 @@ class Worker:
                 recorded = await self.store.retry(
                     job, self.worker_id, decision.delay_seconds, exc.message, exc.kind
                 )
+                if recorded:
+                    self.metrics.job_failed(job.kind, exc.kind, retried=True)
                 log.warning(
                     "job_retry",
                     error_kind=str(exc.kind),
@@ -364,6 +376,8 @@ class Worker:
                 )
             else:
                 recorded = await self.store.fail(job, self.worker_id, exc.message, exc.kind)
+                if recorded:
+                    self.metrics.job_failed(job.kind, exc.kind, retried=False)
                 log.error(
                     "job_failed",
                     error_kind=str(exc.kind),
@@ -372,6 +386,7 @@ class Worker:
                     recorded=recorded,
                 )
         except Exception as db_exc:
+            self.metrics.error("database", "record_outcome")
             # The row keeps its lease until it runs out; the reaper then
             # retries the job. Nothing is lost, only delayed.
             log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
@@ -381,6 +396,7 @@ class Worker:
             return
         was_open = not self.breaker.allows_claims
         if self.breaker.record(kind, message):
+            self.metrics.storage_breaker_opened.inc()
             self.log.error(
                 "storage_breaker_opened",
                 failures=self.breaker.threshold,
@@ -414,6 +430,7 @@ class Worker:
                 self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats), timeout
             )
         except Exception as exc:
+            self.metrics.error("database", "heartbeat")
             self.log.warning("heartbeat_failed", error=repr(exc), jobs=len(live))
             owned = set()
         else:
@@ -430,6 +447,7 @@ class Worker:
                 running.renewal_sent, now, self.config.lease_seconds
             ):
                 running.log.warning("lease_expired_locally")
+                self.metrics.lease_renewals_lost.inc()
                 self._stop(running, StopReason.LOST)
 
     async def _check_ownership(self, running: _Running) -> None:
@@ -445,4 +463,6 @@ class Worker:
         if found is not None and found.held_by(self.worker_id, running.job.attempt):
             return  # still ours, its row was locked: renewed at the next beat
         cancelled = found is not None and found.state == "cancelled"
+        if not cancelled:
+            self.metrics.lease_renewals_lost.inc()
         self._stop(running, StopReason.CANCELLED if cancelled else StopReason.LOST)

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from exportd.breaker import BreakerState, StorageBreaker
-from exportd.errors import ErrorKind
+from exportd.errors import ErrorKind, ExportError
+from exportd.metrics import Metrics
 from exportd.worker import JobContext, PreparedExport, Worker, WorkerConfig
 from tests.helpers import eventually
 from tests.test_worker_loop import FakeStore, make_job
@@ -80,3 +81,31 @@ async def test_an_open_breaker_stops_the_worker_claiming() -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_storage_failures_of_jobs_open_the_breaker_and_count_it() -> None:
+    store = FakeStore(ready=[make_job() for _ in range(3)])
+    breaker = StorageBreaker(2)
+    metrics = Metrics()
+
+    class S3Down:
+        async def run(self, ctx: JobContext) -> PreparedExport:
+            raise ExportError(ErrorKind.STORAGE_UNAVAILABLE, "S3 unreachable for UploadPart")
+
+    worker = Worker(
+        store,
+        S3Down(),
+        WorkerConfig(concurrency=1, poll_interval=0.01),
+        breaker=breaker,
+        metrics=metrics,
+    )
+    run = asyncio.create_task(worker.run(grace_seconds=0))
+    await eventually(lambda: _true(not breaker.allows_claims))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    worker.request_stop()
+    await run
+    # Two failures opened it; the third job was never claimed.
+    assert len(store.ready) == 1
+    assert metrics.value("exportd_storage_breaker_opened_total") == 1
+    assert "UploadPart" in breaker.readiness()

@@ -22,6 +22,7 @@ from exportd.maintenance.purge import Purge
 from exportd.maintenance.retention import Retention
 from exportd.maintenance.runner import tick
 from exportd.maintenance.uploads_sweep import UploadsSweep, job_id_of, orphaned
+from exportd.metrics import Metrics
 from exportd.storage import OpenUpload, S3Client, delete_object, list_open_uploads
 from tests.helpers import insert_job, job_row
 
@@ -283,12 +284,15 @@ class Countdown:
 
 
 async def test_tick_runs_full_rounds_again_and_survives_a_failure() -> None:
+    metrics = Metrics()
     task = Countdown(left=5, batch_size=2)
-    assert await tick(task) == 5
+    assert await tick(task, metrics=metrics) == 5
     assert task.rounds == 3
+    assert metrics.value("exportd_maintenance_items_total", {"task": "countdown"}) == 5
 
     failing = Countdown(left=5, batch_size=2, fail_at=2)
     with capture_logs() as logs:
-        assert await tick(failing) == 2
+        assert await tick(failing, metrics=metrics) == 2
     assert [e["event"] for e in logs] == ["maintenance_failed"]
     assert logs[0]["task"] == "countdown"
+    assert metrics.value("exportd_maintenance_failures_total", {"task": "countdown"}) == 1

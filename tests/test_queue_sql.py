@@ -182,6 +182,11 @@ async def test_reaper_returns_expired_leases_with_backoff(pool: asyncpg.Pool) ->
     assert "1 of 1 attempts" in row["error"]
     assert (await job_row(pool, alive))["state"] == "processing"
     assert await reaper.run_once() == []
+    counts = {
+        state: reaper.metrics.value("exportd_jobs_reaped_total", {"kind": "orders", "state": state})
+        for state in ("pending", "failed")
+    }
+    assert counts == {"pending": 1, "failed": 1}
 
 
 async def test_reapers_in_several_daemons_reap_each_job_once(pool: asyncpg.Pool) -> None:

@@ -207,6 +207,13 @@ async def test_runs_every_job_with_at_most_concurrency_at_once() -> None:
     await task
     assert runner.peak == 3
     assert sorted(c for c, _ in store.calls) == ["complete"] * 10
+    m = worker.metrics
+    assert m.value("exportd_jobs_claimed_total", {"kind": "k"}) == 10
+    assert m.value("exportd_jobs_completed_total", {"kind": "k"}) == 10
+    assert m.value("exportd_export_duration_seconds_count", {"kind": "k"}) == 10
+    assert m.value("exportd_bytes_exported_total", {"kind": "k"}) == 10  # 1 byte each
+    assert m.value("exportd_rows_exported_total", {"kind": "k"}) == 10
+    assert m.value("exportd_jobs_in_flight") == 0
 
 
 async def test_permanent_error_fails_at_once() -> None:
@@ -219,6 +226,9 @@ async def test_permanent_error_fails_at_once() -> None:
     worker.request_stop()
     await task
     assert store.calls == [("fail:invalid_params", job.id)]
+    labels = {"kind": "k", "error_kind": "invalid_params"}
+    assert worker.metrics.value("exportd_jobs_failed_total", labels) == 1
+    assert worker.metrics.value("exportd_jobs_retried_total", labels) == 0
 
 
 async def test_retryable_error_retries_with_backoff_until_attempts_are_spent() -> None:
@@ -235,6 +245,10 @@ async def test_retryable_error_retries_with_backoff_until_attempts_are_spent() -
     )
     # Attempt 2 failed: the nominal delay is base * 2, jittered by 20 %.
     assert store.retry_delays == [pytest.approx(20, rel=0.2)]
+    labels = {"kind": "k", "error_kind": "storage_unavailable"}
+    assert worker.metrics.value("exportd_jobs_retried_total", labels) == 1
+    assert worker.metrics.value("exportd_jobs_failed_total", labels) == 1
+    assert worker.metrics.value("exportd_s3_errors_total", {"operation": "export"}) == 2
 
 
 async def test_unexpected_exception_is_an_internal_retryable_error() -> None:
@@ -264,6 +278,11 @@ async def test_a_job_lost_at_heartbeat_is_stopped_and_aborted(state: str, expect
     assert runner.committed == []
     # Nothing is written for a job the worker no longer owns.
     assert store.calls == []
+    counted = {
+        "cancelled": worker.metrics.value("exportd_jobs_cancelled_total", {"kind": "k"}),
+        "lost": worker.metrics.value("exportd_lease_renewals_lost_total"),
+    }
+    assert counted == {k: (1 if k == expected else 0) for k in counted}
 
 
 async def test_a_briefly_locked_row_is_not_taken_for_a_lost_job() -> None:
@@ -312,6 +331,9 @@ async def test_a_lease_that_cannot_be_renewed_stops_the_job() -> None:
     assert stopped_after < 0.3 + 0.1 + 0.1
     assert store.heartbeats >= 2
     assert runner.aborted == [job.id]
+    assert worker.metrics.value("exportd_lease_renewals_lost_total") == 1
+    failed_beats = worker.metrics.value("exportd_database_errors_total", {"operation": "heartbeat"})
+    assert failed_beats == store.heartbeats
 
 
 async def test_cancel_notification_stops_the_job_without_waiting_for_a_heartbeat() -> None:
@@ -404,6 +426,7 @@ async def test_claim_failures_are_survived() -> None:
     worker.request_stop()
     await task
     assert store.calls == [("complete", job.id)]
+    assert worker.metrics.value("exportd_database_errors_total", {"operation": "claim"}) == 2
 
 
 def test_worker_ids_are_fresh_per_start() -> None:

@@ -1,0 +1,222 @@
+"""Prometheus metrics: what the daemon counts, on a registry of its own.
+
+Every collector lives on one ``Metrics`` object with its own
+``CollectorRegistry`` rather than on the process-wide default registry: two
+daemons in one test process (or one test after another) then never see each
+other's counts, and nothing registers twice.
+
+This module imports nothing but prometheus_client, so the worker loop may
+record events through it without learning of Postgres, S3 or HTTP. Passing
+a ``Metrics`` to the worker is simpler than an observer Protocol with one
+method per event and a no-op implementation beside it: counters are already
+the narrow, side-effect-free interface such a Protocol would wrap, and tests
+read them back from the registry.
+
+Figures that only the database knows (queue depth by state, the age of the
+oldest pending job) come from a ``QueueSnapshot`` that the API refreshes
+before a scrape; the collector here only reports the last snapshot, because
+prometheus_client collects synchronously and a scrape must never block the
+event loop on a query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exportd.errors import ErrorKind
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
+
+# Exports run from under a second to hours.
+_DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+# From an empty CSV's header to the largest object allowed by default.
+_SIZE_BUCKETS = (*(float(1024**p) * m for p in (1, 2, 3) for m in (1, 10, 100)), float(1024**4))
+
+_S3_KINDS = frozenset({ErrorKind.STORAGE_UNAVAILABLE, ErrorKind.ACCESS_DENIED})
+_DATABASE_KINDS = frozenset({ErrorKind.DATABASE_UNAVAILABLE})
+
+
+def error_source(kind: ErrorKind) -> str | None:
+    """Whether a job's failure was S3's or the database's fault, if either's."""
+    if kind in _S3_KINDS:
+        return "s3"
+    if kind in _DATABASE_KINDS:
+        return "database"
+    return None
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """Jobs per state and the age of the oldest ready pending job, as last read."""
+
+    by_state: dict[str, int] = field(default_factory=dict)
+    oldest_pending_seconds: float = 0.0
+
+
+class _QueueCollector(Collector):
+    def __init__(self) -> None:
+        self.snapshot: QueueSnapshot | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return  # never read: report nothing rather than zeros that would be false
+        depth = GaugeMetricFamily(
+            "exportd_queue_jobs", "Jobs in the queue table by state.", labels=["state"]
+        )
+        for state in STATES:
+            depth.add_metric([state], float(snapshot.by_state.get(state, 0)))
+        yield depth
+        yield GaugeMetricFamily(
+            "exportd_queue_oldest_pending_seconds",
+            "Age of the oldest pending job whose run_after has passed (0 when none).",
+            value=snapshot.oldest_pending_seconds,
+        )
+
+
+class Metrics:
+    """The daemon's collectors. One per daemon; tests make their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.jobs_claimed = Counter(
+            "exportd_jobs_claimed", "Jobs claimed by this daemon.", ["kind"], registry=r
+        )
+        self.jobs_completed = Counter(
+            "exportd_jobs_completed", "Jobs completed by this daemon.", ["kind"], registry=r
+        )
+        self.jobs_failed = Counter(
+            "exportd_jobs_failed",
+            "Jobs that failed for good (attempts spent or a permanent error).",
+            ["kind", "error_kind"],
+            registry=r,
+        )
+        self.jobs_retried = Counter(
+            "exportd_jobs_retried",
+            "Failed attempts sent back to pending for a later retry.",
+            ["kind", "error_kind"],
+            registry=r,
+        )
+        self.jobs_reaped = Counter(
+            "exportd_jobs_reaped",
+            "Jobs whose lease ran out, handed back or failed by this daemon's reaper.",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.jobs_cancelled = Counter(
+            "exportd_jobs_cancelled",
+            "Cancellations seen by this daemon: running jobs it stopped, and pending "
+            "jobs cancelled through its API.",
+            ["kind"],
+            registry=r,
+        )
+        self.jobs_in_flight = Gauge(
+            "exportd_jobs_in_flight", "Jobs this daemon is running now.", registry=r
+        )
+        self.lease_renewals_lost = Counter(
+            "exportd_lease_renewals_lost",
+            "Running jobs stopped because their lease could no longer be renewed "
+            "(reaped, claimed by another worker, or the database unreachable for too long).",
+            registry=r,
+        )
+        self.export_duration = Histogram(
+            "exportd_export_duration_seconds",
+            "From claim to completion, per completed export.",
+            ["kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.export_size = Histogram(
+            "exportd_export_size_bytes",
+            "Size of each completed export's object.",
+            ["kind"],
+            buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.rows_exported = Counter(
+            "exportd_rows_exported", "Rows in completed exports.", ["kind"], registry=r
+        )
+        self.bytes_exported = Counter(
+            "exportd_bytes_exported", "Bytes of completed exports' objects.", ["kind"], registry=r
+        )
+        self.s3_errors = Counter(
+            "exportd_s3_errors",
+            "Failed S3 operations (exports, aborts, deletes, readiness checks).",
+            ["operation"],
+            registry=r,
+        )
+        self.database_errors = Counter(
+            "exportd_database_errors",
+            "Failed queue-database operations (claims, heartbeats, reaping, API, readiness).",
+            ["operation"],
+            registry=r,
+        )
+        # Operations: the storage breaker and maintenance.
+        self.storage_breaker_open = Gauge(
+            "exportd_storage_breaker_open",
+            "1 while this daemon has stopped claiming because storage keeps failing.",
+            registry=r,
+        )
+        self.storage_breaker_opened = Counter(
+            "exportd_storage_breaker_opened",
+            "Times this daemon's storage breaker opened.",
+            registry=r,
+        )
+        self.maintenance_items = Counter(
+            "exportd_maintenance_items",
+            "What maintenance did, by task: retention (exports expired), purge (rows "
+            "deleted), uploads_sweep (orphaned uploads aborted).",
+            ["task"],
+            registry=r,
+        )
+        self.maintenance_failures = Counter(
+            "exportd_maintenance_failures",
+            "Maintenance rounds that failed (database or storage unreachable), by task.",
+            ["task"],
+            registry=r,
+        )
+        self._queue = _QueueCollector()
+        r.register(self._queue)
+
+    # --- events ----------------------------------------------------------------
+
+    def job_failed(self, kind: str, error_kind: ErrorKind, *, retried: bool) -> None:
+        counter = self.jobs_retried if retried else self.jobs_failed
+        counter.labels(kind, str(error_kind)).inc()
+        source = error_source(error_kind)
+        if source is not None:
+            self.error(source, "export")
+
+    def job_completed(self, kind: str, seconds: float, size_bytes: int, rows: int) -> None:
+        self.jobs_completed.labels(kind).inc()
+        self.export_duration.labels(kind).observe(seconds)
+        self.export_size.labels(kind).observe(size_bytes)
+        self.rows_exported.labels(kind).inc(rows)
+        self.bytes_exported.labels(kind).inc(size_bytes)
+
+    def error(self, source: str, operation: str) -> None:
+        """One failed operation against ``source`` ('s3' or 'database')."""
+        counter = self.s3_errors if source == "s3" else self.database_errors
+        counter.labels(operation).inc()
+
+    def set_queue(self, snapshot: QueueSnapshot) -> None:
+        self._queue.snapshot = snapshot
+
+    # --- reading -----------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every collector."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """One sample's current value (0 when never recorded): for tests and checks."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if found is None else found
