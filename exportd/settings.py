@@ -7,6 +7,7 @@ stops with a sentence, not a traceback.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+_SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
 
 
@@ -216,6 +218,17 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
+        return value
+
+    @field_validator(
+        "retention", "history_retention", "orphan_upload_age", "download_url_ttl", mode="before"
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # pydantic reads a duration string only in ISO 8601 or HH:MM:SS; a
+        # plain number of seconds is what people write in an environment.
+        if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+            return float(value)
         return value
 
     @field_validator("s3_prefix")

@@ -174,3 +174,13 @@ def test_kubernetes_deployment_probes_grace_migrations_and_settings() -> None:
     # And the values parse.
     values = {k[len("EXPORTD_") :].lower(): v for k, v in config.items()}
     Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("3600", 3600.0), ("1.5", 1.5), ("PT1H", 3600.0), ("P7D", 7 * 86400.0), ("01:00:00", 3600.0)],
+)
+def test_durations_take_seconds_or_iso_8601(value: str, seconds: float) -> None:
+    # A string, as it comes from the environment.
+    loaded = Settings(_env_file=None, orphan_upload_age=value)  # type: ignore[call-arg,arg-type]
+    assert loaded.orphan_upload_age.total_seconds() == seconds
