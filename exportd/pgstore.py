@@ -22,20 +22,15 @@ class PgJobStore:
         self._max_per_owner = max_per_owner
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
+        args = (worker_id, limit, float(lease_seconds), self._max_per_owner)
         if self._max_per_owner is None:
-            rows = await self._pool.fetch(self._q["claim"], worker_id, limit, float(lease_seconds))
+            rows = await self._pool.fetch(self._q["claim"], *args)
         else:
-            # Fair claims take turns across daemons (claim_fair_lock), so
-            # that the per-owner count each one sees is exact.
+            # Claims with a per-owner limit take turns across daemons
+            # (claim_fair_lock), so that the count each one sees is exact.
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(self._q["claim_fair_lock"])
-                rows = await conn.fetch(
-                    self._q["claim_fair"],
-                    worker_id,
-                    limit,
-                    float(lease_seconds),
-                    self._max_per_owner,
-                )
+                rows = await conn.fetch(self._q["claim"], *args)
         return [Job.from_record(r) for r in rows]
 
     async def heartbeat(

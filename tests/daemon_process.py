@@ -13,6 +13,35 @@ from typing import Any
 
 import aiohttp
 
+from tests.fixtures_s3 import S3Endpoint
+from tests.helpers import clean_env
+
+
+def daemon_env(
+    tmp_path: Path,
+    kinds: str,
+    dsn: str,
+    endpoint: S3Endpoint,
+    bucket: str,
+    port: int,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a daemon on ``dsn`` and ``bucket``, serving on ``port``,
+    with the definitions ``kinds``, JSON logs, and more ``EXPORTD_*`` settings."""
+    (tmp_path / "kinds.toml").write_text(kinds)
+    return clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        EXPORTD_S3_BUCKET=bucket,
+        EXPORTD_S3_ENDPOINT_URL=endpoint.url,
+        EXPORTD_S3_ACCESS_KEY_ID=endpoint.access_key,
+        EXPORTD_S3_SECRET_ACCESS_KEY=endpoint.secret_key,
+        EXPORTD_API_PORT=str(port),
+        EXPORTD_POLL_INTERVAL="0.2",
+        EXPORTD_LOG_FORMAT="json",
+        **{f"EXPORTD_{name.upper()}": value for name, value in settings.items()},
+    )
+
 
 @contextlib.contextmanager
 def daemon_process(env: dict[str, str], cwd: Path) -> Iterator[Path]:

@@ -12,34 +12,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from exportd import db
-from exportd.migrate import migrate
 from exportd.storage import open_s3_client
-from tests.daemon_process import daemon_process, log_events, status
+from tests.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import clean_env, eventually, insert_job, job_row, wait_for_state
+from tests.helpers import eventually, insert_job, job_row, wait_for_state
 from tests.throwaway_pg import throwaway_cluster
 
 KINDS = """
 [kinds.numbers]
 query = "SELECT g AS n FROM generate_series(1, 10) AS g WHERE :owner <> ''"
 """
-
-
-def env_for(
-    tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, port: int
-) -> dict[str, str]:
-    (tmp_path / "kinds.toml").write_text(KINDS)
-    return clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        EXPORTD_S3_BUCKET=bucket,
-        EXPORTD_S3_ENDPOINT_URL=endpoint.url,
-        EXPORTD_S3_ACCESS_KEY_ID=endpoint.access_key,
-        EXPORTD_S3_SECRET_ACCESS_KEY=endpoint.secret_key,
-        EXPORTD_API_PORT=str(port),
-        EXPORTD_POLL_INTERVAL="0.2",
-        EXPORTD_LOG_FORMAT="json",
-    )
 
 
 async def test_notifies_systemd_and_expires_a_completed_export(
@@ -51,7 +33,7 @@ async def test_notifies_systemd_and_expires_a_completed_export(
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))
         notify.setblocking(False)
-        env = env_for(tmp_path, dsn, rclone_server, bucket, port)
+        env = daemon_env(tmp_path, KINDS, dsn, rclone_server, bucket, port)
         env.update(
             NOTIFY_SOCKET=str(notify_path),
             WATCHDOG_USEC="400000",
@@ -90,13 +72,9 @@ async def test_started_during_a_database_outage_it_waits_then_serves(
     bucket = create_bucket(rclone_server)
     port = free_port()
     with throwaway_cluster() as cluster:
-        conn = await db.connect(cluster.url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await cluster.migrate()
         await asyncio.to_thread(cluster.stop, "fast")
-        env = env_for(tmp_path, cluster.url, rclone_server, bucket, port)
+        env = daemon_env(tmp_path, KINDS, cluster.url, rclone_server, bucket, port)
         env["EXPORTD_STARTUP_WAIT_SECONDS"] = "60"
         with daemon_process(env, tmp_path) as log_path:
 

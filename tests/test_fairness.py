@@ -12,7 +12,7 @@ import pytest
 
 from exportd.pgstore import PgJobStore
 from exportd.sqlfiles import queries
-from tests.helpers import insert_job
+from tests.helpers import add_history, insert_job
 
 LEASE = 30.0
 LIMIT = 2
@@ -91,23 +91,20 @@ async def test_fair_claims_keep_priorities(pool: asyncpg.Pool) -> None:
     assert [j.id for j in await store.claim("w1", 3, LEASE)] == [low]
 
 
-async def test_fair_claim_walks_the_partial_index(pool: asyncpg.Pool) -> None:
+@pytest.mark.parametrize("per_owner", [None, LIMIT], ids=["unlimited", "per-owner"])
+async def test_claim_walks_the_partial_indexes(pool: asyncpg.Pool, per_owner: int | None) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO exportd.jobs (owner, kind, state, attempts)"
-            " SELECT 'o' || (g % 100), 'k', 'completed', 1 FROM generate_series(1, 20000) AS g"
-        )
         await insert_job(conn)
-        await conn.execute("ANALYZE exportd.jobs")
-        async with conn.transaction():
-            plan = await conn.fetchval(
-                "EXPLAIN (FORMAT JSON) " + queries()["claim_fair"], "w", 10, LEASE, LIMIT
-            )
+        await add_history(conn)
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON) " + queries()["claim"], "w", 10, LEASE, per_owner
+        )
     text = json.dumps(plan)
-    # Pending jobs in claim order, running jobs counted from their own index:
-    # neither reads the history.
+    # Pending jobs in claim order; running jobs counted from their own index,
+    # and not at all without a limit: nothing reads the history.
     assert "jobs_claim_idx" in text
-    assert "jobs_running_owner_idx" in text
+    assert ("jobs_running_owner_idx" in text) == (per_owner is not None)
+    assert "Seq Scan" not in text
 
 
 async def test_an_overdue_backlog_is_claimed_in_priority_order_a_few_at_a_time(

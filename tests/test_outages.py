@@ -18,9 +18,8 @@ from typing import Any
 import asyncpg
 
 from exportd import db
-from exportd.migrate import migrate
 from exportd.storage import list_open_uploads, open_s3_client
-from tests.daemon_process import daemon_process, log_events, status
+from tests.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.fixtures_s3 import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -31,7 +30,7 @@ from tests.fixtures_s3 import (
     run_server,
     s3_settings,
 )
-from tests.helpers import clean_env, eventually, insert_job
+from tests.helpers import eventually, insert_job
 from tests.throwaway_pg import throwaway_cluster
 
 # About ten MiB in two parts, paced so that an outage lands mid-export.
@@ -48,32 +47,29 @@ WHERE :owner <> ''
 JOBS = 6
 
 
-def daemon_env(
+def outage_env(
     tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, port: int
 ) -> dict[str, str]:
-    (tmp_path / "kinds.toml").write_text(KINDS)
-    return clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        EXPORTD_S3_BUCKET=bucket,
-        EXPORTD_S3_ENDPOINT_URL=endpoint.url,
-        EXPORTD_S3_ACCESS_KEY_ID=endpoint.access_key,
-        EXPORTD_S3_SECRET_ACCESS_KEY=endpoint.secret_key,
-        EXPORTD_S3_PART_SIZE=str(5 * 1024 * 1024),
-        EXPORTD_S3_MAX_EXPORT_BYTES=str(10_000 * 5 * 1024 * 1024),
-        EXPORTD_API_PORT=str(port),
-        EXPORTD_CONCURRENCY="2",
-        EXPORTD_LEASE_SECONDS="3",
-        EXPORTD_POLL_INTERVAL="0.2",
-        EXPORTD_REAP_INTERVAL="0.3",
-        EXPORTD_BACKOFF_BASE_SECONDS="0.5",
-        EXPORTD_BACKOFF_MAX_SECONDS="2",
-        EXPORTD_MAINTENANCE_INTERVAL="0.5",
-        EXPORTD_ORPHAN_UPLOAD_AGE="PT1S",
-        EXPORTD_STORAGE_FAILURE_THRESHOLD="2",
-        EXPORTD_STORAGE_PROBE_INTERVAL="0.5",
-        EXPORTD_SHUTDOWN_GRACE_SECONDS="5",
-        EXPORTD_LOG_FORMAT="json",
+    """Short leases, polls, backoff and maintenance, so an outage plays out in seconds."""
+    return daemon_env(
+        tmp_path,
+        KINDS,
+        dsn,
+        endpoint,
+        bucket,
+        port,
+        s3_part_size=str(5 * 1024 * 1024),
+        s3_max_export_bytes=str(10_000 * 5 * 1024 * 1024),
+        concurrency="2",
+        lease_seconds="3",
+        reap_interval="0.3",
+        backoff_base_seconds="0.5",
+        backoff_max_seconds="2",
+        maintenance_interval="0.5",
+        orphan_upload_age="1",
+        storage_failure_threshold="2",
+        storage_probe_interval="0.5",
+        shutdown_grace_seconds="5",
     )
 
 
@@ -126,13 +122,13 @@ async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
     bucket = create_bucket(rclone_server)
     port = free_port()
     with throwaway_cluster() as cluster:
+        await cluster.migrate()
         conn = await db.connect(cluster.url)
         try:
-            await migrate(conn)
             ids = [await insert_job(conn, owner=f"o{i}", kind="paced") for i in range(JOBS)]
         finally:
             await conn.close()
-        env = daemon_env(tmp_path, cluster.url, rclone_server, bucket, port)
+        env = outage_env(tmp_path, cluster.url, rclone_server, bucket, port)
         with daemon_process(env, tmp_path) as log_path:
             await eventually(lambda: _ready(port), timeout=30)
 
@@ -206,7 +202,7 @@ async def test_s3_outage_opens_the_breaker_then_every_job_completes(
         s3_up.enter_context(run_server("rclone", argv, endpoint.url, tmp_path / "s3-1.log"))
         bucket = create_bucket(endpoint)
         ids = [await insert_job(pool, owner=f"o{i}", kind="paced") for i in range(JOBS)]
-        env = daemon_env(tmp_path, dsn, endpoint, bucket, port)
+        env = outage_env(tmp_path, dsn, endpoint, bucket, port)
         with daemon_process(env, tmp_path) as log_path:
             await eventually(lambda: _ready(port), timeout=30)
 

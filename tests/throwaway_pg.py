@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from exportd import db
+from exportd.migrate import migrate
 from tests.fixtures_s3 import free_port
 
 _CANDIDATES = [
@@ -63,6 +65,13 @@ class Cluster:
         if action in ("start", "restart"):
             args += ["-o", options, "-l", str(self.datadir / "server.log")]
         self._run(*args)
+
+    async def migrate(self) -> None:
+        conn = await db.connect(self.url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
 
     def stop(self, mode: str = "fast") -> None:
         self.pg_ctl("stop", "-m", mode)
