@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from exportd import db
 from exportd.storage import list_open_uploads, open_s3_client
@@ -116,8 +117,11 @@ async def assert_each_completed_once(
     return rows
 
 
+# fast: Postgres ends every session cleanly; immediate: the server stops
+# as if it crashed and recovers from its WAL on start.
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
-    rclone_server: S3Endpoint, tmp_path: Path
+    rclone_server: S3Endpoint, tmp_path: Path, mode: str
 ) -> None:
     bucket = create_bucket(rclone_server)
     port = free_port()
@@ -146,7 +150,7 @@ async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
                 return False
 
             await eventually(uploading, timeout=30)
-            await asyncio.to_thread(cluster.stop, "fast")
+            await asyncio.to_thread(cluster.stop, mode)
 
             # The outage: alive, not ready, and saying why.
             async def not_ready() -> Any:
