@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 
 from exportd import db
@@ -30,7 +30,8 @@ from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from exportd.sdnotify import Notifier, watchdog_interval
 from exportd.settings import Settings, SettingsError, redact_url
-from exportd.storage import S3Client, check_bucket, delete_object, open_s3_client
+from exportd.storage import delete_object, open_s3_client
+from exportd.supervision import probe_storage, watchdog
 from exportd.worker import Worker, WorkerConfig
 
 
@@ -82,11 +83,10 @@ async def serve(
         # Queue statements are short: one that takes longer than this is
         # stuck on a dead connection, and waiting on it would stall the
         # claim loop, a heartbeat or the shutdown.
-        pool = await _pool_when_reachable(
+        pool = await _reach(
             settings.database_url,
             "database",
             settings.startup_wait_seconds,
-            log,
             max_size=settings.queue_pool_size,
             command_timeout=30,
         )
@@ -97,11 +97,10 @@ async def serve(
             raise StartupError(
                 f"the database schema is {len(missing)} migration(s) behind; run `exportd migrate`"
             )
-        source_pool = await _pool_when_reachable(
+        source_pool = await _reach(
             settings.source_url,
             "source database",
             settings.startup_wait_seconds,
-            log,
             max_size=settings.concurrency + 1,
         )
         stack.push_async_callback(source_pool.close)
@@ -190,10 +189,10 @@ async def serve(
                 name="exportd-storage-probe",
             ),
         ]
-        watchdog = watchdog_interval(os.environ, os.getpid())
-        if notifier.enabled and watchdog is not None:
+        ping_every = watchdog_interval(os.environ, os.getpid())
+        if notifier.enabled and ping_every is not None:
             background.append(
-                asyncio.create_task(_watchdog(notifier, worker, watchdog), name="exportd-watchdog")
+                asyncio.create_task(watchdog(notifier, worker, ping_every), name="exportd-watchdog")
             )
         log.info(
             "daemon_started",
@@ -219,65 +218,8 @@ async def serve(
             log.info("daemon_stopped", worker_id=worker.worker_id)
 
 
-async def _pool_when_reachable(
-    url: str, what: str, wait_seconds: float, log: Any, *, max_size: int, **kw: Any
-) -> Any:
-    """A pool, once the database answers; a StartupError after ``wait_seconds``.
-
-    A database that is briefly away (restarting, failing over, not yet up
-    when the whole stack boots) is waited for here rather than left to the
-    supervisor's restart loop: the daemon then starts the moment it can. A
-    database still away after the wait is a configuration problem or a long
-    outage, which an exit and a supervisor's restart make visible.
-    """
-    deadline = asyncio.get_running_loop().time() + wait_seconds
-    failures = 0
-    while True:
-        try:
-            return await db.create_pool(url, min_size=1, max_size=max_size, **kw)
-        except Exception as exc:
-            failures += 1
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise StartupError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from None
-            delay = min(0.5 * 2 ** min(failures, 8), 10.0, left)
-            log.warning(
-                "database_unreachable",
-                database=what,
-                error=repr(exc),
-                retry_in=round(delay, 2),
-                gives_up_in=round(left, 1),
-            )
-            await asyncio.sleep(delay)
-
-
-async def probe_storage(
-    breaker: StorageBreaker,
-    s3: S3Client,
-    bucket: str,
-    interval: float,
-    wake: Callable[[], None],
-) -> None:
-    """While the breaker is open, probe the bucket; close it when the bucket answers."""
-    log = structlog.get_logger()
-    while True:
-        await breaker.opened.wait()
-        await asyncio.sleep(interval)
-        if breaker.allows_claims:
-            continue  # an export completed meanwhile and closed it
-        try:
-            await asyncio.wait_for(check_bucket(s3, bucket), timeout=max(interval, 5.0))
-        except Exception as exc:
-            log.warning("storage_probe_failed", error=repr(exc))
-            continue
-        if breaker.record_success():
-            log.info("storage_breaker_closed", by="probe")
-            wake()
-
-
-async def _watchdog(notifier: Notifier, worker: Worker, interval: float) -> None:
-    """WATCHDOG=1 while the worker loop lives: a hung loop gets the daemon restarted."""
-    while True:
-        if worker.alive:
-            notifier.watchdog()
-        await asyncio.sleep(interval)
+async def _reach(url: str, what: str, wait_seconds: float, **kw: Any) -> asyncpg.Pool:
+    try:
+        return await db.create_pool_when_reachable(url, what, wait_seconds, **kw)
+    except Exception as exc:
+        raise StartupError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from None
