@@ -1,10 +1,12 @@
 """Outages reproduced against real servers and a real `exportd run` process.
 
 Postgres is a throwaway cluster of the test's own, stopped and started
-mid-export (never the machine's cluster); S3 is an rclone server of the
-test's own on a fixed port, stopped and started again. What must hold after
-either: every job completed exactly once, none left in ``processing``, no
-multipart upload left open.
+mid-export (never the machine's cluster). S3 is an rclone server of the
+test's own on a fixed port, stopped and started again; rclone forgets open
+multipart uploads when it stops, so a second test puts a proxy answering
+503 in front of a server that keeps them, and the upload sweep has to abort
+what the outage left open. What must hold after each: every job completed
+exactly once, none left in ``processing``, no multipart upload left open.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.fixtures_s3 import (
     s3_settings,
 )
 from tests.helpers import eventually, insert_job
+from tests.s3_proxy import failing_proxy
 from tests.throwaway_pg import throwaway_cluster
 
 # About ten MiB in two parts, paced so that an outage lands mid-export.
@@ -258,3 +261,54 @@ async def test_s3_outage_opens_the_breaker_then_every_job_completes(
     extra = sum(r["attempts"] for r in rows) - len(rows)
     assert 0 < extra <= threshold + concurrency - 1, extra
     assert all(r["attempts"] < r["max_attempts"] for r in rows)
+
+
+async def test_s3_answering_503_leaves_uploads_that_the_sweep_aborts(
+    rclone_server: S3Endpoint, pool: asyncpg.Pool, dsn: str, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    ids = [await insert_job(pool, owner=f"o{i}", kind="paced") for i in range(JOBS)]
+    port = free_port()
+    async with failing_proxy(rclone_server.url) as proxy, contextlib.AsyncExitStack() as stack:
+        # Straight to the server, past the proxy: what is really stored.
+        direct = await open_s3_client(s3_settings(rclone_server, bucket), stack)
+        endpoint = S3Endpoint(
+            "proxy", proxy.url, rclone_server.access_key, rclone_server.secret_key
+        )
+        env = outage_env(tmp_path, dsn, endpoint, bucket, port)
+        with daemon_process(env, tmp_path) as log_path:
+            await eventually(lambda: _ready(port), timeout=30)
+
+            async def uploading() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
+                    )
+                )
+
+            await eventually(uploading, timeout=30)
+            proxy.failing = True
+
+            async def idle_with_breaker_open() -> bool:
+                code, body = await status(port, "/readyz")
+                running = await pool.fetchval(
+                    "SELECT count(*) FROM exportd.jobs WHERE state = 'processing'"
+                )
+                return code == 503 and body["checks"]["storage_breaker"] != "ok" and not running
+
+            await eventually(idle_with_breaker_open, timeout=60)
+            # The aborts of the interrupted uploads were refused too: they are
+            # still open on the server.
+            assert await list_open_uploads(direct, bucket, "") != []
+
+            proxy.failing = False
+            await eventually(lambda: all_completed(dsn, ids), timeout=60)
+            rows = await assert_each_completed_once(dsn, ids, log_path, rclone_server, bucket)
+        events = log_events(log_path)
+    assert proxy.refused > 0
+    # The sweep (whose lines say when the upload began) aborted them.
+    swept = [e for e in events if e["event"] == "orphan_upload_aborted" and "initiated" in e]
+    assert swept
+    assert {r["error_kind"] for r in rows} == {None}
+    extra = sum(r["attempts"] for r in rows) - len(rows)
+    assert 0 < extra <= 2 + 2 - 1, extra
