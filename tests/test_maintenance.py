@@ -176,7 +176,8 @@ def test_orphaned_spares_live_jobs_and_young_uploads() -> None:
         upload(f"p/o/{live_unrecorded}/a.csv", "u-unrecorded", 2 * hour),
         upload(f"p/o/{dead}/a.csv", "u-dead", 2 * hour),
         upload(f"p/o/{dead}/b.csv", "u-dead-young", timedelta(minutes=5)),
-        upload("p/stray-object", "u-stray", 2 * hour),
+        upload("p/stray-object", "u-not-ours", 2 * hour),
+        upload(f"p/o/{uuid.uuid4()}/a.csv", "u-stray", 2 * hour),
     ]
     live = {live_recorded: "u-recorded", live_unrecorded: None}
     now = datetime.now(UTC)
@@ -187,7 +188,7 @@ def test_orphaned_spares_live_jobs_and_young_uploads() -> None:
 
 def test_orphaned_waits_until_this_daemon_has_seen_an_upload_long_enough() -> None:
     # Some servers report a fixed, ancient initiation date; S3's clock may be skewed.
-    ancient = upload("p/o/x/a.csv", "u-1", timedelta(days=5000))
+    ancient = upload(f"p/o/{uuid.uuid4()}/a.csv", "u-1", timedelta(days=5000))
     now = datetime.now(UTC)
     hour = timedelta(hours=1)
     assert orphaned([ancient], {}, {}, now, hour) == []

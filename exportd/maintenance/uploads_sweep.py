@@ -44,11 +44,14 @@ def orphaned(
     now: datetime,
     min_age: timedelta,
 ) -> list[OpenUpload]:
-    """The uploads to abort (pure): old enough, and not a processing job's.
+    """The uploads to abort (pure): exportd's, old enough, and not a processing job's.
 
-    ``live_jobs`` maps each processing job to its recorded upload id (None
-    while it has not recorded one yet). An upload is a live job's when its
-    id is recorded on one, or when its key names one. An upload is old
+    Only keys shaped as exportd writes them (a job id before the file name)
+    are considered, so a bucket shared with others, or an empty prefix,
+    never costs anyone else an upload. ``live_jobs`` maps each processing
+    job to its recorded upload id (None while it has not recorded one yet).
+    An upload is a live job's when its id is recorded on one, or when its
+    key names one. An upload is old
     enough when ``min_age`` has passed both since S3 says it began and since
     this daemon first saw it (``first_seen``, by upload id): the server's
     clock may be skewed from ours, and some servers report a fixed date.
@@ -59,7 +62,8 @@ def orphaned(
         began = max(upload["Initiated"], first_seen.get(upload["UploadId"], now))
         if now - began < min_age:
             continue
-        if upload["UploadId"] in live_uploads or job_id_of(upload["Key"]) in live_jobs:
+        job_id = job_id_of(upload["Key"])
+        if job_id is None or job_id in live_jobs or upload["UploadId"] in live_uploads:
             continue
         out.append(upload)
     return out
