@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,8 @@ def test_durations_take_seconds_or_iso_8601(value: str, seconds: float) -> None:
     # A string, as it comes from the environment.
     loaded = Settings(_env_file=None, orphan_upload_age=value)  # type: ignore[call-arg,arg-type]
     assert loaded.orphan_upload_age.total_seconds() == seconds
+
+
+def test_history_must_outlast_retention() -> None:
+    with pytest.raises(ValueError, match="history_retention must be longer than retention"):
+        Settings(_env_file=None, retention=timedelta(days=30))  # type: ignore[call-arg]
