@@ -77,6 +77,19 @@ def outage_env(
     )
 
 
+async def some_upload_open(dsn: str) -> bool:
+    """Some export has started its multipart upload (False while the database is away)."""
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        conn = await asyncpg.connect(dsn, timeout=3)
+        try:
+            return bool(
+                await conn.fetchval("SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL")
+            )
+        finally:
+            await conn.close()
+    return False
+
+
 async def all_completed(dsn: str, ids: list[uuid.UUID]) -> bool:
     with contextlib.suppress(OSError, asyncpg.PostgresError):
         conn = await asyncpg.connect(dsn, timeout=3)
@@ -139,20 +152,7 @@ async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
         with daemon_process(env, tmp_path) as log_path:
             await eventually(lambda: _ready(port), timeout=30)
 
-            async def uploading() -> bool:
-                with contextlib.suppress(OSError, asyncpg.PostgresError):
-                    c = await asyncpg.connect(cluster.url)
-                    try:
-                        return bool(
-                            await c.fetchval(
-                                "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
-                            )
-                        )
-                    finally:
-                        await c.close()
-                return False
-
-            await eventually(uploading, timeout=30)
+            await eventually(lambda: some_upload_open(cluster.url), timeout=30)
             await asyncio.to_thread(cluster.stop, mode)
 
             # The outage: alive, not ready, and saying why.
@@ -213,14 +213,7 @@ async def test_s3_outage_opens_the_breaker_then_every_job_completes(
         with daemon_process(env, tmp_path) as log_path:
             await eventually(lambda: _ready(port), timeout=30)
 
-            async def uploading() -> bool:
-                return bool(
-                    await pool.fetchval(
-                        "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
-                    )
-                )
-
-            await eventually(uploading, timeout=30)
+            await eventually(lambda: some_upload_open(dsn), timeout=30)
             s3_up.close()  # storage goes away mid-export
 
             async def breaker_open() -> Any:
@@ -279,14 +272,7 @@ async def test_s3_answering_503_leaves_uploads_that_the_sweep_aborts(
         with daemon_process(env, tmp_path) as log_path:
             await eventually(lambda: _ready(port), timeout=30)
 
-            async def uploading() -> bool:
-                return bool(
-                    await pool.fetchval(
-                        "SELECT count(*) FROM exportd.jobs WHERE upload_id IS NOT NULL"
-                    )
-                )
-
-            await eventually(uploading, timeout=30)
+            await eventually(lambda: some_upload_open(dsn), timeout=30)
             proxy.failing = True
 
             async def idle_with_breaker_open() -> bool:
