@@ -9,6 +9,8 @@ The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
 - a job whose renewal reports it gone (cancelled, or reaped) is stopped at
   once and its upload aborted; so is one whose lease could not be renewed
   for a whole lease period (the database was unreachable);
+- no claims while the storage breaker it feeds with each job's outcome is
+  open (S3 failing), so an outage does not spend every job's attempts;
 - on stop: no new claims at once, running jobs get a grace period, then they
   are stopped and handed back without spending an attempt.
 """
