@@ -41,6 +41,8 @@ class ApiContext:
     settings: Settings
     worker_alive: Callable[[], bool] = lambda: True
     draining: Callable[[], bool] = lambda: False
+    # More readiness checks, each "ok" or why not (the storage breaker).
+    extra_checks: Callable[[], dict[str, str]] = dict
     metrics: Metrics = field(default_factory=Metrics)
     _ready_at: float = field(default=0.0)
     _ready_checks: dict[str, str] = field(default_factory=dict)
@@ -123,6 +125,7 @@ async def readyz(request: web.Request) -> web.Response:
         ctx._ready_checks = dict(results)
         ctx._ready_at = now
     checks = dict(ctx._ready_checks)
+    checks.update(ctx.extra_checks())
     checks["draining"] = "draining: shutting down" if ctx.draining() else "ok"
     failing = {k: v for k, v in checks.items() if v != "ok"}
     if failing:

@@ -17,10 +17,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+_SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
-
-
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class SettingsError(Exception):
@@ -139,7 +137,21 @@ class Settings(BaseSettings):
         "unless its kind sets max_duration; a job that runs longer fails with too_long.",
     )
     retention: timedelta = Field(
-        timedelta(days=7), description="How long a completed export stays downloadable."
+        timedelta(days=7),
+        description="How long a completed export stays downloadable; then its object is "
+        "deleted and the job becomes 'expired'.",
+    )
+    history_retention: timedelta = Field(
+        timedelta(days=30),
+        description="How long failed, cancelled and expired jobs stay in the table, counted "
+        "from when they finished; then their rows are deleted. Longer than retention.",
+    )
+    max_per_owner: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Most jobs of one owner processing at once, across all daemons. "
+        "Unset: no limit (claims are then one statement and do not take turns).",
     )
 
     # --- Queue --------------------------------------------------------------
@@ -154,11 +166,44 @@ class Settings(BaseSettings):
     )
     backoff_base_seconds: float = Field(10.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    startup_wait_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="At start, how long to keep trying to reach the queue database "
+        "(with backoff) before exiting with status 1.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0,
         ge=0,
         description="On SIGTERM, how long running jobs may finish before they "
         "are handed back to the queue.",
+    )
+
+    # --- Maintenance and outages -----------------------------------------------
+    maintenance_interval: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="How often retention, the history purge and the sweep of orphaned "
+        "uploads run (one daemon at a time does each).",
+    )
+    orphan_upload_age: timedelta = Field(
+        timedelta(hours=1),
+        description="An open multipart upload under the prefix that no processing job "
+        "owns is aborted once it is this old.",
+    )
+    storage_failure_threshold: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Consecutive storage failures (S3 unreachable, 5xx, throttling) after "
+        "which the daemon stops claiming jobs until the bucket answers again.",
+    )
+    storage_probe_interval: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="While claims are stopped by storage failures, how often the bucket is probed.",
     )
 
     # --- API and logs -------------------------------------------------------
@@ -169,7 +214,9 @@ class Settings(BaseSettings):
         description="Comma-separated bearer tokens accepted on /v1/*. Empty: /v1 refuses all.",
     )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged: debug, info, warning or error."
+    )
 
     @field_validator("database_url", "source_database_url")
     @classmethod
@@ -186,6 +233,22 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
         return value
 
+    @field_validator(
+        "retention",
+        "history_retention",
+        "orphan_upload_age",
+        "download_url_ttl",
+        "max_job_duration",
+        mode="before",
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # pydantic reads a duration string only in ISO 8601 or HH:MM:SS; a
+        # plain number of seconds is what people write in an environment.
+        if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+            return float(value)
+        return value
+
     @field_validator("s3_prefix")
     @classmethod
     def _strip_prefix(cls, value: str) -> str:
@@ -196,14 +259,6 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
-        return value
-
-    @field_validator("download_url_ttl", "retention", "max_job_duration", mode="before")
-    @classmethod
-    def _seconds(cls, value: Any) -> Any:
-        # Environment variables are text: "3600" means seconds, as a number would.
-        if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
-            return float(value)
         return value
 
     @field_validator("log_level", mode="before")
@@ -221,6 +276,8 @@ class Settings(BaseSettings):
             raise ValueError("s3_sse_kms_key_id needs s3_sse = aws:kms")
         if self.max_job_duration.total_seconds() < 1:
             raise ValueError("max_job_duration must be at least 1 second")
+        if self.history_retention <= self.retention:
+            raise ValueError("history_retention must be longer than retention")
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
         return self
