@@ -97,9 +97,11 @@ async def test_check_reports_every_problem(
     assert any(line.startswith("ok    database") for line in lines), lines
 
 
-def deployment_env(tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str) -> dict[str, str]:
+def deployment_env(
+    tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, definitions: str = KINDS
+) -> dict[str, str]:
     """Settings of a whole deployment: database, definitions (KINDS) and bucket."""
-    (tmp_path / "kinds.toml").write_text(KINDS)
+    (tmp_path / "kinds.toml").write_text(definitions)
     return clean_env(
         EXPORTD_DATABASE_URL=dsn,
         EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),

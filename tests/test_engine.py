@@ -20,7 +20,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.readers import SinkGuard, copy_csv
 from exportd.storage import open_s3_client
 from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_env, s3_settings
+from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.helpers import (
     clean_env,
     download_job,
@@ -31,6 +31,7 @@ from tests.helpers import (
     job_row,
     wait_for_state,
 )
+from tests.test_cli import deployment_env
 
 HANDLERS = """
 [kinds.squares]
@@ -271,12 +272,8 @@ query = "SELECT nope FROM nowhere WHERE owner = :owner"
 async def test_check_names_the_kind_and_dataset_of_a_query_that_does_not_prepare(
     rclone_server: S3Endpoint, dsn: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "kinds.toml").write_text(TWO_DATASETS_ONE_TYPO)
-    env = clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        **s3_env(rclone_server, create_bucket(rclone_server)),
-    )
+    bucket = create_bucket(rclone_server)
+    env = deployment_env(tmp_path, dsn, rclone_server, bucket, TWO_DATASETS_ONE_TYPO)
     result = await exportd("check", env=env, cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.definitions import DefinitionError, Kind, definitions_from_text
+from exportd.definitions import Kind, definitions_from_text
 from exportd.errors import ErrorKind, ExportError
 from exportd.formats import format_for
 from exportd.params import InvalidParams, to_json
+from tests.test_definitions import problems_of
 
 REPORT = """
 [kinds.report]
@@ -115,9 +116,7 @@ field = "n"
 [[kinds.k.rules]]
 rule = "sometimes"
 """
-    with pytest.raises(DefinitionError) as caught:
-        definitions_from_text(text, "k.toml")
-    found = "\n".join(caught.value.problems)
+    found = "\n".join(problems_of(text))
     assert "rule 1 (before): a and b differ in type" in found
     assert "rule 2 (max_span): days must be a whole number from 1" in found
     assert "rule 2 (max_span): 'zz' is not a declared parameter" in found
@@ -140,9 +139,7 @@ output = "bytes"
 [kinds.k.datasets.D]
 query = "SELECT 1"
 """
-    with pytest.raises(DefinitionError) as caught:
-        definitions_from_text(text, "k.toml")
-    found = "\n".join(caught.value.problems)
+    found = "\n".join(problems_of(text))
     assert "a kind with datasets keeps query" in found
     assert "dataset 'a': query uses :missing" in found
     assert "dataset 'a': format must be one of csv, jsonl, got 'xml'" in found
