@@ -138,6 +138,7 @@ async def serve(
             pool=pool,
             s3=s3,
             settings=settings,
+            definitions=definitions,
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
             metrics=metrics,

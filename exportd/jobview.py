@@ -33,6 +33,23 @@ def download_filename(object_key: str) -> str:
     return unquote(object_key.rsplit("/", 1)[-1])
 
 
+def download_ttl(doc: dict[str, Any], ttl: timedelta, now: datetime) -> timedelta | None:
+    """How long a download URL made now may live, or None when there is nothing to download.
+
+    Only a completed export has an object, and only until its retention ends:
+    a URL never outlives the object it points to.
+    """
+    if doc.get("state") != "completed" or not doc.get("object_key"):
+        return None
+    expires = doc.get("expires_at")
+    if expires is None:
+        return ttl
+    left = datetime.fromisoformat(expires) - now
+    if left < timedelta(seconds=1):
+        return None
+    return min(ttl, left)
+
+
 async def with_download(
     doc: dict[str, Any], s3: S3Client, bucket: str, ttl: timedelta
 ) -> dict[str, Any]:
@@ -41,9 +58,11 @@ async def with_download(
     URLs are made when asked for and never stored: they die with the
     credentials that signed them.
     """
-    key = doc.get("object_key")
-    if doc.get("state") != "completed" or not key:
+    now = datetime.now(UTC)
+    lifetime = download_ttl(doc, ttl, now)
+    if lifetime is None:
         return doc
-    url = await presign_download(s3, bucket, key, download_filename(key), ttl)
-    expires = datetime.now(UTC) + ttl
+    key = doc["object_key"]
+    url = await presign_download(s3, bucket, key, download_filename(key), lifetime)
+    expires = now + timedelta(seconds=int(lifetime.total_seconds()))
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}
