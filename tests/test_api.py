@@ -98,11 +98,3 @@ async def test_job_documents(api_ctx: ApiContext, pool: asyncpg.Pool) -> None:
             status, body, _ = await call("GET", f"{base}/v1/jobs/{missing}", AUTH)
             assert status == 404, missing
             assert body["error"] == "not_found"
-
-
-async def test_unknown_routes_and_methods_answer_json(api_ctx: ApiContext) -> None:
-    async with serving(api_ctx) as base:
-        status, body, _ = await call("GET", f"{base}/nope")
-        assert (status, body["error"]) == (404, "not_found")
-        status, body, _ = await call("POST", f"{base}/healthz")
-        assert (status, body["error"]) == (405, "method_not_allowed")
