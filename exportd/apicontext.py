@@ -10,6 +10,7 @@ from aiohttp import web
 
 from exportd.definitions import Definitions
 from exportd.metrics import Metrics
+from exportd.presign import Presigner
 from exportd.settings import Settings
 from exportd.storage import S3Client
 
@@ -23,6 +24,8 @@ class ApiContext:
     worker_alive: Callable[[], bool] = lambda: True
     draining: Callable[[], bool] = lambda: False
     metrics: Metrics = field(default_factory=Metrics)
+    # Made on first use: it needs credentials, which a daemon may start without.
+    presigner: Presigner | None = None
     _ready_at: float = field(default=0.0)
     _ready_checks: dict[str, str] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +32,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.exporter import SUPPORTED_FORMATS
 from exportd.jobview import job_document, with_download
 from exportd.sqlfiles import queries
-from exportd.storage import delete_object
+from exportd.storage import delete_object, download_signer, open_presigner
 
 OWNER_HEADER = "X-Exportd-Owner"
 # Deleting an export's object is one request; S3 that takes longer is down.
@@ -66,8 +67,16 @@ def _location(job_id: object) -> str:
 
 
 async def _presented(ctx: ApiContext, row: Any) -> dict[str, Any]:
-    doc = job_document(row)
-    return await with_download(doc, ctx.s3, ctx.settings.bucket(), ctx.settings.download_url_ttl)
+    """The job's document, with a download URL when it has one to download."""
+
+    async def sign(key: str, filename: str, lifetime: timedelta) -> str:
+        # Made on first use: a daemon may start without credentials (readiness
+        # says so), and only a download needs them.
+        if ctx.presigner is None:
+            ctx.presigner = await open_presigner(ctx.settings, ctx.s3)
+        return await download_signer(ctx.presigner)(key, filename, lifetime)
+
+    return await with_download(job_document(row), sign, ctx.settings.download_url_ttl)
 
 
 async def get_job(request: web.Request) -> web.Response:

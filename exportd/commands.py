@@ -16,6 +16,7 @@ from exportd import db
 from exportd.daemon import StartupError, serve
 from exportd.definitions import DefinitionError, Definitions, load_definitions
 from exportd.errors import ExportError
+from exportd.eventloop import loop_factory
 from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
@@ -23,7 +24,7 @@ from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
 from exportd.settings import Settings, redact_url
 from exportd.sqlfiles import queries
-from exportd.storage import check_bucket, open_s3_client
+from exportd.storage import check_bucket, download_signer, open_presigner, open_s3_client
 
 
 def print_json(doc: Any) -> None:
@@ -60,7 +61,8 @@ def run(settings: Settings) -> int:
     settings.bucket()
     configure_logging(settings.log_format, settings.log_level)
     try:
-        asyncio.run(serve(settings, definitions))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings, definitions))
     except StartupError as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK
@@ -247,7 +249,8 @@ async def _with_url(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
     try:
         async with contextlib.AsyncExitStack() as stack:
             s3 = await open_s3_client(settings, stack)
-            return await with_download(doc, s3, settings.s3_bucket, settings.download_url_ttl)
+            sign = download_signer(await open_presigner(settings, s3))
+            return await with_download(doc, sign, settings.download_url_ttl)
     except ExportError as exc:
         print(f"exportd: cannot presign a download URL: {exc.message}", file=sys.stderr)
         return doc

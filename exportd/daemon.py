@@ -134,8 +134,21 @@ async def serve(
         reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
+        try:
+            api_pool = await db.create_pool(
+                settings.database_url,
+                min_size=1,
+                max_size=settings.api_pool_size,
+                command_timeout=30,
+                reset=db.keep_session,
+            )
+        except Exception as exc:
+            raise StartupError(
+                f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
+            ) from None
+        stack.push_async_callback(api_pool.close)
         api_ctx = ApiContext(
-            pool=pool,
+            pool=api_pool,
             s3=s3,
             settings=settings,
             definitions=definitions,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
-
-from exportd.storage import S3Client, presign_download
 
 # Daemon bookkeeping that means nothing to a caller.
 _INTERNAL = frozenset({"upload_id", "upload_key"})
@@ -50,19 +49,21 @@ def download_ttl(doc: dict[str, Any], ttl: timedelta, now: datetime) -> timedelt
     return min(ttl, left)
 
 
-async def with_download(
-    doc: dict[str, Any], s3: S3Client, bucket: str, ttl: timedelta
-) -> dict[str, Any]:
+Sign = Callable[[str, str, timedelta], Awaitable[str]]
+
+
+async def with_download(doc: dict[str, Any], sign: Sign, ttl: timedelta) -> dict[str, Any]:
     """Add a fresh presigned URL to a completed job's document.
 
-    URLs are made when asked for and never stored: they die with the
-    credentials that signed them.
+    ``sign(key, filename, lifetime)`` makes the URL. URLs are made when asked
+    for and never stored: they die with the credentials that signed them.
     """
     now = datetime.now(UTC)
     lifetime = download_ttl(doc, ttl, now)
     if lifetime is None:
         return doc
     key = doc["object_key"]
-    url = await presign_download(s3, bucket, key, download_filename(key), lifetime)
-    expires = now + timedelta(seconds=int(lifetime.total_seconds()))
+    lifetime = timedelta(seconds=int(lifetime.total_seconds()))
+    url = await sign(key, download_filename(key), lifetime)
+    expires = now + lifetime
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}

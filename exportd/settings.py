@@ -64,8 +64,15 @@ class Settings(BaseSettings):
         ge=2,
         le=100,
         description="Connections to the queue database (claims, heartbeats, completions, "
-        "API); by default concurrency + 3, so that jobs completing at once never keep "
+        "reaping); by default concurrency + 3, so that jobs completing at once never keep "
         "a heartbeat waiting for a connection.",
+    )
+    api_pool_size: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Connections the HTTP API reads and writes jobs with: a pool of its "
+        "own, so that a burst of requests never keeps a heartbeat waiting.",
     )
 
     # --- S3 -----------------------------------------------------------------
@@ -163,6 +170,10 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(
         True, description="One http_request log line per API request (with its request id)."
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="The daemon's event loop: uvloop when installed ('auto'), or the standard one.",
     )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
