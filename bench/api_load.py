@@ -278,14 +278,6 @@ def main() -> int:
                 "completed",
                 {"EXPORTD_ACCESS_LOG": "false"},
             ),
-            Scenario(
-                "pending job, standard asyncio loop", "pending", {"EXPORTD_EVENT_LOOP": "asyncio"}
-            ),
-            Scenario(
-                "completed job, standard asyncio loop",
-                "completed",
-                {"EXPORTD_EVENT_LOOP": "asyncio"},
-            ),
         ]
         rows = [(s.name, run_scenario(s, base_env, ids, args, workdir)) for s in scenarios]
     print(

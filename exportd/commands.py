@@ -16,7 +16,6 @@ from exportd import db
 from exportd.daemon import StartupError, serve
 from exportd.definitions import DefinitionError, Definitions, load_definitions
 from exportd.errors import ExportError
-from exportd.eventloop import loop_factory
 from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
@@ -61,8 +60,7 @@ def run(settings: Settings) -> int:
     settings.bucket()
     configure_logging(settings.log_format, settings.log_level)
     try:
-        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-            runner.run(serve(settings, definitions))
+        asyncio.run(serve(settings, definitions))
     except StartupError as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK

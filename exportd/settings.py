@@ -171,10 +171,6 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         True, description="One http_request log line per API request (with its request id)."
     )
-    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
-        "auto",
-        description="The daemon's event loop: uvloop when installed ('auto'), or the standard one.",
-    )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info")
 
