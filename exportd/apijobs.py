@@ -79,13 +79,19 @@ async def _presented(ctx: ApiContext, row: Any) -> dict[str, Any]:
     return await with_download(job_document(row), sign, ctx.settings.download_url_ttl)
 
 
-async def get_job(request: web.Request) -> web.Response:
+async def _visible_job(request: web.Request) -> tuple[ApiContext, Any]:
+    """The job of the path, or 404 when unknown, malformed or outside the owner scope."""
     ctx = request.app[CONTEXT]
     scope = _scope(request)
     job_id = _job_id(request)
     row = await ctx.pool.fetchrow(queries()["get_job"], job_id)
     if not _visible(row, scope):
         raise _not_found(str(job_id))
+    return ctx, row
+
+
+async def get_job(request: web.Request) -> web.Response:
+    ctx, row = await _visible_job(request)
     return web.json_response(await _presented(ctx, row))
 
 
@@ -204,12 +210,8 @@ async def _delete_object(ctx: ApiContext, key: str) -> None:
 
 
 async def download(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    scope = _scope(request)
-    job_id = _job_id(request)
-    row = await ctx.pool.fetchrow(queries()["get_job"], job_id)
-    if not _visible(row, scope):
-        raise _not_found(str(job_id))
+    ctx, row = await _visible_job(request)
+    job_id = row["id"]
     doc = await _presented(ctx, row)
     url = doc.get("download_url")
     if url is not None:

@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import structlog
 
 from exportd import db
@@ -52,6 +53,25 @@ def backoff_policy(settings: Settings) -> BackoffPolicy:
     return BackoffPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
 
 
+async def _queue_pool(
+    settings: Settings, stack: contextlib.AsyncExitStack, size: int, **kw: Any
+) -> asyncpg.Pool:
+    """A pool on the queue database, closed with ``stack``."""
+    try:
+        # Queue statements are short: one that takes longer than this is
+        # stuck on a dead connection, and waiting on it would stall the
+        # claim loop, a heartbeat or the shutdown.
+        pool = await db.create_pool(
+            settings.database_url, min_size=1, max_size=size, command_timeout=30, **kw
+        )
+    except Exception as exc:
+        raise StartupError(
+            f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
+        ) from None
+    stack.push_async_callback(pool.close)
+    return pool
+
+
 async def serve(
     settings: Settings,
     definitions: Definitions,
@@ -68,21 +88,7 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
-        try:
-            # Queue statements are short: one that takes longer than this is
-            # stuck on a dead connection, and waiting on it would stall the
-            # claim loop, a heartbeat or the shutdown.
-            pool = await db.create_pool(
-                settings.database_url,
-                min_size=1,
-                max_size=settings.queue_pool_size,
-                command_timeout=30,
-            )
-        except Exception as exc:
-            raise StartupError(
-                f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
-            ) from None
-        stack.push_async_callback(pool.close)
+        pool = await _queue_pool(settings, stack, settings.queue_pool_size)
         async with pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
@@ -134,19 +140,9 @@ async def serve(
         reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
-        try:
-            api_pool = await db.create_pool(
-                settings.database_url,
-                min_size=1,
-                max_size=settings.api_pool_size,
-                command_timeout=30,
-                reset=db.keep_session,
-            )
-        except Exception as exc:
-            raise StartupError(
-                f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
-            ) from None
-        stack.push_async_callback(api_pool.close)
+        # The API's own connections: a burst of requests never keeps a
+        # heartbeat waiting, and its one-statement requests need no reset.
+        api_pool = await _queue_pool(settings, stack, settings.api_pool_size, reset=db.keep_session)
         api_ctx = ApiContext(
             pool=api_pool,
             s3=s3,

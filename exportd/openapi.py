@@ -23,6 +23,7 @@ from exportd.jobs import STATES
 _TS = {"type": "string", "format": "date-time"}
 _TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _INT_OR_NULL = {"type": ["integer", "null"]}
+_STATE = {"type": "string", "enum": list(STATES)}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 
 
@@ -55,7 +56,7 @@ _JOB = {
         "run_after": _TS,
         "max_attempts": {"type": "integer"},
         "dedupe_key": _TEXT_OR_NULL,
-        "state": {"type": "string", "enum": list(STATES)},
+        "state": _STATE,
         "attempts": {"type": "integer"},
         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "rows_written": {"type": "integer"},
@@ -134,26 +135,27 @@ _ERROR = {
     },
 }
 
-_SCOPE_HEADER = {
-    "name": "X-Exportd-Owner",
-    "in": "header",
-    "required": False,
-    "description": "Act for this owner only: other owners' jobs are answered 404.",
-    "schema": {"type": "string", "minLength": 1},
-}
-_SCOPE_QUERY = {
-    "name": "owner_scope",
-    "in": "query",
-    "required": False,
-    "description": "The owner scope, for callers that cannot set a header.",
-    "schema": {"type": "string", "minLength": 1},
-}
-_JOB_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid"},
-}
+
+def _param(
+    name: str, where: str, schema: dict[str, Any], description: str = "", **extra: Any
+) -> dict[str, Any]:
+    param = {"name": name, "in": where, "required": where == "path", "schema": schema, **extra}
+    if description:
+        param["description"] = description
+    return param
+
+
+_NON_EMPTY = {"type": "string", "minLength": 1}
+_SCOPE_HEADER = _param(
+    "X-Exportd-Owner",
+    "header",
+    _NON_EMPTY,
+    "Act for this owner only: other owners' jobs are answered 404.",
+)
+_SCOPE_QUERY = _param(
+    "owner_scope", "query", _NON_EMPTY, "The owner scope, for callers that cannot set a header."
+)
+_JOB_ID = _param("id", "path", {"type": "string", "format": "uuid"})
 _SCOPED = [_SCOPE_HEADER, _SCOPE_QUERY]
 
 _UNAUTHORIZED = _error("No valid bearer token.")
@@ -168,7 +170,6 @@ def _v1(operation: dict[str, Any], *statuses: tuple[str, dict[str, Any]]) -> dic
 
 
 def openapi_document() -> dict[str, Any]:
-    timestamp_query = {"type": "string", "format": "date-time"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -241,64 +242,44 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "summary": "An owner's jobs, newest first, a page at a time.",
                         "parameters": [
-                            {
-                                "name": "owner",
-                                "in": "query",
-                                "required": False,
-                                "description": "Required unless the request has an owner scope.",
-                                "schema": {"type": "string", "minLength": 1},
-                            },
-                            {
-                                "name": "state",
-                                "in": "query",
-                                "required": False,
-                                "style": "form",
-                                "explode": True,
-                                "schema": {
-                                    "type": "array",
-                                    "items": {"type": "string", "enum": list(STATES)},
-                                },
-                            },
-                            {
-                                "name": "kind",
-                                "in": "query",
-                                "required": False,
-                                "style": "form",
-                                "explode": True,
-                                "schema": {"type": "array", "items": {"type": "string"}},
-                            },
-                            {
-                                "name": "created_after",
-                                "in": "query",
-                                "required": False,
-                                "description": "Strictly after; with a UTC offset.",
-                                "schema": timestamp_query,
-                            },
-                            {
-                                "name": "created_before",
-                                "in": "query",
-                                "required": False,
-                                "description": "Strictly before; with a UTC offset.",
-                                "schema": timestamp_query,
-                            },
-                            {
-                                "name": "limit",
-                                "in": "query",
-                                "required": False,
-                                "schema": {
+                            _param(
+                                "owner",
+                                "query",
+                                _NON_EMPTY,
+                                "Required unless the request has an owner scope.",
+                            ),
+                            _param(
+                                "state",
+                                "query",
+                                {"type": "array", "items": _STATE},
+                                style="form",
+                                explode=True,
+                            ),
+                            _param(
+                                "kind",
+                                "query",
+                                {"type": "array", "items": {"type": "string"}},
+                                style="form",
+                                explode=True,
+                            ),
+                            _param("created_after", "query", _TS, "Strictly after."),
+                            _param("created_before", "query", _TS, "Strictly before."),
+                            _param(
+                                "limit",
+                                "query",
+                                {
                                     "type": "integer",
                                     "minimum": 1,
                                     "maximum": MAX_LIMIT,
                                     "default": DEFAULT_LIMIT,
                                 },
-                            },
-                            {
-                                "name": "cursor",
-                                "in": "query",
-                                "required": False,
-                                "description": "next_cursor of the previous page.",
-                                "schema": {"type": "string"},
-                            },
+                            ),
+                            _param(
+                                "cursor",
+                                "query",
+                                {"type": "string"},
+                                "next_cursor of the previous page.",
+                            ),
                             *_SCOPED,
                         ],
                     },
