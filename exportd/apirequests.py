@@ -78,6 +78,21 @@ def parse_timestamp(raw: str) -> datetime:
     return value
 
 
+def text_problem(text: str) -> str | None:
+    """Why Postgres could not store ``text``, or None.
+
+    A NUL character or a lone surrogate (JSON allows both) makes the driver or
+    the server refuse the whole statement: a 400 naming the field, not a 500.
+    """
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text"
+    return None
+
+
 _TIMESTAMP_HINT = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2025-01-31T12:00:00Z"
 
 
@@ -92,8 +107,10 @@ def owner_scope(header: str | None, query: str | None) -> str | None:
             [FieldError("owner_scope", "the X-Exportd-Owner header and owner_scope disagree")]
         )
     scope = scopes.pop() if scopes else None
-    if scope is not None and not scope:
-        raise RequestInvalid([FieldError("owner_scope", "must not be empty")])
+    if scope is not None:
+        problem = "must not be empty" if not scope else text_problem(scope)
+        if problem is not None:
+            raise RequestInvalid([FieldError("owner_scope", problem)])
     return scope
 
 
@@ -150,8 +167,8 @@ def parse_list_query(
         owner = scope
         if owner is None:
             errors.append(FieldError("owner", "is required"))
-    elif not owner:
-        errors.append(FieldError("owner", "must not be empty"))
+    elif problem := ("must not be empty" if not owner else text_problem(owner)):
+        errors.append(FieldError("owner", problem))
     elif scope is not None and owner != scope:
         errors.append(FieldError("owner", "must equal the owner scope of the request"))
 
@@ -162,6 +179,9 @@ def parse_list_query(
                 FieldError("state", f"unknown state {state!r}; one of {', '.join(STATES)}")
             )
     kinds = [k for k in multi.get("kind", []) if k] or None
+    for kind in kinds or ():
+        if problem := text_problem(kind):
+            errors.append(FieldError("kind", problem))
 
     bounds: dict[str, datetime | None] = {}
     for name in ("created_after", "created_before"):
@@ -233,8 +253,11 @@ def _text(
     if not isinstance(value, str) or not value:
         errors.append(FieldError(name, "must be a non-empty string"))
         return None
-    if len(value) > max_chars:
-        errors.append(FieldError(name, f"must be at most {max_chars} characters"))
+    problem = text_problem(value)
+    if problem is None and len(value) > max_chars:
+        problem = f"must be at most {max_chars} characters"
+    if problem is not None:
+        errors.append(FieldError(name, problem))
         return None
     return value
 

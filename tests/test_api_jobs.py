@@ -153,6 +153,19 @@ async def test_a_second_live_job_with_the_same_dedupe_key_is_answered_409(
     assert again[1]["id"] != first["id"]
 
 
+async def test_text_postgres_cannot_store_is_refused_not_crashed_on(api: str) -> None:
+    # A NUL character and a lone surrogate are valid JSON; Postgres takes neither.
+    body = b'{"owner": "a\\u0000b", "kind": "everything", "dedupe_key": "\\ud800"}'
+    status, answer, _ = await call("POST", f"{api}/v1/jobs", AUTH, data=body)
+    assert status == 400, answer
+    assert sorted(e["field"] for e in answer["errors"]) == ["dedupe_key", "owner"]
+    status, answer, _ = await call("GET", f"{api}/v1/jobs?owner=a%00b&kind=x%00", AUTH)
+    assert status == 400, answer
+    assert sorted(e["field"] for e in answer["errors"]) == ["kind", "owner"]
+    status, answer, _ = await call("GET", f"{api}/v1/jobs?owner_scope=%00", AUTH)
+    assert (status, answer["errors"][0]["field"]) == (400, "owner_scope")
+
+
 # --- GET /v1/jobs ------------------------------------------------------------------------
 
 
