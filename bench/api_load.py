@@ -12,7 +12,7 @@ freshly presigned download URL, signed in-process), and the completed job with
 the access log switched off (EXPORTD_ACCESS_LOG=false), to show what logging
 costs.
 
-    .venv/bin/python bench/api_load.py --seconds 10 --concurrency 32
+    make bench-api                    # or: .venv/bin/python bench/api_load.py --concurrency 16
 """
 
 from __future__ import annotations
@@ -223,13 +223,14 @@ def run_scenario(
 def table(rows: list[tuple[str, dict[str, float]]]) -> str:
     lines = [
         "| scenario | requests/s | p50 ms | p99 ms | max ms | non-200 "
-        "| daemon CPU | load generator CPU | machine CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| daemon CPU | daemon CPU µs/request | load generator CPU | machine CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['max_ms']:.1f} | {int(r['errors'])} | {r['server_cpu']:.0%} | "
+            f"{r['server_cpu'] / r['rps'] * 1e6:,.0f} | "
             f"{r['driver_cpu']:.0%} | {r['machine_cpu']:.0%} |"
         )
     return "\n".join(lines)
@@ -238,7 +239,7 @@ def table(rows: list[tuple[str, dict[str, float]]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drive", help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--profile", help="a folder for py-spy flame graphs of the daemon")
