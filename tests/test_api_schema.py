@@ -14,8 +14,10 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -31,11 +33,15 @@ from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 EXAMPLES = int(os.environ.get("EXPORTD_SCHEMATHESIS_EXAMPLES", "30"))
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    dsn: str
+
+
 @pytest.fixture(scope="module")
-def served_daemon(
-    admin_url: str, template_database: str, rclone_server: S3Endpoint
-) -> Iterator[str]:
-    """A daemon on its own database and bucket for the module; yields its base URL."""
+def served(admin_url: str, template_database: str, rclone_server: S3Endpoint) -> Iterator[Served]:
+    """A daemon on its own database and bucket for the module."""
     name = f"exportd_schema_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(admin_url, f"CREATE DATABASE {name} TEMPLATE {template_database}"))
     settings_ = s3_settings(
@@ -67,7 +73,7 @@ def served_daemon(
     try:
         if "error" in state:
             raise state["error"]
-        yield f"http://127.0.0.1:{state['port']}"
+        yield Served(f"http://127.0.0.1:{state['port']}", database_url(admin_url, name))
     finally:
         if "stop" in state:
             state["loop"].call_soon_threadsafe(state["stop"].set)
@@ -89,13 +95,65 @@ def _operations() -> list[Any]:
     return operations
 
 
-@pytest.mark.parametrize("operation", _operations(), ids=lambda op: op.label)
-def test_every_answer_matches_the_document(operation: Any, served_daemon: str) -> None:
+OPERATIONS = _operations()
+
+
+def _validate(case: Any, base_url: str) -> Any:
+    return case.call_and_validate(
+        base_url=base_url, headers=AUTH, excluded_checks=[positive_data_acceptance]
+    )
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_every_answer_matches_the_document(operation: Any, served: Served) -> None:
     @given(case=operation.as_strategy())
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
-        case.call_and_validate(
-            base_url=served_daemon, headers=AUTH, excluded_checks=[positive_data_acceptance]
-        )
+        _validate(case, served.url)
 
     check()
+
+
+async def _seed(dsn: str) -> dict[str, str]:
+    """A job in each state a job route answers differently for (the worker leaves them
+    alone: they are not ready, or already over)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids = {}
+        for state in ("pending", "completed", "expired", "failed"):
+            ids[state] = str(
+                await conn.fetchval(
+                    "INSERT INTO exportd.jobs (owner, kind, state, run_after, object_key,"
+                    " expires_at, finished_at)"
+                    " VALUES ('u1', 'everything', $1, now() + interval '1 day',"
+                    " CASE WHEN $1 IN ('completed', 'expired') THEN 'exports/u1/x/f.csv' END,"
+                    " now() + interval '1 day', CASE WHEN $1 <> 'pending' THEN now() END)"
+                    " RETURNING id",
+                    state,
+                )
+            )
+        return ids
+    finally:
+        await conn.close()
+
+
+def test_answers_about_real_jobs_match_the_document(served: Served) -> None:
+    """Random ids are all unknown: here every job route meets jobs that exist."""
+    ids = asyncio.run(_seed(served.dsn))
+    by_label = {op.label: op for op in OPERATIONS}
+    seen = set()
+    for label in ("GET /v1/jobs/{id}", "GET /v1/jobs/{id}/download", "DELETE /v1/jobs/{id}"):
+        for job_id in ids.values():
+            case = by_label[label].Case(path_parameters={"id": job_id})
+            seen.add((label, _validate(case, served.url).status_code))
+    listing = by_label["GET /v1/jobs"].Case(query={"owner": "u1", "limit": 2})
+    seen.add(("GET /v1/jobs", _validate(listing, served.url).status_code))
+    assert seen >= {
+        ("GET /v1/jobs/{id}", 200),
+        ("GET /v1/jobs/{id}/download", 302),
+        ("GET /v1/jobs/{id}/download", 409),
+        ("GET /v1/jobs/{id}/download", 410),
+        ("DELETE /v1/jobs/{id}", 200),
+        ("DELETE /v1/jobs/{id}", 409),
+        ("GET /v1/jobs", 200),
+    }
