@@ -3,6 +3,8 @@ its token, the OpenAPI document, and answers during a database outage."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import asyncpg
 import pytest
@@ -11,7 +13,9 @@ from structlog.testing import capture_logs
 
 from exportd import db
 from exportd.api import ApiContext, build_app
+from exportd.metrics import Metrics
 from exportd.openapi import openapi_document
+from exportd.queuestats import QueueStats
 from exportd.storage import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_api import AUTH, call, serving
@@ -89,6 +93,20 @@ async def test_metrics_report_the_queue_in_prometheus_format(
     assert found[("exportd_queue_jobs", frozenset({("state", "completed")}))] == 0
     assert 90 <= found[("exportd_queue_oldest_pending_seconds", frozenset())] < 300
     assert found[("exportd_jobs_claimed_total", frozenset({("kind", "orders")}))] == 2
+
+
+async def test_queue_figures_are_read_once_per_period_whatever_the_scrapes(
+    pool: asyncpg.Pool,
+) -> None:
+    await insert_job(pool)
+    cached, fresh = Metrics(), Metrics()
+    slow = QueueStats(pool, cached, max_age=3600)
+    eager = QueueStats(pool, fresh, max_age=0)
+    await asyncio.gather(slow.refresh(), slow.refresh(), eager.refresh())
+    await insert_job(pool)
+    await asyncio.gather(slow.refresh(), eager.refresh())
+    assert cached.value("exportd_queue_jobs", {"state": "pending"}) == 1
+    assert fresh.value("exportd_queue_jobs", {"state": "pending"}) == 2
 
 
 async def test_metrics_can_require_a_token(
