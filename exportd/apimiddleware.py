@@ -25,8 +25,9 @@ from exportd.metrics import error_source
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-Id"
 
-# Routes a load balancer, a kubelet or Prometheus reaches without a /v1 token.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and scrapes arrive every few seconds from every load balancer,
+# kubelet and Prometheus: their successful answers are logged at debug level.
+_ROUTINE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _log = structlog.get_logger("exportd.api")
 
@@ -94,7 +95,8 @@ def request_log(*, log_requests: bool) -> Any:
                 raise
             finally:
                 if log_requests:
-                    _log.info(
+                    routine = status < 400 and request.path in _ROUTINE_PATHS
+                    (_log.debug if routine else _log.info)(
                         "http_request",
                         method=request.method,
                         path=_route_template(request),

@@ -45,15 +45,19 @@ async def test_every_answer_carries_a_request_id_and_one_access_log_line(
         _, _, given = await call("GET", f"{api}/v1/jobs/{job_id}", traced)
         _, _, forged = await call("GET", f"{api}/nope", {"X-Request-Id": 'x" level=error'})
         _, _, fresh = await call("GET", f"{api}/v1/jobs/{job_id}")
+        await call("GET", f"{api}/healthz")
     assert given["X-Request-Id"] == "abc-1"
     assert forged["X-Request-Id"] not in ("", 'x" level=error')
     assert fresh["X-Request-Id"] not in ("", forged["X-Request-Id"])
     lines = [e for e in logs if e["event"] == "http_request"]
-    assert [(e["method"], e["path"], e["status"], e["request_id"]) for e in lines] == [
+    assert [(e["method"], e["path"], e["status"], e["request_id"]) for e in lines[:3]] == [
         ("GET", "/v1/jobs/{id}", 200, "abc-1"),
         ("GET", "<unmatched>", 404, forged["X-Request-Id"]),
         ("GET", "/v1/jobs/{id}", 401, fresh["X-Request-Id"]),
     ]
+    # Probes are routine: logged, but below the default level.
+    assert [(e["path"], e["log_level"]) for e in lines[3:]] == [("/healthz", "debug")]
+    assert {e["log_level"] for e in lines[:3]} == {"info"}
     assert all(e["duration_ms"] >= 0 for e in lines)
 
 
