@@ -178,9 +178,6 @@ async def delete_job(request: web.Request) -> web.Response:
         state = row["state"]
         if state in ("pending", "processing"):
             await conn.fetchval(q["cancel"], job_id)
-            if state == "pending":
-                # A running job is counted by the worker that stops it.
-                ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
             row = await conn.fetchrow(q["get_job"], job_id)
         elif state == "completed":
             # The object goes first, with the row locked: should S3 fail, the
@@ -195,6 +192,9 @@ async def delete_job(request: web.Request) -> web.Response:
                 f"job {job_id} is {state}: there is nothing to cancel or delete",
                 job=job_document(row),
             )
+    if state == "pending":
+        # A running job is counted by the worker that stops it.
+        ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
     return web.json_response(job_document(row))
 
 

@@ -1,7 +1,7 @@
 """What every API request goes through: a request id and an access log line,
 JSON errors, and bearer-token checks.
 
-Order (outermost first): ``access_log`` sees the final status of every
+Order (outermost first): ``request_log`` sees the final status of every
 request, errors included; ``errors`` turns anything raised into a JSON
 error; ``auth`` refuses before any handler runs.
 """
