@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 
 from exportd.api import ApiContext
 from exportd.pgstore import PgJobStore
+from exportd.sqlfiles import queries
 from exportd.storage import S3Client
 from tests.fixtures_api import AUTH, call
 from tests.helpers import insert_job, job_row
@@ -196,6 +198,36 @@ async def test_listing_pages_through_an_owners_jobs_newest_first(
         url = None if cursor is None else f"{api}/v1/jobs?owner=u1&limit=3&cursor={cursor}"
     assert seen == expected
     assert pages == 3
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["first-page", "with-cursor"])
+async def test_a_page_is_read_in_index_order_without_sorting(
+    conn: asyncpg.Connection, deep: bool
+) -> None:
+    await conn.execute(
+        "INSERT INTO exportd.jobs (owner, kind, state, created_at)"
+        " SELECT 'owner_' || (g % 50), 'orders', 'completed', now() - g * interval '1 second'"
+        " FROM generate_series(1, 20000) AS g"
+    )
+    await conn.execute("ANALYZE exportd.jobs")
+    # The plan the pool's prepared statement ends up with, whatever the arguments.
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    cursor = (datetime.now(UTC), uuid.uuid4()) if deep else (None, None)
+    [plan] = await conn.fetchval(
+        "EXPLAIN (FORMAT JSON) " + queries()["api_list_jobs"],
+        "owner_7",
+        ["completed"],
+        None,
+        None,
+        None,
+        *cursor,
+        51,
+    )
+    # The LIMIT reads straight off the index: no sort of the owner's jobs.
+    limit = plan["Plan"]
+    [scan] = limit["Plans"]
+    assert (limit["Node Type"], scan["Node Type"]) == ("Limit", "Index Scan"), plan
+    assert scan["Index Name"] == "jobs_owner_created_idx"
 
 
 async def test_listing_filters_by_state_kind_and_creation_time(
