@@ -24,7 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -160,6 +169,11 @@ class Metrics:
         )
         self._queue = _QueueCollector()
         r.register(self._queue)
+        # What every Prometheus target reports: the process's memory, CPU,
+        # open files and start time, the interpreter, the garbage collector.
+        # They describe the process, not this registry, so sharing them is right.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
 
     # --- events ----------------------------------------------------------------
 
