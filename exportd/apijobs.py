@@ -28,6 +28,7 @@ from exportd.apirequests import (
     parse_list_query,
     parse_new_job,
 )
+from exportd.definitions import Kind
 from exportd.errors import ErrorKind, ExportError
 from exportd.exporter import SUPPORTED_FORMATS
 from exportd.jobview import job_document, with_download
@@ -39,6 +40,11 @@ OWNER_HEADER = "X-Exportd-Owner"
 _DELETE_TIMEOUT = 10.0
 # A dedupe conflict with a job that ends at that very moment: insert again.
 _ENQUEUE_TRIES = 3
+
+
+def formats_for(kind: Kind | None) -> tuple[str, ...]:
+    """The formats a job of ``kind`` may ask for (of any kind: None)."""
+    return SUPPORTED_FORMATS
 
 
 def _scope(request: web.Request) -> str | None:
@@ -150,7 +156,7 @@ async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
 async def create_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = _scope(request)
-    job = parse_new_job(await _json_body(request), ctx.definitions, SUPPORTED_FORMATS, scope)
+    job = parse_new_job(await _json_body(request), ctx.definitions, formats_for, scope)
     row, created = await _insert(ctx, job)
     doc = job_document(row)
     if not created:
@@ -239,7 +245,7 @@ async def list_kinds(request: web.Request) -> web.Response:
         {
             "name": kind.name,
             "description": kind.description,
-            "formats": list(SUPPORTED_FORMATS),
+            "formats": list(formats_for(kind)),
             "params_schema": kind.json_schema(),
         }
         for kind in ctx.definitions.values()

@@ -13,12 +13,12 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exportd.definitions import Definitions
+from exportd.definitions import Definitions, Kind
 from exportd.errors import ExportError
 from exportd.jobs import STATES
 from exportd.params import InvalidParams
@@ -280,7 +280,10 @@ def _integer(
 
 
 def parse_new_job(
-    body: object, definitions: Definitions, formats: Iterable[str], scope: str | None
+    body: object,
+    definitions: Definitions,
+    formats_for: Callable[[Kind | None], Sequence[str]],
+    scope: str | None,
 ) -> NewJob:
     """``POST /v1/jobs``: a job every check passed, or RequestInvalid listing every problem.
 
@@ -308,11 +311,13 @@ def parse_new_job(
     params = body.get("params", {})
     if params is None:
         params = {}
+    kind: Kind | None = None
     if not isinstance(kind_name, str) or not kind_name:
         errors.append(FieldError("kind", "is required: the name of an export kind (GET /v1/kinds)"))
     else:
         try:
-            definitions.require(kind_name).validate(params)
+            kind = definitions.require(kind_name)
+            kind.validate(params)
         except InvalidParams as exc:
             errors.extend(
                 FieldError(f"params.{e.field}" if e.field else "params", e.message)
@@ -321,7 +326,7 @@ def parse_new_job(
         except ExportError as exc:  # an unknown kind
             errors.append(FieldError("kind", exc.message))
 
-    known_formats = list(formats)
+    known_formats = list(formats_for(kind))
     fmt = body.get("format")
     if fmt is None:
         fmt = "csv"
