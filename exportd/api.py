@@ -72,6 +72,7 @@ async def readyz(request: web.Request) -> web.Response:
             if outcome != "ok":
                 ctx.metrics.error("s3" if name == "bucket" else "database", "readiness")
     checks = dict(ctx._ready_checks)
+    checks.update(ctx.extra_checks())
     checks["draining"] = "draining: shutting down" if ctx.draining() else "ok"
     failing = {k: v for k, v in checks.items() if v != "ok"}
     if failing:

@@ -23,6 +23,8 @@ class ApiContext:
     definitions: Definitions = field(default_factory=lambda: Definitions([]))
     worker_alive: Callable[[], bool] = lambda: True
     draining: Callable[[], bool] = lambda: False
+    # More readiness checks, each "ok" or why not (the storage breaker).
+    extra_checks: Callable[[], dict[str, str]] = dict
     metrics: Metrics = field(default_factory=Metrics)
     # Made on first use: it needs credentials, which a daemon may start without.
     presigner: Presigner | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,16 +15,23 @@ import structlog
 from exportd import db
 from exportd.api import ApiContext, start_api
 from exportd.backoff import BackoffPolicy
+from exportd.breaker import StorageBreaker
 from exportd.definitions import Definitions
 from exportd.exporter import Exporter, ExportOptions
 from exportd.listener import Listener
+from exportd.maintenance import runner as maintenance
+from exportd.maintenance.purge import Purge
+from exportd.maintenance.retention import Retention
+from exportd.maintenance.uploads_sweep import UploadsSweep
 from exportd.metrics import Metrics
 from exportd.migrate import pending_migrations
 from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
+from exportd.sdnotify import Notifier, watchdog_interval
 from exportd.settings import Settings, SettingsError, redact_url
-from exportd.storage import open_s3_client
+from exportd.storage import delete_object, open_s3_client
+from exportd.supervision import probe_storage, watchdog
 from exportd.worker import Worker, WorkerConfig
 
 
@@ -39,10 +47,13 @@ class Daemon:
     worker: Worker
     api_port: int
     metrics: Metrics
+    breaker: StorageBreaker
+    notifier: Notifier = field(default_factory=lambda: Notifier(None))
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
         """First call: drain. Second call: stop running jobs without waiting."""
+        self.notifier.stopping()
         if self.worker.stopping:
             self.worker.hurry()
         else:
@@ -51,25 +62,6 @@ class Daemon:
 
 def backoff_policy(settings: Settings) -> BackoffPolicy:
     return BackoffPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
-
-
-async def _queue_pool(
-    settings: Settings, stack: contextlib.AsyncExitStack, size: int, **kw: Any
-) -> asyncpg.Pool:
-    """A pool on the queue database, closed with ``stack``."""
-    try:
-        # Queue statements are short: one that takes longer than this is
-        # stuck on a dead connection, and waiting on it would stall the
-        # claim loop, a heartbeat or the shutdown.
-        pool = await db.create_pool(
-            settings.database_url, min_size=1, max_size=size, command_timeout=30, **kw
-        )
-    except Exception as exc:
-        raise StartupError(
-            f"cannot reach the database at {redact_url(settings.database_url)}: {exc}"
-        ) from None
-    stack.push_async_callback(pool.close)
-    return pool
 
 
 async def serve(
@@ -88,21 +80,29 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
-        pool = await _queue_pool(settings, stack, settings.queue_pool_size)
+        # Queue statements are short: one that takes longer than this is
+        # stuck on a dead connection, and waiting on it would stall the
+        # claim loop, a heartbeat or the shutdown.
+        pool = await _reach(
+            settings.database_url,
+            "database",
+            settings.startup_wait_seconds,
+            max_size=settings.queue_pool_size,
+            command_timeout=30,
+        )
+        stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
             raise StartupError(
                 f"the database schema is {len(missing)} migration(s) behind; run `exportd migrate`"
             )
-        try:
-            source_pool = await db.create_pool(
-                settings.source_url, min_size=1, max_size=settings.concurrency + 1
-            )
-        except Exception as exc:
-            raise StartupError(
-                f"cannot reach the source database at {redact_url(settings.source_url)}: {exc}"
-            ) from None
+        source_pool = await _reach(
+            settings.source_url,
+            "source database",
+            settings.startup_wait_seconds,
+            max_size=settings.concurrency + 1,
+        )
         stack.push_async_callback(source_pool.close)
         s3 = await open_s3_client(settings, stack)
 
@@ -121,8 +121,10 @@ async def serve(
                 timezone=settings.export_timezone,
             ),
         )
+        breaker = StorageBreaker(settings.storage_failure_threshold)
+        metrics.storage_breaker_open.set_function(lambda: 0.0 if breaker.allows_claims else 1.0)
         worker = Worker(
-            PgJobStore(pool),
+            PgJobStore(pool, max_per_owner=settings.max_per_owner),
             exporter,
             WorkerConfig(
                 concurrency=settings.concurrency,
@@ -131,18 +133,35 @@ async def serve(
                 retention_seconds=settings.retention.total_seconds(),
                 backoff=policy,
             ),
+            breaker=breaker,
             metrics=metrics,
         )
 
         async def abort(key: str, upload_id: str) -> None:
             await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
+        async def delete(key: str) -> None:
+            await delete_object(s3, bucket, key)
+
         reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
+        chores: list[maintenance.MaintenanceTask] = [
+            Retention(pool, delete),
+            Purge(pool, settings.history_retention.total_seconds()),
+            UploadsSweep(pool, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
+        ]
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
         # The API's own connections: a burst of requests never keeps a
         # heartbeat waiting, and its one-statement requests need no reset.
-        api_pool = await _queue_pool(settings, stack, settings.api_pool_size, reset=db.keep_session)
+        api_pool = await _reach(
+            settings.database_url,
+            "database",
+            settings.startup_wait_seconds,
+            max_size=settings.api_pool_size,
+            command_timeout=30,
+            reset=db.keep_session,
+        )
+        stack.push_async_callback(api_pool.close)
         api_ctx = ApiContext(
             pool=api_pool,
             s3=s3,
@@ -150,6 +169,7 @@ async def serve(
             definitions=definitions,
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
+            extra_checks=lambda: {"storage_breaker": breaker.readiness()},
             metrics=metrics,
         )
         try:
@@ -161,7 +181,8 @@ async def serve(
             ) from None
         stack.push_async_callback(runner.cleanup)
 
-        daemon = Daemon(settings, worker, port, metrics)
+        notifier = Notifier.from_env()
+        daemon = Daemon(settings, worker, port, metrics, breaker, notifier)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,7 +192,20 @@ async def serve(
         background = [
             asyncio.create_task(listener.run(), name="exportd-listener"),
             asyncio.create_task(reaper.run_forever(settings.reap_interval), name="exportd-reaper"),
+            asyncio.create_task(
+                maintenance.run_forever(chores, settings.maintenance_interval, metrics=metrics),
+                name="exportd-maintenance",
+            ),
+            asyncio.create_task(
+                probe_storage(breaker, s3, bucket, settings.storage_probe_interval, worker.wake),
+                name="exportd-storage-probe",
+            ),
         ]
+        ping_every = watchdog_interval(os.environ, os.getpid())
+        if notifier.enabled and ping_every is not None:
+            background.append(
+                asyncio.create_task(watchdog(notifier, worker, ping_every), name="exportd-watchdog")
+            )
         log.info(
             "daemon_started",
             worker_id=worker.worker_id,
@@ -182,12 +216,22 @@ async def serve(
             bucket=bucket,
             part_size=part_size,
         )
+        work = asyncio.create_task(worker.run(settings.shutdown_grace_seconds))
+        await asyncio.sleep(0)  # the worker loop is running: now say so
+        notifier.ready(f"serving on port {port}")
         if on_started is not None:
             on_started(daemon)
         try:
-            await worker.run(settings.shutdown_grace_seconds)
+            await work
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             log.info("daemon_stopped", worker_id=worker.worker_id)
+
+
+async def _reach(url: str, what: str, wait_seconds: float, **kw: Any) -> asyncpg.Pool:
+    try:
+        return await db.create_pool_when_reachable(url, what, wait_seconds, **kw)
+    except Exception as exc:
+        raise StartupError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import asyncpg
+import structlog
 
 from exportd.errors import ErrorKind, ExportError
 
@@ -77,3 +79,38 @@ def classify_pg_error(exc: BaseException, what: str) -> ExportError:
             f"{what}: lost the database connection ({exc.__class__.__name__}: {exc})",
         )
     return ExportError(ErrorKind.INTERNAL, f"{what}: {exc.__class__.__name__}: {exc}")
+
+
+async def create_pool_when_reachable(
+    dsn: str, what: str, wait_seconds: float, *, max_size: int, **kw: Any
+) -> asyncpg.Pool:
+    """``create_pool``, retried with backoff for up to ``wait_seconds``.
+
+    A database that is briefly away (restarting, failing over, not yet up
+    when the whole stack boots) is waited for rather than left to the
+    supervisor's restart loop: the daemon then starts the moment it can. A
+    database still away after the wait is a configuration problem or a long
+    outage, which an exit and a supervisor's restart make visible: the last
+    error is raised.
+    """
+    log = structlog.get_logger()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    failures = 0
+    while True:
+        try:
+            return await create_pool(dsn, min_size=1, max_size=max_size, **kw)
+        except Exception as exc:
+            failures += 1
+            left = deadline - loop.time()
+            if left <= 0:
+                raise
+            delay = min(0.5 * 2 ** min(failures, 8), 10.0, left)
+            log.warning(
+                "database_unreachable",
+                database=what,
+                error=repr(exc),
+                retry_in=round(delay, 2),
+                gives_up_in=round(left, 1),
+            )
+            await asyncio.sleep(delay)

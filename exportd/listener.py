@@ -10,6 +10,7 @@ the worker polls as well and the heartbeat catches every cancellation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -81,10 +82,18 @@ class Listener:
             # Jobs may have arrived while nobody listened.
             self._on_pending()
             ping = queries()["ping"]
+            # A server that closes the connection (a restart, a terminated
+            # backend) is noticed at once, so LISTEN is back as soon as the
+            # server is; the ping catches a connection that is only half-open.
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: closed.set())
             while not conn.is_closed():
-                await asyncio.sleep(self._keepalive)
-                # A query is the only sure way to notice a half-open connection.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), timeout=self._keepalive)
+                if closed.is_set() or conn.is_closed():
+                    break
                 await conn.fetchval(ping, timeout=10)
+            self.log.warning("listen_connection_lost")
         finally:
             self.connected.clear()
             if not conn.is_closed():

@@ -167,6 +167,30 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        # Operations: the storage breaker and maintenance.
+        self.storage_breaker_open = Gauge(
+            "exportd_storage_breaker_open",
+            "1 while this daemon has stopped claiming because storage keeps failing.",
+            registry=r,
+        )
+        self.storage_breaker_opened = Counter(
+            "exportd_storage_breaker_opened",
+            "Times this daemon's storage breaker opened.",
+            registry=r,
+        )
+        self.maintenance_items = Counter(
+            "exportd_maintenance_items",
+            "What maintenance did, by task: retention (exports expired), purge (rows "
+            "deleted), uploads_sweep (orphaned uploads aborted).",
+            ["task"],
+            registry=r,
+        )
+        self.maintenance_failures = Counter(
+            "exportd_maintenance_failures",
+            "Maintenance rounds that failed (database or storage unreachable), by task.",
+            ["task"],
+            registry=r,
+        )
         self._queue = _QueueCollector()
         r.register(self._queue)
         # What every Prometheus target reports: the process's memory, CPU,

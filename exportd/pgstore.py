@@ -16,12 +16,21 @@ from exportd.store import Commit
 class PgJobStore:
     """``JobStore`` on the ``exportd.jobs`` table; every write after the claim is guarded."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_per_owner: int | None = None) -> None:
         self._pool = pool
         self._q = queries()
+        self._max_per_owner = max_per_owner
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
-        rows = await self._pool.fetch(self._q["claim"], worker_id, limit, float(lease_seconds))
+        args = (worker_id, limit, float(lease_seconds), self._max_per_owner)
+        if self._max_per_owner is None:
+            rows = await self._pool.fetch(self._q["claim"], *args)
+        else:
+            # Claims with a per-owner limit take turns across daemons
+            # (claim_fair_lock), so that the count each one sees is exact.
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(self._q["claim_fair_lock"])
+                rows = await conn.fetch(self._q["claim"], *args)
         return [Job.from_record(r) for r in rows]
 
     async def heartbeat(

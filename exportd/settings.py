@@ -7,6 +7,7 @@ stops with a sentence, not a traceback.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+_SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
 
 
@@ -129,7 +131,21 @@ class Settings(BaseSettings):
         "their offset), whatever the server's default.",
     )
     retention: timedelta = Field(
-        timedelta(days=7), description="How long a completed export stays downloadable."
+        timedelta(days=7),
+        description="How long a completed export stays downloadable; then its object is "
+        "deleted and the job becomes 'expired'.",
+    )
+    history_retention: timedelta = Field(
+        timedelta(days=30),
+        description="How long failed, cancelled and expired jobs stay in the table, counted "
+        "from when they finished; then their rows are deleted. Longer than retention.",
+    )
+    max_per_owner: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Most jobs of one owner processing at once, across all daemons. "
+        "Unset: no limit (claims are then one statement and do not take turns).",
     )
 
     # --- Queue --------------------------------------------------------------
@@ -144,11 +160,44 @@ class Settings(BaseSettings):
     )
     backoff_base_seconds: float = Field(10.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest retry delay.")
+    startup_wait_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="At start, how long to keep trying to reach the queue database "
+        "(with backoff) before exiting with status 1.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0,
         ge=0,
         description="On SIGTERM, how long running jobs may finish before they "
         "are handed back to the queue.",
+    )
+
+    # --- Maintenance and outages -----------------------------------------------
+    maintenance_interval: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="How often retention, the history purge and the sweep of orphaned "
+        "uploads run (one daemon at a time does each).",
+    )
+    orphan_upload_age: timedelta = Field(
+        timedelta(hours=1),
+        description="An open multipart upload under the prefix that no processing job "
+        "owns is aborted once it is this old.",
+    )
+    storage_failure_threshold: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Consecutive storage failures (S3 unreachable, 5xx, throttling) after "
+        "which the daemon stops claiming jobs until the bucket answers again.",
+    )
+    storage_probe_interval: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="While claims are stopped by storage failures, how often the bucket is probed.",
     )
 
     # --- API and logs -------------------------------------------------------
@@ -172,7 +221,9 @@ class Settings(BaseSettings):
         True, description="One http_request log line per API request (with its request id)."
     )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged: debug, info, warning or error."
+    )
 
     @field_validator("database_url", "source_database_url")
     @classmethod
@@ -187,6 +238,17 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
+        return value
+
+    @field_validator(
+        "retention", "history_retention", "orphan_upload_age", "download_url_ttl", mode="before"
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # pydantic reads a duration string only in ISO 8601 or HH:MM:SS; a
+        # plain number of seconds is what people write in an environment.
+        if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+            return float(value)
         return value
 
     @field_validator("s3_prefix")
@@ -212,6 +274,8 @@ class Settings(BaseSettings):
             raise ValueError("download_url_ttl must lie between 1 second and 7 days (SigV4 limit)")
         if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
             raise ValueError("s3_access_key_id and s3_secret_access_key go together")
+        if self.history_retention <= self.retention:
+            raise ValueError("history_retention must be longer than retention")
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_base_seconds")
         return self

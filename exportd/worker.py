@@ -9,6 +9,8 @@ The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
 - a job whose renewal reports it gone (cancelled, or reaped) is stopped at
   once and its upload aborted; so is one whose lease could not be renewed
   for a whole lease period (the database was unreachable);
+- no claims while the storage breaker it feeds with each job's outcome is
+  open (S3 failing), so an outage does not spend every job's attempts;
 - on stop: no new claims at once, running jobs get a grace period, then they
   are stopped and handed back without spending an attempt.
 """
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 import structlog
 
 from exportd.backoff import BackoffPolicy, Retry, decide
+from exportd.breaker import StorageBreaker
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
 from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
@@ -108,10 +111,13 @@ class Worker:
         config: WorkerConfig,
         *,
         worker_id: str | None = None,
+        breaker: StorageBreaker | None = None,
         logger: Any = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        # Jobs' outcomes feed it; while it is open, nothing is claimed.
+        self.breaker = breaker
         self.metrics = metrics or Metrics()
         self.runner = runner
         self.config = config
@@ -182,7 +188,7 @@ class Worker:
             self._wake.clear()
             free = self.config.concurrency - len(self._running)
             claimed: list[Job] = []
-            if free > 0:
+            if free > 0 and (self.breaker is None or self.breaker.allows_claims):
                 sent = time.monotonic()
                 try:
                     claimed = await self.store.claim(
@@ -286,6 +292,7 @@ class Worker:
                 await prepared.abort()
                 log.warning("job_lost", during="completion")
                 return
+            self._observe(None, "")
             seconds = time.monotonic() - started
             self.metrics.job_completed(job.kind, seconds, result.size_bytes, result.row_count)
             log.info(
@@ -353,6 +360,7 @@ class Worker:
         # Recording the outcome is not interrupted by a shutdown: an update
         # cut off half-way would leave the job to the reaper, one attempt poorer.
         running.finishing = True
+        self._observe(exc.kind, exc.message)
         decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
         try:
             if isinstance(decision, Retry):
@@ -384,6 +392,21 @@ class Worker:
             # The row keeps its lease until it runs out; the reaper then
             # retries the job. Nothing is lost, only delayed.
             log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
+
+    def _observe(self, kind: ErrorKind | None, message: str) -> None:
+        if self.breaker is None:
+            return
+        was_open = not self.breaker.allows_claims
+        if self.breaker.record(kind, message):
+            self.metrics.storage_breaker_opened.inc()
+            self.log.error(
+                "storage_breaker_opened",
+                failures=self.breaker.threshold,
+                error=message,
+            )
+        elif was_open and self.breaker.allows_claims:
+            self.log.info("storage_breaker_closed", by="job_completed")
+            self._wake.set()
 
     # --- leases --------------------------------------------------------------
 

@@ -8,17 +8,43 @@
 -- must stop.
 
 -- name: claim
--- Claim up to $2 ready jobs for worker $1 with a lease of $3 seconds. The CTE
+-- Claim up to $2 ready jobs for worker $1 with a lease of $3 seconds, at
+-- most $4 jobs of one owner processing at once (NULL: no limit). The CTE
 -- keeps the LIMIT honest (without it the planner may lock more rows than
 -- asked), SKIP LOCKED lets several daemons claim at once without waiting on
 -- each other, and the order matches jobs_claim_idx.
-WITH ready AS (
-    SELECT id
+-- With a limit, owners already at it are filtered out while the claim index
+-- is walked in claim order, so priorities still hold among the others; then
+-- jobs of one owner beyond its remaining room in this claim are left for
+-- later (their locks go when the statement's transaction ends). Such a
+-- claim may take fewer jobs than asked; the next poll fills the slots.
+-- Without a limit, "running" only reads the processing rows of its small
+-- partial index, and every ready row passes.
+WITH running AS (
+    SELECT owner, count(*) AS n
     FROM exportd.jobs
-    WHERE state = 'pending' AND run_after <= now()
-    ORDER BY priority DESC, run_after, id
+    WHERE state = 'processing' AND $4::int IS NOT NULL
+    GROUP BY owner
+), ready AS (
+    SELECT j.id, j.owner, j.priority, j.run_after
+    FROM exportd.jobs AS j
+    WHERE j.state = 'pending' AND j.run_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM running AS r WHERE r.owner = j.owner AND r.n >= $4)
+    ORDER BY j.priority DESC, j.run_after, j.id
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
+), allowed AS (
+    SELECT ranked.id
+    FROM (
+        SELECT ready.id,
+               row_number() OVER (PARTITION BY ready.owner
+                                  ORDER BY ready.priority DESC, ready.run_after, ready.id)
+                   AS rank,
+               coalesce(r.n, 0) AS running
+        FROM ready
+        LEFT JOIN running AS r ON r.owner = ready.owner
+    ) AS ranked
+    WHERE $4::int IS NULL OR ranked.running + ranked.rank <= $4
 )
 UPDATE exportd.jobs AS j
 SET state = 'processing',
@@ -31,8 +57,8 @@ SET state = 'processing',
     bytes_written = 0,
     upload_id = NULL,
     upload_key = NULL
-FROM ready
-WHERE j.id = ready.id
+FROM allowed
+WHERE j.id = allowed.id
 RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
           j.max_attempts, j.created_at;
 
@@ -154,6 +180,15 @@ SET state = 'pending',
     progress = 0
 WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
+
+-- name: claim_fair_lock
+-- Taken before a claim with a per-owner limit, in the same transaction:
+-- claims from several
+-- daemons take turns, so two of them cannot both see an owner below the
+-- limit and together start more of its jobs than allowed. The claim that
+-- follows runs in a new snapshot (READ COMMITTED), which sees the jobs the
+-- previous holder claimed.
+SELECT pg_advisory_xact_lock(hashtext('exportd.claim_fair'));
 
 -- name: job_state
 SELECT state, worker_id, attempts FROM exportd.jobs WHERE id = $1;
@@ -307,3 +342,56 @@ SELECT
     coalesce((SELECT extract(epoch FROM now() - min(run_after))::float8
               FROM exportd.jobs
               WHERE state = 'pending' AND run_after <= now()), 0) AS oldest_pending_seconds;
+
+-- name: retention_lock
+-- One retention round at a time across all daemons; the others skip it.
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.retention'));
+
+-- name: retention_select
+-- Completed exports whose download period is over, oldest first. SKIP
+-- LOCKED passes over a row that an API call is deleting right now.
+SELECT id, owner, kind, object_key
+FROM exportd.jobs
+WHERE state = 'completed' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: retention_expire
+-- The objects of $1 are deleted: the rows say so. exportd_events tells the
+-- application (the trigger fires on 'expired').
+UPDATE exportd.jobs
+SET state = 'expired'
+WHERE id = ANY($1::uuid[]) AND state = 'completed'
+RETURNING id;
+
+-- name: purge_lock
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.purge'));
+
+-- name: purge_delete
+-- Terminal rows older than $1 seconds of history, a batch of $2 at a time so
+-- that one round never holds many row locks or bloats one transaction.
+-- Completed rows are never purged: their object still exists; retention
+-- turns them into 'expired' first.
+DELETE FROM exportd.jobs
+WHERE id IN (
+    SELECT id
+    FROM exportd.jobs
+    WHERE state IN ('failed', 'cancelled', 'expired')
+      AND finished_at < now() - make_interval(secs => $1)
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- name: sweep_lock
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.uploads_sweep'));
+
+-- name: sweep_live_uploads
+-- Jobs that may own an open upload: processing ones. An upload recorded on
+-- one is never swept; nor is an upload under the key of one that has not
+-- recorded its upload yet.
+SELECT id, upload_id
+FROM exportd.jobs
+WHERE state = 'processing';

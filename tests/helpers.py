@@ -45,6 +45,18 @@ async def insert_job(
     return job_id
 
 
+async def add_history(conn: asyncpg.Connection, rows: int = 20000, owners: int = 100) -> None:
+    """Many finished jobs and fresh statistics: a table where the planner
+    prefers an index to reading everything, as in production."""
+    await conn.execute(
+        "INSERT INTO exportd.jobs (owner, kind, state, attempts)"
+        " SELECT 'o' || (g % $2), 'k', 'completed', 1 FROM generate_series(1, $1) AS g",
+        rows,
+        owners,
+    )
+    await conn.execute("ANALYZE exportd.jobs")
+
+
 async def job_row(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> Any:
     return await conn.fetchrow("SELECT * FROM exportd.jobs WHERE id = $1", job_id)
 

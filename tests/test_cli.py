@@ -11,6 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from exportd.sqlfiles import migrations
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import clean_env, exportd, job_row
@@ -49,7 +50,8 @@ async def test_migrate_creates_then_finds_the_schema_current(
     first = await exportd("migrate", env=env, cwd=tmp_path)
     second = await exportd("migrate", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "applied 0001_jobs"
+    assert first.stdout.splitlines() == [f"applied {m.version:04d}_{m.name}" for m in migrations()]
+    assert first.stdout.startswith("applied 0001_jobs\n")
     assert second.stdout.strip() == "schema is up to date"
     conn = await asyncpg.connect(empty_database)
     try:
@@ -134,6 +136,8 @@ async def test_run_stops_with_one_clear_line(
         EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
         # Nothing listens there; the password must never be printed.
         EXPORTD_DATABASE_URL=f"postgresql://u:hunter2@127.0.0.1:{free_port()}/db",
+        # No wait for the database to come up: fail at the first refusal.
+        EXPORTD_STARTUP_WAIT_SECONDS="0",
     )
     result = await exportd("run", env={**base, **env}, cwd=tmp_path)
     assert result.returncode == code

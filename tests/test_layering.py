@@ -26,6 +26,7 @@ PURE = [
     "paramschema",
     "sqlnames",
     "definitions",
+    "breaker",
 ]
 NO_DRIVER = ["worker", "store", *PURE]
 

@@ -14,7 +14,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, JobState
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
-from tests.helpers import insert_job, job_row
+from tests.helpers import add_history, insert_job, job_row
 
 LEASE = 30.0
 
@@ -55,13 +55,8 @@ async def test_concurrent_claims_never_share_a_job(pool: asyncpg.Pool) -> None:
 
 async def test_claim_uses_the_partial_index(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
-        # Enough rows, and fresh statistics, for the planner to prefer the index.
-        await conn.execute(
-            "INSERT INTO exportd.jobs (owner, kind, state, worker_id, lease_expires_at, attempts)"
-            " SELECT 'o', 'k', 'completed', 'w', NULL, 1 FROM generate_series(1, 20000)"
-        )
         await insert_job(conn)
-        await conn.execute("ANALYZE exportd.jobs")
+        await add_history(conn)
         plan = await conn.fetchval(
             "EXPLAIN (FORMAT JSON) SELECT id FROM exportd.jobs WHERE state = 'pending'"
             " AND run_after <= now() ORDER BY priority DESC, run_after, id LIMIT 10"

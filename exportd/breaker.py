@@ -1,0 +1,83 @@
+"""The storage circuit breaker: stop claiming jobs while S3 is down.
+
+Without it, an S3 outage fails every job the daemon claims, one attempt
+each, until their attempts are spent and they fail for good: an outage
+turned into lost exports. The breaker counts consecutive storage failures
+(``storage_unavailable``: S3 unreachable, 5xx, throttling). At the
+threshold it opens: the worker stops claiming. A probe of the bucket, run
+by the daemon while the breaker is open, closes it again, as does any
+export that completes meanwhile.
+
+Attempts an outage can spend, per daemon: the jobs running when it began
+plus those claimed before the breaker opened, at most
+``threshold + concurrency - 1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from exportd.errors import ErrorKind
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+
+
+class StorageBreaker:
+    def __init__(self, threshold: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if threshold < 1:
+            raise ValueError("threshold must be at least 1")
+        self.threshold = threshold
+        self._clock = clock
+        self._failures = 0
+        self.state = BreakerState.CLOSED
+        self.reason: str | None = None
+        self.opened_at: float | None = None
+        self.times_opened = 0
+        # Set while open: the daemon's probe waits on it.
+        self.opened = asyncio.Event()
+
+    @property
+    def allows_claims(self) -> bool:
+        return self.state is BreakerState.CLOSED
+
+    def record(self, kind: ErrorKind | None, message: str = "") -> bool:
+        """A job's outcome (None: completed). Returns True when this opened the breaker."""
+        if kind is None:
+            self.record_success()
+            return False
+        if kind is not ErrorKind.STORAGE_UNAVAILABLE:
+            return False  # not about storage: says nothing either way
+        return self.record_failure(message)
+
+    def record_failure(self, message: str) -> bool:
+        self._failures += 1
+        self.reason = message
+        if self.state is BreakerState.CLOSED and self._failures >= self.threshold:
+            self.state = BreakerState.OPEN
+            self.opened_at = self._clock()
+            self.times_opened += 1
+            self.opened.set()
+            return True
+        return False
+
+    def record_success(self) -> bool:
+        """Storage answered. Returns True when this closed the breaker."""
+        was_open = self.state is BreakerState.OPEN
+        self._failures = 0
+        self.state = BreakerState.CLOSED
+        self.reason = None
+        self.opened_at = None
+        self.opened.clear()
+        return was_open
+
+    def readiness(self) -> str:
+        """The breaker as a /readyz check: "ok", or why claims are stopped."""
+        if self.allows_claims:
+            return "ok"
+        return f"open after {self._failures} storage failures, claims stopped: {self.reason}"
