@@ -1,6 +1,6 @@
 """Presigned GET URLs (SigV4 query signing) at a tenth of botocore's CPU cost.
 
-botocore takes 210–370 µs of CPU to presign one URL, most of it resolving
+botocore takes 210 to 370 µs of CPU to presign one URL, most of it resolving
 the endpoint ruleset and running event hooks that give the same answer every
 time. At a few thousand job lookups a second that alone would fill a core
 (docs/benchmarks.md). What varies per URL is small: the key, the file name,
