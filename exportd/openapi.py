@@ -18,6 +18,7 @@ from exportd.apirequests import (
     MAX_OWNER_CHARS,
     SMALLINT,
 )
+from exportd.exporter import SUPPORTED_FORMATS
 from exportd.jobs import STATES
 
 _TS = {"type": "string", "format": "date-time"}
@@ -96,7 +97,12 @@ _NEW_JOB = {
         },
         "kind": {"type": "string", "description": "An export kind (GET /v1/kinds)."},
         "params": {"type": "object", "description": "Checked against the kind's schema."},
-        "format": {"type": "string", "default": "csv"},
+        "format": {
+            "type": "string",
+            "enum": list(SUPPORTED_FORMATS),
+            "default": "csv",
+            "description": "One of the kind's formats (GET /v1/kinds).",
+        },
         "priority": {
             "type": "integer",
             "minimum": SMALLINT[0],
