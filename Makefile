@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench bench-api
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 ## bench: CSV export, exportd against psql | aws s3 cp and a Python row loop
 bench: $(VENV)/.bench .venv-aws/bin/aws
 	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
+
+## bench-api: GET /v1/jobs/{id} of a running daemon under concurrent load
+bench-api: $(VENV)/.bench
+	$(BIN)/python bench/api_load.py $(BENCH_ARGS)

@@ -1,98 +1,42 @@
-"""The HTTP API: health for orchestrators, job status for the application.
+"""The HTTP API: health for orchestrators, metrics for Prometheus, jobs for the application.
 
 ``/healthz`` says the process and its worker loop live; ``/readyz`` says the
-daemon can do work (database and bucket reachable, not draining). ``/v1/*``
-needs a bearer token. Every error is JSON: ``{"error", "message"}``.
+daemon can do work (database and bucket reachable, not draining);
+``/metrics`` is the Prometheus exposition. ``/v1/*`` needs a bearer token;
+its routes are in ``exportd.apijobs`` and its description, served at
+``/v1/openapi.json``, in ``exportd.openapi``. Every error is JSON:
+``{"error", "message", ...}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import json
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
-import asyncpg
-import structlog
 from aiohttp import web
 
+from exportd import apijobs, apimiddleware
+from exportd.apicontext import CONTEXT, ApiContext
+from exportd.apimiddleware import error_response
 from exportd.errors import ExportError
-from exportd.jobview import job_document, with_download
-from exportd.metrics import Metrics
-from exportd.settings import Settings
+from exportd.metrics import CONTENT_TYPE
+from exportd.openapi import openapi_document
+from exportd.queuestats import QueueStats
 from exportd.sqlfiles import queries
-from exportd.storage import S3Client, check_bucket
+from exportd.storage import check_bucket
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["CONTEXT", "ApiContext", "build_app", "start_api"]
 
 # Readiness is probed every few seconds by every load balancer and kubelet;
 # checking the bucket that often would cost requests and add latency.
 _READY_CACHE_SECONDS = 2.0
 _CHECK_TIMEOUT = 2.0
 
-
-@dataclass
-class ApiContext:
-    pool: asyncpg.Pool
-    s3: S3Client
-    settings: Settings
-    worker_alive: Callable[[], bool] = lambda: True
-    draining: Callable[[], bool] = lambda: False
-    # More readiness checks, each "ok" or why not (the storage breaker).
-    extra_checks: Callable[[], dict[str, str]] = dict
-    metrics: Metrics = field(default_factory=Metrics)
-    _ready_at: float = field(default=0.0)
-    _ready_checks: dict[str, str] = field(default_factory=dict)
-
-
-CONTEXT = web.AppKey("exportd_context", ApiContext)
-
-
-def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": code, "message": message, **extra}, status=status)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.text or exc.reason)
-    except Exception:
-        structlog.get_logger().exception("api_error", path=request.path, method=request.method)
-        return error_response(500, "internal", "internal error; see the daemon log")
-
-
-def _authorized(header: str, tokens: list[str]) -> bool:
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented:
-        return False
-    # Compare with every token, in constant time, so timing says nothing of
-    # which token or how much of one matched.
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(presented.encode(), token.encode())
-    return matched
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/"):
-        settings = request.app[CONTEXT].settings
-        tokens = [t.get_secret_value() for t in settings.api_tokens]
-        if not _authorized(request.headers.get("Authorization", ""), tokens):
-            response = error_response(
-                401, "unauthorized", "send Authorization: Bearer <token> (EXPORTD_API_TOKENS)"
-            )
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-    return await handler(request)
+QUEUE_STATS = web.AppKey("exportd_queue_stats", QueueStats)
+OPENAPI = web.AppKey("exportd_openapi", bytes)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -124,6 +68,9 @@ async def readyz(request: web.Request) -> web.Response:
         )
         ctx._ready_checks = dict(results)
         ctx._ready_at = now
+        for name, outcome in results:
+            if outcome != "ok":
+                ctx.metrics.error("s3" if name == "bucket" else "database", "readiness")
     checks = dict(ctx._ready_checks)
     checks.update(ctx.extra_checks())
     checks["draining"] = "draining: shutting down" if ctx.draining() else "ok"
@@ -140,29 +87,42 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "checks": checks})
 
 
-async def get_job(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    raw = request.match_info["id"]
-    try:
-        job_id = uuid.UUID(raw)
-    except ValueError:
-        # Malformed ids are unknown ids: nothing to tell a prober apart.
-        return error_response(404, "not_found", f"no job {raw!r}")
-    row = await ctx.pool.fetchrow(queries()["get_job"], job_id)
-    if row is None:
-        return error_response(404, "not_found", f"no job {job_id}")
-    doc = await with_download(
-        job_document(row), ctx.s3, ctx.settings.bucket(), ctx.settings.download_url_ttl
-    )
-    return web.json_response(doc)
+    await request.app[QUEUE_STATS].refresh()
+    return web.Response(body=ctx.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+def _tokens_for(request: web.Request) -> list[str] | None:
+    """The tokens a request's path needs, or None when it is open."""
+    settings = request.app[CONTEXT].settings
+    if request.path.startswith("/v1/"):
+        return [t.get_secret_value() for t in settings.api_tokens]
+    if request.path == "/metrics":
+        return settings.metrics_tokens()
+    return None
 
 
 def build_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[
+            apimiddleware.request_log(log_requests=ctx.settings.access_log),
+            apimiddleware.errors,
+            apimiddleware.bearer_auth(_tokens_for),
+        ]
+    )
     app[CONTEXT] = ctx
+    app[QUEUE_STATS] = QueueStats(ctx.pool, ctx.metrics)
+    app[OPENAPI] = json.dumps(openapi_document()).encode()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/v1/jobs/{id}", get_job)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/openapi.json", openapi)
+    apijobs.add_routes(app.router)
     return app
 
 

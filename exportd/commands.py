@@ -24,7 +24,7 @@ from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
 from exportd.settings import Settings, redact_url
 from exportd.sqlfiles import queries
-from exportd.storage import check_bucket, open_s3_client
+from exportd.storage import check_bucket, download_signer, open_presigner, open_s3_client
 
 
 def print_json(doc: Any) -> None:
@@ -259,7 +259,8 @@ async def _with_url(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
     try:
         async with contextlib.AsyncExitStack() as stack:
             s3 = await open_s3_client(settings, stack)
-            return await with_download(doc, s3, settings.s3_bucket, settings.download_url_ttl)
+            sign = download_signer(await open_presigner(settings, s3))
+            return await with_download(doc, sign, settings.download_url_ttl)
     except ExportError as exc:
         print(f"exportd: cannot presign a download URL: {exc.message}", file=sys.stderr)
         return doc

@@ -80,17 +80,23 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
-        # Queue statements are short: one that takes longer than this is
-        # stuck on a dead connection, and waiting on it would stall the
-        # claim loop, a heartbeat or the shutdown.
-        pool = await _reach(
-            settings.database_url,
-            "database",
-            settings.startup_wait_seconds,
-            max_size=settings.queue_pool_size,
-            command_timeout=30,
-        )
-        stack.push_async_callback(pool.close)
+
+        async def queue_pool(size: int, **kw: Any) -> asyncpg.Pool:
+            # Queue statements are short: one that takes longer than this is
+            # stuck on a dead connection, and waiting on it would stall the
+            # claim loop, a heartbeat or the shutdown.
+            made = await _reach(
+                settings.database_url,
+                "database",
+                settings.startup_wait_seconds,
+                max_size=size,
+                command_timeout=30,
+                **kw,
+            )
+            stack.push_async_callback(made.close)
+            return made
+
+        pool = await queue_pool(settings.queue_pool_size)
         async with pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
@@ -153,10 +159,14 @@ async def serve(
         ]
         listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
 
+        # The API's own connections: a burst of requests never keeps a
+        # heartbeat waiting, and its one-statement requests need no reset.
+        api_pool = await queue_pool(settings.api_pool_size, reset=db.keep_session)
         api_ctx = ApiContext(
-            pool=pool,
+            pool=api_pool,
             s3=s3,
             settings=settings,
+            definitions=definitions,
             worker_alive=lambda: worker.alive,
             draining=lambda: worker.stopping,
             extra_checks=lambda: {"storage_breaker": breaker.readiness()},

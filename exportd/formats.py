@@ -43,6 +43,14 @@ FORMATS: dict[str, Format] = {
 SUPPORTED_FORMATS = tuple(FORMATS)
 
 
+def formats_of(kind: Kind) -> tuple[str, ...]:
+    """The formats a job of ``kind`` may ask for: every one for a kind of one dataset of
+    rows, only ``zip`` for several datasets or a file."""
+    if len(kind.datasets) > 1 or kind.datasets[0].output == "bytes":
+        return ("zip",)
+    return SUPPORTED_FORMATS
+
+
 def format_for(kind: Kind, name: str) -> Format:
     """The format a job of ``kind`` asked for, or the permanent error saying why not."""
     fmt = FORMATS.get(name)

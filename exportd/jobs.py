@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# Every state of a job, in the order of its life (docs/queue.md).
+STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
+
 
 @dataclass(frozen=True)
 class Job:

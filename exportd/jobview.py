@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
-
-from exportd.storage import S3Client, presign_download
 
 # Daemon bookkeeping that means nothing to a caller.
 _INTERNAL = frozenset({"upload_id", "upload_key"})
@@ -33,17 +32,38 @@ def download_filename(object_key: str) -> str:
     return unquote(object_key.rsplit("/", 1)[-1])
 
 
-async def with_download(
-    doc: dict[str, Any], s3: S3Client, bucket: str, ttl: timedelta
-) -> dict[str, Any]:
+def download_ttl(doc: dict[str, Any], ttl: timedelta, now: datetime) -> timedelta | None:
+    """How long a download URL made now may live, or None when there is nothing to download.
+
+    Only a completed export has an object, and only until its retention ends:
+    a URL never outlives the object it points to.
+    """
+    if doc.get("state") != "completed" or not doc.get("object_key"):
+        return None
+    expires = doc.get("expires_at")
+    if expires is None:
+        return ttl
+    left = datetime.fromisoformat(expires) - now
+    if left < timedelta(seconds=1):
+        return None
+    return min(ttl, left)
+
+
+Sign = Callable[[str, str, timedelta], Awaitable[str]]
+
+
+async def with_download(doc: dict[str, Any], sign: Sign, ttl: timedelta) -> dict[str, Any]:
     """Add a fresh presigned URL to a completed job's document.
 
-    URLs are made when asked for and never stored: they die with the
-    credentials that signed them.
+    ``sign(key, filename, lifetime)`` makes the URL. URLs are made when asked
+    for and never stored: they die with the credentials that signed them.
     """
-    key = doc.get("object_key")
-    if doc.get("state") != "completed" or not key:
+    now = datetime.now(UTC)
+    lifetime = download_ttl(doc, ttl, now)
+    if lifetime is None:
         return doc
-    url = await presign_download(s3, bucket, key, download_filename(key), ttl)
-    expires = datetime.now(UTC) + ttl
+    key = doc["object_key"]
+    lifetime = timedelta(seconds=int(lifetime.total_seconds()))
+    url = await sign(key, download_filename(key), lifetime)
+    expires = now + lifetime
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}

@@ -24,15 +24,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exportd.errors import ErrorKind
+from exportd.jobs import STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
 
 # Exports run from under a second to hours.
 _DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
@@ -185,6 +193,11 @@ class Metrics:
         )
         self._queue = _QueueCollector()
         r.register(self._queue)
+        # What every Prometheus target reports: the process's memory, CPU,
+        # open files and start time, the interpreter, the garbage collector.
+        # They describe the process, not this registry, so sharing them is right.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
 
     # --- events ----------------------------------------------------------------
 
@@ -207,7 +220,8 @@ class Metrics:
         counter = self.s3_errors if source == "s3" else self.database_errors
         counter.labels(operation).inc()
 
-    def set_queue(self, snapshot: QueueSnapshot) -> None:
+    def set_queue(self, snapshot: QueueSnapshot | None) -> None:
+        """The queue figures to report, or None to report none (unknown)."""
         self._queue.snapshot = snapshot
 
     # --- reading -----------------------------------------------------------------

@@ -66,8 +66,15 @@ class Settings(BaseSettings):
         ge=2,
         le=100,
         description="Connections to the queue database (claims, heartbeats, completions, "
-        "API); by default concurrency + 3, so that jobs completing at once never keep "
+        "reaping); by default concurrency + 3, so that jobs completing at once never keep "
         "a heartbeat waiting for a connection.",
+    )
+    api_pool_size: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Connections the HTTP API reads and writes jobs with: a pool of its "
+        "own, so that a burst of requests never keeps a heartbeat waiting.",
     )
 
     # --- S3 -----------------------------------------------------------------
@@ -213,6 +220,19 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated bearer tokens accepted on /v1/*. Empty: /v1 refuses all.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics requires Authorization: Bearer with this token "
+        "(or an API token). /healthz and /readyz stay open for probes.",
+    )
+    metrics_require_auth: bool = Field(
+        False,
+        description="/metrics requires a bearer token from EXPORTD_API_TOKENS (or "
+        "EXPORTD_METRICS_TOKEN); implied when EXPORTD_METRICS_TOKEN is set.",
+    )
+    access_log: bool = Field(
+        True, description="One http_request log line per API request (with its request id)."
+    )
     log_format: Literal["json", "console"] = Field("json", description="Log line format.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level logged: debug, info, warning or error."
@@ -287,6 +307,15 @@ class Settings(BaseSettings):
         if self.s3_bucket is None:
             raise SettingsError("invalid settings: EXPORTD_S3_BUCKET: is required but not set")
         return self.s3_bucket
+
+    def metrics_tokens(self) -> list[str] | None:
+        """The tokens /metrics accepts, or None when it is open."""
+        if self.metrics_token is None and not self.metrics_require_auth:
+            return None
+        tokens = [t.get_secret_value() for t in self.api_tokens]
+        if self.metrics_token is not None:
+            tokens.append(self.metrics_token.get_secret_value())
+        return tokens
 
     @property
     def queue_pool_size(self) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import unicodedata
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, TypedDict
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from botocore.exceptions import (
 )
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.presign import PROBE_KEY, Credentials, Endpoint, Presigner
 from exportd.settings import Settings
 
 # aiobotocore ships no type information; the alias keeps ``Any`` in one place.
@@ -117,23 +119,56 @@ def content_disposition(filename: str) -> str:
     return value
 
 
-async def presign_download(
-    client: S3Client, bucket: str, key: str, filename: str, ttl: timedelta
-) -> str:
-    """A presigned GET URL that makes browsers save the object as ``filename``."""
+async def open_presigner(settings: Settings, client: S3Client) -> Presigner:
+    """A ``Presigner`` for the settings' bucket, fixed by one botocore presign now."""
+    bucket = settings.bucket()
     try:
-        url = await client.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": bucket,
-                "Key": key,
-                "ResponseContentDisposition": content_disposition(filename),
-            },
-            ExpiresIn=int(ttl.total_seconds()),
+        probe = await client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": PROBE_KEY}, ExpiresIn=60
         )
     except Exception as exc:
         raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
-    return str(url)
+    endpoint = Endpoint.from_probe(str(probe))
+    if settings.s3_access_key_id is not None and settings.s3_secret_access_key is not None:
+        fixed = Credentials(
+            settings.s3_access_key_id.get_secret_value(),
+            settings.s3_secret_access_key.get_secret_value(),
+        )
+
+        async def explicit() -> Credentials:
+            return fixed
+
+        return Presigner(endpoint, explicit)
+    # The standard chain, as the client uses it: role credentials rotate, so
+    # each URL asks for the current ones (cached by botocore until they expire).
+    chain = await get_session().get_credentials()
+    if chain is None:
+        raise ExportError(
+            ErrorKind.ACCESS_DENIED,
+            "no AWS credentials found (environment, shared files, container or instance "
+            "role); set EXPORTD_S3_ACCESS_KEY_ID and EXPORTD_S3_SECRET_ACCESS_KEY",
+        )
+
+    async def current() -> Credentials:
+        frozen = await chain.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return Presigner(endpoint, current)
+
+
+def download_signer(presigner: Presigner) -> Callable[[str, str, timedelta], Awaitable[str]]:
+    """``sign(key, filename, lifetime)`` for ``jobview.with_download``: a URL that makes
+    browsers save the object as ``filename``."""
+
+    async def sign(key: str, filename: str, lifetime: timedelta) -> str:
+        return await presigner.presign(
+            key,
+            expires_seconds=int(lifetime.total_seconds()),
+            now=datetime.now(UTC),
+            query={"response-content-disposition": content_disposition(filename)},
+        )
+
+    return sign
 
 
 async def check_bucket(client: S3Client, bucket: str) -> None:

@@ -333,6 +333,66 @@ FROM (
 EXPLAIN (FORMAT JSON)
 /* dataset */;
 
+-- name: api_list_jobs
+-- One page of an owner's jobs, newest first, for GET /v1/jobs: keyset
+-- pagination on (created_at, id), which jobs_owner_created_idx serves in
+-- order, so a page costs the same however deep it is. A NULL filter is no
+-- filter: $2 states, $3 kinds, $4 created after, $5 created before, $6/$7
+-- the last job of the previous page, $8 the page size.
+SELECT *
+FROM exportd.jobs
+WHERE owner = $1
+  AND ($2::text[] IS NULL OR state = ANY($2::text[]))
+  AND ($3::text[] IS NULL OR kind = ANY($3::text[]))
+  AND ($4::timestamptz IS NULL OR created_at > $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6::timestamptz, $7::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $8;
+
+-- name: api_enqueue
+-- POST /v1/jobs, after every check passed. A second live job with the same
+-- (owner, dedupe_key) inserts nothing (ON CONFLICT names jobs_dedupe_idx's
+-- columns and predicate) and returns no row: the caller then answers 409
+-- with the live job, found by api_live_duplicate.
+INSERT INTO exportd.jobs
+    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key)
+VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8)
+ON CONFLICT (owner, dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state IN ('pending', 'processing')
+    DO NOTHING
+RETURNING *;
+
+-- name: api_live_duplicate
+SELECT *
+FROM exportd.jobs
+WHERE owner = $1 AND dedupe_key = $2 AND state IN ('pending', 'processing');
+
+-- name: api_lock_job
+-- DELETE /v1/jobs/{id} decides on the row as it is while nobody else can
+-- change it: a job cannot complete between the decision and the cancel, and
+-- a completed job cannot be expired twice.
+SELECT * FROM exportd.jobs WHERE id = $1 FOR UPDATE;
+
+-- name: api_expire
+-- A completed export whose object DELETE /v1/jobs/{id} just deleted.
+UPDATE exportd.jobs
+SET state = 'expired', expires_at = least(expires_at, now())
+WHERE id = $1 AND state = 'completed'
+RETURNING *;
+
+-- name: api_queue_stats
+-- For /metrics: jobs per state, and how long the oldest ready pending job
+-- has waited. The count reads the whole table, so scrapes share one
+-- answer for a few seconds; the age reads jobs_claim_idx only.
+SELECT
+    coalesce((SELECT jsonb_object_agg(state, n)
+              FROM (SELECT state, count(*) AS n FROM exportd.jobs GROUP BY state) AS s),
+             '{}'::jsonb) AS by_state,
+    coalesce((SELECT extract(epoch FROM now() - min(run_after))::float8
+              FROM exportd.jobs
+              WHERE state = 'pending' AND run_after <= now()), 0) AS oldest_pending_seconds;
+
 -- name: retention_lock
 -- One retention round at a time across all daemons; the others skip it.
 SELECT pg_try_advisory_xact_lock(hashtext('exportd.retention'));

@@ -22,7 +22,7 @@ import pytest
 from exportd import db
 from exportd.migrate import migrate
 
-pytest_plugins = ["tests.fixtures_s3"]
+pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_api"]
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
-import aiohttp
 import asyncpg
 import pytest
 
 from exportd import db
-from exportd.api import ApiContext, start_api
+from exportd.api import ApiContext
 from exportd.storage import S3Client
 from tests.daemon_harness import TOKEN
+from tests.fixtures_api import AUTH, call, serving
 from tests.fixtures_s3 import S3Endpoint, s3_settings
 from tests.helpers import insert_job
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@contextlib.asynccontextmanager
-async def serving(ctx: ApiContext) -> AsyncIterator[str]:
-    runner, port = await start_api(ctx, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-async def call(
-    method: str, url: str, headers: dict[str, str] | None = None
-) -> tuple[int, Any, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, url, headers=headers or {}) as response,
-    ):
-        assert response.content_type == "application/json", await response.text()
-        return response.status, await response.json(), response.headers
-
-
-@pytest.fixture
-def api_ctx(
-    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, s3_client: S3Client
-) -> ApiContext:
-    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN)
-    return ApiContext(pool=pool, s3=s3_client, settings=settings)
 
 
 async def test_health_follows_the_worker_loop(api_ctx: ApiContext) -> None:
@@ -132,11 +98,3 @@ async def test_job_documents(api_ctx: ApiContext, pool: asyncpg.Pool) -> None:
             status, body, _ = await call("GET", f"{base}/v1/jobs/{missing}", AUTH)
             assert status == 404, missing
             assert body["error"] == "not_found"
-
-
-async def test_unknown_routes_and_methods_answer_json(api_ctx: ApiContext) -> None:
-    async with serving(api_ctx) as base:
-        status, body, _ = await call("GET", f"{base}/nope")
-        assert (status, body["error"]) == (404, "not_found")
-        status, body, _ = await call("POST", f"{base}/healthz")
-        assert (status, body["error"]) == (405, "method_not_allowed")

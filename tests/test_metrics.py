@@ -70,3 +70,9 @@ def test_queue_figures_appear_once_read_with_every_state() -> None:
         "expired": 0,
     }
     assert found[("exportd_queue_oldest_pending_seconds", ())] == 12.5
+
+
+def test_the_process_is_described_as_on_every_prometheus_target() -> None:
+    names = {name for name, _ in samples(Metrics())}
+    assert {"process_resident_memory_bytes", "process_start_time_seconds"} <= names
+    assert "python_info" in names

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from exportd.definitions import Kind, definitions_from_text
 from exportd.errors import ErrorKind, ExportError
-from exportd.formats import format_for
+from exportd.formats import SUPPORTED_FORMATS, format_for, formats_of
 from exportd.params import InvalidParams, to_json
 from tests.test_definitions import problems_of
 
@@ -64,6 +64,11 @@ def problems(kind: Kind, params: dict[str, object]) -> list[tuple[str, str]]:
     with pytest.raises(InvalidParams) as caught:
         kind.validate(params, NOW)
     return [(e.field, e.rule) for e in caught.value.errors]
+
+
+def test_a_kind_of_one_dataset_of_rows_takes_every_format(report: Kind) -> None:
+    assert formats_of(report) == SUPPORTED_FORMATS
+    assert all(format_for(report, name).name == name for name in SUPPORTED_FORMATS)
 
 
 def test_a_range_within_the_rules_is_accepted(report: Kind) -> None:
@@ -158,6 +163,7 @@ query = "SELECT 2"
 """
     )["k"]
     assert format_for(kind, "zip").name == "zip"
+    assert formats_of(kind) == ("zip",)
     for single in ("csv", "csv.gz", "jsonl", "jsonl.gz", "json"):
         with pytest.raises(ExportError) as caught:
             format_for(kind, single)

@@ -23,9 +23,10 @@ from exportd.storage import (
     classify_s3_error,
     content_disposition,
     delete_object,
+    download_signer,
     list_open_uploads,
+    open_presigner,
     open_s3_client,
-    presign_download,
 )
 from exportd.upload import ObjectUpload, UploadResult
 from tests.fixtures_s3 import S3Endpoint, free_port, s3_settings
@@ -382,15 +383,30 @@ async def test_failed_part_surfaces_as_export_error(
 # --- helpers around objects -----------------------------------------------------
 
 
-async def test_presigned_download_names_the_file(s3_client: S3Client, s3_bucket: str) -> None:
+async def presigned(
+    endpoint: S3Endpoint,
+    client: S3Client,
+    bucket: str,
+    key: str,
+    filename: str,
+    lifetime: timedelta,
+) -> str:
+    """A download URL as the API makes it."""
+    presigner = await open_presigner(s3_settings(endpoint, bucket), client)
+    return await download_signer(presigner)(key, filename, lifetime)
+
+
+async def test_presigned_download_names_the_file(
+    s3_client: S3Client, s3_bucket: str, s3_endpoint: S3Endpoint
+) -> None:
     data = b"a,b\n1,2\n"
     async with make_upload(s3_client, s3_bucket, "d/report.csv") as up:
         await up.write(data)
         await up.complete()
 
     filename = "Übersicht März.csv"
-    url = await presign_download(
-        s3_client, s3_bucket, "d/report.csv", filename, timedelta(minutes=5)
+    url = await presigned(
+        s3_endpoint, s3_client, s3_bucket, "d/report.csv", filename, timedelta(minutes=5)
     )
     assert "X-Amz-Signature=" in url  # SigV4, which rclone requires
     assert "X-Amz-Expires=300&" in url
@@ -407,7 +423,9 @@ async def test_presigned_url_covers_only_its_object(
 ) -> None:
     await s3_client.put_object(Bucket=s3_bucket, Key="d/mine.csv", Body=b"mine")
     await s3_client.put_object(Bucket=s3_bucket, Key="d/other.csv", Body=b"other")
-    url = await presign_download(s3_client, s3_bucket, "d/mine.csv", "m.csv", timedelta(hours=2))
+    url = await presigned(
+        s3_endpoint, s3_client, s3_bucket, "d/mine.csv", "m.csv", timedelta(hours=2)
+    )
     assert "X-Amz-Expires=7200&" in url
     tampered = url.replace("/d/mine.csv?", "/d/other.csv?")
     assert tampered != url

@@ -1,0 +1,184 @@
+"""What every API request goes through: a request id and an access log line,
+JSON errors, and bearer-token checks.
+
+Order (outermost first): ``request_log`` sees the final status of every
+request, errors included; ``errors`` turns anything raised into a JSON
+error; ``auth`` refuses before any handler runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from exportd.apicontext import CONTEXT
+from exportd.apirequests import RequestInvalid, request_id
+from exportd.db import is_connection_error
+from exportd.errors import ExportError
+from exportd.metrics import error_source
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID_HEADER = "X-Request-Id"
+
+# Probes and scrapes arrive every few seconds from every load balancer,
+# kubelet and Prometheus: their successful answers are logged at debug level.
+_ROUTINE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+_log = structlog.get_logger("exportd.api")
+
+
+# A client told to come back later waits this long: outages are seconds to minutes.
+_RETRY_AFTER_SECONDS = "5"
+
+
+class ApiError(Exception):
+    """An answer other than success, raised from anywhere inside a handler."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def invalid_request(exc: RequestInvalid) -> web.Response:
+    count = len(exc.errors)
+    return error_response(
+        400,
+        "invalid_request",
+        f"{count} problem{'s' if count != 1 else ''}: {exc}",
+        errors=[e.as_json() for e in exc.errors],
+    )
+
+
+def unavailable(code: str, message: str) -> web.Response:
+    response = error_response(503, code, message)
+    response.headers["Retry-After"] = _RETRY_AFTER_SECONDS
+    return response
+
+
+def _route_template(request: web.Request) -> str:
+    """The route as declared ('/v1/jobs/{id}'): log lines group by it, and no
+    caller-chosen path text reaches the logs."""
+    route = request.match_info.route
+    resource = route.resource
+    return resource.canonical if resource is not None else "<unmatched>"
+
+
+def request_log(*, log_requests: bool) -> Any:
+    """A middleware giving every request an id, echoed in ``X-Request-Id``, and,
+    when ``log_requests``, one ``http_request`` line with its final status."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
+        started = time.perf_counter()
+        status = 500
+        # Every line logged while the request is served carries its id.
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            try:
+                response = await handler(request)
+                status = response.status
+            except web.HTTPException as exc:  # only redirects and the like get this far
+                status = exc.status
+                exc.headers[REQUEST_ID_HEADER] = rid
+                raise
+            finally:
+                if log_requests:
+                    routine = status < 400 and request.path in _ROUTINE_PATHS
+                    (_log.debug if routine else _log.info)(
+                        "http_request",
+                        method=request.method,
+                        path=_route_template(request),
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        request_id=rid,
+                    )
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    return middleware
+
+
+def _known_failure(exc: Exception, metrics: Any) -> web.Response | None:
+    """The answer to a failure a handler may meet, or None for a bug."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    if isinstance(exc, RequestInvalid):
+        return invalid_request(exc)
+    if isinstance(exc, web.HTTPException):  # aiohttp's own: unknown route, body too large...
+        response = error_response(
+            exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason
+        )
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    if isinstance(exc, ExportError) and (source := error_source(exc.kind)) is not None:
+        # What storage.py raises: S3 unreachable or refusing us.
+        metrics.error(source, "api")
+        return unavailable(str(exc.kind), exc.message)
+    if is_connection_error(exc):
+        metrics.error("database", "api")
+        return unavailable("database_unavailable", "the queue database does not answer; retry")
+    return None
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect is not an error
+        return _known_failure(exc, None) or error_response(exc.status, "error", exc.reason)
+    except Exception as exc:
+        response = _known_failure(exc, request.app[CONTEXT].metrics)
+        if response is not None:
+            return response
+        _log.exception("api_error", path=_route_template(request), method=request.method)
+        return error_response(500, "internal", "internal error; see the daemon log")
+
+
+def authorized(header: str, tokens: Iterable[str]) -> bool:
+    """Whether an Authorization header carries one of ``tokens``."""
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    # Compare with every token, in constant time, so timing says nothing of
+    # which token or how much of one matched.
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(presented.encode(), token.encode())
+    return matched
+
+
+def unauthorized() -> web.Response:
+    response = error_response(
+        401, "unauthorized", "send Authorization: Bearer <token> (EXPORTD_API_TOKENS)"
+    )
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def bearer_auth(tokens_for: Callable[[web.Request], list[str] | None]) -> Any:
+    """A middleware refusing requests whose path ``tokens_for`` gives tokens for,
+    unless they carry one of them (None: the path is open)."""
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        tokens = tokens_for(request)
+        if tokens is not None and not authorized(request.headers.get("Authorization", ""), tokens):
+            return unauthorized()
+        return await handler(request)
+
+    return auth
