@@ -166,6 +166,10 @@ class Kind:
         }
         if self.description:
             schema["description"] = self.description
+        if self.rules:
+            # An annotation keyword: validators ignore it, clients (forms, the API's
+            # callers) learn the cross-field rules the daemon will enforce.
+            schema["x-exportd-rules"] = [rule.describe() for rule in self.rules]
         return schema
 
 

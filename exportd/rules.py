@@ -34,6 +34,19 @@ class Rule:
     fields: tuple[str, ...]
     days: int | None = None
 
+    def describe(self) -> dict[str, object]:
+        """The rule as a client reads it in the kind's JSON Schema (JSON Schema cannot
+        compare two fields, so the rules travel beside it, in the same words as the
+        definition)."""
+        described: dict[str, object] = {"rule": self.rule}
+        if self.rule == "not_future":
+            described["field"] = self.fields[0]
+        else:
+            described["fields"] = list(self.fields)
+        if self.days is not None:
+            described["days"] = self.days
+        return described
+
     def check(self, values: Mapping[str, object], now: datetime) -> ParamError | None:
         """The problem with ``values`` (typed, validated), or None. A rule whose fields are
         absent (null) does not apply."""

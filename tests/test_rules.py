@@ -98,6 +98,20 @@ def test_field_errors_and_rule_errors_come_together_once_fields_are_valid(report
     ]
 
 
+def test_the_rules_travel_with_the_kinds_json_schema(report: Kind) -> None:
+    assert report.json_schema()["x-exportd-rules"] == [
+        {"rule": "before", "fields": ["start", "end"]},
+        {"rule": "max_span", "fields": ["start", "end"], "days": 31},
+        {"rule": "not_future", "field": "end"},
+        {"rule": "not_future", "field": "upto"},
+    ]
+
+
+def test_a_kind_without_rules_has_no_rules_in_its_schema() -> None:
+    kind = definitions_from_text(REPORT.split("[[kinds.report.rules]]")[0])["report"]
+    assert "x-exportd-rules" not in kind.json_schema()
+
+
 def test_rules_are_checked_when_definitions_load() -> None:
     text = """
 [kinds.k]
