@@ -248,7 +248,8 @@ class Exporter:
         return rows
 
     async def _bundle(self, snapshot: _Snapshot, job: _Job) -> int:
-        bundle = ZipBundle(job.upload)
+        generated_at = datetime.now(UTC)
+        bundle = ZipBundle(job.upload, generated_at)
         members: list[dict[str, object]] = []
         for dataset in job.kind.datasets:
             member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
@@ -258,7 +259,7 @@ class Exporter:
             job.tracker.dataset_done(rows)
             members.append(_member_entry(dataset, stats, rows))
         # Last, so that it describes members that are all written.
-        await bundle.add(MANIFEST, _manifest(job, members))
+        await bundle.add(MANIFEST, _manifest(job, members, generated_at))
         await bundle.close()
         return job.tracker.rows
 
@@ -297,13 +298,13 @@ def _member_entry(dataset: Dataset, stats: MemberStats, rows: int) -> dict[str, 
     }
 
 
-def _manifest(job: _Job, members: list[dict[str, object]]) -> bytes:
+def _manifest(job: _Job, members: list[dict[str, object]], generated_at: datetime) -> bytes:
     document = {
         "kind": job.kind.name,
         "owner": job.ctx.job.owner,
         "job_id": str(job.ctx.job.id),
         "params": {name: to_json(value) for name, value in job.values.items()},
-        "generated_at": datetime.now(UTC).isoformat(),
+        "generated_at": generated_at.isoformat(),
         "members": members,
     }
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -14,6 +14,7 @@ import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 # Blocks handed to a thread at once: big enough that the hop costs nothing,
@@ -147,9 +148,16 @@ class ZipBundle:
     """A zip file written as a stream: members one at a time, each with a data
     descriptor (nothing is seeked back to) and ZIP64 fields (no 4 GiB limit)."""
 
-    def __init__(self, out: ByteSink, level: int = COMPRESS_LEVEL) -> None:
+    def __init__(
+        self, out: ByteSink, modified: datetime | None = None, level: int = COMPRESS_LEVEL
+    ) -> None:
         self._out = out
         self._spool = _Spool()
+        self._level = level
+        # Zip stores a local date and time without a zone; a bundle's members carry
+        # its generation time (the manifest's, in UTC) rather than zipfile's default
+        # of 1980-01-01, which unzip tools would show as the files' date.
+        self._date_time = (modified or datetime.now(UTC)).timetuple()[:6]
         # A file object without tell() or seek() makes zipfile stream.
         self._zip = zipfile.ZipFile(
             self._spool,
@@ -170,6 +178,17 @@ class ZipBundle:
         await asyncio.to_thread(self._zip.close)
         await self._drain()
 
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=self._date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        # Python reads a member's level from this attribute (public as
+        # compress_level from 3.13, which keeps this name as an alias). Without
+        # it a member given as a ZipInfo deflates at zlib's default level (6), not
+        # at the bundle's.
+        info._compresslevel = self._level  # type: ignore[attr-defined]
+        info.external_attr = 0o644 << 16  # a regular file, readable once unpacked
+        return info
+
     async def _drain(self) -> None:
         data = self._spool.take()
         if data:
@@ -182,7 +201,7 @@ class ZipMember:
     def __init__(self, bundle: ZipBundle, name: str) -> None:
         self._bundle = bundle
         self._name = name
-        self._file = bundle._zip.open(name, "w", force_zip64=True)
+        self._file = bundle._zip.open(bundle._info(name), "w", force_zip64=True)
         self._hasher = hashlib.sha256()
         self._size = 0
         self._pending = bytearray()

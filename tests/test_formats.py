@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -226,11 +226,18 @@ async def test_a_bundle_has_a_member_per_dataset_and_a_manifest_that_matches(
         assert names == ["accounts.csv", "transactions.jsonl", "categories.csv", "manifest.json"]
         manifest = json.loads(bundle.read("manifest.json"))
         contents = {name: bundle.read(name) for name in names}
+        infos = bundle.infolist()
     assert manifest["kind"] == "account"
     assert manifest["owner"] == "alice"
     assert manifest["job_id"] == str(job_id)
     assert manifest["params"] == {}
-    assert datetime.fromisoformat(manifest["generated_at"]).tzinfo is not None
+    generated_at = datetime.fromisoformat(manifest["generated_at"])
+    assert generated_at.tzinfo is not None
+    # Zip keeps times to two seconds, without a zone: the members carry the manifest's
+    # generation time in UTC, not zipfile's 1980 default.
+    for info in infos:
+        stamped = datetime(*info.date_time, tzinfo=UTC)
+        assert timedelta(0) <= generated_at - stamped < timedelta(seconds=2), info.filename
     members = {m["name"]: m for m in manifest["members"]}
     assert list(members) == names[:-1]
     for name, member in members.items():

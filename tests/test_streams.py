@@ -9,7 +9,9 @@ import hashlib
 import io
 import itertools
 import json
+import random
 import zipfile
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,6 +91,26 @@ async def test_gzip_stream_is_a_gzip_file_written_block_by_block() -> None:
     await stream.close()
     assert gzip.decompress(bytes(out.data)) == data
     assert out.writes >= len(data) // BLOCK, "compressed output is passed on as it is made"
+
+
+async def test_a_zip_bundles_members_carry_its_date_and_its_compression_level() -> None:
+    rng = random.Random(7)
+    text = "".join(f"{rng.randrange(10**9)},{rng.choice('abcdef') * 3}\n" for _ in range(50_000))
+    made = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+    sizes = {}
+    for level in (1, 9):
+        out = Collect()
+        bundle = ZipBundle(out, made, level=level)
+        await bundle.add("rows.csv", text.encode())
+        await bundle.close()
+        with zipfile.ZipFile(io.BytesIO(bytes(out.data))) as archive:
+            (info,) = archive.infolist()
+            assert archive.read("rows.csv") == text.encode()
+        assert info.date_time == (2026, 3, 14, 15, 9, 26)
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert info.external_attr >> 16 == 0o644
+        sizes[level] = info.compress_size
+    assert sizes[9] < sizes[1], "each level is the bundle's, not zlib's default"
 
 
 async def test_a_zip_bundle_is_streamed_and_records_each_member() -> None:
