@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +37,16 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.csv_export import rclone, s3_client  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_admin_url,
+    create_database,
+    daemon_env,
+    exportd_run,
+    rclone,
+    s3_client,
+)
 from exportd.migrate import migrate  # noqa: E402
-from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY, free_port  # noqa: E402
+from tests.fixtures_s3 import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 KINDS = """
@@ -98,13 +103,7 @@ class Scenario:
 
 
 async def prepare(admin: str, name: str, bucket: str, endpoint: str) -> tuple[str, dict[str, str]]:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    dsn = f"{admin.rsplit('/', 1)[0]}/{name}"
+    dsn = await create_database(admin, name, fresh=True)
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
@@ -133,29 +132,6 @@ async def prepare(admin: str, name: str, bucket: str, endpoint: str) -> tuple[st
     return dsn, {"pending": str(pending), "completed": str(completed)}
 
 
-@contextlib.contextmanager
-def daemon(env: dict[str, str], workdir: Path) -> object:
-    port = int(env["EXPORTD_API_PORT"])
-    log = (workdir / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exportd", "run"], env=env, cwd=workdir, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"exportd did not start; see {workdir / 'daemon.log'}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
-
-
 def run_scenario(
     scenario: Scenario,
     base_env: dict[str, str],
@@ -164,7 +140,7 @@ def run_scenario(
     workdir: Path,
 ) -> dict[str, float]:
     env = base_env | {"EXPORTD_API_PORT": str(free_port())} | scenario.env
-    with daemon(env, workdir) as proc:
+    with exportd_run(env, workdir, workdir / "daemon.log") as proc:
         url = f"http://127.0.0.1:{env['EXPORTD_API_PORT']}/v1/jobs/{ids[scenario.job]}"
         server = psutil.Process(proc.pid)
         machine_before, server_before = psutil.cpu_times(), server.cpu_times()
@@ -243,12 +219,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--profile", help="a folder for py-spy flame graphs of the daemon")
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get(
-            "EXPORTD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    add_admin_url(parser)
     args = parser.parse_args()
     if args.drive:
         result = asyncio.run(drive(args.drive, args.concurrency, args.seconds, args.warmup))
@@ -261,16 +232,7 @@ def main() -> int:
         s3_client(endpoint).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
         dsn, ids = asyncio.run(prepare(args.admin_url, "exportd_bench_api", bucket, endpoint))
         (workdir / "kinds.toml").write_text(KINDS)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")} | {
-            "PYTHONPATH": str(ROOT),
-            "EXPORTD_DATABASE_URL": dsn,
-            "EXPORTD_S3_BUCKET": bucket,
-            "EXPORTD_S3_ENDPOINT_URL": endpoint,
-            "EXPORTD_S3_ACCESS_KEY_ID": ACCESS_KEY,
-            "EXPORTD_S3_SECRET_ACCESS_KEY": SECRET_KEY,
-            "EXPORTD_DEFINITIONS": str(workdir / "kinds.toml"),
-            "EXPORTD_API_TOKENS": TOKEN,
-        }
+        base_env = daemon_env(dsn, endpoint, bucket, workdir / "kinds.toml", api_tokens=TOKEN)
         scenarios = [
             Scenario("pending job (one read)", "pending", {}),
             Scenario("completed job (read + presign)", "completed", {}),

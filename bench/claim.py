@@ -28,23 +28,19 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import add_admin_url, database_url
 from exportd import db
 from exportd.migrate import migrate
 from exportd.pgstore import PgJobStore
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEASE = 30.0
 
 
-def url(name: str) -> str:
-    return ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
 async def prepare(
-    admin: asyncpg.Connection, name: str, jobs: int, owners: int, heavy: bool
+    admin: asyncpg.Connection, admin_url: str, name: str, jobs: int, owners: int, heavy: bool
 ) -> None:
     await admin.execute(f"CREATE DATABASE {name}")
-    conn = await db.connect(url(name))
+    conn = await db.connect(database_url(admin_url, name))
     try:
         await migrate(conn)
         await conn.execute(
@@ -98,21 +94,23 @@ async def main() -> int:
     parser.add_argument("--claimers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--per-owner", type=int, default=2)
+    add_admin_url(parser)
     args = parser.parse_args()
 
-    admin = await asyncpg.connect(ADMIN)
+    admin = await asyncpg.connect(args.admin_url)
     results: dict[tuple[str, str], tuple[float, int]] = {}
     try:
         for backlog in ("spread", "heavy"):
             base = f"exportd_bench_claim_{uuid.uuid4().hex[:8]}"
             names = {"plain": f"{base}_plain", "per-owner": f"{base}_fair"}
             try:
-                await prepare(admin, base, args.jobs, args.owners, backlog == "heavy")
+                heavy = backlog == "heavy"
+                await prepare(admin, args.admin_url, base, args.jobs, args.owners, heavy)
                 for name in names.values():
                     await admin.execute(f"CREATE DATABASE {name} TEMPLATE {base}")
                 for label, limit in (("plain", None), ("per-owner", args.per_owner)):
                     results[backlog, label] = await drain(
-                        url(names[label]), limit, args.claimers, args.batch
+                        database_url(args.admin_url, names[label]), limit, args.claimers, args.batch
                     )
             finally:
                 for name in [*names.values(), base]:

@@ -28,28 +28,31 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import boto3
 import psutil
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    add_admin_url,
+    create_database,
+    daemon_env,
+    exportd_run,
+    rclone,
+    s3_client,
+)
 from exportd.migrate import migrate  # noqa: E402
-from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY, find_binary, free_port, run_server  # noqa: E402
+from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
 QUERY = "SELECT id, owner, created_at, amount, status, note FROM bench.rows ORDER BY id"
 
@@ -117,22 +120,6 @@ class RssSampler:
         self._thread.join()
 
 
-def s3_client(endpoint: str) -> object:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
-
-
 def object_digest(client: object, bucket: str, key: str) -> tuple[int, str]:
     body = client.get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[attr-defined]
     digest = hashlib.sha256()
@@ -144,13 +131,7 @@ def object_digest(client: object, bucket: str, key: str) -> tuple[int, str]:
 
 
 async def prepare_database(admin: str, name: str, rows: int) -> str:
-    conn = await asyncpg.connect(admin)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    dsn = f"{admin.rsplit('/', 1)[0]}/{name}"
+    dsn = await create_database(admin, name, fresh=False)
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
@@ -172,29 +153,10 @@ def run_exportd(
     dsn: str, endpoint: str, bucket: str, workdir: Path, fmt: str = "csv"
 ) -> tuple[float, int, int, str]:
     (workdir / "kinds.toml").write_text(DEFINITIONS)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")} | {
-        "PYTHONPATH": str(ROOT),
-        "EXPORTD_DATABASE_URL": dsn,
-        "EXPORTD_S3_BUCKET": bucket,
-        "EXPORTD_S3_ENDPOINT_URL": endpoint,
-        "EXPORTD_S3_ACCESS_KEY_ID": ACCESS_KEY,
-        "EXPORTD_S3_SECRET_ACCESS_KEY": SECRET_KEY,
-        "EXPORTD_DEFINITIONS": str(workdir / "kinds.toml"),
-        "EXPORTD_API_PORT": str(port),
-        "EXPORTD_POLL_INTERVAL": "0.05",
-        "EXPORTD_LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "exportd", "run"], env=env, cwd=workdir)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("exportd did not start")
-            time.sleep(0.05)
+    env = daemon_env(
+        dsn, endpoint, bucket, workdir / "kinds.toml", poll_interval="0.05", log_level="warning"
+    )
+    with exportd_run(env, workdir) as proc:
 
         async def one_job() -> tuple[float, str]:
             conn = await asyncpg.connect(dsn)
@@ -221,9 +183,6 @@ def run_exportd(
         with RssSampler(proc.pid) as sampler:
             elapsed, key = asyncio.run(one_job())
         return elapsed, sampler.peak, idle, key
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 def timed(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -269,29 +228,6 @@ def run_rowloop(dsn: str, endpoint: str, bucket: str, key: str) -> tuple[float, 
     return timed("row loop", argv, env)
 
 
-@contextlib.contextmanager
-def rclone(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    data = workdir / "s3"
-    data.mkdir()
-    (workdir / "rclone.conf").touch()
-    url = f"http://127.0.0.1:{port}"
-    argv = [
-        find_binary("rclone"),
-        "serve",
-        "s3",
-        "--config",
-        str(workdir / "rclone.conf"),
-        "--addr",
-        f"127.0.0.1:{port}",
-        "--auth-key",
-        f"{ACCESS_KEY},{SECRET_KEY}",
-        str(data),
-    ]
-    with run_server("rclone serve s3", argv, url, workdir / "rclone.log"):
-        yield url
-
-
 def table(results: list[Result], rows: int) -> str:
     base = results[0]
     lines = [
@@ -310,12 +246,7 @@ def table(results: list[Result], rows: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get(
-            "EXPORTD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    add_admin_url(parser)
     parser.add_argument(
         "--aws", default=shutil.which("aws") or str(ROOT / ".venv-aws" / "bin" / "aws")
     )
