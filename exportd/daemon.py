@@ -132,7 +132,11 @@ async def serve(
         breaker = StorageBreaker(settings.storage_failure_threshold)
         metrics.storage_breaker_open.set_function(lambda: 0.0 if breaker.allows_claims else 1.0)
         worker = Worker(
-            PgJobStore(pool, max_per_owner=settings.max_per_owner),
+            PgJobStore(
+                pool,
+                max_per_owner=settings.max_per_owner,
+                heartbeat_pool=await queue_pool(1),
+            ),
             exporter,
             WorkerConfig(
                 concurrency=settings.concurrency,

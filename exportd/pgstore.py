@@ -16,8 +16,19 @@ from exportd.store import Commit
 class PgJobStore:
     """``JobStore`` on the ``exportd.jobs`` table; every write after the claim is guarded."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_per_owner: int | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_per_owner: int | None = None,
+        heartbeat_pool: asyncpg.Pool | None = None,
+    ) -> None:
         self._pool = pool
+        # Heartbeats on connections of their own: completions, the reaper and
+        # maintenance hold pool connections across S3 requests, and a slow
+        # bucket must not leave a lease unrenewed while a heartbeat waits for
+        # a connection (the job would be reaped while it is still running).
+        self._heartbeat_pool = heartbeat_pool or pool
         self._q = queries()
         self._max_per_owner = max_per_owner
 
@@ -38,7 +49,7 @@ class PgJobStore:
     ) -> set[uuid.UUID]:
         if not beats:
             return set()
-        rows = await self._pool.fetch(
+        rows = await self._heartbeat_pool.fetch(
             self._q["heartbeat"],
             worker_id,
             float(lease_seconds),

@@ -65,9 +65,9 @@ class Settings(BaseSettings):
         None,
         ge=2,
         le=100,
-        description="Connections to the queue database (claims, heartbeats, completions, "
-        "reaping); by default concurrency + 3, so that jobs completing at once never keep "
-        "a heartbeat waiting for a connection.",
+        description="Connections to the queue database (claims, completions, reaping, "
+        "maintenance); by default concurrency + 3. Heartbeats have a connection of their "
+        "own besides these, so that nothing holding the others keeps a lease unrenewed.",
     )
     api_pool_size: int = Field(
         4,

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
+from exportd import db
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, JobState
@@ -338,3 +339,25 @@ async def test_a_stale_claim_of_the_same_worker_cannot_act_on_a_new_claim(
     assert state.held_by("w1", 2)
     assert not state.held_by("w1", 1)
     assert await store.release(second, "w1")
+
+
+async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    job_id = await insert_job(pool)
+    queue = await db.create_pool(dsn, min_size=1, max_size=1)
+    beats = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        store = PgJobStore(queue, heartbeat_pool=beats)
+        [job] = await store.claim("w1", 1, LEASE)
+        before = (await job_row(pool, job_id))["lease_expires_at"]
+        # Every queue connection held, as by completions waiting on a slow bucket.
+        async with queue.acquire():
+            owned = await asyncio.wait_for(
+                store.heartbeat("w1", LEASE, [Heartbeat(job.id, job.attempt, 0, 0, 0)]), 5
+            )
+        assert owned == {job_id}
+        assert (await job_row(pool, job_id))["lease_expires_at"] > before
+    finally:
+        await queue.close()
+        await beats.close()
