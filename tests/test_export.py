@@ -271,7 +271,11 @@ async def test_two_daemons_never_run_the_same_job(
         await insert_job(pool, owner=f"o{i % 7}", kind="since", params={"day": "2000-01-01"})
         for i in range(60)
     ]
-    settings = settings_for(s3_endpoint, s3_bucket, dsn, concurrency=3)
+    # Both daemons share this test's event loop, so a stall of that loop stalls
+    # both heartbeats at once (a 4 s stall while the second daemon started was
+    # seen in full-suite runs, and its jobs were reaped and run again). A lease
+    # longer than such a stall keeps this test about claims, not about leases.
+    settings = settings_for(s3_endpoint, s3_bucket, dsn, concurrency=3, lease_seconds=30.0)
     async with (
         running_daemon(settings, DEFINITIONS) as one,
         running_daemon(settings, DEFINITIONS) as two,
