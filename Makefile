@@ -42,7 +42,7 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PYTHON) -m venv .venv-aws
 	.venv-aws/bin/python -m pip install --quiet awscli
 
-## bench: CSV export, exportd against psql | aws s3 cp and a Python row loop
+## bench: exports (csv, csv.gz, jsonl, zip) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows
 bench: $(VENV)/.bench .venv-aws/bin/aws
 	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
 

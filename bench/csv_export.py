@@ -1,20 +1,26 @@
-"""CSV export to S3: exportd against the alternatives, side by side, in one run.
+"""Exports to S3: exportd against the alternatives, side by side, in one run.
 
 Contenders, on the same table, database and S3 server (``rclone serve s3``):
 
-- exportd: an ``exportd run`` process exporting one job (COPY streamed into
-  a multipart upload);
-- pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``
-  (with ``--formats csv.gz``, also ``... | gzip -1 | aws s3 cp -``);
+- exportd: an ``exportd run`` process exporting one job per format (CSV is
+  Postgres's COPY streamed into a multipart upload);
+- pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``,
+  and for ``csv.gz`` the same with ``| gzip -1 |`` in the middle;
 - row loop: rows fetched in Python, written with csv.writer, file uploaded.
 
 Wall time runs from the moment a contender is asked to export until its
 object is complete in S3. Peak RSS is the largest sum of the resident sizes
-of the contender's processes, sampled every 10 ms (exportd: the daemon,
-whose baseline includes its HTTP API and connection pools).
+of the contender's processes, sampled every 10 ms (exportd: the daemon, whose
+baseline includes its HTTP API and connection pools). CPU seconds are given
+for the contender's own processes, for every Postgres process and for the S3
+server, so a ratio can be read against what bounds it on the machine.
 
-    .venv/bin/python bench/csv_export.py --rows 2000000
-    .venv/bin/python bench/csv_export.py --rows 1000000 --formats csv,csv.gz,jsonl --skip-rowloop
+Each contender but the row loop runs ``--repeat`` times, the contenders taking
+turns, and the table gives each one's median run. A second table gives
+exportd's peak RSS exporting the first 1, 2 and 4 million rows (``--rss-rows``).
+
+    make bench                                      # 2,000,000 rows, every comparison
+    .venv/bin/python bench/csv_export.py --rows 1000000 --repeat 1 --skip-rowloop
 
 needs psql on PATH and the AWS CLI at --aws (``make bench`` installs it in
 its own environment, since it pins botocore apart from aiobotocore).
@@ -27,6 +33,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,7 +41,8 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -54,7 +62,7 @@ from bench.common import (  # noqa: E402
 from exportd.migrate import migrate  # noqa: E402
 from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
-QUERY = "SELECT id, owner, created_at, amount, status, note FROM bench.rows ORDER BY id"
+COLUMNS = "id, owner, created_at, amount, status, note"
 
 TABLE = """
 CREATE SCHEMA IF NOT EXISTS bench;
@@ -75,59 +83,218 @@ FROM generate_series(1, $1::bigint) AS g;
 ANALYZE bench.rows;
 """
 
-DEFINITIONS = f'''
-[kinds.rows]
-description = "Every benchmark row"
-query = "{QUERY} -- :owner"
-'''
+
+def query(rows: int) -> str:
+    """The first ``rows`` rows of the table, in order: the query every contender runs."""
+    return f"SELECT {COLUMNS} FROM bench.rows WHERE id <= {rows} ORDER BY id"
+
+
+def definitions(sizes: list[int]) -> str:
+    """One kind per size, ``rows_<n>``, exporting ``query(n)``."""
+    kinds = [
+        f'[kinds.rows_{n}]\ndescription = "The first {n} rows"\nquery = "{query(n)} -- :owner"\n'
+        for n in sizes
+    ]
+    return "\n".join(kinds)
 
 
 @dataclass
-class Result:
-    name: str
+class Run:
     seconds: float
     peak_rss: int
-    size: int
-    sha256: str
+    cpu: float  # the contender's own processes
+    postgres_cpu: float
+    s3_cpu: float
+    size: int = 0
+    sha256: str = ""
 
 
-class RssSampler:
-    """Peak of the summed RSS of a process and its descendants."""
+@dataclass
+class Contender:
+    name: str
+    runs: list[Run] = field(default_factory=list)
 
-    def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
+    @property
+    def median(self) -> Run:
+        """The run of median wall time (a real run, so its columns agree)."""
+        ordered = sorted(self.runs, key=lambda r: r.seconds)
+        return ordered[(len(ordered) - 1) // 2]
+
+
+class Sampler:
+    """Peak summed RSS of a process tree, and CPU time of every Postgres process.
+
+    Postgres backends come and go (psql's ends with its COPY), so their CPU
+    time is read every 10 ms while they live rather than before and after.
+    """
+
+    def __init__(self, pid: int | None, postmaster: psutil.Process) -> None:
+        self.root = psutil.Process(pid) if pid is not None else None
+        self.postmaster = postmaster
         self.peak = 0
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
+    def _sample(self) -> None:
+        if self.root is not None:
             total = 0
             with contextlib.suppress(psutil.Error):
-                procs = [self.root, *self.root.children(recursive=True)]
-                for proc in procs:
+                for proc in [self.root, *self.root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         total += proc.memory_info().rss
             self.peak = max(self.peak, total)
+        with contextlib.suppress(psutil.Error):
+            for proc in [self.postmaster, *self.postmaster.children()]:
+                with contextlib.suppress(psutil.Error):
+                    cpu = self._cpu(proc)
+                    self._first.setdefault(proc.pid, cpu)
+                    self._last[proc.pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
             time.sleep(0.01)
 
-    def __enter__(self) -> RssSampler:
+    @property
+    def postgres_cpu(self) -> float:
+        return sum(self._last[pid] - self._first[pid] for pid in self._last)
+
+    def __enter__(self) -> Sampler:
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()
 
 
-def object_digest(client: object, bucket: str, key: str) -> tuple[int, str]:
-    body = client.get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[attr-defined]
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
+@dataclass
+class Bench:
+    dsn: str
+    endpoint: str
+    bucket: str
+    workdir: Path
+    aws: str
+    client: object
+    postmaster: psutil.Process
+    s3_server: psutil.Process
+
+    def _s3_cpu(self) -> float:
+        return Sampler._cpu(self.s3_server)
+
+    def digest(self, run: Run, key: str) -> Run:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[attr-defined]
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+            run.size += len(chunk)
+        run.sha256 = digest.hexdigest()
+        return run
+
+    @contextlib.contextmanager
+    def daemon(self, kinds: str) -> Iterator[psutil.Process]:
+        (self.workdir / "kinds.toml").write_text(kinds)
+        env = daemon_env(
+            self.dsn,
+            self.endpoint,
+            self.bucket,
+            self.workdir / "kinds.toml",
+            poll_interval="0.05",
+            log_level="warning",
+        )
+        with exportd_run(env, self.workdir) as proc:
+            yield psutil.Process(proc.pid)
+
+    def exportd(self, daemon: psutil.Process, kind: str, fmt: str) -> Run:
+        """One job through a running daemon, from INSERT to the row saying completed."""
+
+        async def one_job() -> tuple[float, str]:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                started = time.perf_counter()
+                job_id = await conn.fetchval(
+                    "SELECT exportd.enqueue('bench', $1, '{}'::jsonb, $2)", kind, fmt
+                )
+                while True:
+                    row = await conn.fetchrow(
+                        "SELECT state, object_key, error FROM exportd.jobs WHERE id = $1", job_id
+                    )
+                    if row["state"] in ("completed", "failed"):
+                        break
+                    await asyncio.sleep(0.005)
+                elapsed = time.perf_counter() - started
+            finally:
+                await conn.close()
+            if row["state"] != "completed":
+                raise RuntimeError(f"exportd failed: {row['error']}")
+            return elapsed, str(row["object_key"])
+
+        cpu, s3 = Sampler._cpu(daemon), self._s3_cpu()
+        with Sampler(daemon.pid, self.postmaster) as sampler:
+            elapsed, key = asyncio.run(one_job())
+        run = Run(
+            elapsed,
+            sampler.peak,
+            Sampler._cpu(daemon) - cpu,
+            sampler.postgres_cpu,
+            self._s3_cpu() - s3,
+        )
+        return self.digest(run, key)
+
+    def process(self, name: str, argv: list[str], env: dict[str, str], key: str) -> Run:
+        """A contender run as a process tree, to completion."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        s3 = self._s3_cpu()
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        with Sampler(proc.pid, self.postmaster) as sampler:
+            code = proc.wait()
+        elapsed = time.perf_counter() - started
+        if code != 0:
+            raise RuntimeError(f"{name} exited with {code}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        run = Run(elapsed, sampler.peak, cpu, sampler.postgres_cpu, self._s3_cpu() - s3)
+        return self.digest(run, key)
+
+    def pipeline(self, rows: int, *, gzip: bool = False) -> Run:
+        env = os.environ | {
+            "PGTZ": "UTC",
+            "PGOPTIONS": "-c DateStyle=ISO,YMD -c IntervalStyle=iso_8601",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+            "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+        }
+        key = f"pipeline-{uuid.uuid4().hex[:8]}.csv" + (".gz" if gzip else "")
+        copy = f"\\copy ({query(rows)}) to stdout csv header"
+        script = (
+            f'psql "{self.dsn}" -X -q -v ON_ERROR_STOP=1 -c "{copy}"'
+            + (" | gzip -1" if gzip else "")
+            + f" | {self.aws} s3 cp - s3://{self.bucket}/{key} --endpoint-url {self.endpoint}"
+        )
+        return self.process("pipeline", ["bash", "-o", "pipefail", "-c", script], env, key)
+
+    def rowloop(self, rows: int) -> Run:
+        env = os.environ | {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "BENCH_S3_ENDPOINT": self.endpoint,
+        }
+        key = f"rowloop-{uuid.uuid4().hex[:8]}.csv"
+        script = str(ROOT / "bench" / "rowloop.py")
+        argv = [sys.executable, script, self.dsn, query(rows), self.bucket, key]
+        return self.process("row loop", argv, env, key)
 
 
 async def prepare_database(admin: str, name: str, rows: int) -> str:
@@ -149,98 +316,103 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
     return dsn
 
 
-def run_exportd(
-    dsn: str, endpoint: str, bucket: str, workdir: Path, fmt: str = "csv"
-) -> tuple[float, int, int, str]:
-    (workdir / "kinds.toml").write_text(DEFINITIONS)
-    env = daemon_env(
-        dsn, endpoint, bucket, workdir / "kinds.toml", poll_interval="0.05", log_level="warning"
-    )
-    with exportd_run(env, workdir) as proc:
-
-        async def one_job() -> tuple[float, str]:
-            conn = await asyncpg.connect(dsn)
-            try:
-                started = time.perf_counter()
-                job_id = await conn.fetchval(
-                    "SELECT exportd.enqueue('bench', 'rows', '{}'::jsonb, $1)", fmt
-                )
-                while True:
-                    row = await conn.fetchrow(
-                        "SELECT state, object_key, error FROM exportd.jobs WHERE id = $1", job_id
-                    )
-                    if row["state"] in ("completed", "failed"):
-                        break
-                    await asyncio.sleep(0.01)
-                elapsed = time.perf_counter() - started
-            finally:
-                await conn.close()
-            if row["state"] != "completed":
-                raise RuntimeError(f"exportd failed: {row['error']}")
-            return elapsed, str(row["object_key"])
-
-        idle = psutil.Process(proc.pid).memory_info().rss
-        with RssSampler(proc.pid) as sampler:
-            elapsed, key = asyncio.run(one_job())
-        return elapsed, sampler.peak, idle, key
+async def postmaster_of(dsn: str) -> psutil.Process:
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Asked while the backend lives: it is gone once the connection closes.
+        parent = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+    finally:
+        await conn.close()
+    if parent is None:
+        raise RuntimeError("cannot find the Postgres server process")
+    return parent
 
 
-def timed(name: str, argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall time and peak RSS of a contender run as a process tree."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-    with RssSampler(proc.pid) as sampler:
-        code = proc.wait()
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"{name} exited with {code}")
-    return elapsed, sampler.peak
+def s3_server_process(endpoint: str) -> psutil.Process:
+    port = endpoint.rsplit(":", 1)[1]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any("rclone" in part for part in cmdline[:1]) and f"127.0.0.1:{port}" in cmdline:
+            return proc
+    raise RuntimeError("cannot find the rclone process")
 
 
-def run_pipeline(
-    dsn: str, endpoint: str, bucket: str, key: str, aws: str, gzip: bool = False
-) -> tuple[float, int]:
-    env = os.environ | {
-        "PGTZ": "UTC",
-        "PGOPTIONS": "-c DateStyle=ISO,YMD -c IntervalStyle=iso_8601",
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
-        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
-    }
-    copy = f"\\copy ({QUERY}) to stdout csv header"
-    script = (
-        f'psql "{dsn}" -X -q -v ON_ERROR_STOP=1 -c "{copy}"'
-        + (" | gzip -1" if gzip else "")
-        + f" | {aws} s3 cp - s3://{bucket}/{key} --endpoint-url {endpoint}"
-    )
-    return timed("pipeline", ["bash", "-o", "pipefail", "-c", script], env)
-
-
-def run_rowloop(dsn: str, endpoint: str, bucket: str, key: str) -> tuple[float, int]:
-    env = os.environ | {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "BENCH_S3_ENDPOINT": endpoint,
-    }
-    argv = [sys.executable, str(ROOT / "bench" / "rowloop.py"), dsn, QUERY, bucket, key]
-    return timed("row loop", argv, env)
-
-
-def table(results: list[Result], rows: int) -> str:
-    base = results[0]
+def comparison_table(contenders: list[Contender], rows: int) -> str:
+    base = contenders[0].median
     lines = [
-        "| contender | wall s | rows/s | MB/s | peak RSS MB | time vs exportd |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | wall s | rows/s | MB/s | peak RSS MB | CPU s: own / Postgres / S3 "
+        "| time vs exportd csv |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
+    for c in contenders:
+        r = c.median
         lines.append(
-            f"| {r.name} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
+            f"| {c.name} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
             f"{r.size / r.seconds / 1e6:.0f} | {r.peak_rss / 1e6:.0f} | "
+            f"{r.cpu:.2f} / {r.postgres_cpu:.2f} / {r.s3_cpu:.2f} | "
             f"{r.seconds / base.seconds:.2f}x |"
         )
     return "\n".join(lines)
+
+
+@dataclass
+class Aim:
+    what: str
+    value: float
+    aim: str
+    met: bool
+
+
+def aims(by_name: dict[str, Contender], rss: dict[int, Run]) -> list[Aim]:
+    out: list[Aim] = []
+
+    def ratio(a: str, b: str) -> float | None:
+        if a in by_name and b in by_name:
+            return by_name[a].median.seconds / by_name[b].median.seconds
+        return None
+
+    checks: list[tuple[str, str, str, str, Callable[[float], bool]]] = [
+        ("exportd csv time / pipeline time", EXPORTD, PIPELINE, "≤ 0.90", lambda v: v <= 0.9),
+        ("row loop time / exportd csv time", ROWLOOP, EXPORTD, "≥ 4.00", lambda v: v >= 4),
+        (
+            "exportd csv.gz time / gzip pipeline time",
+            "exportd csv.gz",
+            GZIP_PIPELINE,
+            "≤ 0.80",
+            lambda v: v <= 0.8,
+        ),
+        (
+            "exportd jsonl time / exportd csv time",
+            "exportd jsonl",
+            EXPORTD,
+            "≤ 1.50",
+            lambda v: v <= 1.5,
+        ),
+    ]
+    for what, a, b, aim, ok in checks:
+        value = ratio(a, b)
+        if value is not None:
+            out.append(Aim(what, value, aim, ok(value)))
+    if rss:
+        peak = max(r.peak_rss for r in rss.values()) / 1e6
+        out.append(Aim("exportd peak RSS, MB (every size)", peak, "< 150", peak < 150))
+        smallest, largest = rss[min(rss)], rss[max(rss)]
+        growth = largest.peak_rss / smallest.peak_rss
+        out.append(
+            Aim(
+                f"peak RSS at {max(rss):,} rows / at {min(rss):,} rows",
+                growth,
+                "≤ 1.15",
+                growth <= 1.15,
+            )
+        )
+    return out
+
+
+EXPORTD = "exportd csv"
+PIPELINE = "psql \\copy \\| aws s3 cp -"
+GZIP_PIPELINE = "psql \\copy \\| gzip -1 \\| aws s3 cp -"
+ROWLOOP = "row loop (asyncpg + csv.writer + boto3)"
 
 
 def main() -> int:
@@ -250,76 +422,99 @@ def main() -> int:
     parser.add_argument(
         "--aws", default=shutil.which("aws") or str(ROOT / ".venv-aws" / "bin" / "aws")
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each contender")
     parser.add_argument("--skip-rowloop", action="store_true")
     parser.add_argument(
         "--formats",
-        default="csv",
-        help="comma-separated exportd formats to time besides csv (e.g. csv,csv.gz,jsonl)",
+        default="csv.gz,jsonl,zip",
+        help="exportd formats to time besides csv (csv.gz also runs the gzip pipeline)",
+    )
+    parser.add_argument(
+        "--rss-rows",
+        default="1000000,2000000,4000000",
+        help="sizes at which to measure exportd's peak RSS ('' to skip)",
     )
     args = parser.parse_args()
+    formats = [f for f in args.formats.split(",") if f and f != "csv"]
+    rss_sizes = [int(n) for n in args.rss_rows.split(",") if n]
+    table_rows = max([args.rows, *rss_sizes])
 
-    dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", args.rows))
+    dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", table_rows))
+    postmaster = asyncio.run(postmaster_of(dsn))
     with tempfile.TemporaryDirectory() as tmp, rclone(Path(tmp)) as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         client = s3_client(endpoint)
         client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-        results: list[Result] = []
-
-        seconds, peak, idle, key = run_exportd(dsn, endpoint, bucket, Path(tmp))
-        results.append(
-            Result("exportd (COPY → multipart)", seconds, peak, *object_digest(client, bucket, key))
+        bench = Bench(
+            dsn,
+            endpoint,
+            bucket,
+            Path(tmp),
+            args.aws,
+            client,
+            postmaster,
+            s3_server_process(endpoint),
         )
-
-        seconds, peak = run_pipeline(dsn, endpoint, bucket, "pipeline.csv", args.aws)
-        results.append(
-            Result(
-                "psql \\copy \\| aws s3 cp -",
-                seconds,
-                peak,
-                *object_digest(client, bucket, "pipeline.csv"),
-            )
-        )
-
-        for fmt in [f for f in args.formats.split(",") if f and f != "csv"]:
-            seconds, peak, _, key = run_exportd(dsn, endpoint, bucket, Path(tmp), fmt)
-            results.append(
-                Result(f"exportd {fmt}", seconds, peak, *object_digest(client, bucket, key))
-            )
+        names = [EXPORTD, PIPELINE]
+        for fmt in formats:
+            names.append(f"exportd {fmt}")
             if fmt == "csv.gz":
-                seconds, peak = run_pipeline(
-                    dsn, endpoint, bucket, "pipeline.csv.gz", args.aws, gzip=True
-                )
-                results.append(
-                    Result(
-                        "psql \\copy \\| gzip -1 \\| aws s3 cp -",
-                        seconds,
-                        peak,
-                        *object_digest(client, bucket, "pipeline.csv.gz"),
-                    )
-                )
-
+                names.append(GZIP_PIPELINE)
+        by_name = {name: Contender(name) for name in names}
+        kind = f"rows_{args.rows}"
+        with bench.daemon(definitions(sorted({args.rows, *rss_sizes}))) as daemon:
+            idle = daemon.memory_info().rss
+            for round_ in range(args.repeat):
+                print(f"round {round_ + 1} of {args.repeat}...", file=sys.stderr)
+                by_name[EXPORTD].runs.append(bench.exportd(daemon, kind, "csv"))
+                by_name[PIPELINE].runs.append(bench.pipeline(args.rows))
+                for fmt in formats:
+                    by_name[f"exportd {fmt}"].runs.append(bench.exportd(daemon, kind, fmt))
+                    if fmt == "csv.gz":
+                        by_name[GZIP_PIPELINE].runs.append(bench.pipeline(args.rows, gzip=True))
         if not args.skip_rowloop:
-            seconds, peak = run_rowloop(dsn, endpoint, bucket, "rowloop.csv")
-            results.append(
-                Result(
-                    "row loop (asyncpg + csv.writer + boto3)",
-                    seconds,
-                    peak,
-                    *object_digest(client, bucket, "rowloop.csv"),
-                )
-            )
+            by_name[ROWLOOP] = Contender(ROWLOOP, [bench.rowloop(args.rows)])
 
+        # Memory: a fresh daemon per size, so each peak is that export's own.
+        rss: dict[int, Run] = {}
+        idle_by_size: dict[int, int] = {}
+        for n in rss_sizes:
+            with bench.daemon(definitions([n])) as daemon:
+                idle_by_size[n] = daemon.memory_info().rss
+                rss[n] = bench.exportd(daemon, f"rows_{n}", "csv")
+
+    contenders = list(by_name.values())
     print(
-        f"\nCSV export of {args.rows:,} rows ({results[0].size / 1e6:.0f} MB), "
-        f"{os.cpu_count()} cores, rclone serve s3 on loopback:\n"
+        f"\nExports of {args.rows:,} rows ({contenders[0].median.size / 1e6:.0f} MB of CSV), "
+        f"median of {args.repeat} run(s) each (row loop: one), {os.cpu_count()} cores, "
+        "rclone serve s3 on loopback:\n"
     )
-    print(table(results, args.rows))
-    print(f"\nexportd's RSS before the job (idle daemon, API and pools): {idle / 1e6:.0f} MB.")
-    same = results[0].sha256 == results[1].sha256
+    print(comparison_table(contenders, args.rows))
     print(
-        f"\nexportd's object {'equals' if same else 'DIFFERS from'} the pipeline's byte for byte."
+        f"\nexportd's RSS before its first job (idle daemon, API and pools): {idle / 1e6:.0f} MB."
     )
-    return 0 if same else 1
+    if rss:
+        print("\nexportd's peak RSS by export size (csv, a fresh daemon each):\n")
+        print("| rows | MB of CSV | wall s | idle RSS MB | peak RSS MB |")
+        print("|---:|---:|---:|---:|---:|")
+        for n, r in rss.items():
+            print(
+                f"| {n:,} | {r.size / 1e6:.0f} | {r.seconds:.2f} | "
+                f"{idle_by_size[n] / 1e6:.0f} | {r.peak_rss / 1e6:.0f} |"
+            )
+    print("\n| aim | measured | aim | met |\n|---|---:|---:|---|")
+    for a in aims(by_name, rss):
+        print(f"| {a.what} | {a.value:.2f} | {a.aim} | {'yes' if a.met else 'no'} |")
+    same = {r.sha256 for c in (by_name[EXPORTD], by_name[PIPELINE]) for r in c.runs}
+    print(
+        "\nexportd's CSV objects "
+        + (
+            "equal the pipeline's byte for byte."
+            if len(same) == 1
+            else "DIFFER from the pipeline's."
+        )
+    )
+    return 0 if len(same) == 1 else 1
 
 
 if __name__ == "__main__":

@@ -12,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import zipfile
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
+
+# ISA-L's deflate writes standard gzip about three times as fast as zlib at
+# level 1 (and a little smaller), and releases the GIL while it works.
+from isal import isal_zlib
 
 # Blocks handed to a thread at once: big enough that the hop costs nothing,
 # small enough to bound the memory each stream holds.
 BLOCK = 1024 * 1024
 # `gzip -1`: exports are written once and read once; speed wins over ratio.
+# (ISA-L's levels run 0-3, zlib's 1-9; 1 is a fast level in both.)
 COMPRESS_LEVEL = 1
 
 
@@ -29,11 +33,11 @@ class ByteSink(Protocol):
 
 
 class GzipStream:
-    """A gzip file (RFC 1952), compressed off the event loop."""
+    """A gzip file (RFC 1952), compressed off the event loop by ISA-L."""
 
     def __init__(self, out: ByteSink, level: int = COMPRESS_LEVEL) -> None:
         self._out = out
-        self._deflate = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
         self._pending = bytearray()
 
     async def write(self, data: bytes) -> None:
