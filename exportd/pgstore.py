@@ -7,10 +7,19 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from exportd.db import classify_pg_error
 from exportd.errors import ErrorKind
 from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
 from exportd.sqlfiles import queries
 from exportd.store import Commit
+
+
+class _CommitFailed(Exception):
+    """The object's commit failed (S3), the row was renewed: raise ``failure`` as it is."""
+
+    def __init__(self, failure: BaseException) -> None:
+        super().__init__(repr(failure))
+        self.failure = failure
 
 
 class PgJobStore:
@@ -76,6 +85,32 @@ class PgJobStore:
         commit: Commit,
     ) -> ExportResult | None:
         failure: BaseException | None = None
+        try:
+            result = await self._complete(job, worker_id, retention_seconds, lease_seconds, commit)
+        except _CommitFailed as wrapped:
+            failure = wrapped.failure
+        except Exception as exc:
+            # The queue database went away around the commit (a restart, a
+            # dropped connection): an outage, retried like one, rather than an
+            # "unexpected" error. The object, if it was committed, is written
+            # again by the next attempt under the same key.
+            error = classify_pg_error(exc, "recording the completion")
+            if error.kind is not ErrorKind.DATABASE_UNAVAILABLE:
+                raise
+            raise error from exc
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _complete(
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
+    ) -> ExportResult | None:
+        failure: BaseException | None = None
         async with self._pool.acquire() as conn, conn.transaction():
             owned = await conn.fetchrow(self._q["lock_owned"], job.id, worker_id, job.attempt)
             if owned is None:
@@ -103,7 +138,7 @@ class PgJobStore:
                     result.sha256_hex,
                 )
         if failure is not None:
-            raise failure
+            raise _CommitFailed(failure)
         return result
 
     async def retry(
