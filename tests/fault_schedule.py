@@ -60,9 +60,9 @@ PROFILES = {
     "short": Profile(
         name="short",
         small_jobs=240,
-        large_jobs=10,
-        large_rows=6000,
-        window=24.0,
+        large_jobs=16,
+        large_rows=7000,
+        window=30.0,
         sigkills=4,
         sigterms=2,
         s3_outages=1,
@@ -174,7 +174,7 @@ def plan_faults(seed: int, profile: Profile) -> list[Fault]:
         # S3 outages outlast the client's own retries (a few seconds), so
         # that jobs fail, retry and the storage breaker opens.
         duration = (
-            rng.uniform(1.0, 4.0) if action is Action.POSTGRES_RESTART else rng.uniform(5.0, 11.0)
+            rng.uniform(1.0, 4.0) if action is Action.POSTGRES_RESTART else rng.uniform(8.0, 14.0)
         )
         start = i * slot + rng.uniform(0.5, max(0.5, slot - duration))
         mode = rng.choice(["fast", "immediate"]) if action is Action.POSTGRES_RESTART else ""

@@ -47,13 +47,15 @@ SELECT g, 'owner' || (g % 12), (ARRAY['login', 'export', 'logout'])[1 + g % 3],
        timestamptz '2025-02-01 00:00:00+00' + g * interval '1 minute'
 FROM generate_series(1, 2000) AS g;
 
--- Sleeps fault.pace seconds (default 0.03) every 50th row, so that a large
--- export streams over a few seconds.
+-- Past the first 2,500 rows (about one 5 MiB part), sleeps fault.pace
+-- seconds (default 0.04) every 50th row: a large export starts its multipart
+-- upload at once, then streams for a few seconds, which is when a SIGKILL
+-- leaves an upload open.
 CREATE FUNCTION src.pace(g bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF g % 50 = 0 THEN
-        PERFORM pg_sleep(coalesce(nullif(current_setting('fault.pace', true), '')::float8, 0.03));
+    IF g > 2500 AND g % 50 = 0 THEN
+        PERFORM pg_sleep(coalesce(nullif(current_setting('fault.pace', true), '')::float8, 0.04));
     END IF;
     RETURN true;
 END;
