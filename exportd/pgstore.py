@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import asyncpg
 
+from exportd.db import classify_pg_error
 from exportd.errors import ErrorKind
 from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
 from exportd.sqlfiles import queries
 from exportd.store import Commit
+
+
+@contextlib.contextmanager
+def _lost_connection_as_outage(what: str) -> Iterator[None]:
+    """Database errors that mean an outage become DATABASE_UNAVAILABLE ExportErrors."""
+    try:
+        yield
+    except Exception as exc:
+        error = classify_pg_error(exc, what)
+        if error.kind is not ErrorKind.DATABASE_UNAVAILABLE:
+            raise
+        raise error from exc
 
 
 class PgJobStore:
@@ -76,32 +90,41 @@ class PgJobStore:
         commit: Commit,
     ) -> ExportResult | None:
         failure: BaseException | None = None
-        async with self._pool.acquire() as conn, conn.transaction():
-            owned = await conn.fetchrow(self._q["lock_owned"], job.id, worker_id, job.attempt)
-            if owned is None:
-                return None
-            try:
-                result = await commit()
-            except BaseException as exc:
-                # Still ours and still locked: renew before letting go, so
-                # the reaper cannot take the job between this failure and
-                # the worker recording it.
-                await conn.execute(
-                    self._q["renew_locked"], job.id, worker_id, job.attempt, float(lease_seconds)
-                )
-                failure = exc
-            else:
-                await conn.execute(
-                    self._q["complete"],
-                    job.id,
-                    worker_id,
-                    job.attempt,
-                    float(retention_seconds),
-                    result.object_key,
-                    result.size_bytes,
-                    result.row_count,
-                    result.sha256_hex,
-                )
+        # A queue connection lost around the commit (a restart, a dropped
+        # connection) is an outage, retried like one, rather than an
+        # "unexpected" error; the object, if it was committed, is written
+        # again by the next attempt under the same key.
+        with _lost_connection_as_outage("recording the completion"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                owned = await conn.fetchrow(self._q["lock_owned"], job.id, worker_id, job.attempt)
+                if owned is None:
+                    return None
+                try:
+                    result = await commit()
+                except BaseException as exc:
+                    # Still ours and still locked: renew before letting go, so
+                    # the reaper cannot take the job between this failure and
+                    # the worker recording it.
+                    await conn.execute(
+                        self._q["renew_locked"],
+                        job.id,
+                        worker_id,
+                        job.attempt,
+                        float(lease_seconds),
+                    )
+                    failure = exc
+                else:
+                    await conn.execute(
+                        self._q["complete"],
+                        job.id,
+                        worker_id,
+                        job.attempt,
+                        float(retention_seconds),
+                        result.object_key,
+                        result.size_bytes,
+                        result.row_count,
+                        result.sha256_hex,
+                    )
         if failure is not None:
             raise failure
         return result

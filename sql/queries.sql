@@ -140,19 +140,27 @@ WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING finished_at, expires_at;
 
 -- name: retry
--- Back to pending after a retryable failure, not before $4 seconds.
+-- Back to pending after a retryable failure, not before $4 seconds. The
+-- worker decided to retry with max_attempts as it was at the claim; should
+-- the application have lowered it since, to the attempts made, the job fails
+-- instead (a pending job always has an attempt left:
+-- jobs_pending_has_attempts_left). RETURNING says which it was.
 UPDATE exportd.jobs
-SET state = 'pending',
-    run_after = now() + make_interval(secs => $4),
-    error = $5,
+SET state = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    run_after = CASE WHEN attempts < max_attempts
+                     THEN now() + make_interval(secs => $4) ELSE run_after END,
+    finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+    error = CASE WHEN attempts < max_attempts THEN $5
+                 ELSE $5 || format('; gave up after %s of %s attempts', attempts, max_attempts)
+            END,
     error_kind = $6,
-    worker_id = NULL,
+    worker_id = CASE WHEN attempts < max_attempts THEN NULL ELSE worker_id END,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
-    progress = 0
+    progress = CASE WHEN attempts < max_attempts THEN 0 ELSE progress END
 WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
-RETURNING run_after;
+RETURNING run_after, state;
 
 -- name: fail
 UPDATE exportd.jobs
@@ -168,16 +176,27 @@ RETURNING finished_at;
 
 -- name: release
 -- Hand a job back at shutdown. The attempt it was claimed with is given
--- back: a deploy must not use up a job's attempts.
+-- back: a deploy must not use up a job's attempts. Only when the
+-- application lowered max_attempts below the attempts made while the job
+-- ran has it none left even so: it fails, saying why, since a pending job
+-- always has an attempt left (jobs_pending_has_attempts_left).
 UPDATE exportd.jobs
-SET state = 'pending',
-    attempts = greatest(attempts - 1, 0),
-    run_after = now(),
-    worker_id = NULL,
+SET state = CASE WHEN attempts - 1 < max_attempts THEN 'pending' ELSE 'failed' END,
+    attempts = CASE WHEN attempts - 1 < max_attempts THEN greatest(attempts - 1, 0)
+                    ELSE attempts END,
+    run_after = CASE WHEN attempts - 1 < max_attempts THEN now() ELSE run_after END,
+    finished_at = CASE WHEN attempts - 1 < max_attempts THEN NULL ELSE now() END,
+    error = CASE WHEN attempts - 1 < max_attempts THEN error
+                 ELSE format('the daemon shut down during attempt %s, and max_attempts (%s) '
+                             'leaves none to run it again', attempts, max_attempts)
+            END,
+    error_kind = CASE WHEN attempts - 1 < max_attempts THEN error_kind
+                      ELSE 'lease_expired' END,
+    worker_id = CASE WHEN attempts - 1 < max_attempts THEN NULL ELSE worker_id END,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
-    progress = 0
+    progress = CASE WHEN attempts - 1 < max_attempts THEN 0 ELSE progress END
 WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
 

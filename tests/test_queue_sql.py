@@ -315,6 +315,36 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     assert await Reaper(pool, BackoffPolicy()).run_once() == []
 
 
+async def test_a_connection_lost_while_completing_is_a_database_outage(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    # What a Postgres restart does to a worker completing a job: its
+    # connection dies between the commit of the object and the update. The
+    # job must be retried as an outage (database_unavailable), not reported
+    # as an unexpected crash of the daemon's own code.
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    admin = await db.connect(dsn)
+
+    async def commit() -> ExportResult:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    try:
+        with pytest.raises(ExportError) as info:
+            await store.complete(job, "w1", 60, LEASE, commit)
+    finally:
+        await admin.close()
+    assert info.value.kind is ErrorKind.DATABASE_UNAVAILABLE
+    assert "recording the completion" in info.value.message
+    row = await job_row(pool, job_id)
+    assert (row["state"], row["worker_id"]) == ("processing", "w1")
+
+
 async def test_a_stale_claim_of_the_same_worker_cannot_act_on_a_new_claim(
     pool: asyncpg.Pool,
 ) -> None:
