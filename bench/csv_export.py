@@ -250,7 +250,7 @@ class Bench:
         )
         return self.digest(run, key)
 
-    def process(self, name: str, argv: list[str], env: dict[str, str], key: str) -> Run:
+    def process(self, name: str, argv: list[str], env: dict[str, str], key: str | None) -> Run:
         """A contender run as a process tree, to completion."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         s3 = self._s3_cpu()
@@ -264,7 +264,7 @@ class Bench:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         run = Run(elapsed, sampler.peak, cpu, sampler.postgres_cpu, self._s3_cpu() - s3)
-        return self.digest(run, key)
+        return self.digest(run, key) if key is not None else run
 
     def pipeline(self, rows: int, *, gzip: bool = False) -> Run:
         env = os.environ | {
@@ -284,6 +284,16 @@ class Bench:
             + f" | {self.aws} s3 cp - s3://{self.bucket}/{key} --endpoint-url {self.endpoint}"
         )
         return self.process("pipeline", ["bash", "-o", "pipefail", "-c", script], env, key)
+
+    def postgres_alone(self, rows: int, *, json: bool = False) -> Run:
+        """What Postgres takes to produce the rows as CSV (or as exportd's JSON
+        Lines: row_to_json per row) with nothing after it: the floor of a format."""
+        if json:
+            copy = f"\\copy (SELECT row_to_json(t)::text FROM ({query(rows)}) AS t) to /dev/null"
+        else:
+            copy = f"\\copy ({query(rows)}) to /dev/null csv header"
+        argv = ["psql", self.dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", copy]
+        return self.process("psql", argv, dict(os.environ), None)
 
     def rowloop(self, rows: int) -> Run:
         env = os.environ | {
@@ -348,7 +358,7 @@ def comparison_table(contenders: list[Contender], rows: int) -> str:
         r = c.median
         lines.append(
             f"| {c.name} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
-            f"{r.size / r.seconds / 1e6:.0f} | {r.peak_rss / 1e6:.0f} | "
+            f"{f'{r.size / r.seconds / 1e6:.0f}' if r.size else '-'} | {r.peak_rss / 1e6:.0f} | "
             f"{r.cpu:.2f} / {r.postgres_cpu:.2f} / {r.s3_cpu:.2f} | "
             f"{r.seconds / base.seconds:.2f}x |"
         )
@@ -413,6 +423,8 @@ EXPORTD = "exportd csv"
 PIPELINE = "psql \\copy \\| aws s3 cp -"
 GZIP_PIPELINE = "psql \\copy \\| gzip -1 \\| aws s3 cp -"
 ROWLOOP = "row loop (asyncpg + csv.writer + boto3)"
+ALONE_CSV = "Postgres alone: COPY csv to /dev/null"
+ALONE_JSON = "Postgres alone: COPY row_to_json to /dev/null"
 
 
 def main() -> int:
@@ -460,6 +472,7 @@ def main() -> int:
             names.append(f"exportd {fmt}")
             if fmt == "csv.gz":
                 names.append(GZIP_PIPELINE)
+        names += [ALONE_CSV] + ([ALONE_JSON] if "jsonl" in formats else [])
         by_name = {name: Contender(name) for name in names}
         kind = f"rows_{args.rows}"
         with bench.daemon(definitions(sorted({args.rows, *rss_sizes}))) as daemon:
@@ -472,6 +485,10 @@ def main() -> int:
                     by_name[f"exportd {fmt}"].runs.append(bench.exportd(daemon, kind, fmt))
                     if fmt == "csv.gz":
                         by_name[GZIP_PIPELINE].runs.append(bench.pipeline(args.rows, gzip=True))
+                by_name[ALONE_CSV].runs.append(bench.postgres_alone(args.rows))
+                if ALONE_JSON in by_name:
+                    by_name[ALONE_JSON].runs.append(bench.postgres_alone(args.rows, json=True))
+            settled = daemon.memory_info().rss
         if not args.skip_rowloop:
             by_name[ROWLOOP] = Contender(ROWLOOP, [bench.rowloop(args.rows)])
 
@@ -490,8 +507,10 @@ def main() -> int:
         "rclone serve s3 on loopback:\n"
     )
     print(comparison_table(contenders, args.rows))
+    exports = sum(len(c.runs) for c in contenders if c.name.startswith("exportd"))
     print(
-        f"\nexportd's RSS before its first job (idle daemon, API and pools): {idle / 1e6:.0f} MB."
+        f"\nexportd's RSS before its first job (idle daemon, API and pools): {idle / 1e6:.0f} MB;"
+        f" after its {exports} exports: {settled / 1e6:.0f} MB."
     )
     if rss:
         print("\nexportd's peak RSS by export size (csv, a fresh daemon each):\n")

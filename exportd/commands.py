@@ -20,6 +20,7 @@ from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.formats import format_for
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
+from exportd.memory import keep_large_buffers_mapped
 from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
 from exportd.settings import Settings, redact_url
@@ -60,6 +61,7 @@ def run(settings: Settings) -> int:
     definitions = load_kinds(settings)
     settings.bucket()
     configure_logging(settings.log_format, settings.log_level)
+    keep_large_buffers_mapped()
     try:
         asyncio.run(serve(settings, definitions))
     except StartupError as exc:
