@@ -91,9 +91,10 @@ async def serve_exportd(dsn: str, concurrency: int, reporter: _Reporter) -> None
             reporter.picked(ctx.job.id)
             return Done()
 
-    # As ``exportd run`` sizes them: concurrency + 3 for the queue, one for heartbeats.
-    pool = await db.create_pool(dsn, max_size=concurrency + 3, command_timeout=30)
-    beat_pool = await db.create_pool(dsn, max_size=1, command_timeout=30)
+    # As ``exportd run`` makes them: concurrency + 3 for the queue, one for heartbeats.
+    made = {"command_timeout": 30, "reset": db.keep_session}
+    pool = await db.create_pool(dsn, max_size=concurrency + 3, **made)
+    beat_pool = await db.create_pool(dsn, max_size=1, **made)
     worker = Worker(
         PgJobStore(pool, heartbeat_pool=beat_pool),
         NoopRunner(),
@@ -280,7 +281,9 @@ def go(proc: Any) -> None:
     proc.stdin.write(b"go\n")
 
 
-async def throughput(admin: str, contender: Contender, jobs: int) -> dict[str, float]:
+async def throughput(
+    admin: str, contender: Contender, jobs: int, profile: Path | None
+) -> dict[str, float]:
     dsn = await fresh_database(admin, contender)
     conn = await asyncpg.connect(dsn)
     try:
@@ -288,6 +291,21 @@ async def throughput(admin: str, contender: Contender, jobs: int) -> dict[str, f
         await conn.execute("VACUUM ANALYZE")
         async with started(contender, dsn, report=False) as proc:
             meter = CpuMeter({"contender": proc.pid})
+            spy = None
+            if profile is not None:
+                spy = await asyncio.create_subprocess_exec(
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(profile / f"{contender.name}.txt"),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                await asyncio.sleep(1.0)  # py-spy attached
             go(proc)
             begun = time.perf_counter()
             while True:
@@ -296,6 +314,9 @@ async def throughput(admin: str, contender: Contender, jobs: int) -> dict[str, f
                 await asyncio.sleep(0.02)  # a poll: the driver has no event to wait on
             seconds = time.perf_counter() - begun
             cpu = meter.shares()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await spy.wait()
         finished = await contender.queue.finished_once(conn)
     finally:
         await conn.close()
@@ -335,7 +356,9 @@ async def drive(args: argparse.Namespace) -> int:
     try:
         for contender in rivals:
             print(f"throughput: {contender.label}...", file=sys.stderr)
-            speed[contender.name] = await throughput(args.admin_url, contender, args.jobs)
+            speed[contender.name] = await throughput(
+                args.admin_url, contender, args.jobs, args.profile
+            )
         for contender in rivals:
             print(f"pickup latency: {contender.label}...", file=sys.stderr)
             latency[contender.name] = await pickup(args.admin_url, contender, args.samples)
@@ -387,6 +410,11 @@ def main() -> int:
     )
     parser.add_argument("--pgqueuer-managers", type=int, default=5)
     parser.add_argument("--pgqueuer-batch", type=int, default=10)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a folder: py-spy stacks (raw format) of each contender while it drains the backlog",
+    )
     add_admin_url(parser)
     args = parser.parse_args()
     if args.command == "serve":
