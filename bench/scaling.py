@@ -91,10 +91,10 @@ async def run_batch(dsn: str, jobs: int) -> tuple[float, int]:
 async def postmaster_pid(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        # Asked while the backend lives: its parent is the server's main process.
+        return psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).ppid()
     finally:
         await conn.close()
-    return psutil.Process(backend).ppid()
 
 
 def rclone_pid() -> int:
