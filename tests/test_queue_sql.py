@@ -456,3 +456,34 @@ async def test_a_completion_alone_is_not_held_back(pool: asyncpg.Pool) -> None:
     assert await store.complete(first, "w1", 60, LEASE, commit) is not None
     assert (await job_row(pool, first.id))["state"] == "completed"
     assert (await job_row(pool, second.id))["state"] == "processing"
+
+
+async def test_every_job_of_a_batch_whose_connection_is_lost_gets_the_outage(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    await insert_job(pool)
+    await insert_job(pool)
+    store = PgJobStore(pool)
+    first, second = await store.claim("w1", 2, LEASE)
+    admin = await db.connect(dsn)
+
+    async def commit() -> ExportResult:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    try:
+        outcomes = await asyncio.gather(
+            store.complete(first, "w1", 60, LEASE, commit),
+            store.complete(second, "w1", 60, LEASE, commit),
+            return_exceptions=True,
+        )
+    finally:
+        await admin.close()
+    for outcome in outcomes:
+        assert isinstance(outcome, ExportError)
+        assert outcome.kind is ErrorKind.DATABASE_UNAVAILABLE
+    rows = await pool.fetch("SELECT state, worker_id FROM exportd.jobs")
+    assert [(r["state"], r["worker_id"]) for r in rows] == [("processing", "w1")] * 2
