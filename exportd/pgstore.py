@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -64,8 +65,9 @@ class PgJobStore:
         self._heartbeat_pool = heartbeat_pool or pool
         self._q = queries()
         self._max_per_owner = max_per_owner
-        # Completions waiting for the next flush, and the flushes under way.
-        self._completions: list[_Completion] = []
+        # The batch still taking completions (its flush has not started),
+        # and the flushes under way.
+        self._open_batch: list[_Completion] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
@@ -120,29 +122,34 @@ class PgJobStore:
         completed alone, as soon as it asks: nothing waits for a batch to fill.
         """
         done: asyncio.Future[ExportResult | None] = asyncio.get_running_loop().create_future()
-        self._completions.append(
-            _Completion(job, worker_id, retention_seconds, lease_seconds, commit, done)
-        )
-        if len(self._completions) == 1:
-            flush = asyncio.create_task(self._flush_completions(), name="exportd-complete")
+        batch = self._open_batch
+        if batch is None:
+            batch = self._open_batch = []
+            flush = asyncio.create_task(self._flush_completions(batch), name="exportd-complete")
             self._flushes.add(flush)
-            flush.add_done_callback(self._flushes.discard)
+            flush.add_done_callback(functools.partial(self._flushed, batch))
+        batch.append(_Completion(job, worker_id, retention_seconds, lease_seconds, commit, done))
         return await done
 
-    async def _flush_completions(self) -> None:
-        batch, self._completions = self._completions, []
+    async def _flush_completions(self, batch: list[_Completion]) -> None:
+        # The flush starts after the turn that opened the batch: every
+        # completion of that turn is in it; later ones open a batch of their
+        # own, which may be flushed while this one is.
+        if self._open_batch is batch:
+            self._open_batch = None
         try:
             await self._complete_batch(batch)
-        except BaseException as exc:
+        except Exception as exc:
             for c in batch:
-                if c.done.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    c.done.cancel()
-                else:
+                if not c.done.done():
                     c.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+
+    def _flushed(self, batch: list[_Completion], flush: asyncio.Task[None]) -> None:
+        self._flushes.discard(flush)
+        # A flush cancelled (even before it started) leaves no waiter hanging.
+        for c in batch:
+            if not c.done.done():
+                c.done.cancel()
 
     async def _complete_batch(self, batch: list[_Completion]) -> None:
         # A queue connection lost around the commits (a restart, a dropped
