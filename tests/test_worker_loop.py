@@ -521,3 +521,70 @@ async def test_a_hanging_database_stops_the_job_before_its_lease_runs_out() -> N
     worker.request_stop()
     await task
     assert runner.aborted == [job.id]
+
+
+@dataclass
+class RecordingHeldStore(FakeStore):
+    """Commits the object, then holds the row's update until ``recorded`` is set."""
+
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def complete(
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
+    ) -> ExportResult | None:
+        result = await commit()
+        await self.recorded.wait()
+        self._end("complete", job, "completed")
+        return result
+
+
+async def test_a_job_whose_object_is_committed_leaves_its_slot_to_the_next_claim() -> None:
+    store = RecordingHeldStore(ready=[make_job() for _ in range(6)])
+    runner = FakeRunner()
+    worker = Worker(store, runner, config(concurrency=2))
+    task = asyncio.create_task(worker.run(5))
+    # Two exports produced and committed, their rows still being recorded:
+    # two more are claimed and run meanwhile, and no more than that (as many
+    # jobs recording their rows as there are slots, at most).
+    await until(lambda: len(runner.committed) == 4)
+    await asyncio.sleep(0.1)
+    assert len(runner.started) == 4
+    assert store.calls == []
+    store.recorded.set()
+    await until(lambda: len(store.calls) == 6)
+    worker.request_stop()
+    await task
+    assert runner.peak <= 2
+    assert sorted(c for c, _ in store.calls) == ["complete"] * 6
+
+
+async def test_a_job_whose_commit_is_slow_keeps_its_slot() -> None:
+    committing = asyncio.Event()
+    store = FakeStore(ready=[make_job() for _ in range(3)])
+
+    @dataclass
+    class SlowCommit(Prepared):
+        async def commit(self) -> ExportResult:
+            committing.set()
+            await asyncio.sleep(0.2)
+            return await super().commit()
+
+    class SlowCommitRunner(FakeRunner):
+        async def run(self, ctx: JobContext) -> Prepared:
+            await super().run(ctx)
+            return SlowCommit(self, ctx.job.id)
+
+    runner = SlowCommitRunner()
+    worker = Worker(store, runner, config(concurrency=1))
+    task = asyncio.create_task(worker.run(5))
+    await asyncio.wait_for(committing.wait(), 5)
+    await asyncio.sleep(0.1)
+    assert len(runner.started) == 1, "a job committing its object still holds its slot"
+    await until(lambda: len(store.calls) == 3)
+    worker.request_stop()
+    await task
