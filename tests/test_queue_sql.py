@@ -316,6 +316,19 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     assert await Reaper(pool, BackoffPolicy()).run_once() == []
 
 
+def commit_cutting_connections(admin: asyncpg.Connection) -> Callable[[], Awaitable[ExportResult]]:
+    """An object commit that succeeds, while every other connection to the database is cut."""
+
+    async def commit() -> ExportResult:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    return commit
+
+
 async def test_a_connection_lost_while_completing_is_a_database_outage(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -328,12 +341,7 @@ async def test_a_connection_lost_while_completing_is_a_database_outage(
     [job] = await store.claim("w1", 1, LEASE)
     admin = await db.connect(dsn)
 
-    async def commit() -> ExportResult:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return ExportResult("k", 1, 1, "0" * 64)
+    commit = commit_cutting_connections(admin)
 
     try:
         with pytest.raises(ExportError) as info:
@@ -467,12 +475,7 @@ async def test_every_job_of_a_batch_whose_connection_is_lost_gets_the_outage(
     first, second = await store.claim("w1", 2, LEASE)
     admin = await db.connect(dsn)
 
-    async def commit() -> ExportResult:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return ExportResult("k", 1, 1, "0" * 64)
+    commit = commit_cutting_connections(admin)
 
     try:
         outcomes = await asyncio.gather(

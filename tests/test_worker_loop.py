@@ -49,6 +49,9 @@ class FakeStore:
     workers: dict[uuid.UUID, str] = field(default_factory=dict)
     # Owned, but passed over by the heartbeat (its row locked for a moment).
     locked: set[uuid.UUID] = field(default_factory=set)
+    # When given, a completion commits the object, then waits for it before
+    # updating the row (a slow database).
+    recorded: asyncio.Event | None = None
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -89,6 +92,8 @@ class FakeStore:
             self.calls.append(("complete_lost", job.id))
             return None
         result = await commit()
+        if self.recorded is not None:
+            await self.recorded.wait()
         self._end("complete", job, "completed")
         return result
 
@@ -523,28 +528,8 @@ async def test_a_hanging_database_stops_the_job_before_its_lease_runs_out() -> N
     assert runner.aborted == [job.id]
 
 
-@dataclass
-class RecordingHeldStore(FakeStore):
-    """Commits the object, then holds the row's update until ``recorded`` is set."""
-
-    recorded: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def complete(
-        self,
-        job: Job,
-        worker_id: str,
-        retention_seconds: float,
-        lease_seconds: float,
-        commit: Commit,
-    ) -> ExportResult | None:
-        result = await commit()
-        await self.recorded.wait()
-        self._end("complete", job, "completed")
-        return result
-
-
 async def test_a_job_whose_object_is_committed_leaves_its_slot_to_the_next_claim() -> None:
-    store = RecordingHeldStore(ready=[make_job() for _ in range(6)])
+    store = FakeStore(ready=[make_job() for _ in range(6)], recorded=asyncio.Event())
     runner = FakeRunner()
     worker = Worker(store, runner, config(concurrency=2))
     task = asyncio.create_task(worker.run(5))
@@ -555,6 +540,7 @@ async def test_a_job_whose_object_is_committed_leaves_its_slot_to_the_next_claim
     await asyncio.sleep(0.1)
     assert len(runner.started) == 4
     assert store.calls == []
+    assert store.recorded is not None
     store.recorded.set()
     await until(lambda: len(store.calls) == 6)
     worker.request_stop()
