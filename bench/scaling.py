@@ -38,7 +38,7 @@ from bench.common import (  # noqa: E402
     rclone,
     s3_client,
 )
-from bench.csv_export import DEFINITIONS, prepare_database  # noqa: E402
+from bench.csv_export import definitions, prepare_database  # noqa: E402
 
 SOURCE = "bench_queue_scaling"
 BUCKET = "scaling"
@@ -63,15 +63,16 @@ async def drop_databases(admin: str, names: list[str]) -> None:
         await conn.close()
 
 
-async def run_batch(dsn: str, jobs: int) -> tuple[float, int]:
+async def run_batch(dsn: str, jobs: int, rows: int) -> tuple[float, int]:
     """Insert the batch, wait until no job is left; seconds and jobs completed."""
     conn = await asyncpg.connect(dsn)
     try:
         started = time.perf_counter()
         await conn.execute(
             "INSERT INTO exportd.jobs (owner, kind, format)"
-            " SELECT 'owner_' || g, 'rows', 'csv' FROM generate_series(1, $1) AS g",
+            " SELECT 'owner_' || g, $2, 'csv' FROM generate_series(1, $1) AS g",
             jobs,
+            f"rows_{rows}",
         )
         while True:
             if not await conn.fetchval(
@@ -103,10 +104,10 @@ def rclone_pid() -> int:
 
 
 def one_run(
-    daemons: int, dsn: str, endpoint: str, workdir: Path, jobs: int, postgres: int
+    daemons: int, dsn: str, endpoint: str, workdir: Path, jobs: int, rows: int, postgres: int
 ) -> dict[str, float]:
     defs = workdir / "kinds.toml"
-    defs.write_text(DEFINITIONS)
+    defs.write_text(definitions([rows]))
     with contextlib.ExitStack() as stack:
         procs = [
             stack.enter_context(
@@ -126,7 +127,7 @@ def one_run(
                 "rclone": rclone_pid(),
             }
         )
-        seconds, completed = asyncio.run(run_batch(dsn, jobs))
+        seconds, completed = asyncio.run(run_batch(dsn, jobs, rows))
         cpu = meter.shares()
     if completed != jobs:
         raise RuntimeError(f"{daemons} daemons: {completed} of {jobs} jobs completed")
@@ -161,7 +162,7 @@ def main() -> int:
             for n, name in zip(args.daemons, copies, strict=True):
                 print(f"{n} daemon(s)...", file=sys.stderr)
                 dsn = asyncio.run(copy_database(args.admin_url, name))
-                results[n] = one_run(n, dsn, url, Path(tmp), args.jobs, postgres)
+                results[n] = one_run(n, dsn, url, Path(tmp), args.jobs, args.rows, postgres)
     finally:
         asyncio.run(drop_databases(args.admin_url, [*copies, SOURCE]))
 
