@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-api
+.PHONY: run test lint bench bench-api bench-queue bench-scaling
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,11 @@ bench: $(VENV)/.bench .venv-aws/bin/aws
 ## bench-api: GET /v1/jobs/{id} of a running daemon under concurrent load
 bench-api: $(VENV)/.bench
 	$(BIN)/python bench/api_load.py $(BENCH_ARGS)
+
+## bench-queue: the queue core (no-op jobs) against pgqueuer: throughput and pickup latency
+bench-queue: $(VENV)/.bench
+	$(BIN)/python bench/queue_core.py $(BENCH_ARGS)
+
+## bench-scaling: the same batch of small exports with 1, 2 and 4 daemons
+bench-scaling: $(VENV)/.bench
+	$(BIN)/python bench/scaling.py $(BENCH_ARGS)

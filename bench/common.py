@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import boto3
+import psutil
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +142,37 @@ def exportd_run(
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+class CpuMeter:
+    """CPU time of named processes (each with its children) and of the whole machine,
+    from construction to ``shares()``, as fractions of the wall time between
+    (1.0 = one core; the machine's goes up to the number of cores)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._machine = psutil.cpu_times()
+        self._wall = time.perf_counter()
+        self._spent = {name: self._cpu(proc) for name, proc in self._procs.items()}
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        total = 0.0
+        with contextlib.suppress(psutil.Error):
+            for p in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+        return total
+
+    def shares(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._wall
+        found = {
+            name: (self._cpu(proc) - self._spent[name]) / wall for name, proc in self._procs.items()
+        }
+        after = psutil.cpu_times()
+        spent = {f: getattr(after, f) - getattr(self._machine, f) for f in after._fields}
+        total = sum(spent.values()) or 1.0
+        idle = spent["idle"] + spent.get("iowait", 0.0)
+        found["machine"] = (total - idle) / total * (os.cpu_count() or 1)
+        return found

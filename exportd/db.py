@@ -31,7 +31,8 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     asyncpg's default reset runs one more statement (UNLISTEN, RESET ALL,
     advisory unlocks...) each time a connection goes back to the pool, which
     doubles the round trips of a one-statement request. Only for pools whose
-    statements leave no session state behind (the API's); an open transaction
+    statements leave no session state behind (the daemon's queue and API
+    pools: their settings and advisory locks are transaction-scoped); an open transaction
     is still rolled back by asyncpg itself before this is called.
     """
 

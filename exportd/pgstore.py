@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -27,6 +30,23 @@ def _lost_connection_as_outage(what: str) -> Iterator[None]:
         raise error from exc
 
 
+@dataclass(eq=False)  # compared by identity: two may name the same job
+class _Completion:
+    """A job asking to be completed, and where its outcome goes."""
+
+    job: Job
+    worker_id: str
+    retention: float
+    lease: float
+    commit: Commit
+    done: asyncio.Future[ExportResult | None]
+
+
+def _columns(batch: Sequence[_Completion]) -> tuple[list[uuid.UUID], list[str], list[int]]:
+    """Ids, workers and attempts: the claim each guarded statement names."""
+    return [c.job.id for c in batch], [c.worker_id for c in batch], [c.job.attempt for c in batch]
+
+
 class PgJobStore:
     """``JobStore`` on the ``exportd.jobs`` table; every write after the claim is guarded."""
 
@@ -45,6 +65,10 @@ class PgJobStore:
         self._heartbeat_pool = heartbeat_pool or pool
         self._q = queries()
         self._max_per_owner = max_per_owner
+        # The batch still taking completions (its flush has not started),
+        # and the flushes under way.
+        self._open_batch: list[_Completion] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         args = (worker_id, limit, float(lease_seconds), self._max_per_owner)
@@ -89,45 +113,95 @@ class PgJobStore:
         lease_seconds: float,
         commit: Commit,
     ) -> ExportResult | None:
-        failure: BaseException | None = None
-        # A queue connection lost around the commit (a restart, a dropped
+        """Completions that arrive together share one transaction.
+
+        "Together" is one turn of the event loop: the jobs of a claim that end
+        at once (short jobs, a backlog) are locked, committed to S3 side by
+        side and recorded in one round of statements, where each would
+        otherwise pay a transaction of its own. A job that ends alone is
+        completed alone, as soon as it asks: nothing waits for a batch to fill.
+        """
+        done: asyncio.Future[ExportResult | None] = asyncio.get_running_loop().create_future()
+        batch = self._open_batch
+        if batch is None:
+            batch = self._open_batch = []
+            flush = asyncio.create_task(self._flush_completions(batch), name="exportd-complete")
+            self._flushes.add(flush)
+            flush.add_done_callback(functools.partial(self._flushed, batch))
+        batch.append(_Completion(job, worker_id, retention_seconds, lease_seconds, commit, done))
+        return await done
+
+    async def _flush_completions(self, batch: list[_Completion]) -> None:
+        # The flush starts after the turn that opened the batch: every
+        # completion of that turn is in it; later ones open a batch of their
+        # own, which may be flushed while this one is.
+        if self._open_batch is batch:
+            self._open_batch = None
+        try:
+            await self._complete_batch(batch)
+        except Exception as exc:
+            for c in batch:
+                if not c.done.done():
+                    c.done.set_exception(exc)
+
+    def _flushed(self, batch: list[_Completion], flush: asyncio.Task[None]) -> None:
+        self._flushes.discard(flush)
+        # A flush cancelled (even before it started) leaves no waiter hanging.
+        for c in batch:
+            if not c.done.done():
+                c.done.cancel()
+
+    async def _complete_batch(self, batch: list[_Completion]) -> None:
+        # A queue connection lost around the commits (a restart, a dropped
         # connection) is an outage, retried like one, rather than an
-        # "unexpected" error; the object, if it was committed, is written
-        # again by the next attempt under the same key.
+        # "unexpected" error, for every job of the batch: none of them is
+        # recorded, and an object that was committed is written again by the
+        # next attempt under the same key.
         with _lost_connection_as_outage("recording the completion"):
             async with self._pool.acquire() as conn, conn.transaction():
-                owned = await conn.fetchrow(self._q["lock_owned"], job.id, worker_id, job.attempt)
-                if owned is None:
-                    return None
-                try:
-                    result = await commit()
-                except BaseException as exc:
-                    # Still ours and still locked: renew before letting go, so
-                    # the reaper cannot take the job between this failure and
-                    # the worker recording it.
-                    await conn.execute(
-                        self._q["renew_locked"],
-                        job.id,
-                        worker_id,
-                        job.attempt,
-                        float(lease_seconds),
-                    )
-                    failure = exc
-                else:
-                    await conn.execute(
-                        self._q["complete"],
-                        job.id,
-                        worker_id,
-                        job.attempt,
-                        float(retention_seconds),
-                        result.object_key,
-                        result.size_bytes,
-                        result.row_count,
-                        result.sha256_hex,
-                    )
-        if failure is not None:
-            raise failure
-        return result
+                settled = await self._lock_commit_record(conn, batch)
+        # Only once the transaction has committed is a job reported completed.
+        for c, outcome in settled:
+            if c.done.done():
+                continue
+            if isinstance(outcome, BaseException):
+                c.done.set_exception(outcome)
+            else:
+                c.done.set_result(outcome)
+
+    async def _lock_commit_record(
+        self, conn: asyncpg.Connection, batch: list[_Completion]
+    ) -> list[tuple[_Completion, ExportResult | BaseException | None]]:
+        """The statements of one completing transaction; the outcome of each job."""
+        q = self._q
+        rows = await conn.fetch(q["lock_owned"], *_columns(batch))
+        owned_keys = {(r["id"], r["attempts"]) for r in rows}
+        owned = [c for c in batch if (c.job.id, c.job.attempt) in owned_keys]
+        settled: list[tuple[_Completion, ExportResult | BaseException | None]]
+        settled = [(c, None) for c in batch if c not in owned]
+        # Each object is committed under its row's lock; the commits of one
+        # batch go out side by side.
+        outcomes = await asyncio.gather(*(c.commit() for c in owned), return_exceptions=True)
+        failed = [c for c, r in zip(owned, outcomes, strict=True) if isinstance(r, BaseException)]
+        good = [(c, r) for c, r in zip(owned, outcomes, strict=True) if isinstance(r, ExportResult)]
+        if failed:
+            # Still ours and still locked: renew before letting go, so the
+            # reaper cannot take a job between this failure and the worker
+            # recording it.
+            await conn.execute(
+                q["renew_locked"], *_columns(failed), [float(c.lease) for c in failed]
+            )
+        if good:
+            await conn.execute(
+                q["complete"],
+                *_columns([c for c, _ in good]),
+                [float(c.retention) for c, _ in good],
+                [r.object_key for _, r in good],
+                [r.size_bytes for _, r in good],
+                [r.row_count for _, r in good],
+                [r.sha256_hex for _, r in good],
+            )
+        return settled + list(zip(owned, outcomes, strict=True))
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind

@@ -3,7 +3,10 @@
 The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
 ``Runner``. What it guarantees:
 
-- at most ``concurrency`` jobs at once, claimed in one statement each round;
+- at most ``concurrency`` exports at once, claimed in one statement each round;
+  a job whose object is committed, and whose row only awaits its update,
+  leaves its slot to the next claim (at most ``concurrency`` such jobs), so
+  claims overlap the recording of completions;
 - every running job's lease renewed every third of the lease, by a task that
   does not depend on the export making progress;
 - a job whose renewal reports it gone (cancelled, or reaped) is stopped at
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -100,6 +104,7 @@ class _Running:
     log: Any  # bound to the job's fields
     task: asyncio.Task[None] | None = None
     finishing: bool = False  # completing or recording its outcome: not to be stopped
+    committed: bool = False  # its object is committed: only its row is left to record
     stop_reason: StopReason | None = None
 
 
@@ -186,7 +191,14 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.config.concurrency - len(self._running)
+            # A slot is an export: once a job's object is committed (no more
+            # S3 or source work), the next claim may take its slot while its
+            # row is recorded. Jobs recording their rows are bounded too, so
+            # that a slow database cannot pile them up.
+            free = min(
+                self.config.concurrency - self._producing(),
+                2 * self.config.concurrency - len(self._running),
+            )
             claimed: list[Job] = []
             if free > 0 and (self.breaker is None or self.breaker.allows_claims):
                 sent = time.monotonic()
@@ -214,6 +226,9 @@ class Worker:
             # way, wait: a notification, a finished job or the poll wakes us.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
+
+    def _producing(self) -> int:
+        return sum(1 for r in self._running.values() if not r.committed)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -286,7 +301,7 @@ class Worker:
                 self.worker_id,
                 self.config.retention_seconds,
                 self.config.lease_seconds,
-                prepared.commit,
+                functools.partial(self._commit, running, prepared),
             )
             if result is None:
                 await prepared.abort()
@@ -339,6 +354,15 @@ class Worker:
             if not self._running:
                 self._idle.set()
             self._wake.set()
+
+    async def _commit(self, running: _Running, prepared: PreparedExport) -> ExportResult:
+        """The object's commit, called by the store under the row's lock."""
+        result = await prepared.commit()
+        # Only the row's update is left: the slot can take the next job. A
+        # failed commit keeps the slot until the failure is recorded.
+        running.committed = True
+        self._wake.set()
+        return result
 
     async def _after_stop(self, running: _Running, reason: StopReason, log: Any) -> None:
         if reason is StopReason.SHUTDOWN:

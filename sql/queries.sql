@@ -91,14 +91,17 @@ WHERE j.id = mine.id AND b.id = mine.id
 RETURNING j.id;
 
 -- name: renew_locked
--- Inside the completing transaction, when committing the object failed: the
--- row is still locked by this worker, so renewing before letting go means the
--- reaper cannot take the job between the failure and its outcome being
+-- Inside the completing transaction, for the jobs whose object could not be
+-- committed ($1 ids, $2 workers, $3 attempts, $4 lease seconds): their rows
+-- are still locked by this worker, so renewing before letting go means the
+-- reaper cannot take a job between the failure and its outcome being
 -- recorded. clock_timestamp(), not now(): now() is when the transaction
--- began, before the commit that may have taken longer than a lease.
-UPDATE exportd.jobs
-SET lease_expires_at = clock_timestamp() + make_interval(secs => $4)
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3;
+-- began, before the commits that may have taken longer than a lease.
+UPDATE exportd.jobs AS j
+SET lease_expires_at = clock_timestamp() + make_interval(secs => r.lease)
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[]) AS r(id, worker_id, attempt, lease)
+WHERE j.id = r.id AND j.state = 'processing' AND j.worker_id = r.worker_id
+  AND j.attempts = r.attempt;
 
 -- name: record_upload
 -- Remember the open multipart upload, so that it can be aborted by whoever
@@ -109,35 +112,47 @@ WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
 RETURNING id;
 
 -- name: lock_owned
--- Taken in the completing transaction before the object is committed to
--- S3: while this row lock is held, neither a cancel nor the reaper can take
--- the job, so an object is only committed for a job that will complete.
-SELECT id
-FROM exportd.jobs
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
-FOR UPDATE;
+-- Taken in the completing transaction before the objects are committed to
+-- S3, for every job completing in it ($1 ids, $2 workers, $3 attempts):
+-- while these row locks are held, neither a cancel nor the reaper can take
+-- a job, so an object is only committed for a job that will complete. Rows
+-- are locked in id order, so two such transactions cannot deadlock. The
+-- rows returned are the jobs still owned; the others were lost.
+SELECT j.id, j.attempts
+FROM exportd.jobs AS j
+JOIN unnest($1::uuid[], $2::text[], $3::int[]) AS o(id, worker_id, attempt)
+  ON j.id = o.id AND j.worker_id = o.worker_id AND j.attempts = o.attempt
+WHERE j.state = 'processing'
+ORDER BY j.id
+FOR UPDATE OF j;
 
 -- name: complete
--- In the transaction that committed the object: clock_timestamp() is when
--- the export really finished, now() when the transaction began.
-UPDATE exportd.jobs
+-- In the transaction that committed the objects, one row per job: $1 ids,
+-- $2 workers, $3 attempts, $4 retention seconds, $5 object keys, $6 sizes,
+-- $7 row counts, $8 checksums. clock_timestamp() is when the export really
+-- finished, now() when the transaction began.
+UPDATE exportd.jobs AS j
 SET state = 'completed',
     progress = 100,
     finished_at = clock_timestamp(),
-    expires_at = clock_timestamp() + make_interval(secs => $4),
-    object_key = $5,
-    size_bytes = $6,
-    bytes_written = $6,
-    row_count = $7,
-    rows_written = $7,
-    checksum_sha256 = $8,
+    expires_at = clock_timestamp() + make_interval(secs => c.retention),
+    object_key = c.object_key,
+    size_bytes = c.size_bytes,
+    bytes_written = c.size_bytes,
+    row_count = c.row_count,
+    rows_written = c.row_count,
+    checksum_sha256 = c.checksum,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
     error = NULL,
     error_kind = NULL
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
-RETURNING finished_at, expires_at;
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[], $5::text[], $6::bigint[],
+            $7::bigint[], $8::text[])
+     AS c(id, worker_id, attempt, retention, object_key, size_bytes, row_count, checksum)
+WHERE j.id = c.id AND j.state = 'processing' AND j.worker_id = c.worker_id
+  AND j.attempts = c.attempt
+RETURNING j.id;
 
 -- name: retry
 -- Back to pending after a retryable failure, not before $4 seconds. The

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -315,6 +316,19 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     assert await Reaper(pool, BackoffPolicy()).run_once() == []
 
 
+def commit_cutting_connections(admin: asyncpg.Connection) -> Callable[[], Awaitable[ExportResult]]:
+    """An object commit that succeeds, while every other connection to the database is cut."""
+
+    async def commit() -> ExportResult:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    return commit
+
+
 async def test_a_connection_lost_while_completing_is_a_database_outage(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -327,12 +341,7 @@ async def test_a_connection_lost_while_completing_is_a_database_outage(
     [job] = await store.claim("w1", 1, LEASE)
     admin = await db.connect(dsn)
 
-    async def commit() -> ExportResult:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return ExportResult("k", 1, 1, "0" * 64)
+    commit = commit_cutting_connections(admin)
 
     try:
         with pytest.raises(ExportError) as info:
@@ -391,3 +400,93 @@ async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(
     finally:
         await queue.close()
         await beats.close()
+
+
+async def test_completions_that_arrive_together_share_one_transaction(
+    pool: asyncpg.Pool,
+) -> None:
+    for _ in range(4):
+        await insert_job(pool)
+    store = PgJobStore(pool)
+    good_a, good_b, failing, lost = await store.claim("w1", 4, LEASE)
+    assert await pool.fetchval("SELECT exportd.cancel($1)", lost.id) is True
+    committed: list[uuid.UUID] = []
+
+    def commit_of(job_id: uuid.UUID) -> Callable[[], Awaitable[ExportResult]]:
+        async def commit() -> ExportResult:
+            committed.append(job_id)
+            if job_id == failing.id:
+                raise ExportError(ErrorKind.STORAGE_UNAVAILABLE, "S3 down")
+            return ExportResult(f"k/{job_id}", 10, 1, "cd" * 32)
+
+        return commit
+
+    outcomes = await asyncio.gather(
+        *(
+            store.complete(job, "w1", 3600, LEASE, commit_of(job.id))
+            for job in (good_a, good_b, failing, lost)
+        ),
+        return_exceptions=True,
+    )
+
+    assert [type(o) for o in outcomes] == [ExportResult, ExportResult, ExportError, type(None)]
+    assert sorted(committed) == sorted([good_a.id, good_b.id, failing.id]), (
+        "no object is committed for a lost job"
+    )
+    rows = {
+        r["id"]: r
+        for r in await pool.fetch(
+            "SELECT id, state, object_key, lease_expires_at, xmin::text AS tx FROM exportd.jobs"
+        )
+    }
+    assert rows[good_a.id]["state"] == rows[good_b.id]["state"] == "completed"
+    assert rows[good_a.id]["object_key"] == f"k/{good_a.id}"
+    assert rows[good_a.id]["tx"] == rows[good_b.id]["tx"] == rows[failing.id]["tx"], (
+        "one transaction completed the batch and renewed the failed job's lease"
+    )
+    assert rows[failing.id]["state"] == "processing"
+    left = await pool.fetchval(
+        "SELECT extract(epoch FROM $1 - now())", rows[failing.id]["lease_expires_at"]
+    )
+    assert float(left) > LEASE - 5
+    assert rows[lost.id]["state"] == "cancelled"
+
+
+async def test_a_completion_alone_is_not_held_back(pool: asyncpg.Pool) -> None:
+    await insert_job(pool)
+    await insert_job(pool)
+    store = PgJobStore(pool)
+    first, second = await store.claim("w1", 2, LEASE)
+
+    async def commit() -> ExportResult:
+        return ExportResult("k", 1, 1, "0" * 64)
+
+    assert await store.complete(first, "w1", 60, LEASE, commit) is not None
+    assert (await job_row(pool, first.id))["state"] == "completed"
+    assert (await job_row(pool, second.id))["state"] == "processing"
+
+
+async def test_every_job_of_a_batch_whose_connection_is_lost_gets_the_outage(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    await insert_job(pool)
+    await insert_job(pool)
+    store = PgJobStore(pool)
+    first, second = await store.claim("w1", 2, LEASE)
+    admin = await db.connect(dsn)
+
+    commit = commit_cutting_connections(admin)
+
+    try:
+        outcomes = await asyncio.gather(
+            store.complete(first, "w1", 60, LEASE, commit),
+            store.complete(second, "w1", 60, LEASE, commit),
+            return_exceptions=True,
+        )
+    finally:
+        await admin.close()
+    for outcome in outcomes:
+        assert isinstance(outcome, ExportError)
+        assert outcome.kind is ErrorKind.DATABASE_UNAVAILABLE
+    rows = await pool.fetch("SELECT state, worker_id FROM exportd.jobs")
+    assert [(r["state"], r["worker_id"]) for r in rows] == [("processing", "w1")] * 2

@@ -49,6 +49,9 @@ class FakeStore:
     workers: dict[uuid.UUID, str] = field(default_factory=dict)
     # Owned, but passed over by the heartbeat (its row locked for a moment).
     locked: set[uuid.UUID] = field(default_factory=set)
+    # When given, a completion commits the object, then waits for it before
+    # updating the row (a slow database).
+    recorded: asyncio.Event | None = None
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -89,6 +92,8 @@ class FakeStore:
             self.calls.append(("complete_lost", job.id))
             return None
         result = await commit()
+        if self.recorded is not None:
+            await self.recorded.wait()
         self._end("complete", job, "completed")
         return result
 
@@ -521,3 +526,51 @@ async def test_a_hanging_database_stops_the_job_before_its_lease_runs_out() -> N
     worker.request_stop()
     await task
     assert runner.aborted == [job.id]
+
+
+async def test_a_job_whose_object_is_committed_leaves_its_slot_to_the_next_claim() -> None:
+    store = FakeStore(ready=[make_job() for _ in range(6)], recorded=asyncio.Event())
+    runner = FakeRunner()
+    worker = Worker(store, runner, config(concurrency=2))
+    task = asyncio.create_task(worker.run(5))
+    # Two exports produced and committed, their rows still being recorded:
+    # two more are claimed and run meanwhile, and no more than that (as many
+    # jobs recording their rows as there are slots, at most).
+    await until(lambda: len(runner.committed) == 4)
+    await asyncio.sleep(0.1)
+    assert len(runner.started) == 4
+    assert store.calls == []
+    assert store.recorded is not None
+    store.recorded.set()
+    await until(lambda: len(store.calls) == 6)
+    worker.request_stop()
+    await task
+    assert runner.peak <= 2
+    assert sorted(c for c, _ in store.calls) == ["complete"] * 6
+
+
+async def test_a_job_whose_commit_is_slow_keeps_its_slot() -> None:
+    committing = asyncio.Event()
+    store = FakeStore(ready=[make_job() for _ in range(3)])
+
+    @dataclass
+    class SlowCommit(Prepared):
+        async def commit(self) -> ExportResult:
+            committing.set()
+            await asyncio.sleep(0.2)
+            return await super().commit()
+
+    class SlowCommitRunner(FakeRunner):
+        async def run(self, ctx: JobContext) -> Prepared:
+            await super().run(ctx)
+            return SlowCommit(self, ctx.job.id)
+
+    runner = SlowCommitRunner()
+    worker = Worker(store, runner, config(concurrency=1))
+    task = asyncio.create_task(worker.run(5))
+    await asyncio.wait_for(committing.wait(), 5)
+    await asyncio.sleep(0.1)
+    assert len(runner.started) == 1, "a job committing its object still holds its slot"
+    await until(lambda: len(store.calls) == 3)
+    worker.request_stop()
+    await task
