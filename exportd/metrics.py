@@ -127,7 +127,9 @@ class Metrics:
             registry=r,
         )
         self.jobs_in_flight = Gauge(
-            "exportd_jobs_in_flight", "Jobs this daemon is running now.", registry=r
+            "exportd_jobs_in_flight",
+            "Jobs this daemon holds now: exporting, or committed and being recorded.",
+            registry=r,
         )
         self.lease_renewals_lost = Counter(
             "exportd_lease_renewals_lost",
