@@ -67,6 +67,7 @@ from tests.throwaway_pg import Cluster, throwaway_cluster
 
 PROFILE = profile_from_env()
 MIB = 1024 * 1024
+CHECKERS = 8  # completed objects compared with a direct export at once
 
 pytestmark = pytest.mark.timeout(int(PROFILE.window + PROFILE.drain_deadline + 240))
 
@@ -435,20 +436,24 @@ def log_problems(fleet: Fleet) -> list[str]:
 
 
 async def export_problems(dsn: str, s3: Any, bucket: str, rows: dict[uuid.UUID, Any]) -> list[str]:
-    """Each completed job's object against a direct export of the same query."""
+    """Each completed job's object against a direct export of the same query,
+    CHECKERS at a time (each with a connection of its own)."""
+    todo = [(job_id, row) for job_id, row in rows.items() if row["state"] == "completed"]
     problems: list[str] = []
-    async with DirectExport(dsn) as direct:
-        for job_id, row in rows.items():
-            if row["state"] != "completed":
-                continue
-            response = await s3.get_object(Bucket=bucket, Key=row["object_key"])
-            async with response["Body"] as stream:
-                body = await stream.read()
-            expected = await expected_for(direct, row)
-            problems += [
-                f"job {job_id} ({row['kind']} {row['format']}): {p}"
-                for p in object_problems(row, body, expected)
-            ]
+
+    async def checker() -> None:
+        async with DirectExport(dsn) as direct:
+            while todo:
+                job_id, row = todo.pop()
+                response = await s3.get_object(Bucket=bucket, Key=row["object_key"])
+                async with response["Body"] as stream:
+                    body = await stream.read()
+                expected = await expected_for(direct, row)
+                # The comparison is CPU work: off the loop, so the others' reads go on.
+                found = await asyncio.to_thread(object_problems, row, body, expected)
+                problems.extend(f"job {job_id} ({row['kind']} {row['format']}): {p}" for p in found)
+
+    await asyncio.gather(*(checker() for _ in range(CHECKERS)))
     return problems
 
 
