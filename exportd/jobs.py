@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 # Every state of a job, in the order of its life (docs/queue.md).
@@ -79,6 +80,15 @@ class JobState:
 
     def held_by(self, worker_id: str, attempt: int) -> bool:
         return (self.state, self.worker_id, self.attempts) == ("processing", worker_id, attempt)
+
+
+class LetGo(StrEnum):
+    """Where a job went when its worker let go of it after a failure or at shutdown:
+    back to the queue, or failed, because the application lowered max_attempts
+    to the attempts made while it ran."""
+
+    PENDING = "pending"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import asyncpg
 
 from exportd.db import classify_pg_error
 from exportd.errors import ErrorKind
-from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.sqlfiles import queries
 from exportd.store import Commit
 
@@ -205,7 +205,7 @@ class PgJobStore:
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
-    ) -> bool:
+    ) -> LetGo | None:
         row = await self._pool.fetchrow(
             self._q["retry"],
             job.id,
@@ -215,7 +215,7 @@ class PgJobStore:
             error,
             str(kind),
         )
-        return row is not None
+        return None if row is None else LetGo(row["state"])
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
         row = await self._pool.fetchrow(
@@ -223,9 +223,9 @@ class PgJobStore:
         )
         return row is not None
 
-    async def release(self, job: Job, worker_id: str) -> bool:
+    async def release(self, job: Job, worker_id: str) -> LetGo | None:
         row = await self._pool.fetchrow(self._q["release"], job.id, worker_id, job.attempt)
-        return row is not None
+        return None if row is None else LetGo(row["state"])
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         row = await self._pool.fetchrow(self._q["job_state"], job_id)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from exportd.errors import ErrorKind
-from exportd.jobs import ExportResult, Heartbeat, Job, JobState, UploadRef
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 
 Commit = Callable[[], Awaitable[ExportResult]]
 
@@ -45,11 +45,17 @@ class JobStore(Protocol):
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
-    ) -> bool: ...
+    ) -> LetGo | None:
+        """Back to pending after ``delay_seconds``, or failed when max_attempts was
+        lowered meanwhile; None when the job was no longer this worker's."""
+        ...
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool: ...
 
-    async def release(self, job: Job, worker_id: str) -> bool: ...
+    async def release(self, job: Job, worker_id: str) -> LetGo | None:
+        """Back to pending with the attempt given back, or failed when max_attempts
+        was lowered meanwhile; None when the job was no longer this worker's."""
+        ...
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         """Who holds the job now, or None when there is no such job."""

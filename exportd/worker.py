@@ -38,10 +38,14 @@ import structlog
 from exportd.backoff import BackoffPolicy, Retry, decide
 from exportd.breaker import StorageBreaker
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, Job, Progress, UploadRef
+from exportd.jobs import ExportResult, Heartbeat, Job, LetGo, Progress, UploadRef
 from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 from exportd.metrics import Metrics
 from exportd.store import JobStore
+
+# Why the store failed a job the worker handed back: the application lowered
+# max_attempts, while the job ran, to the attempts already made.
+_NO_ATTEMPT_LEFT = "max_attempts was lowered while the job ran and leaves no attempt"
 
 
 def new_worker_id() -> str:
@@ -367,12 +371,18 @@ class Worker:
     async def _after_stop(self, running: _Running, reason: StopReason, log: Any) -> None:
         if reason is StopReason.SHUTDOWN:
             try:
-                released = await self.store.release(running.job, self.worker_id)
+                went = await self.store.release(running.job, self.worker_id)
             except Exception as exc:
                 # The lease will run out and the reaper will hand the job back.
                 log.warning("job_release_failed", error=repr(exc))
                 return
-            log.info("job_released", released=released)
+            if went is LetGo.FAILED:
+                stopped = ExportError(
+                    ErrorKind.LEASE_EXPIRED, "the daemon shut down while the job ran"
+                )
+                self._log_failed(running.job, stopped, log, _NO_ATTEMPT_LEFT, recorded=True)
+                return
+            log.info("job_released", released=went is not None)
         elif reason is StopReason.CANCELLED:
             self.metrics.jobs_cancelled.labels(running.job.kind).inc()
             log.info("job_cancelled")
@@ -388,34 +398,44 @@ class Worker:
         decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
         try:
             if isinstance(decision, Retry):
-                recorded = await self.store.retry(
+                went = await self.store.retry(
                     job, self.worker_id, decision.delay_seconds, exc.message, exc.kind
                 )
-                if recorded:
+                if went is LetGo.FAILED:
+                    # Decided with the max_attempts of the claim; the application
+                    # lowered it since, and the store failed the job instead.
+                    self._log_failed(job, exc, log, _NO_ATTEMPT_LEFT, recorded=True)
+                    return
+                if went is LetGo.PENDING:
                     self.metrics.job_failed(job.kind, exc.kind, retried=True)
                 log.warning(
                     "job_retry",
                     error_kind=str(exc.kind),
                     error=exc.message,
                     retry_in=round(decision.delay_seconds, 1),
-                    recorded=recorded,
+                    recorded=went is not None,
                 )
             else:
                 recorded = await self.store.fail(job, self.worker_id, exc.message, exc.kind)
-                if recorded:
-                    self.metrics.job_failed(job.kind, exc.kind, retried=False)
-                log.error(
-                    "job_failed",
-                    error_kind=str(exc.kind),
-                    error=exc.message,
-                    reason=decision.reason,
-                    recorded=recorded,
-                )
+                self._log_failed(job, exc, log, decision.reason, recorded=recorded)
         except Exception as db_exc:
             self.metrics.error("database", "record_outcome")
             # The row keeps its lease until it runs out; the reaper then
             # retries the job. Nothing is lost, only delayed.
             log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
+
+    def _log_failed(
+        self, job: Job, exc: ExportError, log: Any, reason: str, *, recorded: bool
+    ) -> None:
+        if recorded:
+            self.metrics.job_failed(job.kind, exc.kind, retried=False)
+        log.error(
+            "job_failed",
+            error_kind=str(exc.kind),
+            error=exc.message,
+            reason=reason,
+            recorded=recorded,
+        )
 
     def _observe(self, kind: ErrorKind | None, message: str) -> None:
         if self.breaker is None:

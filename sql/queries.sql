@@ -194,7 +194,8 @@ RETURNING finished_at;
 -- back: a deploy must not use up a job's attempts. Only when the
 -- application lowered max_attempts below the attempts made while the job
 -- ran has it none left even so: it fails, saying why, since a pending job
--- always has an attempt left (jobs_pending_has_attempts_left).
+-- always has an attempt left (jobs_pending_has_attempts_left). RETURNING
+-- says which it was.
 UPDATE exportd.jobs
 SET state = CASE WHEN attempts - 1 < max_attempts THEN 'pending' ELSE 'failed' END,
     attempts = CASE WHEN attempts - 1 < max_attempts THEN greatest(attempts - 1, 0)
@@ -213,7 +214,7 @@ SET state = CASE WHEN attempts - 1 < max_attempts THEN 'pending' ELSE 'failed' E
     upload_key = NULL,
     progress = CASE WHEN attempts - 1 < max_attempts THEN 0 ELSE progress END
 WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
-RETURNING id;
+RETURNING state;
 
 -- name: claim_fair_lock
 -- Taken before a claim with a per-owner limit, in the same transaction:

@@ -90,6 +90,10 @@ class Fleet:
         for incarnation in stopping:
             self.wait(incarnation)
 
+    def daemon_of_pid(self) -> dict[int, int]:
+        """The running daemons by process id (a worker id names its pid)."""
+        return {i.process.pid: daemon for daemon, i in self.live.items()}
+
     def exited_early(self) -> list[Incarnation]:
         """Daemons that ended without being told to."""
         early = []

@@ -23,6 +23,9 @@ DAEMONS = 3
 
 class Action(StrEnum):
     SIGKILL = "sigkill"  # the daemon dies at once; restarted after `duration`
+    # The same, to a daemon chosen when it strikes among those with an upload
+    # open (tests/fault_uploads.py), `pick` choosing among them.
+    SIGKILL_MID_UPLOAD = "sigkill_mid_upload"
     SIGTERM = "sigterm"  # the daemon drains and exits; restarted once it has
     POSTGRES_RESTART = "postgres_restart"  # stopped, started again after `duration`
     S3_DOWN = "s3_down"  # connections refused for `duration`
@@ -35,6 +38,7 @@ class Fault:
     daemon: int | None = None  # which daemon, for signals
     duration: float = 0.0
     mode: str = ""  # pg_ctl stop mode, for a Postgres restart
+    pick: float = 0.0  # in [0, 1): which candidate a mid-upload kill takes
 
     def describe(self) -> str:
         target = f" daemon {self.daemon}" if self.daemon is not None else ""
@@ -50,6 +54,7 @@ class Profile:
     large_rows: int  # rows of a large job (about 2 KiB each)
     window: float  # seconds over which faults are spread
     sigkills: int
+    mid_upload_kills: int  # of the sigkills, those that wait for an open upload
     sigterms: int
     s3_outages: int
     drain_deadline: float  # seconds the queue may take to drain after the last fault
@@ -64,6 +69,7 @@ PROFILES = {
         large_rows=7000,
         window=30.0,
         sigkills=4,
+        mid_upload_kills=1,
         sigterms=2,
         s3_outages=1,
         drain_deadline=150.0,
@@ -76,6 +82,7 @@ PROFILES = {
         large_rows=9000,
         window=150.0,
         sigkills=24,
+        mid_upload_kills=3,
         sigterms=10,
         s3_outages=3,
         drain_deadline=600.0,
@@ -142,13 +149,24 @@ def plan_jobs(seed: int, profile: Profile) -> list[JobSpec]:
 def plan_faults(seed: int, profile: Profile) -> list[Fault]:
     """When each fault strikes, in time order.
 
-    Signals land anywhere in the window; one Postgres restart and the S3
+    Signals land anywhere in the window (a mid-upload kill may wait a while
+    past its time for an upload to be open); one Postgres restart and the S3
     outages fall in disjoint slots, so that the whole plan ends within the
     window plus the longest outage, and every daemon is up at the end.
     """
     rng = random.Random(f"faults:{seed}")
     faults: list[Fault] = []
-    for _ in range(profile.sigkills):
+    for _ in range(profile.mid_upload_kills):
+        # Early enough that large jobs keep arriving while it waits for one.
+        faults.append(
+            Fault(
+                at=rng.uniform(0.1, 0.6) * profile.window,
+                action=Action.SIGKILL_MID_UPLOAD,
+                duration=rng.uniform(0.2, 3.0),
+                pick=rng.random(),
+            )
+        )
+    for _ in range(profile.sigkills - profile.mid_upload_kills):
         faults.append(
             Fault(
                 at=rng.uniform(1.0, profile.window),

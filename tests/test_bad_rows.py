@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from exportd.errors import ErrorKind
+from exportd.jobs import LetGo
 from exportd.pgstore import PgJobStore
 from tests.fault_bad_rows import REFUSED, BadRow, insert_statement
 from tests.helpers import insert_job, job_row
@@ -35,7 +36,8 @@ async def test_a_retry_after_max_attempts_was_lowered_fails_the_job(pool: asyncp
     store = PgJobStore(pool)
     [job] = await store.claim("w1", 1, LEASE)
     await pool.execute("UPDATE exportd.jobs SET max_attempts = 1 WHERE id = $1", job_id)
-    assert await store.retry(job, "w1", 0.0, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    went = await store.retry(job, "w1", 0.0, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    assert went is LetGo.FAILED
     row = await job_row(pool, job_id)
     assert (row["state"], row["error_kind"]) == ("failed", "storage_unavailable")
     assert row["error"] == "S3 down; gave up after 1 of 1 attempts"
@@ -46,11 +48,12 @@ async def test_a_release_without_an_attempt_left_fails_the_job(pool: asyncpg.Poo
     job_id = await insert_job(pool, max_attempts=5)
     store = PgJobStore(pool)
     [first] = await store.claim("w1", 1, LEASE)
-    assert await store.retry(first, "w1", 0.0, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    went = await store.retry(first, "w1", 0.0, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    assert went is LetGo.PENDING
     [second] = await store.claim("w1", 1, LEASE)
     assert second.attempt == 2
     await pool.execute("UPDATE exportd.jobs SET max_attempts = 1 WHERE id = $1", job_id)
-    assert await store.release(second, "w1")
+    assert await store.release(second, "w1") is LetGo.FAILED
     row = await job_row(pool, job_id)
     assert (row["state"], row["attempts"], row["error_kind"]) == ("failed", 2, "lease_expired")
     assert "max_attempts (1)" in row["error"]
@@ -60,6 +63,6 @@ async def test_a_release_with_attempts_left_gives_the_attempt_back(pool: asyncpg
     job_id = await insert_job(pool, max_attempts=2)
     store = PgJobStore(pool)
     [job] = await store.claim("w1", 1, LEASE)
-    assert await store.release(job, "w1")
+    assert await store.release(job, "w1") is LetGo.PENDING
     row = await job_row(pool, job_id)
     assert (row["state"], row["attempts"], row["error_kind"]) == ("pending", 0, None)

@@ -53,6 +53,13 @@ from tests.fault_schedule import (
     profile_from_env,
     seed_from_env,
 )
+from tests.fault_uploads import (
+    MidUploadKills,
+    aborted_uploads,
+    aborts_by,
+    kill_mid_upload,
+    mid_upload_problems,
+)
 from tests.fault_world import AUDIT_SQL, DEFINITIONS, SOURCE_SQL
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.tcp_gate import TcpGate, tcp_gate
@@ -60,6 +67,7 @@ from tests.throwaway_pg import Cluster, throwaway_cluster
 
 PROFILE = profile_from_env()
 MIB = 1024 * 1024
+CHECKERS = 8  # completed objects compared with a direct export at once
 
 pytestmark = pytest.mark.timeout(int(PROFILE.window + PROFILE.drain_deadline + 240))
 
@@ -147,10 +155,11 @@ async def test_daemons_survive_kills_restarts_and_outages(
                 )
             )
         fleet = Fleet(envs, tmp_path)
+        kills = MidUploadKills()
         try:
             fleet.start_all()
             await asyncio.gather(
-                inflict(plan_faults(seed, PROFILE), fleet, cluster, gate, run),
+                inflict(plan_faults(seed, PROFILE), fleet, cluster, gate, kills, run),
                 enqueue(cluster.url, plan_jobs(seed, PROFILE), ids, expected_outcome, run),
             )
             fleet.start_all()  # whoever is down comes back for the drain
@@ -158,6 +167,10 @@ async def test_daemons_survive_kills_restarts_and_outages(
             async with contextlib.AsyncExitStack() as stack:
                 direct = await open_s3_client(s3_settings(s3_endpoint, bucket), stack)
                 await no_open_uploads(direct, bucket, fleet, run)
+            run.fail_if(
+                mid_upload_problems(kills, aborted_uploads(fleet.events())),
+                "a SIGKILL's open upload was not aborted",
+            )
         finally:
             fleet.stop_all()
         run.note("daemons stopped")
@@ -253,7 +266,12 @@ async def enqueue(
 
 
 async def inflict(
-    faults: list[Fault], fleet: Fleet, cluster: Cluster, gate: TcpGate, run: Run
+    faults: list[Fault],
+    fleet: Fleet,
+    cluster: Cluster,
+    gate: TcpGate,
+    kills: MidUploadKills,
+    run: Run,
 ) -> None:
     """Apply each fault at its time; return once every one has played out."""
     for fault in faults:
@@ -271,6 +289,8 @@ async def inflict(
             await asyncio.sleep(fault.duration)
             fleet.start(fault.daemon)
             run.note(f"started daemon {fault.daemon}")
+        elif fault.action is Action.SIGKILL_MID_UPLOAD:
+            await kill_mid_upload(fault, fleet, cluster.url, kills, run.note)
         elif fault.action is Action.SIGTERM:
             assert fault.daemon is not None
             incarnation = fleet.signal_term(fault.daemon)
@@ -363,8 +383,11 @@ async def no_open_uploads(s3: Any, bucket: str, fleet: Fleet, run: Run) -> None:
     while time.monotonic() < deadline:
         uploads = await list_open_uploads(s3, bucket, "")
         if not uploads:
-            aborted = sum(1 for e in fleet.events() if e.get("event") == "orphan_upload_aborted")
-            run.note(f"no multipart upload open ({aborted} aborted by the reaper or the sweep)")
+            by = aborts_by(fleet.events())
+            run.note(
+                f"no multipart upload open ({by['reaper']} aborted by the reaper,"
+                f" {by['sweep']} by the sweep)"
+            )
             return
         await asyncio.sleep(0.5)
     run.fail_if(
@@ -413,20 +436,24 @@ def log_problems(fleet: Fleet) -> list[str]:
 
 
 async def export_problems(dsn: str, s3: Any, bucket: str, rows: dict[uuid.UUID, Any]) -> list[str]:
-    """Each completed job's object against a direct export of the same query."""
+    """Each completed job's object against a direct export of the same query,
+    CHECKERS at a time (each with a connection of its own)."""
+    todo = [(job_id, row) for job_id, row in rows.items() if row["state"] == "completed"]
     problems: list[str] = []
-    async with DirectExport(dsn) as direct:
-        for job_id, row in rows.items():
-            if row["state"] != "completed":
-                continue
-            response = await s3.get_object(Bucket=bucket, Key=row["object_key"])
-            async with response["Body"] as stream:
-                body = await stream.read()
-            expected = await expected_for(direct, row)
-            problems += [
-                f"job {job_id} ({row['kind']} {row['format']}): {p}"
-                for p in object_problems(row, body, expected)
-            ]
+
+    async def checker() -> None:
+        async with DirectExport(dsn) as direct:
+            while todo:
+                job_id, row = todo.pop()
+                response = await s3.get_object(Bucket=bucket, Key=row["object_key"])
+                async with response["Body"] as stream:
+                    body = await stream.read()
+                expected = await expected_for(direct, row)
+                # The comparison is CPU work: off the loop, so the others' reads go on.
+                found = await asyncio.to_thread(object_problems, row, body, expected)
+                problems.extend(f"job {job_id} ({row['kind']} {row['format']}): {p}" for p in found)
+
+    await asyncio.gather(*(checker() for _ in range(CHECKERS)))
     return problems
 
 

@@ -13,7 +13,7 @@ import pytest
 from exportd import db
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, JobState
+from exportd.jobs import ExportResult, Heartbeat, JobState, LetGo
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from tests.helpers import add_history, insert_job, job_row
@@ -102,9 +102,9 @@ async def test_guarded_updates_refuse_a_job_the_worker_lost(pool: asyncpg.Pool) 
     assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
     assert await store.complete(job, "w1", 60, LEASE, commit) is None
     assert committed == [], "the object must not be committed for a lost job"
-    assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is False
+    assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is None
     assert await store.fail(job, "w1", "x", ErrorKind.INTERNAL) is False
-    assert await store.release(job, "w1") is False
+    assert await store.release(job, "w1") is None
     row = await job_row(pool, job_id)
     assert row["state"] == "cancelled"
     assert row["error_kind"] == "cancelled"
@@ -137,7 +137,8 @@ async def test_retry_moves_run_after_and_release_gives_the_attempt_back(
     job_id = await insert_job(pool)
     store = PgJobStore(pool)
     [job] = await store.claim("w1", 1, LEASE)
-    assert await store.retry(job, "w1", 120, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    went = await store.retry(job, "w1", 120, "S3 down", ErrorKind.STORAGE_UNAVAILABLE)
+    assert went is LetGo.PENDING
     row = await job_row(pool, job_id)
     assert row["state"] == "pending"
     assert row["worker_id"] is None
@@ -148,7 +149,7 @@ async def test_retry_moves_run_after_and_release_gives_the_attempt_back(
     await pool.execute("UPDATE exportd.jobs SET run_after = now() WHERE id = $1", job_id)
     [job] = await store.claim("w2", 1, LEASE)
     assert job.attempt == 2
-    assert await store.release(job, "w2")
+    assert await store.release(job, "w2") is LetGo.PENDING
     row = await job_row(pool, job_id)
     assert (row["state"], row["attempts"]) == ("pending", 1)
 
@@ -370,14 +371,14 @@ async def test_a_stale_claim_of_the_same_worker_cannot_act_on_a_new_claim(
     assert (first.attempt, second.attempt) == (1, 2)
 
     assert not await store.fail(first, "w1", "stale", ErrorKind.INTERNAL)
-    assert not await store.release(first, "w1")
+    assert await store.release(first, "w1") is None
     assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
     assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 2, 0, 0, 0)]) == {job_id}
     state = await store.state_of(job_id)
     assert state is not None
     assert state.held_by("w1", 2)
     assert not state.held_by("w1", 1)
-    assert await store.release(second, "w1")
+    assert await store.release(second, "w1") is LetGo.PENDING
 
 
 async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(

@@ -18,7 +18,7 @@ import pytest
 
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, Job, JobState
+from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo
 from exportd.store import Commit
 from exportd.worker import JobContext, Worker, WorkerConfig
 
@@ -52,6 +52,9 @@ class FakeStore:
     # When given, a completion commits the object, then waits for it before
     # updating the row (a slow database).
     recorded: asyncio.Event | None = None
+    # Jobs whose max_attempts the application lowered while they ran: the
+    # store fails them when the worker retries or releases them.
+    no_attempt_left: set[uuid.UUID] = field(default_factory=set)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -97,17 +100,21 @@ class FakeStore:
         self._end("complete", job, "completed")
         return result
 
+    def _let_go(self, name: str, job: Job) -> LetGo | None:
+        went = LetGo.FAILED if job.id in self.no_attempt_left else LetGo.PENDING
+        return went if self._end(name, job, went.value) else None
+
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
-    ) -> bool:
+    ) -> LetGo | None:
         self.retry_delays.append(delay_seconds)
-        return self._end(f"retry:{kind}", job, "pending")
+        return self._let_go(f"retry:{kind}", job)
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
         return self._end(f"fail:{kind}", job, "failed")
 
-    async def release(self, job: Job, worker_id: str) -> bool:
-        return self._end("release", job, "pending")
+    async def release(self, job: Job, worker_id: str) -> LetGo | None:
+        return self._let_go("release", job)
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         state = self.states.get(job_id)
@@ -254,6 +261,47 @@ async def test_retryable_error_retries_with_backoff_until_attempts_are_spent() -
     assert worker.metrics.value("exportd_jobs_retried_total", labels) == 1
     assert worker.metrics.value("exportd_jobs_failed_total", labels) == 1
     assert worker.metrics.value("exportd_s3_errors_total", {"operation": "export"}) == 2
+
+
+async def test_a_retry_or_release_the_store_turned_into_a_failure_is_logged_failed() -> None:
+    # The application lowered max_attempts while these ran: the worker retries
+    # one and hands the other back at shutdown, and the store fails both. The
+    # log and the metrics must say failed, not retried or released.
+    from structlog.testing import capture_logs
+
+    retried, released = make_job(), make_job()
+    store = FakeStore(ready=[retried, released], no_attempt_left={retried.id, released.id})
+    runner = FakeRunner()
+
+    async def run(ctx: JobContext) -> Prepared:
+        runner.started.append(ctx.job.id)
+        if ctx.job.id == retried.id:
+            raise ExportError(ErrorKind.STORAGE_UNAVAILABLE, "S3 down")
+        await hang_until_cancelled(runner, ctx)
+        raise AssertionError("not cancelled")
+
+    runner.run = run  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        worker = Worker(store, runner, config(lease_seconds=60))
+        task = asyncio.create_task(worker.run(grace_seconds=0.05))
+        await until(lambda: ("retry:storage_unavailable", retried.id) in store.calls)
+        worker.request_stop()
+        await asyncio.wait_for(task, 5)
+    assert ("release", released.id) in store.calls
+    ends = {
+        (e["job_id"], e["event"]) for e in logs if "job_id" in e and e["event"] != "job_started"
+    }
+    assert ends == {(str(retried.id), "job_failed"), (str(released.id), "job_failed")}
+    failed = {e["job_id"]: e for e in logs if e["event"] == "job_failed"}
+    assert failed[str(retried.id)]["error_kind"] == "storage_unavailable"
+    assert failed[str(released.id)]["error_kind"] == "lease_expired"
+    assert all("max_attempts was lowered" in e["reason"] for e in failed.values())
+    assert all(e["recorded"] for e in failed.values())
+    storage = {"kind": "k", "error_kind": "storage_unavailable"}
+    assert worker.metrics.value("exportd_jobs_retried_total", storage) == 0
+    assert worker.metrics.value("exportd_jobs_failed_total", storage) == 1
+    lease = {"kind": "k", "error_kind": "lease_expired"}
+    assert worker.metrics.value("exportd_jobs_failed_total", lease) == 1
 
 
 async def test_unexpected_exception_is_an_internal_retryable_error() -> None:
