@@ -144,6 +144,23 @@ def exportd_run(
             proc.wait(30)
 
 
+async def postmaster(dsn: str) -> psutil.Process:
+    """The Postgres server's main process: every backend is its child."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Asked while the backend lives: it is gone once the connection closes.
+        backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        return psutil.Process(backend.ppid())
+    finally:
+        await conn.close()
+
+
+def rclone_process() -> psutil.Process:
+    """The ``rclone serve s3`` this process started with ``rclone()``."""
+    [found] = [p for p in psutil.Process().children() if "rclone" in p.name()]
+    return found
+
+
 class CpuMeter:
     """CPU time of named processes (each with its children) and of the whole machine,
     from construction to ``shares()``, as fractions of the wall time between

@@ -56,7 +56,9 @@ from bench.common import (  # noqa: E402
     create_database,
     daemon_env,
     exportd_run,
+    postmaster,
     rclone,
+    rclone_process,
     s3_client,
 )
 from exportd.migrate import migrate  # noqa: E402
@@ -326,27 +328,6 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
     return dsn
 
 
-async def postmaster_of(dsn: str) -> psutil.Process:
-    conn = await asyncpg.connect(dsn)
-    try:
-        # Asked while the backend lives: it is gone once the connection closes.
-        parent = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
-    finally:
-        await conn.close()
-    if parent is None:
-        raise RuntimeError("cannot find the Postgres server process")
-    return parent
-
-
-def s3_server_process(endpoint: str) -> psutil.Process:
-    port = endpoint.rsplit(":", 1)[1]
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if any("rclone" in part for part in cmdline[:1]) and f"127.0.0.1:{port}" in cmdline:
-            return proc
-    raise RuntimeError("cannot find the rclone process")
-
-
 def comparison_table(contenders: list[Contender], rows: int) -> str:
     base = contenders[0].median
     lines = [
@@ -452,7 +433,7 @@ def main() -> int:
     table_rows = max([args.rows, *rss_sizes])
 
     dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", table_rows))
-    postmaster = asyncio.run(postmaster_of(dsn))
+    server = asyncio.run(postmaster(dsn))
     with tempfile.TemporaryDirectory() as tmp, rclone(Path(tmp)) as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         client = s3_client(endpoint)
@@ -464,8 +445,8 @@ def main() -> int:
             Path(tmp),
             args.aws,
             client,
-            postmaster,
-            s3_server_process(endpoint),
+            server,
+            rclone_process(),
         )
         names = [EXPORTD, PIPELINE]
         for fmt in formats:

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import asyncpg
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +34,9 @@ from bench.common import (  # noqa: E402
     daemon_env,
     database_url,
     exportd_run,
+    postmaster,
     rclone,
+    rclone_process,
     s3_client,
 )
 from bench.csv_export import definitions, prepare_database  # noqa: E402
@@ -89,20 +90,6 @@ async def run_batch(dsn: str, jobs: int, rows: int) -> tuple[float, int]:
     return seconds, int(completed)
 
 
-async def postmaster_pid(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        # Asked while the backend lives: its parent is the server's main process.
-        return psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).ppid()
-    finally:
-        await conn.close()
-
-
-def rclone_pid() -> int:
-    [found] = [p for p in psutil.Process().children() if "rclone" in p.name()]
-    return found.pid
-
-
 def one_run(
     daemons: int, dsn: str, endpoint: str, workdir: Path, jobs: int, rows: int, postgres: int
 ) -> dict[str, float]:
@@ -124,7 +111,7 @@ def one_run(
             {
                 **{f"daemon{i}": p.pid for i, p in enumerate(procs)},
                 "postgres": postgres,
-                "rclone": rclone_pid(),
+                "rclone": rclone_process().pid,
             }
         )
         seconds, completed = asyncio.run(run_batch(dsn, jobs, rows))
@@ -153,7 +140,7 @@ def main() -> int:
     args = parser.parse_args()
 
     source = asyncio.run(prepare_database(args.admin_url, SOURCE, args.rows))
-    postgres = asyncio.run(postmaster_pid(source))
+    postgres = asyncio.run(postmaster(source)).pid
     copies = [f"{SOURCE}_{n}" for n in args.daemons]
     results: dict[int, dict[str, float]] = {}
     try:
