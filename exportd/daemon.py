@@ -30,7 +30,7 @@ from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from exportd.sdnotify import Notifier, watchdog_interval
 from exportd.settings import Settings, SettingsError, redact_url
-from exportd.storage import delete_object, open_s3_client
+from exportd.storage import abort_upload, delete_object, open_s3_client
 from exportd.supervision import probe_storage, watchdog
 from exportd.worker import Worker, WorkerConfig
 
@@ -153,8 +153,8 @@ async def serve(
             metrics=metrics,
         )
 
-        async def abort(key: str, upload_id: str) -> None:
-            await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        async def abort(key: str, upload_id: str) -> bool:
+            return await abort_upload(s3, bucket, key, upload_id)
 
         async def delete(key: str) -> None:
             await delete_object(s3, bucket, key)

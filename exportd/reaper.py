@@ -25,7 +25,8 @@ from exportd.errors import ErrorKind
 from exportd.metrics import Metrics
 from exportd.sqlfiles import queries
 
-AbortUpload = Callable[[str, str], Awaitable[None]]
+# (key, upload id) -> True when aborted, False when S3 no longer had it open.
+AbortUpload = Callable[[str, str], Awaitable[bool]]
 
 _ABORT_TIMEOUT = 30.0
 
@@ -118,12 +119,15 @@ class Reaper:
         try:
             # Bounded: S3 may be the thing that is down, and reaping must go on.
             async with asyncio.timeout(_ABORT_TIMEOUT):
-                await self._abort_upload(key, upload_id)
+                aborted = await self._abort_upload(key, upload_id)
         except Exception as exc:
             self.metrics.error("s3", "abort")
             log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))
         else:
-            log.info("orphan_upload_aborted", key=key, upload_id=upload_id)
+            # Gone: the dead worker had completed it in S3 just before dying
+            # (the row's update never committed), or someone aborted it.
+            event = "orphan_upload_aborted" if aborted else "orphan_upload_gone"
+            log.info(event, key=key, upload_id=upload_id)
 
     async def run_forever(self, interval: float) -> None:
         while True:

@@ -192,6 +192,27 @@ class OpenUpload(TypedDict):
     Initiated: datetime
 
 
+def _is_no_such_upload(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == (
+        "NoSuchUpload"
+    )
+
+
+async def abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) -> bool:
+    """Abort a multipart upload: True when aborted, False when S3 no longer has
+    it open. A worker killed between S3's CompleteMultipartUpload and its row's
+    update leaves a row naming an upload that S3 has already completed; its
+    abort then answers NoSuchUpload, and there is nothing left to clean up.
+    Other errors are raised."""
+    try:
+        await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if _is_no_such_upload(exc):
+            return False
+        raise
+    return True
+
+
 async def list_open_uploads(client: S3Client, bucket: str, prefix: str) -> list[OpenUpload]:
     """Multipart uploads started under ``prefix`` and neither completed nor aborted."""
     uploads: list[OpenUpload] = []
@@ -209,7 +230,7 @@ async def list_open_uploads(client: S3Client, bucket: str, prefix: str) -> list[
     except ClientError as exc:
         # rclone answers NoSuchUpload, instead of an empty list, for a bucket
         # in which no multipart upload was ever started.
-        if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+        if _is_no_such_upload(exc):
             return []
         raise classify_s3_error(exc, operation="ListMultipartUploads", bucket=bucket) from exc
     except Exception as exc:

@@ -179,32 +179,40 @@ async def kill_mid_upload(
     note(f"started daemon {daemon}")
 
 
-def aborted_uploads(events: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Upload ids the reaper or the sweep aborted, from the daemons' logs."""
+# What the reaper or the sweep says of a dead worker's upload once it is dealt
+# with: aborted, or found gone (the victim completed it in S3 just before the
+# kill, and only its row's update was lost; S3 answers NoSuchUpload).
+CLEANED_UP = ("orphan_upload_aborted", "orphan_upload_gone")
+
+
+def cleaned_up_uploads(events: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Upload ids the reaper or the sweep aborted or found gone, from the daemons' logs."""
     return {
-        str(e["upload_id"])
-        for e in events
-        if e.get("event") == "orphan_upload_aborted" and e.get("upload_id")
+        str(e["upload_id"]) for e in events if e.get("event") in CLEANED_UP and e.get("upload_id")
     }
 
 
 def aborts_by(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """How many uploads the reaper (its events name the job) and the sweep aborted."""
-    counts = {"reaper": 0, "sweep": 0}
+    """How many uploads the reaper (its events name the job) and the sweep aborted,
+    and how many they found already gone."""
+    counts = {"reaper": 0, "sweep": 0, "gone": 0}
     for e in events:
         if e.get("event") == "orphan_upload_aborted":
             counts["reaper" if "job_id" in e else "sweep"] += 1
+        elif e.get("event") == "orphan_upload_gone":
+            counts["gone"] += 1
     return counts
 
 
-def mid_upload_problems(kills: MidUploadKills, aborted: set[str]) -> list[str]:
-    """At least one kill left an upload open, and every such upload was aborted."""
+def mid_upload_problems(kills: MidUploadKills, cleaned_up: set[str]) -> list[str]:
+    """At least one kill left an upload behind, and every such upload was aborted
+    (or found already completed) by the reaper or the sweep."""
     if not kills.landed:
         why = "; ".join(kills.missed) or "no mid-upload kill was planned"
         return [f"no SIGKILL landed while its victim had an upload open ({why})"]
     return [
         f"upload {upload_id} of job {job_id}, left open by a SIGKILL, was never aborted"
-        " by the reaper or the sweep"
+        " (nor found already completed) by the reaper or the sweep"
         for upload_id, job_id in kills.landed.items()
-        if upload_id not in aborted
+        if upload_id not in cleaned_up
     ]

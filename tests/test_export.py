@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from exportd.settings import MIB
-from exportd.storage import S3Client, list_open_uploads, open_s3_client
+from exportd.storage import S3Client, abort_upload, list_open_uploads, open_s3_client
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import (
@@ -334,6 +334,53 @@ async def test_a_notification_wakes_an_idle_daemon_long_before_its_poll(
     assert (await job_row(pool, cancelled))["attempts"] == 0
 
 
+async def test_the_reaper_finds_gone_an_upload_its_dead_worker_had_completed(
+    s3_bucket: str, s3_client: S3Client, pool: asyncpg.Pool
+) -> None:
+    """A worker killed between S3's CompleteMultipartUpload and its row's
+    update leaves a row naming an upload S3 no longer has open: the reaper
+    says so (orphan_upload_gone), not that an abort failed, and the job runs
+    again."""
+    from structlog.testing import capture_logs
+
+    from exportd.backoff import BackoffPolicy
+    from exportd.metrics import Metrics
+    from exportd.reaper import Reaper
+
+    job_id = await insert_job(pool, owner="o", kind="big")
+    key = f"exports/o/{job_id}/big.csv"
+    upload = await s3_client.create_multipart_upload(Bucket=s3_bucket, Key=key)
+    part = await s3_client.upload_part(
+        Bucket=s3_bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    await s3_client.complete_multipart_upload(
+        Bucket=s3_bucket,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
+        " lease_expires_at = now() - interval '1 second', upload_id = $2, upload_key = $3"
+        " WHERE id = $1",
+        job_id,
+        upload["UploadId"],
+        key,
+    )
+
+    async def abort(k: str, upload_id: str) -> bool:
+        return await abort_upload(s3_client, s3_bucket, k, upload_id)
+
+    metrics = Metrics()
+    with capture_logs() as logs:
+        reaped = await Reaper(pool, BackoffPolicy(), abort_upload=abort, metrics=metrics).run_once()
+
+    assert [r.job_id for r in reaped] == [job_id]
+    events = [e["event"] for e in logs if e.get("upload_id") == upload["UploadId"]]
+    assert events == ["orphan_upload_gone"]
+    assert (await job_row(pool, job_id))["state"] == "pending"
+
+
 async def test_the_reaper_aborts_the_upload_a_dead_worker_left_open(
     s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: S3Client, pool: asyncpg.Pool
 ) -> None:
@@ -355,8 +402,8 @@ async def test_the_reaper_aborts_the_upload_a_dead_worker_left_open(
         key,
     )
 
-    async def abort(k: str, upload_id: str) -> None:
-        await s3_client.abort_multipart_upload(Bucket=s3_bucket, Key=k, UploadId=upload_id)
+    async def abort(k: str, upload_id: str) -> bool:
+        return await abort_upload(s3_client, s3_bucket, k, upload_id)
 
     reaped = await Reaper(pool, BackoffPolicy(), abort_upload=abort).run_once()
 

@@ -21,9 +21,9 @@ from tests.fault_schedule import (
 from tests.fault_uploads import (
     MidUploadKills,
     OpenUpload,
-    aborted_uploads,
     aborts_by,
     choose_victim,
+    cleaned_up_uploads,
     mid_upload_problems,
     pid_of,
 )
@@ -104,18 +104,24 @@ def test_a_mid_upload_kill_picks_among_live_daemons_with_an_open_upload() -> Non
     assert pid_of("not-a-worker-id") is None
 
 
-def test_every_upload_a_kill_left_open_must_be_seen_aborted() -> None:
+def test_every_upload_a_kill_left_open_must_be_seen_aborted_or_gone() -> None:
     job = uuid.UUID(int=1)
     events = [
         {"event": "orphan_upload_aborted", "upload_id": "u1", "key": "k"},
         {"event": "orphan_upload_abort_failed", "upload_id": "u2"},
         {"event": "job_completed", "job_id": str(job)},
+        {"event": "orphan_upload_gone", "upload_id": "u4", "job_id": str(job)},
     ]
-    aborted = aborted_uploads(events)
-    assert aborted == {"u1"}
+    aborted = cleaned_up_uploads(events)
+    assert aborted == {"u1", "u4"}
     sweep = {"event": "orphan_upload_aborted", "upload_id": "u3", "initiated": "2025-01-01"}
     reaped = {**events[0], "job_id": str(job)}
-    assert aborts_by([reaped, sweep, events[1]]) == {"reaper": 1, "sweep": 1}
+    assert aborts_by([reaped, sweep, events[1], events[3]]) == {
+        "reaper": 1,
+        "sweep": 1,
+        "gone": 1,
+    }
+    assert mid_upload_problems(MidUploadKills(landed={"u4": job}), aborted) == []
     assert mid_upload_problems(MidUploadKills(landed={"u1": job}), aborted) == []
     [problem] = mid_upload_problems(MidUploadKills(landed={"u1": job, "u2": job}), aborted)
     assert "upload u2" in problem

@@ -55,8 +55,8 @@ from tests.fault_schedule import (
 )
 from tests.fault_uploads import (
     MidUploadKills,
-    aborted_uploads,
     aborts_by,
+    cleaned_up_uploads,
     kill_mid_upload,
     mid_upload_problems,
 )
@@ -168,7 +168,7 @@ async def test_daemons_survive_kills_restarts_and_outages(
                 direct = await open_s3_client(s3_settings(s3_endpoint, bucket), stack)
                 await no_open_uploads(direct, bucket, fleet, run)
             run.fail_if(
-                mid_upload_problems(kills, aborted_uploads(fleet.events())),
+                mid_upload_problems(kills, cleaned_up_uploads(fleet.events())),
                 "a SIGKILL's open upload was not aborted",
             )
         finally:
@@ -386,7 +386,7 @@ async def no_open_uploads(s3: Any, bucket: str, fleet: Fleet, run: Run) -> None:
             by = aborts_by(fleet.events())
             run.note(
                 f"no multipart upload open ({by['reaper']} aborted by the reaper,"
-                f" {by['sweep']} by the sweep)"
+                f" {by['sweep']} by the sweep, {by['gone']} found already completed)"
             )
             return
         await asyncio.sleep(0.5)

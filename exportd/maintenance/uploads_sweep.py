@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from exportd.sqlfiles import queries
-from exportd.storage import OpenUpload, S3Client, list_open_uploads
+from exportd.storage import OpenUpload, S3Client, abort_upload, list_open_uploads
 
 _ABORT_TIMEOUT = 30.0
 
@@ -124,11 +124,13 @@ class UploadsSweep:
         log = self.log.bind(key=upload["Key"], upload_id=upload["UploadId"])
         try:
             async with asyncio.timeout(_ABORT_TIMEOUT):
-                await self._s3.abort_multipart_upload(
-                    Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                aborted = await abort_upload(
+                    self._s3, self._bucket, upload["Key"], upload["UploadId"]
                 )
         except Exception as exc:
             log.warning("orphan_upload_abort_failed", error=repr(exc))
             return False
-        log.info("orphan_upload_aborted", initiated=upload["Initiated"].isoformat())
+        # Gone: completed or aborted since it was listed; nothing left to do.
+        event = "orphan_upload_aborted" if aborted else "orphan_upload_gone"
+        log.info(event, initiated=upload["Initiated"].isoformat())
         return True
