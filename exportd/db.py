@@ -58,6 +58,21 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError)
 
 
+# A lost connection, however asyncpg reports it. InternalClientError is what
+# asyncpg raises when a connection the server terminated in the middle of an
+# operation (a COPY during a restart, say) is used again: its protocol is
+# still in the interrupted operation's state. It is an outage, retried like
+# one, not a crash.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
+# Everything Postgres or the connection to it can raise.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONNECTION_ERRORS)
+
+
 def classify_pg_error(exc: BaseException, what: str) -> ExportError:
     """An ExportError for a failure while running ``what`` (e.g. "kind 'orders'")."""
     if isinstance(exc, asyncpg.QueryCanceledError):
@@ -74,7 +89,7 @@ def classify_pg_error(exc: BaseException, what: str) -> ExportError:
             ErrorKind.QUERY_ERROR,
             f"{what}: the query failed with {detail}; fix the definition and enqueue again",
         )
-    if isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError):
+    if isinstance(exc, CONNECTION_ERRORS):
         return ExportError(
             ErrorKind.DATABASE_UNAVAILABLE,
             f"{what}: lost the database connection ({exc.__class__.__name__}: {exc})",

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from exportd.db import classify_pg_error
+from exportd.db import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions import Dataset, Definitions, Kind
 from exportd.errors import ErrorKind, ExportError
 from exportd.formats import SUPPORTED_FORMATS, Container, Format, format_for
@@ -215,7 +215,7 @@ class Exporter:
                     raise
         except ExportError:
             raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             raise classify_pg_error(exc, what) from exc
 
     async def _read(self, snapshot: _Snapshot, job: _Job) -> int:

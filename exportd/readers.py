@@ -157,7 +157,12 @@ async def handler_output(
         return await _handler_rows(dataset, ctx, encoding, out, seen, what)
     except (ExportError, asyncio.CancelledError):
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+    ) as exc:
         raise classify_pg_error(exc, what) from exc
     except Exception as exc:
         raise ExportError(
