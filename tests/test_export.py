@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from typing import Any
 
 import asyncpg
 import pytest
 
+from exportd.backoff import BackoffPolicy
+from exportd.reaper import Reaper
 from exportd.settings import MIB
 from exportd.storage import S3Client, abort_upload, list_open_uploads, open_s3_client
 from tests.daemon_harness import FAST, running_daemon
@@ -334,6 +337,45 @@ async def test_a_notification_wakes_an_idle_daemon_long_before_its_poll(
     assert (await job_row(pool, cancelled))["attempts"] == 0
 
 
+async def _dead_worker_upload(
+    pool: asyncpg.Pool, s3_client: S3Client, bucket: str, *, completed: bool
+) -> tuple[uuid.UUID, str]:
+    """A processing job whose worker died with a multipart upload of one part
+    recorded on its row (``completed``: after S3 completed the upload, before
+    the row's update); its lease has run out. Returns the job and the upload id."""
+    job_id = await insert_job(pool, owner="o", kind="big")
+    key = f"exports/o/{job_id}/big.csv"
+    upload = await s3_client.create_multipart_upload(Bucket=bucket, Key=key)
+    part = await s3_client.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
+    )
+    if completed:
+        await s3_client.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
+        " lease_expires_at = now() - interval '1 second', upload_id = $2, upload_key = $3"
+        " WHERE id = $1",
+        job_id,
+        upload["UploadId"],
+        key,
+    )
+    return job_id, str(upload["UploadId"])
+
+
+def _reaper(pool: asyncpg.Pool, s3_client: S3Client, bucket: str) -> Reaper:
+    """A reaper that aborts uploads in ``bucket`` as the daemon's does."""
+
+    async def abort(key: str, upload_id: str) -> bool:
+        return await abort_upload(s3_client, bucket, key, upload_id)
+
+    return Reaper(pool, BackoffPolicy(), abort_upload=abort)
+
+
 async def test_the_reaper_finds_gone_an_upload_its_dead_worker_had_completed(
     s3_bucket: str, s3_client: S3Client, pool: asyncpg.Pool
 ) -> None:
@@ -343,40 +385,13 @@ async def test_the_reaper_finds_gone_an_upload_its_dead_worker_had_completed(
     again."""
     from structlog.testing import capture_logs
 
-    from exportd.backoff import BackoffPolicy
-    from exportd.metrics import Metrics
-    from exportd.reaper import Reaper
+    job_id, upload_id = await _dead_worker_upload(pool, s3_client, s3_bucket, completed=True)
 
-    job_id = await insert_job(pool, owner="o", kind="big")
-    key = f"exports/o/{job_id}/big.csv"
-    upload = await s3_client.create_multipart_upload(Bucket=s3_bucket, Key=key)
-    part = await s3_client.upload_part(
-        Bucket=s3_bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
-    )
-    await s3_client.complete_multipart_upload(
-        Bucket=s3_bucket,
-        Key=key,
-        UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
-    )
-    await pool.execute(
-        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
-        " lease_expires_at = now() - interval '1 second', upload_id = $2, upload_key = $3"
-        " WHERE id = $1",
-        job_id,
-        upload["UploadId"],
-        key,
-    )
-
-    async def abort(k: str, upload_id: str) -> bool:
-        return await abort_upload(s3_client, s3_bucket, k, upload_id)
-
-    metrics = Metrics()
     with capture_logs() as logs:
-        reaped = await Reaper(pool, BackoffPolicy(), abort_upload=abort, metrics=metrics).run_once()
+        reaped = await _reaper(pool, s3_client, s3_bucket).run_once()
 
     assert [r.job_id for r in reaped] == [job_id]
-    events = [e["event"] for e in logs if e.get("upload_id") == upload["UploadId"]]
+    events = [e["event"] for e in logs if e.get("upload_id") == upload_id]
     assert events == ["orphan_upload_gone"]
     assert (await job_row(pool, job_id))["state"] == "pending"
 
@@ -384,28 +399,9 @@ async def test_the_reaper_finds_gone_an_upload_its_dead_worker_had_completed(
 async def test_the_reaper_aborts_the_upload_a_dead_worker_left_open(
     s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: S3Client, pool: asyncpg.Pool
 ) -> None:
-    from exportd.backoff import BackoffPolicy
-    from exportd.reaper import Reaper
+    job_id, _ = await _dead_worker_upload(pool, s3_client, s3_bucket, completed=False)
 
-    job_id = await insert_job(pool, owner="o", kind="big")
-    key = f"exports/o/{job_id}/big.csv"
-    upload = await s3_client.create_multipart_upload(Bucket=s3_bucket, Key=key)
-    await s3_client.upload_part(
-        Bucket=s3_bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024
-    )
-    await pool.execute(
-        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'dead:1:x',"
-        " lease_expires_at = now() - interval '1 second', upload_id = $2, upload_key = $3"
-        " WHERE id = $1",
-        job_id,
-        upload["UploadId"],
-        key,
-    )
-
-    async def abort(k: str, upload_id: str) -> bool:
-        return await abort_upload(s3_client, s3_bucket, k, upload_id)
-
-    reaped = await Reaper(pool, BackoffPolicy(), abort_upload=abort).run_once()
+    reaped = await _reaper(pool, s3_client, s3_bucket).run_once()
 
     assert [r.job_id for r in reaped] == [job_id]
     assert await list_open_uploads(s3_client, s3_bucket, "") == []
