@@ -1,0 +1,34 @@
+"""Bounds on what callers write, in bytes, and on what is built from it.
+
+One place for each number: the table's named CHECK constraints (migration
+``0004_bounds``), the API's request checks and the builders of keys and
+payloads all read them from here, and a test holds the migration to them.
+Bytes, not characters: every limit downstream (``pg_notify``'s 8000-byte
+payload, S3's 1024-byte key and 255-byte path segment, an HTTP header) counts
+bytes of UTF-8, and one character may take four.
+"""
+
+from __future__ import annotations
+
+# Caller-written columns of exportd.jobs (and the same fields of POST /v1/jobs
+# and the X-Exportd-Owner header).
+OWNER_MAX_BYTES = 256
+KIND_MAX_BYTES = 128
+DEDUPE_KEY_MAX_BYTES = 256
+# params as JSON text (jsonb's own rendering, which is what the claim reads).
+PARAMS_MAX_BYTES = 64 * 1024
+# Nesting of any JSON a caller sends (a request body, params): typed params
+# need two levels (an object of lists); deeper documents are refused before
+# they reach a recursive decoder.
+JSON_MAX_DEPTH = 32
+
+# What the daemon writes from caller input.
+# pg_notify refuses payloads of 8000 bytes or more.
+NOTIFY_MAX_BYTES = 8000
+# S3: a key is at most 1024 bytes; many stores (those backed by a file
+# system) refuse a path segment over 255 bytes, or one that is "." or "..".
+S3_KEY_MAX_BYTES = 1024
+S3_SEGMENT_MAX_BYTES = 255
+# A job's error message, as stored and logged: long enough to act on, short
+# enough that no caller string can make a row or a log line unbounded.
+ERROR_MAX_CHARS = 2000
