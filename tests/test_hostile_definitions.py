@@ -110,7 +110,7 @@ def _lines(body: bytes | None) -> list[Any]:
 async def test_values_never_rewrite_a_statement(
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
 ) -> None:
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"kind": "labels", "params": {"s": INJECTION}, "fmt": "csv"},
         {"kind": "labels", "params": {"s": INJECTION}, "fmt": "jsonl"},
         {"kind": "commented", "params": {"s": NEW_LINE_UNION}, "fmt": "csv"},
@@ -136,9 +136,10 @@ async def test_values_never_rewrite_a_statement(
 async def test_json_records_are_one_line_with_distinct_keys_whatever_the_columns(
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
 ) -> None:
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"kind": "dupes", "fmt": fmt} for fmt in ("csv", "jsonl", "jsonl.gz", "json", "zip")
-    ] + [
+    ]
+    jobs += [
         {"kind": "names", "fmt": "jsonl"},
         {"kind": "names_bytea", "fmt": "json"},
         {"kind": "docs", "fmt": "jsonl"},
