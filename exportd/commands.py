@@ -14,15 +14,17 @@ import asyncpg
 
 from exportd import db
 from exportd.daemon import StartupError, serve
-from exportd.definitions import DefinitionError, Definitions, load_definitions
+from exportd.definitions import Dataset, DefinitionError, Definitions, Kind, load_definitions
 from exportd.errors import ExportError
 from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from exportd.formats import format_for
+from exportd.formats import format_for, writes_json
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
 from exportd.memory import keep_large_buffers_mapped
 from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
+from exportd.paramschema import PROBE_TEXT, probe_value
+from exportd.readers import csv_statement, estimate_rows, json_statement, start_session
 from exportd.settings import Settings, redact_url
 from exportd.sqlfiles import queries
 from exportd.storage import check_bucket, download_signer, open_presigner, open_s3_client
@@ -131,8 +133,9 @@ async def check(settings: Settings) -> int:
 
 
 async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> None:
-    """Prepare every kind's query against the source database, so that a typo in
-    a definition is found at deploy time, not in a user's job at 2 AM."""
+    """Have the source database parse and plan every statement a job of each kind
+    would send, so that a mistake in a definition is found at deploy time, not in a
+    user's job at 2 AM."""
     try:
         conn = await db.connect(settings.source_url, timeout=10)
     except Exception as exc:
@@ -151,14 +154,38 @@ async def _prepare_queries(settings: Settings, definitions: Definitions, report:
                     report(True, what, f"handler {dataset.handler_ref} imports")
                     continue
                 try:
-                    async with conn.transaction(readonly=True):
-                        await conn.prepare(dataset.compiled.sql)
+                    async with conn.transaction(isolation="repeatable_read", readonly=True):
+                        await _check_statements(conn, settings, kind, dataset)
                 except asyncpg.PostgresError as exc:
                     report(False, what, f"query does not prepare: {exc}")
+                except ExportError as exc:
+                    report(False, what, exc.message)
                 else:
                     report(True, what, "query prepares")
     finally:
         await conn.close()
+
+
+async def _check_statements(
+    conn: asyncpg.Connection, settings: Settings, kind: Kind, dataset: Dataset
+) -> None:
+    """Parse and plan, without running them, the very statements the daemon sends for
+    ``dataset``: its statement bound with a probe value of each parameter (hostile text
+    for strings) by the daemon's binding function, inside the daemon's COPY wrappers,
+    in a transaction with the daemon's settings. Raises what Postgres raises, and
+    ExportError for columns a JSON record cannot hold."""
+    await start_session(conn, kind.timeout_seconds, settings.export_timezone)
+    values = {p: probe_value(spec) for p, spec in kind.params.items()}
+    sql = dataset.bind(PROBE_TEXT, values)
+    statements = [csv_statement(sql)]
+    if writes_json(kind, dataset):
+        what = f"kind {kind.name!r}, dataset {dataset.name!r}"
+        statements.append(await json_statement(conn, sql, what))
+    for statement in statements:
+        # Parse is all Postgres does with a COPY until it runs: the whole text's grammar.
+        await conn.prepare(statement.copy)
+        # The query inside it is analysed and planned, not run.
+        await estimate_rows(conn, statement.query)
 
 
 async def enqueue(

@@ -25,8 +25,7 @@ from exportd.params import InvalidParams, ParamSpec, render
 from exportd.params import validate_params as _validate_params
 from exportd.paramschema import json_schema, pg_type
 from exportd.rules import Rule, check_rules, parse_rules
-from exportd.sqlnames import CompiledQuery, UnknownNames, compile_named
-from exportd.sqlnames import bind as _bind
+from exportd.sqlnames import CompiledQuery, UnknownNames, compile_named, inline
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 # A dataset name becomes a file name inside a zip: keep it plain.
@@ -50,7 +49,7 @@ KIND_KEYS = frozenset(
 MEMBER_FORMATS = ("csv", "jsonl")
 OUTPUTS = ("rows", "bytes")
 EXTENSION_RE = re.compile(r"[a-z0-9]{1,10}")
-# Ten years: a bound on a typo rather than on any real export.
+# Seven days: a bound on a typo rather than on any real export.
 MAX_DURATION_SECONDS = 86_400 * 7
 DEFAULT_TIMEOUT_SECONDS = 600
 # A day: anything longer is more likely milliseconds typed as seconds than a real export.
@@ -92,11 +91,13 @@ class Dataset:
     handler_ref: str | None = None
     extension: str | None = None  # of a bytes dataset's member
 
-    def bind(self, owner: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
-        """The positional SQL and its arguments for validated ``values``."""
+    def bind(self, owner: str, values: Mapping[str, object]) -> str:
+        """The statement the export runs for validated ``values``: the query's own text
+        with each placeholder replaced, at its place only, by the typed literal of its
+        value (``sqlnames.inline``). Raises ValueError for a value no literal can carry."""
         assert self.compiled is not None, f"dataset {self.name!r} has no query"
         # owner last: nothing in values may stand in for the job's owner.
-        return self.compiled.sql, _bind(self.compiled, {**values, "owner": owner})
+        return inline(self.compiled, {**values, "owner": owner})
 
     @property
     def member_extension(self) -> str:
@@ -138,8 +139,8 @@ class Kind:
             raise InvalidParams(errors)
         return values
 
-    def bind(self, owner: str, values: Mapping[str, object]) -> tuple[str, list[object]]:
-        """The first dataset's positional SQL and its arguments for validated ``values``."""
+    def bind(self, owner: str, values: Mapping[str, object]) -> str:
+        """The first dataset's statement for validated ``values`` (see ``Dataset.bind``)."""
         return self.datasets[0].bind(owner, values)
 
     def filename(self, values: Mapping[str, object], extension: str) -> str:

@@ -16,7 +16,6 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -36,8 +35,9 @@ from exportd.readers import (
     copy_row_count,
     estimate_rows,
     handler_output,
+    start_session,
 )
-from exportd.sqlfiles import queries
+from exportd.sqlliterals import UnsafeValue
 from exportd.storage import S3Client, content_disposition
 from exportd.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
 from exportd.upload import ObjectUpload
@@ -107,7 +107,7 @@ class _Snapshot:
 
     conn: asyncpg.Connection
     guard: SinkGuard
-    bound: dict[str, tuple[str, list[Any]]]
+    bound: dict[str, str]
 
 
 class Exporter:
@@ -220,14 +220,17 @@ class Exporter:
 
     async def _read(self, snapshot: _Snapshot, job: _Job) -> int:
         conn = snapshot.conn
-        await conn.execute(
-            queries()["export_session"],
-            str(int(job.kind.timeout_seconds * 1000)),
-            self._options.timezone,
-        )
+        await start_session(conn, job.kind.timeout_seconds, self._options.timezone)
         for dataset in _sql(job.kind):
-            sql, args = snapshot.bound[dataset.name] = dataset.bind(job.ctx.job.owner, job.values)
-            job.tracker.estimated_rows += await estimate_rows(conn, sql, args)
+            try:
+                sql = dataset.bind(job.ctx.job.owner, job.values)
+            except UnsafeValue as exc:
+                # Validation refuses these first; the literal builder refuses them again.
+                raise ExportError(
+                    ErrorKind.INVALID_PARAMS, f"kind {job.kind.name!r}: {exc}"
+                ) from exc
+            snapshot.bound[dataset.name] = sql
+            job.tracker.estimated_rows += await estimate_rows(conn, sql)
         if job.fmt.container is Container.ZIP:
             return await self._bundle(snapshot, job)
         return await self._single(snapshot, job)
@@ -277,10 +280,11 @@ class Exporter:
                 log=job.ctx.log,
             )
             return await handler_output(dataset, context, encoding, out, seen)
-        sql, args = snapshot.bound[dataset.name]
+        sql = snapshot.bound[dataset.name]
         if encoding == "csv":
-            return await copy_csv(snapshot.conn, sql, args, out, seen)
-        return await copy_jsonl(snapshot.conn, sql, args, out, seen)
+            return await copy_csv(snapshot.conn, sql, out, seen)
+        what = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
+        return await copy_jsonl(snapshot.conn, sql, out, seen, what)
 
 
 def _sql(kind: Kind) -> list[Dataset]:

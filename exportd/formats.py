@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exportd.definitions import Kind
+from exportd.definitions import Dataset, Kind
 from exportd.errors import ErrorKind, ExportError
 
 
@@ -49,6 +49,14 @@ def formats_of(kind: Kind) -> tuple[str, ...]:
     if len(kind.datasets) > 1 or kind.datasets[0].output == "bytes":
         return ("zip",)
     return SUPPORTED_FORMATS
+
+
+def writes_json(kind: Kind, dataset: Dataset) -> bool:
+    """Whether some job of ``kind`` writes ``dataset``'s rows as JSON: as a JSON format
+    of a kind of one dataset, or as a zip member of format ``jsonl``."""
+    if dataset.output == "bytes" or (dataset.compiled is None and dataset.handler is None):
+        return False
+    return dataset.member_format == "jsonl" or formats_of(kind) != ("zip",)
 
 
 def format_for(kind: Kind, name: str) -> Format:

@@ -7,6 +7,8 @@ Both are derived from a ParamSpec and neither takes part in validating params.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from exportd.params import ParamSpec, ParamType, to_json
 
@@ -19,6 +21,34 @@ _PG_TYPES: Mapping[ParamType, str] = {
     ParamType.DATE: "date",
     ParamType.DATETIME: "timestamptz",
 }
+
+
+# Text that `exportd check` binds for a string parameter: every character that could end a
+# literal, open a comment or look like a placeholder, so that a statement that is only
+# right for tame values fails the check rather than a job.
+PROBE_TEXT = 'it\'s \\ "q" $1 $$ $a$ :owner -- /* */ ;\nnext line'
+
+_PROBES: Mapping[ParamType, object] = {
+    ParamType.STRING: PROBE_TEXT,
+    ParamType.INTEGER: 0,
+    ParamType.NUMBER: Decimal("0.5"),
+    ParamType.BOOLEAN: True,
+    ParamType.DATE: date(2000, 1, 1),
+    ParamType.DATETIME: datetime(2000, 1, 1, tzinfo=UTC),
+}
+
+
+def probe_value(spec: ParamSpec) -> object:
+    """A typed value of ``spec``'s type for ``exportd check`` to bind: its default when it
+    has one, an allowed value of an enum, hostile text for a string, two items for a list.
+    Not validated against bounds: the check parses and plans, it does not run the query."""
+    if spec.default is not None:
+        return spec.default
+    if spec.type is ParamType.ENUM:
+        return (spec.values or ("",))[0]
+    if spec.type is ParamType.LIST:
+        return [probe_value(spec.item_spec(i)) for i in range(2)]
+    return _PROBES[spec.type]
 
 
 # --- Casts and schemas ---------------------------------------------------------------------

@@ -3,14 +3,18 @@
 SQL datasets are formatted by Postgres, several times faster than decoding
 rows into Python and encoding them again: CSV with ``COPY ... (FORMAT csv,
 HEADER)``, JSON Lines with ``COPY`` of ``row_to_json`` per row. COPY takes no
-bind parameters: asyncpg writes the (validated, typed) values as quoted
-literals, the one place they meet SQL text.
+bind parameters: a dataset's statement is its definition's text with each
+placeholder's typed literal at the placeholder's place (``Dataset.bind``),
+and the COPY text around it comes from the named queries. The same functions
+build the text for ``exportd check``, which has Postgres parse and plan it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -25,10 +29,6 @@ from exportd.streams import ByteSink, CsvRecords
 
 # The marker in the wrapping named queries that the dataset's SQL replaces.
 _MARKER = "/* dataset */"
-# JSON text escapes control characters, so these two never occur in it: with
-# them as CSV quote and delimiter, COPY writes each JSON text as it is, one
-# per line.
-_JSON_COPY_OPTIONS: dict[str, Any] = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
 # Rows a handler yields that are encoded (in a thread) at once.
 _HANDLER_BATCH = 1000
 
@@ -84,8 +84,78 @@ class _GuardedSink:
 
 
 def wrap(name: str, sql: str) -> str:
-    """The named query ``name`` around a dataset's compiled SQL."""
-    return queries()[name].replace(_MARKER, sql)
+    """The named query ``name`` with its one marker replaced by ``sql``: a split at the
+    marker of the template, so nothing in ``sql`` is ever searched."""
+    before, after = queries()[name].split(_MARKER)
+    return before + sql + after
+
+
+@dataclass(frozen=True)
+class JsonShape:
+    """What the JSON wrapping of a dataset depends on: the 1-based positions of its bytea
+    columns, and whether any column's type may hold json."""
+
+    bytea: tuple[int, ...] = ()
+    holds_json: bool = False
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A COPY statement as sent (``copy``) and the query inside it (``query``)."""
+
+    copy: str
+    query: str
+
+
+def json_query(sql: str, shape: JsonShape) -> str:
+    """The query writing one JSON text per row of the statement ``sql``."""
+    if shape.bytea:
+        return wrap("json_rows_bytea", sql)
+    return wrap("json_rows_json" if shape.holds_json else "json_rows", sql)
+
+
+def csv_statement(sql: str) -> Statement:
+    """The COPY statement that writes the rows of ``sql`` as CSV with a header."""
+    return Statement(wrap("copy_csv", sql), sql)
+
+
+def json_copy(sql: str, shape: JsonShape) -> Statement:
+    """The COPY statement that writes the rows of ``sql`` as JSON Lines."""
+    query = json_query(sql, shape)
+    return Statement(wrap("copy_json", query), query)
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """The names that occur more than once, each once, in order of first occurrence."""
+    counts = Counter(names)
+    return [name for name in dict.fromkeys(names) if counts[name] > 1]
+
+
+async def json_shape(conn: asyncpg.Connection, sql: str, what: str) -> JsonShape:
+    """Prepare ``sql`` (without running it) and tell how its rows are written as JSON.
+
+    Raises ExportError(QUERY_ERROR) naming ``what`` (the kind and dataset) when two columns
+    share a name: a JSON object would carry the key twice and a reader keep one value.
+    """
+    attributes = (await conn.prepare(sql)).get_attributes()
+    repeated = repeated_names([a.name for a in attributes])
+    if repeated:
+        raise ExportError(
+            ErrorKind.QUERY_ERROR,
+            f"{what}: the columns {', '.join(repr(n) for n in repeated)} occur more than once; "
+            "a JSON record needs distinct names: give each column its own alias (AS ...)",
+        )
+    bytea = tuple(i for i, a in enumerate(attributes, start=1) if a.type.name == "bytea")
+    holds_json = bool(attributes) and bool(
+        await conn.fetchval(queries()["types_hold_json"], [a.type.oid for a in attributes])
+    )
+    return JsonShape(bytea, holds_json)
+
+
+async def start_session(conn: asyncpg.Connection, timeout_seconds: float, timezone: str) -> None:
+    """Pin the export transaction's settings (named query ``export_session``): the
+    statement timeout, the time zone and every setting that shapes the output."""
+    await conn.execute(queries()["export_session"], str(int(timeout_seconds * 1000)), timezone)
 
 
 def copy_row_count(status: str) -> int:
@@ -96,18 +166,34 @@ def copy_row_count(status: str) -> int:
         return 0
 
 
-async def estimate_rows(conn: asyncpg.Connection, sql: str, args: list[Any]) -> int:
-    """The planner's row estimate for a dataset (0 when it has none)."""
-    plan = await conn.fetchval(wrap("estimate_rows", sql), *args)
+async def estimate_rows(conn: asyncpg.Connection, sql: str) -> int:
+    """The planner's row estimate for a dataset's statement (0 when it has none)."""
+    plan = await conn.fetchval(wrap("estimate_rows", sql))
     try:
         return max(0, int(plan[0]["Plan"]["Plan Rows"]))
     except (LookupError, TypeError, ValueError):
         return 0
 
 
-async def copy_csv(
-    conn: asyncpg.Connection, sql: str, args: list[Any], out: ByteSink, seen: RowsSeen
-) -> int:
+async def _copy_out(conn: asyncpg.Connection, statement: str, sink: Callable[[bytes], Any]) -> str:
+    # asyncpg's copy_from_query builds the COPY text itself (and, given arguments,
+    # rewrites every $n of it); the daemon sends the exact text that `exportd check`
+    # parses, so it hands the whole statement to the connection's COPY OUT.
+    status: str = await conn._copy_out(statement, sink, None)
+    return status
+
+
+async def json_statement(conn: asyncpg.Connection, sql: str, what: str) -> Statement:
+    """The COPY statement for ``sql`` as JSON Lines, with the transaction's settings it
+    reads (the bytea columns) in place. Raises ExportError as ``json_shape`` does."""
+    shape = await json_shape(conn, sql, what)
+    if shape.bytea:
+        await conn.execute(queries()["set_bytea_columns"], ",".join(map(str, shape.bytea)))
+    return json_copy(sql, shape)
+
+
+async def copy_csv(conn: asyncpg.Connection, sql: str, out: ByteSink, seen: RowsSeen) -> int:
+    """Write the statement ``sql``'s rows to ``out`` as CSV with a header; returns the rows."""
     records = CsvRecords(header=True)
 
     async def sink(chunk: bytes) -> None:
@@ -115,19 +201,15 @@ async def copy_csv(
         await out.write(chunk)
         seen(records.rows)
 
-    status = await conn.copy_from_query(sql, *args, output=sink, format="csv", header=True)
-    return copy_row_count(status)
+    return copy_row_count(await _copy_out(conn, csv_statement(sql).copy, sink))
 
 
 async def copy_jsonl(
-    conn: asyncpg.Connection, sql: str, args: list[Any], out: ByteSink, seen: RowsSeen
+    conn: asyncpg.Connection, sql: str, out: ByteSink, seen: RowsSeen, what: str
 ) -> int:
-    statement = await conn.prepare(sql)
-    binary = [
-        str(i) for i, a in enumerate(statement.get_attributes(), start=1) if a.type.name == "bytea"
-    ]
-    if binary:
-        await conn.execute(queries()["set_bytea_columns"], ",".join(binary))
+    """Write the statement ``sql``'s rows to ``out`` as JSON Lines; returns the rows.
+    Raises ExportError(QUERY_ERROR) as ``json_shape`` does."""
+    statement = await json_statement(conn, sql, what)
     rows = 0
 
     async def sink(chunk: bytes) -> None:
@@ -136,9 +218,7 @@ async def copy_jsonl(
         await out.write(chunk)
         seen(rows)
 
-    wrapped = wrap("json_rows_bytea" if binary else "json_rows", sql)
-    status = await conn.copy_from_query(wrapped, *args, output=sink, **_JSON_COPY_OPTIONS)
-    return copy_row_count(status)
+    return copy_row_count(await _copy_out(conn, statement.copy, sink))
 
 
 async def handler_output(

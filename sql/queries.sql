@@ -304,14 +304,29 @@ INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
 -- Settings of an export's read-only transaction, local to it: the kind's
 -- statement timeout ($1, milliseconds as text) and an explicit time zone
 -- ($2), so timestamptz values come out the same whatever the server's or
--- the role's default, always with their UTC offset. A stopped export closes
--- its connection (see SinkGuard); client_connection_check_interval (from
--- Postgres 14, hence looked up) makes the server notice within a second and
--- end a query that writes nothing meanwhile, instead of running it on.
+-- the role's default, always with their UTC offset. Every other setting that
+-- changes how Postgres writes a value is pinned too, because a database or a
+-- role may set it (ALTER DATABASE ... SET, ALTER ROLE ... SET) and the file
+-- must not depend on where it was made: dates, intervals, floats, bytea
+-- (hex, which json_rows_bytea reads back), money (lc_monetary), xml and the
+-- encoding. standard_conforming_strings is pinned because the placeholder
+-- compiler (exportd.sqlnames) reads a definition's strings the way it
+-- prescribes, and Postgres must read them the same way. A stopped export
+-- closes its connection (see SinkGuard); client_connection_check_interval
+-- (from Postgres 14, hence looked up) makes the server notice within a
+-- second and end a query that writes nothing meanwhile, instead of running
+-- it on.
 SELECT set_config('statement_timeout', $1, true),
        set_config('TimeZone', $2, true),
        set_config('DateStyle', 'ISO, YMD', true),
        set_config('IntervalStyle', 'iso_8601', true),
+       set_config('extra_float_digits', '1', true),
+       set_config('bytea_output', 'hex', true),
+       set_config('standard_conforming_strings', 'on', true),
+       set_config('lc_monetary', 'C', true),
+       set_config('xmlbinary', 'base64', true),
+       set_config('xmloption', 'content', true),
+       set_config('client_encoding', 'UTF8', true),
        (SELECT set_config(name, '1000', true)
         FROM pg_settings WHERE name = 'client_connection_check_interval');
 
@@ -330,22 +345,55 @@ SELECT format('CREATE DATABASE %I', $1::text);
 -- takes none.
 SELECT set_config('exportd.bytea_columns', $1, true);
 
+-- name: copy_csv
+-- A dataset as CSV with a header, formatted by Postgres. The dataset's
+-- statement (its SQL with each placeholder's literal in place) replaces the
+-- marker comment below; `exportd check` parses this very text.
+COPY (
+/* dataset */
+) TO STDOUT (FORMAT csv, HEADER true);
+
+-- name: copy_json
+-- One JSON text per line: JSON text escapes every control character, so
+-- with \x01 as the CSV quote and \x02 as the delimiter, COPY writes each
+-- text as it is. One of the json_rows queries replaces the marker.
+COPY (
+/* dataset */
+) TO STDOUT (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
+
 -- name: json_rows
 -- A dataset as JSON Lines, formatted by Postgres: one row_to_json text per
 -- row. row_to_json keeps the column order, writes numeric exactly as a JSON
 -- number, timestamptz in ISO 8601 with its offset, jsonb as JSON and arrays
--- as arrays. The dataset's compiled SQL replaces the marker comment below.
-SELECT row_to_json(t)::text
+-- as arrays. The dataset's statement replaces the marker comment below.
+-- t.* is the row of the subquery t even when the dataset has a column
+-- named t (a bare "t" would be that column).
+SELECT row_to_json(t.*)::text
+FROM (
+/* dataset */
+) AS t;
+
+-- name: json_rows_json
+-- As json_rows, for a dataset whose columns may hold json (json, json[], a
+-- composite, a domain or a record that contains one): json keeps its input
+-- text, line breaks included, which would split a record over several lines.
+-- Valid JSON holds a raw CR, LF or tab only as whitespace between tokens
+-- (inside a string they are escaped, and Postgres refuses json that breaks
+-- this), so turning each into a space changes no value.
+SELECT translate(row_to_json(t.*)::text, E'\r\n\t', '   ')
 FROM (
 /* dataset */
 ) AS t;
 
 -- name: json_rows_bytea
 -- As json_rows, with the bytea columns listed in exportd.bytea_columns
--- rewritten from Postgres's hex ("\\x00ff") to base64, the way JSON carries
--- binary. Slower (the row is taken apart and put back), so only used when a
--- dataset has bytea columns.
-SELECT (
+-- rewritten from Postgres's hex ("\\x00ff", bytea_output being pinned) to
+-- base64, the way JSON carries binary. Slower (the row is taken apart and
+-- put back), so only used when a dataset has bytea columns; it also turns
+-- raw CR, LF and tab into spaces, as json_rows_json does, since its columns
+-- may hold json as well. Inside the subquery only e's columns are in scope
+-- unqualified, and they are always qualified.
+SELECT translate((
     SELECT json_object_agg(
         e.key,
         CASE
@@ -356,11 +404,39 @@ SELECT (
             ELSE e.value
         END
         ORDER BY e.ord)
-    FROM json_each(row_to_json(t)) WITH ORDINALITY AS e(key, value, ord)
-)::text
+    FROM json_each(row_to_json(t.*)) WITH ORDINALITY AS e(key, value, ord)
+)::text, E'\r\n\t', '   ')
 FROM (
 /* dataset */
 ) AS t;
+
+-- name: types_hold_json
+-- Whether a value of any of these types ($1, the dataset's column types)
+-- may hold json: the type itself, an array's element, a domain's base type
+-- and a composite's attributes, followed to the end. A pseudo-type (record,
+-- an anonymous row) cannot be looked into and counts as holding json.
+WITH RECURSIVE reached(oid) AS (
+    SELECT unnest($1::oid[])
+    UNION
+    SELECT inner_type.oid
+    FROM reached
+    JOIN pg_type AS outer_type ON outer_type.oid = reached.oid
+    CROSS JOIN LATERAL (
+        SELECT outer_type.typelem WHERE outer_type.typelem <> 0
+        UNION ALL
+        SELECT outer_type.typbasetype WHERE outer_type.typbasetype <> 0
+        UNION ALL
+        SELECT a.atttypid
+        FROM pg_attribute AS a
+        WHERE outer_type.typrelid <> 0 AND a.attrelid = outer_type.typrelid
+          AND a.attnum > 0 AND NOT a.attisdropped
+    ) AS inner_type(oid)
+)
+SELECT EXISTS (
+    SELECT 1
+    FROM reached JOIN pg_type AS t ON t.oid = reached.oid
+    WHERE t.oid = 'json'::regtype OR t.typtype = 'p'
+);
 
 -- name: estimate_rows
 -- The planner's estimate of a dataset's rows, for the job's progress. Plans

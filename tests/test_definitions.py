@@ -283,11 +283,12 @@ def test_kinds_must_be_tables() -> None:
 def test_validate_and_bind() -> None:
     kind = orders()
     values = kind.validate({"start_date": "2025-01-01", "end_date": "2025-02-01"})
-    sql, args = kind.bind("acme", values)
-    assert sql == kind.compiled.sql
-    assert args == ["acme", date(2025, 1, 1), date(2025, 2, 1), ["open", "shipped"]]
+    sql = kind.bind("acme", values)
+    assert sql == kind.compiled.sql.replace("$1", "E'acme'").replace("$2", "E'2025-01-01'").replace(
+        "$3", "E'2025-02-01'"
+    ).replace("$4", "ARRAY[E'open'::text,E'shipped'::text]")
     # Not even a caller's mistake can put somebody else's name in :owner.
-    assert kind.bind("acme", {**values, "owner": "other"})[1][0] == "acme"
+    assert kind.bind("acme", {**values, "owner": "other"}) == sql
     with pytest.raises(InvalidParams):
         kind.validate({"start_date": "1999-12-31"})
 

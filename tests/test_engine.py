@@ -310,7 +310,6 @@ async def _copy_into_a_refusing_sink(conn: asyncpg.Connection) -> None:
             await copy_csv(
                 conn,
                 "SELECT g FROM generate_series(1, 100) AS g",
-                [],
                 guard.wrap(_Refusing()),
                 lambda rows: None,
             )

@@ -25,6 +25,7 @@ PURE = [
     "paramdecl",
     "paramschema",
     "sqlnames",
+    "sqlliterals",
     "definitions",
     "breaker",
 ]
