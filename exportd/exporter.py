@@ -253,6 +253,15 @@ class Exporter:
     async def _bundle(self, snapshot: _Snapshot, job: _Job) -> int:
         generated_at = datetime.now(UTC)
         bundle = ZipBundle(job.upload, generated_at)
+        try:
+            return await self._members(snapshot, job, bundle, generated_at)
+        except BaseException:
+            bundle.discard()
+            raise
+
+    async def _members(
+        self, snapshot: _Snapshot, job: _Job, bundle: ZipBundle, generated_at: datetime
+    ) -> int:
         members: list[dict[str, object]] = []
         for dataset in job.kind.datasets:
             member = bundle.member(f"{dataset.name}.{dataset.member_extension}")

@@ -14,6 +14,7 @@ so what a stream adds to the caller's buffer is at most a block or two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -195,6 +196,7 @@ class ZipBundle:
     ) -> None:
         self._out = out
         self._spool = _Spool()
+        self._open: ZipMember | None = None
         self._level = level
         # Zip stores a local date and time without a zone; a bundle's members carry
         # its generation time (the manifest's, in UTC) rather than zipfile's default
@@ -209,7 +211,18 @@ class ZipBundle:
         )
 
     def member(self, name: str) -> ZipMember:
-        return ZipMember(self, name)
+        self._open = ZipMember(self, name)
+        return self._open
+
+    def discard(self) -> None:
+        """Drop a bundle that will not be completed (its export failed): close what
+        is open, into a spool that goes nowhere. Without it, zipfile raises at
+        garbage collection about the member left open for writing."""
+        with contextlib.suppress(Exception):
+            if self._open is not None:
+                self._open._file.close()
+            self._zip.close()
+        self._spool.buffer = bytearray()
 
     async def add(self, name: str, data: bytes) -> MemberStats:
         member = self.member(name)
