@@ -42,9 +42,10 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PYTHON) -m venv .venv-aws
 	.venv-aws/bin/python -m pip install --quiet awscli
 
-## bench: exports (csv, csv.gz, jsonl, zip) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows
+## bench: exports (csv, csv.gz, jsonl, zip) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows; peak RSS of one 50 and 200 MB row per format
 bench: $(VENV)/.bench .venv-aws/bin/aws
 	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
+	$(BIN)/python bench/big_row.py
 
 ## bench-api: GET /v1/jobs/{id} of a running daemon under concurrent load
 bench-api: $(VENV)/.bench

@@ -128,6 +128,7 @@ async def serve(
                 part_size=part_size,
                 parts_in_flight=settings.s3_parts_in_flight,
                 max_bytes=settings.s3_max_export_bytes,
+                max_row_bytes=settings.max_row_bytes,
                 timezone=settings.export_timezone,
                 max_duration_seconds=settings.max_job_duration.total_seconds(),
                 object_args=settings.object_args,

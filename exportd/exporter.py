@@ -26,6 +26,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.formats import SUPPORTED_FORMATS, Container, Format, format_for
 from exportd.handlers import HandlerContext
 from exportd.jobs import ExportResult, UploadRef
+from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.params import to_json
 from exportd.progress import Tracker
 from exportd.readers import (
@@ -37,6 +38,7 @@ from exportd.readers import (
     handler_output,
     start_session,
 )
+from exportd.rowbound import RowBound, row_too_large, watch_rows
 from exportd.sqlliterals import UnsafeValue
 from exportd.storage import S3Client, content_disposition
 from exportd.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
@@ -67,6 +69,8 @@ class ExportOptions:
     part_size: int
     parts_in_flight: int
     max_bytes: int | None = None
+    # The largest row a dataset may write (EXPORTD_MAX_ROW_BYTES); see exportd.rowbound.
+    max_row_bytes: int = MAX_ROW_BYTES_DEFAULT
     timezone: str = "UTC"
     # A whole job's limit (query, encoding and upload), unless its kind sets one.
     max_duration_seconds: float | None = None
@@ -243,8 +247,7 @@ class Exporter:
         elif container is Container.JSON_ARRAY:
             stream = JsonArrayStream(job.upload)
         dataset = job.kind.datasets[0]
-        out = snapshot.guard.wrap(stream or job.upload)
-        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, out)
+        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, stream or job.upload)
         if stream is not None:
             await stream.close()
         job.tracker.dataset_done(rows)
@@ -253,11 +256,19 @@ class Exporter:
     async def _bundle(self, snapshot: _Snapshot, job: _Job) -> int:
         generated_at = datetime.now(UTC)
         bundle = ZipBundle(job.upload, generated_at)
+        try:
+            return await self._members(snapshot, job, bundle, generated_at)
+        except BaseException:
+            bundle.discard()
+            raise
+
+    async def _members(
+        self, snapshot: _Snapshot, job: _Job, bundle: ZipBundle, generated_at: datetime
+    ) -> int:
         members: list[dict[str, object]] = []
         for dataset in job.kind.datasets:
             member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
-            out = snapshot.guard.wrap(member)
-            rows = await self._dataset(snapshot, job, dataset, dataset.member_format, out)
+            rows = await self._dataset(snapshot, job, dataset, dataset.member_format, member)
             stats = await member.close()
             job.tracker.dataset_done(rows)
             members.append(_member_entry(dataset, stats, rows))
@@ -267,9 +278,32 @@ class Exporter:
         return job.tracker.rows
 
     async def _dataset(
-        self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, out: ByteSink
+        self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, into: ByteSink
     ) -> int:
-        seen = job.tracker.seen
+        """Write one dataset into ``into``, each record held to the row limit; its rows."""
+        written = 0
+
+        def seen(rows: int) -> None:
+            nonlocal written
+            written = rows
+            job.tracker.seen(rows)
+
+        what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
+        limit = self._options.max_row_bytes
+        sink = into
+        if dataset.output != "bytes":
+            # A bytes dataset's blocks are the handler's own; rows are what COPY
+            # or a handler's encoder hand over whole.
+            sink = RowBound(
+                into,
+                limit=limit,
+                what=what,
+                quoted=encoding == "csv",
+                header=encoding == "csv",
+                rows_before=lambda: written,
+            )
+        # Inside the guard, so that a refused row closes the connection too.
+        out = snapshot.guard.wrap(sink)
         if dataset.handler is not None:
             context = HandlerContext(
                 owner=job.ctx.job.owner,
@@ -281,10 +315,16 @@ class Exporter:
             )
             return await handler_output(dataset, context, encoding, out, seen)
         sql = snapshot.bound[dataset.name]
-        if encoding == "csv":
-            return await copy_csv(snapshot.conn, sql, out, seen)
-        what = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
-        return await copy_jsonl(snapshot.conn, sql, out, seen, what)
+
+        def arriving(received: int) -> None:
+            error = row_too_large(what, written + 1, received, limit, arriving=True)
+            snapshot.guard.abandon(error)
+
+        with watch_rows(snapshot.conn, limit, arriving):
+            if encoding == "csv":
+                return await copy_csv(snapshot.conn, sql, out, seen)
+            shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
+            return await copy_jsonl(snapshot.conn, sql, out, seen, shape)
 
 
 def _sql(kind: Kind) -> list[Dataset]:

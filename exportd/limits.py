@@ -32,3 +32,16 @@ S3_SEGMENT_MAX_BYTES = 255
 # A job's error message, as stored and logged: long enough to act on, short
 # enough that no caller string can make a row or a log line unbounded.
 ERROR_MAX_CHARS = 2000
+
+# One row of an export (a CopyData message, or a record a handler yields), in
+# bytes of the written file: EXPORTD_MAX_ROW_BYTES's default and its range.
+# Postgres builds a row's text in one allocation of at most 1 GiB - 1.
+MAX_ROW_BYTES_DEFAULT = 64 * 1024 * 1024
+MAX_ROW_BYTES_FLOOR = 64 * 1024
+MAX_ROW_BYTES_CEILING = 1024 * 1024 * 1024 - 1
+# How far past the limit a row may have arrived before the connection's watch
+# refuses it: more than one socket read (asyncio reads 256 KiB at most) and the
+# protocol messages that can follow the last row, so that a row within the
+# limit is never refused while it arrives. Rows between the limit and this are
+# refused, exactly, once asyncpg hands them over.
+ROW_WATCH_SLACK_BYTES = 1024 * 1024

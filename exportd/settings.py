@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
+
 MIB = 1024 * 1024
 _SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
@@ -152,6 +154,14 @@ class Settings(BaseSettings):
         timedelta(days=30),
         description="How long failed, cancelled and expired jobs stay in the table, counted "
         "from when they finished; then their rows are deleted. Longer than retention.",
+    )
+    max_row_bytes: int = Field(
+        MAX_ROW_BYTES_DEFAULT,
+        ge=MAX_ROW_BYTES_FLOOR,
+        le=MAX_ROW_BYTES_CEILING,
+        description="Largest row an export may write, in bytes of the file (a CSV line, a "
+        "JSON Lines record); a larger row fails the job with too_large. COPY hands a row "
+        "over whole, so one costs about twice its size in memory on top of the parts.",
     )
     max_per_owner: int | None = Field(
         None,

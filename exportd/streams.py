@@ -5,13 +5,19 @@ the next ``ByteSink`` (in the end, the upload), so back-pressure runs from S3
 to Postgres and memory stays bounded. CPU work (deflate, hashing big blocks)
 runs in a thread on blocks of ``BLOCK`` bytes: the event loop keeps serving
 heartbeats while a large export compresses.
+
+A write may be one very large row (COPY hands over a row whole): no stream
+copies a write whole. Each takes it a block at a time through a memoryview,
+so what a stream adds to the caller's buffer is at most a block or two.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import zipfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -32,6 +38,26 @@ class ByteSink(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
+def blocks(data: bytes) -> list[memoryview]:
+    """``data`` as views of at most ``BLOCK`` bytes each, in order, copying nothing."""
+    view = memoryview(data).cast("B")
+    return [view[i : i + BLOCK] for i in range(0, len(view), BLOCK)]
+
+
+async def fill_blocks(
+    pending: bytearray, data: bytes, flush: Callable[[], Awaitable[None]]
+) -> None:
+    """Append ``data`` to ``pending``, calling ``flush`` (which empties it) each
+    time it reaches ``BLOCK`` bytes: ``pending`` never grows past a block,
+    whatever the size of ``data``."""
+    for view in blocks(data):
+        room = BLOCK - len(pending)
+        pending += view[:room]
+        if len(pending) >= BLOCK:
+            await flush()
+        pending += view[room:]
+
+
 class GzipStream:
     """A gzip file (RFC 1952), compressed off the event loop by ISA-L."""
 
@@ -41,12 +67,13 @@ class GzipStream:
         self._pending = bytearray()
 
     async def write(self, data: bytes) -> None:
-        self._pending += data
-        if len(self._pending) >= BLOCK:
-            await self._compress(final=False)
+        await fill_blocks(self._pending, data, self._next_block)
 
     async def close(self) -> None:
         await self._compress(final=True)
+
+    async def _next_block(self) -> None:
+        await self._compress(final=False)
 
     async def _compress(self, *, final: bool) -> None:
         block = bytes(self._pending)
@@ -74,8 +101,11 @@ class JsonArrayStream:
         self._held = False  # a record's newline, not yet known to be the last
 
     async def write(self, data: bytes) -> None:
-        if not data:
-            return
+        # A block at a time, so that a large record is never copied whole.
+        for view in blocks(data):
+            await self._write_block(bytes(view))
+
+    async def _write_block(self, data: bytes) -> None:
         if self._held:
             data = b"\n" + data
         self._held = data.endswith(b"\n")
@@ -103,6 +133,15 @@ class CsvRecords:
         self._newlines = 0
 
     def feed(self, chunk: bytes) -> None:
+        if len(chunk) <= BLOCK:
+            self._feed(chunk)
+            return
+        # Splitting a large row would copy it whole, twice; a block at a time
+        # copies at most a block (the quote state carries across blocks).
+        for view in blocks(chunk):
+            self._feed(bytes(view))
+
+    def _feed(self, chunk: bytes) -> None:
         if b'"' not in chunk:
             if not self._quoted:
                 self._newlines += chunk.count(b"\n")
@@ -157,6 +196,7 @@ class ZipBundle:
     ) -> None:
         self._out = out
         self._spool = _Spool()
+        self._open: ZipMember | None = None
         self._level = level
         # Zip stores a local date and time without a zone; a bundle's members carry
         # its generation time (the manifest's, in UTC) rather than zipfile's default
@@ -171,7 +211,18 @@ class ZipBundle:
         )
 
     def member(self, name: str) -> ZipMember:
-        return ZipMember(self, name)
+        self._open = ZipMember(self, name)
+        return self._open
+
+    def discard(self) -> None:
+        """Drop a bundle that will not be completed (its export failed): close what
+        is open, into a spool that goes nowhere. Without it, zipfile raises at
+        garbage collection about the member left open for writing."""
+        with contextlib.suppress(Exception):
+            if self._open is not None:
+                self._open._file.close()
+            self._zip.close()
+        self._spool.buffer = bytearray()
 
     async def add(self, name: str, data: bytes) -> MemberStats:
         member = self.member(name)
@@ -211,9 +262,7 @@ class ZipMember:
         self._pending = bytearray()
 
     async def write(self, data: bytes) -> None:
-        self._pending += data
-        if len(self._pending) >= BLOCK:
-            await self._flush()
+        await fill_blocks(self._pending, data, self._flush)
 
     async def close(self) -> MemberStats:
         await self._flush()

@@ -35,3 +35,10 @@ async def report_pdf(ctx: HandlerContext) -> AsyncIterator[bytes]:
 async def broken(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
     yield {"ok": 1}
     raise RuntimeError("the renderer ran out of ink")
+
+
+async def wide_rows(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
+    """Three rows, the second with a value of ``width`` bytes."""
+    for n in (1, 2, 3):
+        width = int(str(ctx.params["width"]))
+        yield {"n": n, "body": "x" * width if n == 2 else "small"}

@@ -133,3 +133,47 @@ async def test_a_zip_bundle_is_streamed_and_records_each_member() -> None:
         assert archive.namelist() == ["big.bin", "empty.csv"]
         assert archive.read("big.bin") == big
         assert archive.testzip() is None
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.largest = 0
+
+    async def write(self, data: bytes) -> None:
+        self.data += data
+        self.largest = max(self.largest, len(data))
+
+
+def test_one_write_of_several_blocks_comes_out_whole_in_blocks() -> None:
+    """A row larger than a block (COPY hands a row over whole) is taken a block
+    at a time: each stream passes on nothing much larger than a block, and the
+    file is the same as from small writes."""
+    record = b'{"n":2,"body":"' + bytes(random.Random(7).randbytes(3 * BLOCK + 5).hex(), "ascii")
+    lines = b'{"n":1}\n' + record + b'"}\n{"n":3}\n'
+
+    async def run() -> None:
+        gz, arr, zipped = _Kept(), _Kept(), _Kept()
+        g = GzipStream(gz)
+        a = JsonArrayStream(arr)
+        z = ZipBundle(zipped)
+        m = z.member("rows.jsonl")
+        for stream in (g, a, m):
+            await stream.write(lines)
+        await g.close()
+        await a.close()
+        await m.close()
+        await z.close()
+        assert gzip.decompress(gz.data) == lines
+        assert [r["n"] for r in json.loads(arr.data)[::2]] == [1, 3]
+        assert zipfile.ZipFile(io.BytesIO(zipped.data)).read("rows.jsonl") == lines
+        assert arr.largest <= BLOCK + 16
+
+    asyncio.run(run())
+
+
+def test_csv_records_count_a_large_quoted_row_once() -> None:
+    row = b'2,"' + b'a ""b""\nc' * (BLOCK // 4) + b'"\n'
+    records = CsvRecords(header=True)
+    records.feed(b"n,body\n1,x\n" + row + b"3,y\n")
+    assert records.rows == 3
