@@ -32,3 +32,8 @@ S3_SEGMENT_MAX_BYTES = 255
 # A job's error message, as stored and logged: long enough to act on, short
 # enough that no caller string can make a row or a log line unbounded.
 ERROR_MAX_CHARS = 2000
+# The key is {prefix}/{owner}/{job_id}/{filename}: a job id takes 36 bytes,
+# the separators 3, and the owner and file segments at most a segment each,
+# so a prefix within this many bytes leaves room for any owner and file name.
+S3_JOB_ID_BYTES = 36
+S3_PREFIX_MAX_BYTES = S3_KEY_MAX_BYTES - 2 * S3_SEGMENT_MAX_BYTES - S3_JOB_ID_BYTES - 3

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exportd.keys import check_prefix
+
 MIB = 1024 * 1024
 _SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
@@ -272,7 +274,9 @@ class Settings(BaseSettings):
     @field_validator("s3_prefix")
     @classmethod
     def _strip_prefix(cls, value: str) -> str:
-        return value.strip("/")
+        # Checked here, at start, so that every key built under it fits S3's
+        # limits whatever the owner and file name (exportd.keys).
+        return check_prefix(value.strip("/"))
 
     @field_validator("api_tokens", mode="before")
     @classmethod

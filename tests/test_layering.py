@@ -27,6 +27,9 @@ PURE = [
     "sqlnames",
     "definitions",
     "breaker",
+    "keys",
+    "jsonbounds",
+    "limits",
 ]
 NO_DRIVER = ["worker", "store", *PURE]
 
