@@ -33,14 +33,20 @@ _EXTENSION = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){1,2}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
+def _encode(text: str, safe: str) -> str:
+    # '%', '/' and '\\' are never safe (quote encodes them unless listed);
+    # '~' is encoded by hand, since quote always keeps it.
+    return quote(text, safe=safe.replace("%", "").replace("/", "")).replace("~", "%7E")
+
+
 def key_segment(text: str, safe: str, budget: int = S3_SEGMENT_MAX_BYTES) -> str:
     """``text`` as one key segment of at most ``budget`` bytes, never '.', '..' or empty.
 
     Injective over ``text`` (up to a 64-bit hash collision where a segment is
-    cut). ``safe`` lists the characters kept as they are; '%', '/', '\\' and
-    '~' are always encoded.
+    cut). ``safe`` lists the ASCII characters kept as they are; '%', '/',
+    '\\' and '~' are always encoded.
     """
-    encoded = quote(text, safe=safe.replace("%", "").replace("/", "")).replace("~", "%7E")
+    encoded = _encode(text, safe)
     if not encoded:
         return _CUT
     if set(encoded) == {"."}:
@@ -48,16 +54,21 @@ def key_segment(text: str, safe: str, budget: int = S3_SEGMENT_MAX_BYTES) -> str
     if len(encoded) <= budget:
         return encoded
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_CHARS]
-    found = _EXTENSION.search(encoded)
-    extension = found.group(0) if found and found.start() > 0 else ""
+    found = _EXTENSION.search(text)
+    extension = _encode(found.group(0), safe) if found and found.start() > 0 else ""
+    stem = text[: found.start()] if extension and found else text
     room = budget - len(extension) - len(_CUT) - _HASH_CHARS
-    cut = room
-    # Never split a %XX escape: that would end the segment in half a character.
-    if encoded[cut - 1] == "%":
-        cut -= 1
-    elif encoded[cut - 2] == "%":
-        cut -= 2
-    return encoded[:cut] + _CUT + digest + extension
+    # Whole characters only: a cut inside a character's escapes would leave
+    # half a UTF-8 sequence in the key.
+    kept: list[str] = []
+    used = 0
+    for char in stem:
+        piece = _encode(char, safe)
+        if used + len(piece) > room:
+            break
+        kept.append(piece)
+        used += len(piece)
+    return "".join(kept) + _CUT + digest + extension
 
 
 def check_prefix(prefix: str) -> str:
