@@ -86,7 +86,11 @@ class Settings(BaseSettings):
         max_length=63,
         description="Bucket receiving exports; required by every command that touches S3.",
     )
-    s3_prefix: str = Field("exports", description="Key prefix: {prefix}/{owner}/{job_id}/{file}.")
+    s3_prefix: str = Field(
+        "exports",
+        description="Key prefix: {prefix}/{owner}/{job_id}/{file}; no empty, '.' or '..' "
+        "segment, at most 475 bytes, so that every key fits S3's 1,024.",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, R2, rclone...); AWS when unset."
     )
