@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 import asyncpg
 
@@ -26,6 +24,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.formats import SUPPORTED_FORMATS, Container, Format, format_for
 from exportd.handlers import HandlerContext
 from exportd.jobs import ExportResult, UploadRef
+from exportd.keys import object_key
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.params import to_json
 from exportd.progress import Tracker
@@ -45,21 +44,9 @@ from exportd.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, 
 from exportd.upload import ObjectUpload
 from exportd.worker import JobContext
 
-__all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count", "object_key"]
+__all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
 
 MANIFEST = "manifest.json"
-
-
-def object_key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str:
-    """``{prefix}/{owner}/{job_id}/{filename}``, with the owner made path-safe.
-
-    Owners are caller-chosen strings: percent-encoding keeps a '/' or '..'
-    in one from reaching into another owner's folder.
-    """
-    parts = [quote(owner, safe="@._-"), str(job_id), quote(filename, safe=" @._-()")]
-    if prefix:
-        parts.insert(0, prefix)
-    return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -83,10 +70,11 @@ class _Prepared:
     upload: ObjectUpload
     key: str
     rows: int
+    filename: str
 
     async def commit(self) -> ExportResult:
         done = await self.upload.complete()
-        return ExportResult(self.key, done.size_bytes, self.rows, done.sha256_hex)
+        return ExportResult(self.key, done.size_bytes, self.rows, done.sha256_hex, self.filename)
 
     async def abort(self) -> None:
         await self.upload.abort()
@@ -176,7 +164,7 @@ class Exporter:
             await upload.abort()
             raise
         ctx.progress.rows = rows
-        return _Prepared(upload, key, rows)
+        return _Prepared(upload, key, rows, filename)
 
     async def _within_duration(self, job: _Job) -> int:
         limit = job.kind.max_duration_seconds or self._options.max_duration_seconds

@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from exportd.jsonbounds import JsonBoundsError, loads_bounded
+
 # Every state of a job, in the order of its life (docs/queue.md).
 STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
 
@@ -23,19 +25,33 @@ class Job:
     attempt: int  # this attempt's number, from 1
     max_attempts: int
     created_at: datetime
+    # Why the stored params could not be decoded (too deep, too big); the
+    # worker then fails the job as invalid_params without running it.
+    params_error: str | None = None
 
     @classmethod
     def from_record(cls, row: Any) -> Job:
+        """A claimed row as a job. The claim returns params as JSON text
+        (``params_text``); each job decodes its own, so a row that cannot be
+        decoded becomes a job with ``params_error`` set rather than an error
+        that loses every job of its claim."""
+        params: Any = None
+        error: str | None = None
+        try:
+            params = loads_bounded(row["params_text"], "params")
+        except JsonBoundsError as exc:
+            error = str(exc)
         return cls(
             id=row["id"],
             owner=row["owner"],
             kind=row["kind"],
-            params=row["params"],
+            params=params,
             format=row["format"],
             priority=row["priority"],
             attempt=row["attempts"],
             max_attempts=row["max_attempts"],
             created_at=row["created_at"],
+            params_error=error,
         )
 
     def log_fields(self, worker_id: str) -> dict[str, Any]:
@@ -68,6 +84,9 @@ class ExportResult:
     size_bytes: int
     row_count: int
     sha256_hex: str
+    # The name a download is saved under, in full; the key's last segment
+    # may be cut to fit S3's limits (exportd.keys). Empty: the key's.
+    filename: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,17 @@ class JobState:
     state: str
     worker_id: str | None
     attempts: int
+    owner: str
 
-    def held_by(self, worker_id: str, attempt: int) -> bool:
-        return (self.state, self.worker_id, self.attempts) == ("processing", worker_id, attempt)
+    def held_by(self, worker_id: str, attempt: int, owner: str) -> bool:
+        """Still this claim's: processing, by this worker, in this attempt, for
+        this owner (an owner changed by the application means the job is lost)."""
+        return (self.state, self.worker_id, self.attempts, self.owner) == (
+            "processing",
+            worker_id,
+            attempt,
+            owner,
+        )
 
 
 class LetGo(StrEnum):
@@ -97,6 +124,7 @@ class Heartbeat:
 
     job_id: uuid.UUID
     attempt: int
+    owner: str  # as claimed: a job whose owner was changed is not renewed
     rows: int
     bytes: int
     percent: int

@@ -27,9 +27,17 @@ def job_document(row: Any) -> dict[str, Any]:
     return {k: _plain(v) for k, v in dict(row).items() if k not in _INTERNAL}
 
 
-def download_filename(object_key: str) -> str:
-    """The file name a download is saved under: the key's last segment."""
-    return unquote(object_key.rsplit("/", 1)[-1])
+def download_filename(doc: dict[str, Any]) -> str:
+    """The file name a download is saved under: the job's ``filename``, in full, or,
+    for a job completed before it was recorded, the key's last segment decoded.
+
+    The key's segment may be cut to fit S3's limits (exportd.keys), so it is
+    only the fallback.
+    """
+    name = doc.get("filename")
+    if name:
+        return str(name)
+    return unquote(str(doc["object_key"]).rsplit("/", 1)[-1])
 
 
 def download_ttl(doc: dict[str, Any], ttl: timedelta, now: datetime) -> timedelta | None:
@@ -64,6 +72,6 @@ async def with_download(doc: dict[str, Any], sign: Sign, ttl: timedelta) -> dict
         return doc
     key = doc["object_key"]
     lifetime = timedelta(seconds=int(lifetime.total_seconds()))
-    url = await sign(key, download_filename(key), lifetime)
+    url = await sign(key, download_filename(doc), lifetime)
     expires = now + lifetime
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}

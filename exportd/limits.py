@@ -45,3 +45,8 @@ MAX_ROW_BYTES_CEILING = 1024 * 1024 * 1024 - 1
 # limit is never refused while it arrives. Rows between the limit and this are
 # refused, exactly, once asyncpg hands them over.
 ROW_WATCH_SLACK_BYTES = 1024 * 1024
+# The key is {prefix}/{owner}/{job_id}/{filename}: a job id takes 36 bytes,
+# the separators 3, and the owner and file segments at most a segment each,
+# so a prefix within this many bytes leaves room for any owner and file name.
+S3_JOB_ID_BYTES = 36
+S3_PREFIX_MAX_BYTES = S3_KEY_MAX_BYTES - 2 * S3_SEGMENT_MAX_BYTES - S3_JOB_ID_BYTES - 3

@@ -73,6 +73,11 @@ _JOB = {
         "size_bytes": _INT_OR_NULL,
         "row_count": _INT_OR_NULL,
         "checksum_sha256": _TEXT_OR_NULL,
+        "filename": {
+            "type": ["string", "null"],
+            "description": "The name a download is saved under, in full (the object "
+            "key's last segment may be cut to fit S3's limits).",
+        },
         "error": _TEXT_OR_NULL,
         "error_kind": _TEXT_OR_NULL,
         "download_url": {

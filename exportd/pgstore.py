@@ -8,12 +8,16 @@ import functools
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import structlog
 
 from exportd.db import classify_pg_error
-from exportd.errors import ErrorKind
+from exportd.errors import ErrorKind, ExportError
+from exportd.isolation import Passed, per_row_on_failure
 from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
+from exportd.limits import ERROR_MAX_CHARS
 from exportd.sqlfiles import queries
 from exportd.store import Commit
 
@@ -42,9 +46,22 @@ class _Completion:
     done: asyncio.Future[ExportResult | None]
 
 
-def _columns(batch: Sequence[_Completion]) -> tuple[list[uuid.UUID], list[str], list[int]]:
-    """Ids, workers and attempts: the claim each guarded statement names."""
-    return [c.job.id for c in batch], [c.worker_id for c in batch], [c.job.attempt for c in batch]
+def _columns(
+    batch: Sequence[_Completion],
+) -> tuple[list[uuid.UUID], list[str], list[int], list[str]]:
+    """Ids, workers, attempts and owners: the claim each guarded statement names."""
+    return (
+        [c.job.id for c in batch],
+        [c.worker_id for c in batch],
+        [c.job.attempt for c in batch],
+        [c.job.owner for c in batch],
+    )
+
+
+def _row_error(what: str, exc: Exception) -> str:
+    """The message of a row that a batch statement could not process, bounded."""
+    text = f"{what}: {exc.__class__.__name__}: {exc}"
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
 
 
 class PgJobStore:
@@ -56,8 +73,10 @@ class PgJobStore:
         *,
         max_per_owner: int | None = None,
         heartbeat_pool: asyncpg.Pool | None = None,
+        logger: Any = None,
     ) -> None:
         self._pool = pool
+        self.log = logger or structlog.get_logger()
         # Heartbeats on connections of their own: completions, the reaper and
         # maintenance hold pool connections across S3 requests, and a slow
         # bucket must not leave a lease unrenewed while a heartbeat waits for
@@ -69,39 +88,127 @@ class PgJobStore:
         # and the flushes under way.
         self._open_batch: list[_Completion] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        # Pending rows that no claim could take, even alone: passed over.
+        self._unclaimable = Passed()
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
-        args = (worker_id, limit, float(lease_seconds), self._max_per_owner)
-        if self._max_per_owner is None:
-            rows = await self._pool.fetch(self._q["claim"], *args)
-        else:
-            # Claims with a per-owner limit take turns across daemons
-            # (claim_fair_lock), so that the count each one sees is exact.
-            async with self._pool.acquire() as conn, conn.transaction():
+        """Claim up to ``limit`` ready jobs for ``worker_id``, each with a lease of
+        ``lease_seconds``.
+
+        One statement in the common case. Should a row make it fail (an
+        application trigger that raises, say), the claim is retried one row
+        at a time in the same transaction, and a row that cannot be claimed
+        even alone fails (``claim_refuse``) or, if even that is refused, is
+        passed over by this process from then on: one bad row never stops the
+        queue. A job whose params cannot be decoded comes back with
+        ``params_error`` set (see ``Job.from_record``).
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            if self._max_per_owner is not None:
+                # Claims with a per-owner limit take turns across daemons
+                # (claim_fair_lock), so that the count each one sees is exact.
                 await conn.execute(self._q["claim_fair_lock"])
-                rows = await conn.fetch(self._q["claim"], *args)
+            rows = await self._claim_rows(conn, worker_id, limit, float(lease_seconds))
         return [Job.from_record(r) for r in rows]
+
+    async def _claim_rows(
+        self, conn: asyncpg.Connection, worker_id: str, limit: int, lease: float
+    ) -> list[asyncpg.Record]:
+        q = self._q
+        passed = self._unclaimable.ids()
+
+        async def run(only: Sequence[uuid.UUID | None]) -> list[asyncpg.Record]:
+            ids = None if list(only) == [None] else list(only)
+            n = limit if ids is None else len(ids)
+            rows: list[asyncpg.Record] = await conn.fetch(
+                q["claim"], worker_id, n, lease, self._max_per_owner, ids, passed
+            )
+            return rows
+
+        whole: list[uuid.UUID | None] = [None]
+        rows, failed = await per_row_on_failure(conn, whole, run)
+        if not failed:
+            return rows
+        # The claim failed as a whole: one row at a time, so that the rows
+        # that can be claimed are.
+        candidates: list[uuid.UUID | None] = [
+            r["id"] for r in await conn.fetch(q["claim_candidates"], limit, passed)
+        ]
+        rows, failed = await per_row_on_failure(conn, candidates, run)
+        if len(failed) > 1 and len(failed) == len(candidates):
+            # Every row fails alone: the statement is at fault, not a row,
+            # and no job is to be failed for it.
+            raise failed[0][1]
+        for job_id, exc in failed:
+            assert job_id is not None
+            await self._refuse(conn, job_id, exc)
+        return rows
+
+    async def _refuse(self, conn: asyncpg.Connection, job_id: uuid.UUID, exc: Exception) -> None:
+        """Fail a pending row that cannot be claimed, or pass over it when even that fails."""
+        message = _row_error("the job could not be claimed", exc)
+        _, refused = await per_row_on_failure(
+            conn,
+            [job_id],
+            lambda ids: conn.fetch(self._q["claim_refuse"], ids[0], message),
+        )
+        if refused:
+            self._unclaimable.add(job_id)
+        self.log.error(
+            "job_unclaimable",
+            job_id=str(job_id),
+            error=message,
+            failed=not refused,
+            passed_over=bool(refused),
+        )
 
     async def heartbeat(
         self, worker_id: str, lease_seconds: float, beats: Sequence[Heartbeat]
     ) -> set[uuid.UUID]:
+        """Renew the leases of ``beats``; returns the ids renewed.
+
+        One statement for all of them; should a row make it fail, each is
+        renewed alone, and a job whose renewal is refused is left out of the
+        answer (its worker then asks after it, and stops it once its lease is
+        lost locally).
+        """
         if not beats:
             return set()
-        rows = await self._heartbeat_pool.fetch(
-            self._q["heartbeat"],
-            worker_id,
-            float(lease_seconds),
-            [b.job_id for b in beats],
-            [b.attempt for b in beats],
-            [b.rows for b in beats],
-            [b.bytes for b in beats],
-            [b.percent for b in beats],
-        )
+        lease = float(lease_seconds)
+
+        async def run(part: Sequence[Heartbeat]) -> list[asyncpg.Record]:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                self._q["heartbeat"],
+                worker_id,
+                lease,
+                [b.job_id for b in part],
+                [b.attempt for b in part],
+                [b.rows for b in part],
+                [b.bytes for b in part],
+                [b.percent for b in part],
+                [b.owner for b in part],
+            )
+            return rows
+
+        async with self._heartbeat_pool.acquire() as conn:
+            rows, failed = await per_row_on_failure(conn, beats, run)
+        for beat, exc in failed:
+            self.log.error(
+                "heartbeat_refused",
+                job_id=str(beat.job_id),
+                error=_row_error("the lease could not be renewed", exc),
+            )
         return {r["id"] for r in rows}
 
     async def record_upload(self, job: Job, worker_id: str, ref: UploadRef) -> bool:
         row = await self._pool.fetchrow(
-            self._q["record_upload"], job.id, worker_id, job.attempt, ref.upload_id, ref.key
+            self._q["record_upload"],
+            job.id,
+            worker_id,
+            job.attempt,
+            ref.upload_id,
+            ref.key,
+            job.owner,
         )
         return row is not None
 
@@ -187,21 +294,46 @@ class PgJobStore:
         if failed:
             # Still ours and still locked: renew before letting go, so the
             # reaper cannot take a job between this failure and the worker
-            # recording it.
-            await conn.execute(
-                q["renew_locked"], *_columns(failed), [float(c.lease) for c in failed]
-            )
-        if good:
+            # recording it. A row that refuses even this is left to its
+            # lease: the worker records the commit's failure next.
+            async def renew(part: Sequence[_Completion]) -> list[None]:
+                await conn.execute(
+                    q["renew_locked"], *_columns(part), [float(c.lease) for c in part]
+                )
+                return []
+
+            _, unrenewed = await per_row_on_failure(conn, failed, renew)
+            for c, exc in unrenewed:
+                self.log.error(
+                    "renewal_refused",
+                    job_id=str(c.job.id),
+                    error=_row_error("the lease could not be renewed", exc),
+                )
+
+        async def record(part: Sequence[tuple[_Completion, ExportResult]]) -> list[None]:
             await conn.execute(
                 q["complete"],
-                *_columns([c for c, _ in good]),
-                [float(c.retention) for c, _ in good],
-                [r.object_key for _, r in good],
-                [r.size_bytes for _, r in good],
-                [r.row_count for _, r in good],
-                [r.sha256_hex for _, r in good],
+                *_columns([c for c, _ in part]),
+                [float(c.retention) for c, _ in part],
+                [r.object_key for _, r in part],
+                [r.size_bytes for _, r in part],
+                [r.row_count for _, r in part],
+                [r.sha256_hex for _, r in part],
+                [r.filename or None for _, r in part],
             )
-        return settled + list(zip(owned, outcomes, strict=True))
+            return []
+
+        # One statement for the batch; should a row make it fail, each job is
+        # recorded alone, and the one that cannot be fails alone.
+        _, refused = await per_row_on_failure(conn, good, record)
+        unrecorded: dict[int, BaseException] = {}
+        for (c, _), exc in refused:
+            message = _row_error("the completion could not be recorded", exc)
+            self.log.error("completion_refused", job_id=str(c.job.id), error=message)
+            unrecorded[id(c)] = ExportError(ErrorKind.INTERNAL, message)
+        return settled + [
+            (c, unrecorded.get(id(c), outcome)) for c, outcome in zip(owned, outcomes, strict=True)
+        ]
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind
@@ -214,21 +346,26 @@ class PgJobStore:
             float(delay_seconds),
             error,
             str(kind),
+            job.owner,
         )
         return None if row is None else LetGo(row["state"])
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
         row = await self._pool.fetchrow(
-            self._q["fail"], job.id, worker_id, job.attempt, error, str(kind)
+            self._q["fail"], job.id, worker_id, job.attempt, error, str(kind), job.owner
         )
         return row is not None
 
     async def release(self, job: Job, worker_id: str) -> LetGo | None:
-        row = await self._pool.fetchrow(self._q["release"], job.id, worker_id, job.attempt)
+        row = await self._pool.fetchrow(
+            self._q["release"], job.id, worker_id, job.attempt, job.owner
+        )
         return None if row is None else LetGo(row["state"])
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         row = await self._pool.fetchrow(self._q["job_state"], job_id)
         if row is None:
             return None
-        return JobState(str(row["state"]), row["worker_id"], int(row["attempts"]))
+        return JobState(
+            str(row["state"]), row["worker_id"], int(row["attempts"]), str(row["owner"])
+        )

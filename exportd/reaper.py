@@ -5,7 +5,9 @@ lease period. The attempt it was claimed with stays spent; the job goes back
 to ``pending`` after the usual backoff, or fails once its attempts are used
 up. Several daemons may run the reaper at once: an advisory lock lets one of
 them work each round, and row locks (SKIP LOCKED) keep it off jobs that are
-completing right now.
+completing right now. One row that refuses the update (an application
+trigger that raises, say) never fails the round: the batch is retried row by
+row, and the row that cannot be reaped is logged and passed over.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ import structlog
 
 from exportd.backoff import BackoffPolicy, Fail, Retry, decide
 from exportd.errors import ErrorKind
+from exportd.isolation import Passed, per_row_on_failure
 from exportd.metrics import Metrics
 from exportd.sqlfiles import queries
 
@@ -77,22 +80,40 @@ class Reaper:
         self._batch_size = batch_size
         self._q = queries()
         self.log = logger or structlog.get_logger()
+        # Rows that refused their update even alone: passed over from then on.
+        self._unreapable = Passed()
 
     async def run_once(self) -> list[Reaped]:
         """One round: reap up to a batch of expired leases."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(self._q["reap_lock"]):
                 return []
-            rows = await conn.fetch(self._q["reap_select"], self._batch_size)
+            rows = await conn.fetch(
+                self._q["reap_select"], self._batch_size, self._unreapable.ids()
+            )
             if not rows:
                 return []
             decisions = [reap_decision(r, self._policy) for r in rows]
-            updated = await conn.fetch(
-                self._q["reap_update"],
-                [d.job_id for d in decisions],
-                [d.state for d in decisions],
-                [d.delay for d in decisions],
-                [d.message for d in decisions],
+
+            async def update(part: Sequence[_Decision]) -> list[asyncpg.Record]:
+                done: list[asyncpg.Record] = await conn.fetch(
+                    self._q["reap_update"],
+                    [d.job_id for d in part],
+                    [d.state for d in part],
+                    [d.delay for d in part],
+                    [d.message for d in part],
+                )
+                return done
+
+            updated, refused = await per_row_on_failure(conn, decisions, update)
+        for decision, exc in refused:
+            self._unreapable.add(decision.job_id)
+            self.metrics.error("database", "reap")
+            self.log.error(
+                "job_unreapable",
+                job_id=str(decision.job_id),
+                error=f"{exc.__class__.__name__}: {exc}"[:500],
+                passed_over=True,
             )
         by_id = {r["id"]: r for r in rows}
         reaped = [Reaped(r["id"], r["state"]) for r in updated]

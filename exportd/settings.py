@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from exportd.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
 
 MIB = 1024 * 1024
@@ -86,7 +87,11 @@ class Settings(BaseSettings):
         max_length=63,
         description="Bucket receiving exports; required by every command that touches S3.",
     )
-    s3_prefix: str = Field("exports", description="Key prefix: {prefix}/{owner}/{job_id}/{file}.")
+    s3_prefix: str = Field(
+        "exports",
+        description="Key prefix: {prefix}/{owner}/{job_id}/{file}; no empty, '.' or '..' "
+        "segment, at most 475 bytes, so that every key fits S3's 1,024.",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, R2, rclone...); AWS when unset."
     )
@@ -282,7 +287,9 @@ class Settings(BaseSettings):
     @field_validator("s3_prefix")
     @classmethod
     def _strip_prefix(cls, value: str) -> str:
-        return value.strip("/")
+        # Checked here, at start, so that every key built under it fits S3's
+        # limits whatever the owner and file name (exportd.keys).
+        return check_prefix(value.strip("/"))
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -7,11 +7,15 @@ The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
   a job whose object is committed, and whose row only awaits its update,
   leaves its slot to the next claim (at most ``concurrency`` such jobs), so
   claims overlap the recording of completions;
-- every running job's lease renewed every third of the lease, by a task that
-  does not depend on the export making progress;
-- a job whose renewal reports it gone (cancelled, or reaped) is stopped at
-  once and its upload aborted; so is one whose lease could not be renewed
-  for a whole lease period (the database was unreachable);
+- every running job's lease renewed every third of the lease, and at least
+  every ``lease.PROGRESS_SECONDS`` with its progress, by a task that does not
+  depend on the export making progress (exportd/lease.py);
+- a job whose renewal reports it gone (cancelled, reaped, or its owner
+  changed by the application) is stopped at once and its upload aborted; so
+  is one whose lease could not be renewed for half a lease (the database was
+  unreachable or too slow), before the lease can run out;
+- a job whose params could not be decoded (``Job.params_error``) fails alone
+  as ``invalid_params`` without running;
 - no claims while the storage breaker it feeds with each job's outcome is
   open (S3 failing), so an outage does not spend every job's attempts;
 - on stop: no new claims at once, running jobs get a grace period, then they
@@ -298,6 +302,8 @@ class Worker:
         ctx = JobContext(job, self.worker_id, running.progress, log, record_upload)
         log.info("job_started", format=job.format, priority=job.priority)
         try:
+            if job.params_error is not None:
+                raise ExportError(ErrorKind.INVALID_PARAMS, job.params_error)
             prepared = await self.runner.run(ctx)
             running.finishing = True
             result = await self.store.complete(
@@ -468,7 +474,9 @@ class Worker:
         live = [r for r in self._running.values() if not r.finishing and r.stop_reason is None]
         if not live:
             return
-        beats = [Heartbeat(r.job.id, r.job.attempt, *r.progress.snapshot()) for r in live]
+        beats = [
+            Heartbeat(r.job.id, r.job.attempt, r.job.owner, *r.progress.snapshot()) for r in live
+        ]
         sent = time.monotonic()
         timeout = renewal_timeout(self.config.lease_seconds)
         try:
@@ -506,7 +514,9 @@ class Worker:
             # Unknown: keep working; the local lease check stops the job in time.
             running.log.warning("job_state_unknown", error=repr(exc))
             return
-        if found is not None and found.held_by(self.worker_id, running.job.attempt):
+        if found is not None and found.held_by(
+            self.worker_id, running.job.attempt, running.job.owner
+        ):
             return  # still ours, its row was locked: renewed at the next beat
         cancelled = found is not None and found.state == "cancelled"
         if not cancelled:

@@ -1,11 +1,13 @@
 -- Named queries of exportd. Each starts with "-- name: NAME"; the comment
 -- lines that follow the name say why the query is shaped the way it is.
 -- Every state change after the claim is guarded by
--- "state = 'processing' AND worker_id = <me> AND attempts = <my attempt>":
--- the worker id names the process, the attempt names the claim, so a stale
--- task of a process that claimed the same job again cannot act on the new
--- claim. A worker whose guarded update touches no row has lost the job and
--- must stop.
+-- "state = 'processing' AND worker_id = <me> AND attempts = <my attempt>
+-- AND owner = <the owner claimed>": the worker id names the process, the
+-- attempt names the claim, so a stale task of a process that claimed the
+-- same job again cannot act on the new claim; the owner, because the
+-- application may change it while the job runs, and an export made for one
+-- owner must never be recorded as another's. A worker whose guarded update
+-- touches no row has lost the job and must stop.
 
 -- name: claim
 -- Claim up to $2 ready jobs for worker $1 with a lease of $3 seconds, at
@@ -20,6 +22,11 @@
 -- claim may take fewer jobs than asked; the next poll fills the slots.
 -- Without a limit, "running" only reads the processing rows of its small
 -- partial index, and every ready row passes.
+-- $5 (NULL: any) restricts the claim to those ids and $6 passes over ids:
+-- a claim that failed as a whole is retried row by row with them, and rows
+-- that cannot be claimed at all are passed over (see exportd/pgstore.py).
+-- params come back as text: each job decodes its own, so that one row that
+-- cannot be decoded fails alone instead of failing the whole claim.
 WITH running AS (
     SELECT owner, count(*) AS n
     FROM exportd.jobs
@@ -30,6 +37,8 @@ WITH running AS (
     FROM exportd.jobs AS j
     WHERE j.state = 'pending' AND j.run_after <= now()
       AND NOT EXISTS (SELECT 1 FROM running AS r WHERE r.owner = j.owner AND r.n >= $4)
+      AND ($5::uuid[] IS NULL OR j.id = ANY ($5::uuid[]))
+      AND NOT (j.id = ANY ($6::uuid[]))
     ORDER BY j.priority DESC, j.run_after, j.id
     LIMIT $2
     FOR UPDATE OF j SKIP LOCKED
@@ -59,26 +68,51 @@ SET state = 'processing',
     upload_key = NULL
 FROM allowed
 WHERE j.id = allowed.id
-RETURNING j.id, j.owner, j.kind, j.params, j.format, j.priority, j.attempts,
-          j.max_attempts, j.created_at;
+RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.priority,
+          j.attempts, j.max_attempts, j.created_at;
+
+-- name: claim_candidates
+-- The ids a claim would consider now ($1 at most, $2 passed over), in claim
+-- order; used only to retry, one row at a time, a claim that failed as a
+-- whole. Not locked: each is claimed (or found gone) by the claim itself.
+SELECT id
+FROM exportd.jobs
+WHERE state = 'pending' AND run_after <= now() AND NOT (id = ANY ($2::uuid[]))
+ORDER BY priority DESC, run_after, id
+LIMIT $1;
+
+-- name: claim_refuse
+-- A pending row that cannot be claimed (a trigger or a constraint refuses
+-- the claim's update): it fails, saying why ($2), instead of blocking the
+-- head of the queue. Should even this update be refused, the daemon passes
+-- over the row from then on.
+UPDATE exportd.jobs
+SET state = 'failed',
+    finished_at = now(),
+    error = $2,
+    error_kind = 'internal'
+WHERE id = $1 AND state = 'pending'
+RETURNING id;
 
 -- name: heartbeat
 -- Renew the leases of worker $1's jobs by $2 seconds and record their
 -- progress, in one statement for all of them: $3 ids, $4 attempts, $5 rows,
--- $6 bytes, $7 progress. It returns the jobs renewed. SKIP LOCKED: a row
+-- $6 bytes, $7 progress, $8 owners. It returns the jobs renewed. SKIP LOCKED: a row
 -- locked right now (a cancel in progress, this worker completing the job)
 -- is passed over rather than waited for, so one slow transaction never holds
 -- up the renewal of every other lease. The worker asks after any job not
 -- returned before it concludes the job is gone.
 WITH beats AS (
     SELECT *
-    FROM unnest($3::uuid[], $4::int[], $5::bigint[], $6::bigint[], $7::smallint[])
-         AS u(id, attempt, rows_written, bytes_written, progress)
+    FROM unnest($3::uuid[], $4::int[], $5::bigint[], $6::bigint[], $7::smallint[],
+                $8::text[])
+         AS u(id, attempt, rows_written, bytes_written, progress, owner)
 ), mine AS (
     SELECT j.id
     FROM exportd.jobs AS j
     JOIN beats AS b ON b.id = j.id
     WHERE j.state = 'processing' AND j.worker_id = $1 AND j.attempts = b.attempt
+      AND j.owner = b.owner
     FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE exportd.jobs AS j
@@ -92,44 +126,47 @@ RETURNING j.id;
 
 -- name: renew_locked
 -- Inside the completing transaction, for the jobs whose object could not be
--- committed ($1 ids, $2 workers, $3 attempts, $4 lease seconds): their rows
+-- committed ($1 ids, $2 workers, $3 attempts, $4 owners, $5 lease seconds): their rows
 -- are still locked by this worker, so renewing before letting go means the
 -- reaper cannot take a job between the failure and its outcome being
 -- recorded. clock_timestamp(), not now(): now() is when the transaction
 -- began, before the commits that may have taken longer than a lease.
 UPDATE exportd.jobs AS j
 SET lease_expires_at = clock_timestamp() + make_interval(secs => r.lease)
-FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[]) AS r(id, worker_id, attempt, lease)
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::float8[])
+     AS r(id, worker_id, attempt, owner, lease)
 WHERE j.id = r.id AND j.state = 'processing' AND j.worker_id = r.worker_id
-  AND j.attempts = r.attempt;
+  AND j.attempts = r.attempt AND j.owner = r.owner;
 
 -- name: record_upload
 -- Remember the open multipart upload, so that it can be aborted by whoever
 -- finds the job abandoned.
 UPDATE exportd.jobs
 SET upload_id = $4, upload_key = $5
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $6
 RETURNING id;
 
 -- name: lock_owned
 -- Taken in the completing transaction before the objects are committed to
--- S3, for every job completing in it ($1 ids, $2 workers, $3 attempts):
+-- S3, for every job completing in it ($1 ids, $2 workers, $3 attempts,
+-- $4 owners):
 -- while these row locks are held, neither a cancel nor the reaper can take
 -- a job, so an object is only committed for a job that will complete. Rows
 -- are locked in id order, so two such transactions cannot deadlock. The
 -- rows returned are the jobs still owned; the others were lost.
 SELECT j.id, j.attempts
 FROM exportd.jobs AS j
-JOIN unnest($1::uuid[], $2::text[], $3::int[]) AS o(id, worker_id, attempt)
+JOIN unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS o(id, worker_id, attempt, owner)
   ON j.id = o.id AND j.worker_id = o.worker_id AND j.attempts = o.attempt
+     AND j.owner = o.owner
 WHERE j.state = 'processing'
 ORDER BY j.id
 FOR UPDATE OF j;
 
 -- name: complete
 -- In the transaction that committed the objects, one row per job: $1 ids,
--- $2 workers, $3 attempts, $4 retention seconds, $5 object keys, $6 sizes,
--- $7 row counts, $8 checksums. clock_timestamp() is when the export really
+-- $2 workers, $3 attempts, $4 owners, $5 retention seconds, $6 object keys,
+-- $7 sizes, $8 row counts, $9 checksums, $10 download file names. clock_timestamp() is when the export really
 -- finished, now() when the transaction began.
 UPDATE exportd.jobs AS j
 SET state = 'completed',
@@ -142,16 +179,18 @@ SET state = 'completed',
     row_count = c.row_count,
     rows_written = c.row_count,
     checksum_sha256 = c.checksum,
+    filename = c.filename,
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL,
     error = NULL,
     error_kind = NULL
-FROM unnest($1::uuid[], $2::text[], $3::int[], $4::float8[], $5::text[], $6::bigint[],
-            $7::bigint[], $8::text[])
-     AS c(id, worker_id, attempt, retention, object_key, size_bytes, row_count, checksum)
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
+            $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+     AS c(id, worker_id, attempt, owner, retention, object_key, size_bytes, row_count, checksum,
+          filename)
 WHERE j.id = c.id AND j.state = 'processing' AND j.worker_id = c.worker_id
-  AND j.attempts = c.attempt
+  AND j.attempts = c.attempt AND j.owner = c.owner
 RETURNING j.id;
 
 -- name: retry
@@ -174,7 +213,7 @@ SET state = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
     upload_id = NULL,
     upload_key = NULL,
     progress = CASE WHEN attempts < max_attempts THEN 0 ELSE progress END
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $7
 RETURNING run_after, state;
 
 -- name: fail
@@ -186,7 +225,7 @@ SET state = 'failed',
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $6
 RETURNING finished_at;
 
 -- name: release
@@ -213,7 +252,7 @@ SET state = CASE WHEN attempts - 1 < max_attempts THEN 'pending' ELSE 'failed' E
     upload_id = NULL,
     upload_key = NULL,
     progress = CASE WHEN attempts - 1 < max_attempts THEN 0 ELSE progress END
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $4
 RETURNING state;
 
 -- name: claim_fair_lock
@@ -226,7 +265,7 @@ RETURNING state;
 SELECT pg_advisory_xact_lock(hashtext('exportd.claim_fair'));
 
 -- name: job_state
-SELECT state, worker_id, attempts FROM exportd.jobs WHERE id = $1;
+SELECT state, worker_id, attempts, owner FROM exportd.jobs WHERE id = $1;
 
 -- name: reap_lock
 -- One reaper at a time across all daemons; the others skip this round.
@@ -234,10 +273,12 @@ SELECT pg_try_advisory_xact_lock(hashtext('exportd.reaper'));
 
 -- name: reap_select
 -- Jobs whose worker stopped renewing the lease. SKIP LOCKED passes over a
--- job that its worker is completing right now.
+-- job that its worker is completing right now; $2 are rows that could not
+-- be updated in an earlier round, passed over so that they cannot fill
+-- every batch.
 SELECT id, owner, kind, attempts, max_attempts, worker_id, upload_id, upload_key
 FROM exportd.jobs
-WHERE state = 'processing' AND lease_expires_at < now()
+WHERE state = 'processing' AND lease_expires_at < now() AND NOT (id = ANY ($2::uuid[]))
 ORDER BY lease_expires_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED;
@@ -510,10 +551,11 @@ SELECT pg_try_advisory_xact_lock(hashtext('exportd.retention'));
 
 -- name: retention_select
 -- Completed exports whose download period is over, oldest first. SKIP
--- LOCKED passes over a row that an API call is deleting right now.
+-- LOCKED passes over a row that an API call is deleting right now; $2 are
+-- rows whose update was refused in an earlier round, passed over.
 SELECT id, owner, kind, object_key
 FROM exportd.jobs
-WHERE state = 'completed' AND expires_at <= now()
+WHERE state = 'completed' AND expires_at <= now() AND NOT (id = ANY ($2::uuid[]))
 ORDER BY expires_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED;
@@ -529,21 +571,26 @@ RETURNING id;
 -- name: purge_lock
 SELECT pg_try_advisory_xact_lock(hashtext('exportd.purge'));
 
--- name: purge_delete
+-- name: purge_select
 -- Terminal rows older than $1 seconds of history, a batch of $2 at a time so
--- that one round never holds many row locks or bloats one transaction.
+-- that one round never holds many row locks or bloats one transaction; $3
+-- are rows whose delete was refused in an earlier round, passed over.
 -- Completed rows are never purged: their object still exists; retention
 -- turns them into 'expired' first.
+SELECT id
+FROM exportd.jobs
+WHERE state IN ('failed', 'cancelled', 'expired')
+  AND finished_at < now() - make_interval(secs => $1)
+  AND NOT (id = ANY ($3::uuid[]))
+ORDER BY finished_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: purge_delete
+-- The rows purge_select locked ($1); one statement for the batch, or one
+-- per row when the batch was refused as a whole.
 DELETE FROM exportd.jobs
-WHERE id IN (
-    SELECT id
-    FROM exportd.jobs
-    WHERE state IN ('failed', 'cancelled', 'expired')
-      AND finished_at < now() - make_interval(secs => $1)
-    ORDER BY finished_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
+WHERE id = ANY ($1::uuid[]) AND state IN ('failed', 'cancelled', 'expired')
 RETURNING id;
 
 -- name: sweep_lock

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import uuid
 from typing import Any
+from urllib.parse import quote, unquote
 
 import asyncpg
 import pytest
@@ -407,3 +408,35 @@ async def test_the_reaper_aborts_the_upload_a_dead_worker_left_open(
     assert await list_open_uploads(s3_client, s3_bucket, "") == []
     row = await job_row(pool, job_id)
     assert (row["state"], row["upload_id"]) == ("pending", None)
+
+
+HOSTILE_NAME = "日本語の長いファイル名" * 6  # 66 characters: 594 bytes percent-encoded
+
+HOSTILE_DEFINITIONS = f"""
+[kinds.hostile]
+filename = "{HOSTILE_NAME}"
+query = "SELECT 1 AS id, :owner AS owner"
+"""
+
+
+@pytest.mark.parametrize("owner", ["..", "."])
+async def test_an_owner_of_dots_and_a_long_cjk_name_export_within_the_key_limits(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, owner: str
+) -> None:
+    settings = settings_for(s3_endpoint, s3_bucket, dsn)
+    async with running_daemon(settings, HOSTILE_DEFINITIONS) as daemon:
+        job_id = await insert_job(pool, owner=owner, kind="hostile")
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+        assert row["state"] == "completed", row["error"]
+        status, doc = await api_get(daemon.api_port, f"/v1/jobs/{job_id}")
+        assert status == 200
+        body, _ = await download(doc["download_url"])
+    key = row["object_key"]
+    segments = key.split("/")
+    assert segments[:3] == ["exports", "%2E" * len(owner), str(job_id)]
+    assert all(len(s.encode()) <= 255 and s not in (".", "..") for s in segments)
+    assert len(key.encode()) <= 1024
+    assert body == f"id,owner\n1,{owner}\n".encode()
+    # The download keeps the whole name, though the key's segment is cut.
+    assert row["filename"] == doc["filename"] == f"{HOSTILE_NAME}.csv"
+    assert quote(f"{HOSTILE_NAME}.csv") in unquote(doc["download_url"])

@@ -97,7 +97,7 @@ async def test_claim_walks_the_partial_indexes(pool: asyncpg.Pool, per_owner: in
         await insert_job(conn)
         await add_history(conn)
         plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON) " + queries()["claim"], "w", 10, LEASE, per_owner
+            "EXPLAIN (FORMAT JSON) " + queries()["claim"], "w", 10, LEASE, per_owner, None, []
         )
     text = json.dumps(plan)
     # Pending jobs in claim order; running jobs counted from their own index,

@@ -28,6 +28,9 @@ PURE = [
     "sqlliterals",
     "definitions",
     "breaker",
+    "keys",
+    "jsonbounds",
+    "limits",
 ]
 NO_DRIVER = ["worker", "store", *PURE]
 

@@ -77,7 +77,9 @@ async def test_heartbeat_renews_only_owned_jobs(pool: asyncpg.Pool) -> None:
     await asyncio.sleep(0.01)
 
     owned = await store.heartbeat(
-        "me", LEASE, [Heartbeat(mine, 1, 10, 2048, 40), Heartbeat(theirs, 1, 1, 1, 1)]
+        "me",
+        LEASE,
+        [Heartbeat(mine, 1, "user_1", 10, 2048, 40), Heartbeat(theirs, 1, "user_1", 1, 1, 1)],
     )
 
     assert owned == {mine}
@@ -99,7 +101,7 @@ async def test_guarded_updates_refuse_a_job_the_worker_lost(pool: asyncpg.Pool) 
         committed.append(True)
         return ExportResult("k", 1, 1, "0" * 64)
 
-    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, "user_1", 0, 0, 0)]) == set()
     assert await store.complete(job, "w1", 60, LEASE, commit) is None
     assert committed == [], "the object must not be committed for a lost job"
     assert await store.retry(job, "w1", 5, "x", ErrorKind.INTERNAL) is None
@@ -286,12 +288,12 @@ async def test_heartbeat_passes_over_a_locked_row_without_waiting(
     try:
         async with other.transaction():
             await other.execute("SELECT 1 FROM exportd.jobs WHERE id = $1 FOR UPDATE", locked)
-            beats = [Heartbeat(locked, 1, 0, 0, 0), Heartbeat(free, 1, 0, 0, 0)]
+            beats = [Heartbeat(locked, 1, "user_1", 0, 0, 0), Heartbeat(free, 1, "user_1", 0, 0, 0)]
             owned = await asyncio.wait_for(store.heartbeat("w1", LEASE, beats), 2)
     finally:
         await other.close()
     assert owned == {free}
-    assert await store.state_of(locked) == JobState("processing", "w1", 1)
+    assert await store.state_of(locked) == JobState("processing", "w1", 1, "user_1")
 
 
 async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
@@ -372,12 +374,12 @@ async def test_a_stale_claim_of_the_same_worker_cannot_act_on_a_new_claim(
 
     assert not await store.fail(first, "w1", "stale", ErrorKind.INTERNAL)
     assert await store.release(first, "w1") is None
-    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, 0, 0, 0)]) == set()
-    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 2, 0, 0, 0)]) == {job_id}
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 1, "user_1", 0, 0, 0)]) == set()
+    assert await store.heartbeat("w1", LEASE, [Heartbeat(job_id, 2, "user_1", 0, 0, 0)]) == {job_id}
     state = await store.state_of(job_id)
     assert state is not None
-    assert state.held_by("w1", 2)
-    assert not state.held_by("w1", 1)
+    assert state.held_by("w1", 2, "user_1")
+    assert not state.held_by("w1", 1, "user_1")
     assert await store.release(second, "w1") is LetGo.PENDING
 
 
@@ -394,7 +396,7 @@ async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(
         # Every queue connection held, as by completions waiting on a slow bucket.
         async with queue.acquire():
             owned = await asyncio.wait_for(
-                store.heartbeat("w1", LEASE, [Heartbeat(job.id, job.attempt, 0, 0, 0)]), 5
+                store.heartbeat("w1", LEASE, [Heartbeat(job.id, job.attempt, "user_1", 0, 0, 0)]), 5
             )
         assert owned == {job_id}
         assert (await job_row(pool, job_id))["lease_expires_at"] > before
@@ -437,7 +439,9 @@ async def test_completions_that_arrive_together_share_one_transaction(
     rows = {
         r["id"]: r
         for r in await pool.fetch(
-            "SELECT id, state, object_key, lease_expires_at, xmin::text AS tx FROM exportd.jobs"
+            # updated_at is the updating transaction's start (now()), the same
+            # in each of its savepoints, where xmin would name the savepoint.
+            "SELECT id, state, object_key, lease_expires_at, updated_at AS tx FROM exportd.jobs"
         )
     }
     assert rows[good_a.id]["state"] == rows[good_b.id]["state"] == "completed"

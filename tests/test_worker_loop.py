@@ -121,7 +121,7 @@ class FakeStore:
         if state is None:
             return None
         worker = self.workers[job_id] if job_id in self.owned else None
-        return JobState(state, worker, 1)
+        return JobState(state, worker, 1, "u1")
 
     def lose(self, job_id: uuid.UUID, state: str) -> None:
         self.owned.discard(job_id)

@@ -3,15 +3,20 @@
 The queue table is the hot path of every claim; rows of jobs long finished
 only make it, its indexes and its vacuums bigger. ``completed`` rows are
 never purged (their object exists): retention makes them ``expired`` first.
+A row whose delete is refused (an application trigger, a foreign key) never
+fails the round: the others go, and it is logged and passed over.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 
+from exportd.isolation import Passed, per_row_on_failure
 from exportd.sqlfiles import queries
 
 
@@ -31,13 +36,33 @@ class Purge:
         self.batch_size = batch_size
         self._q = queries()
         self.log = logger or structlog.get_logger()
+        self._refused = Passed()
 
     async def run_once(self) -> int:
         """Delete up to a batch of old terminal rows; returns how many."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(self._q["purge_lock"]):
                 return 0
-            rows = await conn.fetch(self._q["purge_delete"], self._history, self.batch_size)
+            ids: list[uuid.UUID] = [
+                r["id"]
+                for r in await conn.fetch(
+                    self._q["purge_select"], self._history, self.batch_size, self._refused.ids()
+                )
+            ]
+
+            async def delete(part: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+                done: list[asyncpg.Record] = await conn.fetch(self._q["purge_delete"], list(part))
+                return done
+
+            rows, refused = await per_row_on_failure(conn, ids, delete)
+        for job_id, exc in refused:
+            self._refused.add(job_id)
+            self.log.error(
+                "job_purge_refused",
+                job_id=str(job_id),
+                error=f"{exc.__class__.__name__}: {exc}"[:500],
+                passed_over=True,
+            )
         if rows:
             self.log.info("jobs_purged", count=len(rows))
         return len(rows)

@@ -4,19 +4,22 @@ Its object is deleted from the bucket and the row becomes ``expired``; the
 ``exportd_events`` trigger tells the application. The object goes first: a
 row that says ``expired`` never points at an object that still exists, and a
 round cut short (S3 down, the database lost at commit) only means the next
-round deletes the same objects again, which S3 answers as a success.
+round deletes the same objects again, which S3 answers as a success. A row
+that refuses its update (an application trigger that raises, say) never
+fails the round: the others are expired, and it is logged and passed over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 
+from exportd.isolation import Passed, per_row_on_failure
 from exportd.sqlfiles import queries
 
 DeleteObject = Callable[[str], Awaitable[None]]
@@ -40,13 +43,16 @@ class Retention:
         self.batch_size = batch_size
         self._q = queries()
         self.log = logger or structlog.get_logger()
+        self._refused = Passed()
 
     async def run_once(self) -> int:
         """Expire up to a batch of jobs; returns how many became ``expired``."""
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(self._q["retention_lock"]):
                 return 0
-            rows = await conn.fetch(self._q["retention_select"], self.batch_size)
+            rows = await conn.fetch(
+                self._q["retention_select"], self.batch_size, self._refused.ids()
+            )
             deleted: list[uuid.UUID] = []
             for row in rows:
                 if not await self._delete_object(row):
@@ -56,7 +62,23 @@ class Retention:
                 deleted.append(row["id"])
             if not deleted:
                 return 0
-            expired = {r["id"] for r in await conn.fetch(self._q["retention_expire"], deleted)}
+
+            async def expire(ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+                done: list[asyncpg.Record] = await conn.fetch(
+                    self._q["retention_expire"], list(ids)
+                )
+                return done
+
+            updated, refused = await per_row_on_failure(conn, deleted, expire)
+            expired = {r["id"] for r in updated}
+        for job_id, exc in refused:
+            self._refused.add(job_id)
+            self.log.error(
+                "job_expiry_refused",
+                job_id=str(job_id),
+                error=f"{exc.__class__.__name__}: {exc}"[:500],
+                passed_over=True,
+            )
         for row in rows:
             if row["id"] in expired:
                 self.log.info(
