@@ -81,7 +81,9 @@ def request_log(*, log_requests: bool) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
+        # Two different ids: neither is the caller's for sure, so a fresh one.
+        presented = set(request.headers.getall(REQUEST_ID_HEADER, []))
+        rid = request_id(presented.pop() if len(presented) == 1 else None)
         started = time.perf_counter()
         status = 500
         # Every line logged while the request is served carries its id.
@@ -149,8 +151,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(500, "internal", "internal error; see the daemon log")
 
 
+def _raw(text: str) -> bytes:
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates
+    # (surrogateescape); environment variables arrive the same way. Back to
+    # the bytes sent, which can only fail to match, never raise.
+    return text.encode("utf-8", "surrogateescape")
+
+
 def authorized(header: str, tokens: Iterable[str]) -> bool:
-    """Whether an Authorization header carries one of ``tokens``."""
+    """Whether an Authorization header carries one of ``tokens``.
+
+    Any header at all is answered True or False, never an exception: one that
+    is not UTF-8, holds control characters or is huge (aiohttp bounds header
+    fields at 8190 bytes) is simply no token of ours.
+    """
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented:
         return False
@@ -158,7 +172,7 @@ def authorized(header: str, tokens: Iterable[str]) -> bool:
     # which token or how much of one matched.
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(presented.encode(), token.encode())
+        matched |= hmac.compare_digest(_raw(presented), _raw(token))
     return matched
 
 
