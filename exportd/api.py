@@ -131,7 +131,11 @@ def build_app(ctx: ApiContext) -> web.Application:
 async def start_api(ctx: ApiContext, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve the API; returns the runner (to clean up) and the bound port."""
     runner = web.AppRunner(
-        build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        build_app(ctx),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        logger=apimiddleware.PROTOCOL_LOGGER,
     )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

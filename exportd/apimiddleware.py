@@ -9,12 +9,15 @@ error; ``auth`` refuses before any handler runs.
 from __future__ import annotations
 
 import hmac
+import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from exportd.apicontext import CONTEXT
 from exportd.apirequests import RequestInvalid, request_id
@@ -196,3 +199,27 @@ def bearer_auth(tokens_for: Callable[[web.Request], list[str] | None]) -> Any:
         return await handler(request)
 
     return auth
+
+
+class ProtocolLogger(logging.Logger):
+    """aiohttp's server logger, minus the traceback for requests that are not HTTP.
+
+    aiohttp answers a request it cannot parse (a header over 8190 bytes, a
+    control character in a header value, a broken request line) with a 400
+    of its own before any middleware runs, and logs it with a traceback at
+    error level. That is the caller's mistake, not ours: one warning line
+    with the parser's reason, and without the offending line, which may hold
+    a token. Anything else is logged as aiohttp logs it.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message).split("\n", 1)[0].strip()[:200]
+            _log.warning("http_malformed_request", status=exc.code or 400, reason=reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+PROTOCOL_LOGGER = ProtocolLogger("aiohttp.server")
+PROTOCOL_LOGGER.parent = logging.getLogger("aiohttp")
