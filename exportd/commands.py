@@ -23,7 +23,7 @@ from exportd.logs import configure_logging
 from exportd.memory import keep_large_buffers_mapped
 from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
-from exportd.settings import Settings, redact_url
+from exportd.settings import Settings, redact_text, redact_url
 from exportd.sqlfiles import queries
 from exportd.storage import check_bucket, download_signer, open_presigner, open_s3_client
 
@@ -54,7 +54,9 @@ async def _connect(url: str) -> asyncpg.Connection:
     try:
         return await db.connect(url, timeout=10)
     except Exception as exc:
-        raise CliError(f"cannot reach the database at {redact_url(url)}: {exc}") from None
+        raise CliError(
+            f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
+        ) from None
 
 
 def run(settings: Settings) -> int:
@@ -102,7 +104,8 @@ async def check(settings: Settings) -> int:
     try:
         conn = await db.connect(settings.database_url, timeout=10)
     except Exception as exc:
-        report(False, "database", f"{redact_url(settings.database_url)}: {exc}")
+        url = settings.database_url
+        report(False, "database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
     else:
         try:
             missing = await pending_migrations(conn)
@@ -136,7 +139,8 @@ async def _prepare_queries(settings: Settings, definitions: Definitions, report:
     try:
         conn = await db.connect(settings.source_url, timeout=10)
     except Exception as exc:
-        report(False, "source database", f"{redact_url(settings.source_url)}: {exc}")
+        url = settings.source_url
+        report(False, "source database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
         return
     try:
         for name in definitions.names():
