@@ -117,7 +117,8 @@ async def serve(
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
-        metrics = Metrics()
+        # Kind labels: the kinds defined here, every other string a row holds as "other".
+        metrics = Metrics(kinds=definitions.names())
         exporter = Exporter(
             source_pool,
             s3,
