@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exportd import apijobs, apimiddleware
+from exportd import apijobs, apimiddleware, limits
 from exportd.apicontext import CONTEXT, ApiContext
 from exportd.apimiddleware import error_response
 from exportd.errors import ExportError
@@ -109,11 +109,13 @@ def _tokens_for(request: web.Request) -> list[str] | None:
 
 def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(
+        # The whole body of any request: 413 beyond it, before a handler reads it.
+        client_max_size=limits.REQUEST_BODY_MAX_BYTES,
         middlewares=[
             apimiddleware.request_log(log_requests=ctx.settings.access_log),
             apimiddleware.errors,
             apimiddleware.bearer_auth(_tokens_for),
-        ]
+        ],
     )
     app[CONTEXT] = ctx
     app[QUEUE_STATS] = QueueStats(ctx.pool, ctx.metrics)
@@ -129,7 +131,11 @@ def build_app(ctx: ApiContext) -> web.Application:
 async def start_api(ctx: ApiContext, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve the API; returns the runner (to clean up) and the bound port."""
     runner = web.AppRunner(
-        build_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        build_app(ctx),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        logger=apimiddleware.PROTOCOL_LOGGER,
     )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

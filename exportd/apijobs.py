@@ -8,11 +8,11 @@ one (404, same message shape), so job ids cannot be probed across owners.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from exportd.apicontext import CONTEXT, ApiContext
@@ -25,6 +25,7 @@ from exportd.apirequests import (
     RequestInvalid,
     owner_scope,
     parse_job_id,
+    parse_json_body,
     parse_list_query,
     parse_new_job,
 )
@@ -49,11 +50,15 @@ def formats_for(kind: Kind | None) -> tuple[str, ...]:
 
 
 def _scope(request: web.Request) -> str | None:
-    return owner_scope(request.headers.get(OWNER_HEADER), request.query.get("owner_scope"))
+    return owner_scope(
+        request.headers.getall(OWNER_HEADER, []), request.query.getall("owner_scope", [])
+    )
 
 
 def _not_found(raw: str) -> ApiError:
-    return ApiError(404, "not_found", f"no job {raw!r}")
+    # The path is the caller's: echoed only as long as an id can be.
+    shown = raw if len(raw) <= 64 else f"{raw[:64]}..."
+    return ApiError(404, "not_found", f"no job {shown!r}")
 
 
 def _job_id(request: web.Request) -> uuid.UUID:
@@ -104,9 +109,8 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    query = {key: request.query.getall(key)[-1] for key in request.query}
     multi = {key: request.query.getall(key) for key in request.query}
-    q: ListQuery = parse_list_query(query, multi, _scope(request))
+    q: ListQuery = parse_list_query(multi, _scope(request))
     cursor = q.cursor
     rows = await ctx.pool.fetch(
         queries()["api_list_jobs"],
@@ -125,10 +129,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def _json_body(request: web.Request) -> object:
-    try:
-        return json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestInvalid([FieldError("", f"the body is not JSON: {exc}")]) from None
+    # Read whole, within the application's client_max_size (413 beyond it).
+    return parse_json_body(await request.read())
 
 
 async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
@@ -145,7 +147,19 @@ async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
         job.dedupe_key,
     )
     for _ in range(_ENQUEUE_TRIES):
-        row = await ctx.pool.fetchrow(q["api_enqueue"], *args)
+        try:
+            row = await ctx.pool.fetchrow(q["api_enqueue"], *args)
+        except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+            # The checks above mirror the table's; should a value still pass
+            # them and not the table (a bound counted differently), it is the
+            # caller's input all the same: 400 with the constraint, not 500.
+            raise RequestInvalid(
+                [
+                    FieldError(
+                        "", f"the queue table refused the job: {exc.__class__.__name__}: {exc}"
+                    )
+                ]
+            ) from None
         if row is not None:
             return row, True
         existing = await ctx.pool.fetchrow(q["api_live_duplicate"], job.owner, job.dedupe_key)

@@ -9,12 +9,15 @@ error; ``auth`` refuses before any handler runs.
 from __future__ import annotations
 
 import hmac
+import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from exportd.apicontext import CONTEXT
 from exportd.apirequests import RequestInvalid, request_id
@@ -81,7 +84,9 @@ def request_log(*, log_requests: bool) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
+        # Two different ids: neither is the caller's for sure, so a fresh one.
+        presented = set(request.headers.getall(REQUEST_ID_HEADER, []))
+        rid = request_id(presented.pop() if len(presented) == 1 else None)
         started = time.perf_counter()
         status = 500
         # Every line logged while the request is served carries its id.
@@ -149,8 +154,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(500, "internal", "internal error; see the daemon log")
 
 
+def _raw(text: str) -> bytes:
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates
+    # (surrogateescape); environment variables arrive the same way. Back to
+    # the bytes sent, which can only fail to match, never raise.
+    return text.encode("utf-8", "surrogateescape")
+
+
 def authorized(header: str, tokens: Iterable[str]) -> bool:
-    """Whether an Authorization header carries one of ``tokens``."""
+    """Whether an Authorization header carries one of ``tokens``.
+
+    Any header at all is answered True or False, never an exception: one that
+    is not UTF-8, holds control characters or is huge (aiohttp bounds header
+    fields at 8190 bytes) is simply no token of ours.
+    """
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented:
         return False
@@ -158,7 +175,7 @@ def authorized(header: str, tokens: Iterable[str]) -> bool:
     # which token or how much of one matched.
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(presented.encode(), token.encode())
+        matched |= hmac.compare_digest(_raw(presented), _raw(token))
     return matched
 
 
@@ -182,3 +199,27 @@ def bearer_auth(tokens_for: Callable[[web.Request], list[str] | None]) -> Any:
         return await handler(request)
 
     return auth
+
+
+class ProtocolLogger(logging.Logger):
+    """aiohttp's server logger, minus the traceback for requests that are not HTTP.
+
+    aiohttp answers a request it cannot parse (a header over 8190 bytes, a
+    control character in a header value, a broken request line) with a 400
+    of its own before any middleware runs, and logs it with a traceback at
+    error level. That is the caller's mistake, not ours: one warning line
+    with the parser's reason, and without the offending line, which may hold
+    a token. Anything else is logged as aiohttp logs it.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message).split("\n", 1)[0].strip()[:200]
+            _log.warning("http_malformed_request", status=exc.code or 400, reason=reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+PROTOCOL_LOGGER = ProtocolLogger("aiohttp.server")
+PROTOCOL_LOGGER.parent = logging.getLogger("aiohttp")

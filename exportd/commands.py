@@ -25,7 +25,7 @@ from exportd.migrate import migrate as apply_migrations
 from exportd.migrate import pending_migrations
 from exportd.paramschema import PROBE_TEXT, probe_value
 from exportd.readers import csv_statement, estimate_rows, json_statement, start_session
-from exportd.settings import Settings, redact_url
+from exportd.settings import Settings, redact_text, redact_url
 from exportd.sqlfiles import queries
 from exportd.storage import check_bucket, download_signer, open_presigner, open_s3_client
 
@@ -56,7 +56,9 @@ async def _connect(url: str) -> asyncpg.Connection:
     try:
         return await db.connect(url, timeout=10)
     except Exception as exc:
-        raise CliError(f"cannot reach the database at {redact_url(url)}: {exc}") from None
+        raise CliError(
+            f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
+        ) from None
 
 
 def run(settings: Settings) -> int:
@@ -104,7 +106,8 @@ async def check(settings: Settings) -> int:
     try:
         conn = await db.connect(settings.database_url, timeout=10)
     except Exception as exc:
-        report(False, "database", f"{redact_url(settings.database_url)}: {exc}")
+        url = settings.database_url
+        report(False, "database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
     else:
         try:
             missing = await pending_migrations(conn)
@@ -139,7 +142,8 @@ async def _prepare_queries(settings: Settings, definitions: Definitions, report:
     try:
         conn = await db.connect(settings.source_url, timeout=10)
     except Exception as exc:
-        report(False, "source database", f"{redact_url(settings.source_url)}: {exc}")
+        url = settings.source_url
+        report(False, "source database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
         return
     try:
         for name in definitions.names():

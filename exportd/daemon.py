@@ -29,7 +29,7 @@ from exportd.parts import choose_part_size
 from exportd.pgstore import PgJobStore
 from exportd.reaper import Reaper
 from exportd.sdnotify import Notifier, watchdog_interval
-from exportd.settings import Settings, SettingsError, redact_url
+from exportd.settings import Settings, SettingsError, redact_text, redact_url
 from exportd.storage import abort_upload, delete_object, open_s3_client
 from exportd.supervision import probe_storage, watchdog
 from exportd.worker import Worker, WorkerConfig
@@ -117,7 +117,8 @@ async def serve(
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
-        metrics = Metrics()
+        # Kind labels: the kinds defined here, every other string a row holds as "other".
+        metrics = Metrics(kinds=definitions.names())
         exporter = Exporter(
             source_pool,
             s3,
@@ -222,6 +223,7 @@ async def serve(
             kinds=sorted(definitions.names()),
             api=f"http://{settings.api_host}:{port}",
             database=redact_url(settings.database_url),
+            source_database=redact_url(settings.source_url),
             bucket=bucket,
             part_size=part_size,
         )
@@ -243,4 +245,6 @@ async def _reach(url: str, what: str, wait_seconds: float, **kw: Any) -> asyncpg
     try:
         return await db.create_pool_when_reachable(url, what, wait_seconds, **kw)
     except Exception as exc:
-        raise StartupError(f"cannot reach the {what} at {redact_url(url)}: {exc}") from None
+        raise StartupError(
+            f"cannot reach the {what} at {redact_url(url)}: {redact_text(str(exc), url)}"
+        ) from None

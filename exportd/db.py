@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.settings import redact_text
 
 # SQLSTATE classes that describe an outage or an accident of timing rather
 # than the query: connection exceptions, insufficient resources, operator
@@ -125,7 +126,8 @@ async def create_pool_when_reachable(
             log.warning(
                 "database_unreachable",
                 database=what,
-                error=repr(exc),
+                # The driver may quote the DSN: its secrets never reach a log.
+                error=redact_text(repr(exc), dsn),
                 retry_in=round(delay, 2),
                 gives_up_in=round(left, 1),
             )

@@ -13,9 +13,22 @@ from urllib.parse import unquote
 _INTERNAL = frozenset({"upload_id", "upload_key"})
 
 
+def timestamp(value: datetime) -> str:
+    """ISO 8601 text of a timestamptz as read from the database, always with its offset.
+
+    asyncpg reads timestamptz in binary, as UTC whatever the session's TimeZone,
+    except Postgres's infinity and -infinity, which it reads as the naive
+    ``datetime.max`` and ``datetime.min`` (and it writes 0001-01-01T00:00:00Z
+    as -infinity): those are UTC too, and say so.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return timestamp(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Decimal):

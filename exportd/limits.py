@@ -19,8 +19,27 @@ DEDUPE_KEY_MAX_BYTES = 256
 PARAMS_MAX_BYTES = 64 * 1024
 # Nesting of any JSON a caller sends (a request body, params): typed params
 # need two levels (an object of lists); deeper documents are refused before
-# they reach a recursive decoder.
+# they reach a recursive decoder. Depth counts containers: {} is 1, {"a": []} 2.
 JSON_MAX_DEPTH = 32
+
+# The HTTP API (what the table does not hold, but a request carries).
+# A POST body: one job's fields around a params document, whose escapes
+# (\u00e9 for two bytes of UTF-8) may take up to three times its stored size.
+REQUEST_BODY_MAX_BYTES = 4 * PARAMS_MAX_BYTES
+# A body's nesting: the request's own object around a params document.
+REQUEST_JSON_MAX_DEPTH = JSON_MAX_DEPTH + 1
+# Any query parameter value not bounded above (a timestamp, a cursor, a limit,
+# a state), and the values one repeatable parameter (state=, kind=) may take.
+QUERY_VALUE_MAX_BYTES = 256
+QUERY_VALUES_MAX = 64
+# A caller's X-Request-Id, echoed and logged only when it is this short and sane.
+REQUEST_ID_MAX_BYTES = 128
+# Timestamps a caller may send (run_after, created_after, created_before), as
+# UTC: before 1970 means "now" to the queue anyway, and both ends keep clear of
+# what the driver turns into -infinity/infinity (0001-01-01, 9999-12-31T23:59:59.999999)
+# and of what Python's datetime cannot hold once an offset is applied.
+TIMESTAMP_MIN_ISO = "1970-01-01T00:00:00+00:00"
+TIMESTAMP_MAX_ISO = "9999-01-01T00:00:00+00:00"
 
 # What the daemon writes from caller input.
 # pg_notify refuses payloads of 8000 bytes or more.

@@ -17,12 +17,20 @@ oldest pending job) come from a ``QueueSnapshot`` that the API refreshes
 before a scrape; the collector here only reports the last snapshot, because
 prometheus_client collects synchronously and a scrape must never block the
 event loop on a query.
+
+Label values that come from rows (a job's kind, its state, its error kind) are
+caller data: every distinct value would be a new time series in this process
+and in Prometheus, and the table holds whatever strings the application
+inserted. Each such label is mapped onto a fixed set before it reaches a
+collector: the kinds the daemon's definitions define, the states, the error
+kinds, and ``other`` for anything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -49,6 +57,63 @@ _SIZE_BUCKETS = (*(float(1024**p) * m for p in (1, 2, 3) for m in (1, 10, 100)),
 
 _S3_KINDS = frozenset({ErrorKind.STORAGE_UNAVAILABLE, ErrorKind.ACCESS_DENIED})
 _DATABASE_KINDS = frozenset({ErrorKind.DATABASE_UNAVAILABLE})
+
+
+# The one label value for everything outside a label's fixed set.
+OTHER = "other"
+# Kinds kept as they are when no definitions were given (a Metrics made for a
+# test or a tool): the first this many distinct kinds; later ones are OTHER.
+UNDECLARED_KINDS_MAX = 32
+
+_ERROR_KINDS = frozenset(str(k) for k in ErrorKind)
+_STATES = frozenset(STATES)
+
+
+class LabelSet:
+    """Maps a label value from caller data onto a bounded set of values.
+
+    ``known``: the values kept, anything else being OTHER. None: the first
+    ``cap`` distinct values are kept, later ones are OTHER.
+    """
+
+    def __init__(self, known: Iterable[str] | None, cap: int = UNDECLARED_KINDS_MAX) -> None:
+        self._known = None if known is None else frozenset(known)
+        self._seen: set[str] = set()
+        self._cap = cap
+
+    def __call__(self, value: str) -> str:
+        if self._known is not None:
+            return value if value in self._known else OTHER
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._cap:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+_M = TypeVar("_M", Counter, Histogram)
+
+
+class Bounded(Generic[_M]):
+    """A labelled collector whose label values pass through a bound each.
+
+    ``labels(...)`` is the collector's own, after mapping: every call site
+    (worker, reaper, API) is bounded without knowing it.
+    """
+
+    def __init__(self, metric: _M, *bounds: Callable[[str], str]) -> None:
+        self.metric: _M = metric
+        self._bounds = bounds
+
+    def labels(self, *values: str) -> _M:
+        mapped = (bound(str(v)) for bound, v in zip(self._bounds, values, strict=True))
+        child: _M = self.metric.labels(*mapped)
+        return child
+
+
+def _in(known: frozenset[str]) -> Callable[[str], str]:
+    return lambda value: value if value in known else OTHER
 
 
 def error_source(kind: ErrorKind) -> str | None:
@@ -90,41 +155,67 @@ class _QueueCollector(Collector):
 
 
 class Metrics:
-    """The daemon's collectors. One per daemon; tests make their own."""
+    """The daemon's collectors. One per daemon; tests make their own.
 
-    def __init__(self) -> None:
+    ``kinds``: the kinds the daemon's definitions define, the only kind label
+    values reported besides ``other`` (None: see ``UNDECLARED_KINDS_MAX``).
+    """
+
+    def __init__(self, kinds: Iterable[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.jobs_claimed = Counter(
-            "exportd_jobs_claimed", "Jobs claimed by this daemon.", ["kind"], registry=r
+        kind = LabelSet(kinds)
+        error_kind = _in(_ERROR_KINDS)
+        state = _in(_STATES)
+        self.jobs_claimed = Bounded(
+            Counter("exportd_jobs_claimed", "Jobs claimed by this daemon.", ["kind"], registry=r),
+            kind,
         )
-        self.jobs_completed = Counter(
-            "exportd_jobs_completed", "Jobs completed by this daemon.", ["kind"], registry=r
+        self.jobs_completed = Bounded(
+            Counter(
+                "exportd_jobs_completed", "Jobs completed by this daemon.", ["kind"], registry=r
+            ),
+            kind,
         )
-        self.jobs_failed = Counter(
-            "exportd_jobs_failed",
-            "Jobs that failed for good (attempts spent or a permanent error).",
-            ["kind", "error_kind"],
-            registry=r,
+        self.jobs_failed = Bounded(
+            Counter(
+                "exportd_jobs_failed",
+                "Jobs that failed for good (attempts spent or a permanent error).",
+                ["kind", "error_kind"],
+                registry=r,
+            ),
+            kind,
+            error_kind,
         )
-        self.jobs_retried = Counter(
-            "exportd_jobs_retried",
-            "Failed attempts sent back to pending for a later retry.",
-            ["kind", "error_kind"],
-            registry=r,
+        self.jobs_retried = Bounded(
+            Counter(
+                "exportd_jobs_retried",
+                "Failed attempts sent back to pending for a later retry.",
+                ["kind", "error_kind"],
+                registry=r,
+            ),
+            kind,
+            error_kind,
         )
-        self.jobs_reaped = Counter(
-            "exportd_jobs_reaped",
-            "Jobs whose lease ran out, handed back or failed by this daemon's reaper.",
-            ["kind", "state"],
-            registry=r,
+        self.jobs_reaped = Bounded(
+            Counter(
+                "exportd_jobs_reaped",
+                "Jobs whose lease ran out, handed back or failed by this daemon's reaper.",
+                ["kind", "state"],
+                registry=r,
+            ),
+            kind,
+            state,
         )
-        self.jobs_cancelled = Counter(
-            "exportd_jobs_cancelled",
-            "Cancellations seen by this daemon: running jobs it stopped, and pending "
-            "jobs cancelled through its API.",
-            ["kind"],
-            registry=r,
+        self.jobs_cancelled = Bounded(
+            Counter(
+                "exportd_jobs_cancelled",
+                "Cancellations seen by this daemon: running jobs it stopped, and pending "
+                "jobs cancelled through its API.",
+                ["kind"],
+                registry=r,
+            ),
+            kind,
         )
         self.jobs_in_flight = Gauge(
             "exportd_jobs_in_flight",
@@ -137,25 +228,38 @@ class Metrics:
             "(reaped, claimed by another worker, or the database unreachable for too long).",
             registry=r,
         )
-        self.export_duration = Histogram(
-            "exportd_export_duration_seconds",
-            "From claim to completion, per completed export.",
-            ["kind"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self.export_duration = Bounded(
+            Histogram(
+                "exportd_export_duration_seconds",
+                "From claim to completion, per completed export.",
+                ["kind"],
+                buckets=_DURATION_BUCKETS,
+                registry=r,
+            ),
+            kind,
         )
-        self.export_size = Histogram(
-            "exportd_export_size_bytes",
-            "Size of each completed export's object.",
-            ["kind"],
-            buckets=_SIZE_BUCKETS,
-            registry=r,
+        self.export_size = Bounded(
+            Histogram(
+                "exportd_export_size_bytes",
+                "Size of each completed export's object.",
+                ["kind"],
+                buckets=_SIZE_BUCKETS,
+                registry=r,
+            ),
+            kind,
         )
-        self.rows_exported = Counter(
-            "exportd_rows_exported", "Rows in completed exports.", ["kind"], registry=r
+        self.rows_exported = Bounded(
+            Counter("exportd_rows_exported", "Rows in completed exports.", ["kind"], registry=r),
+            kind,
         )
-        self.bytes_exported = Counter(
-            "exportd_bytes_exported", "Bytes of completed exports' objects.", ["kind"], registry=r
+        self.bytes_exported = Bounded(
+            Counter(
+                "exportd_bytes_exported",
+                "Bytes of completed exports' objects.",
+                ["kind"],
+                registry=r,
+            ),
+            kind,
         )
         self.s3_errors = Counter(
             "exportd_s3_errors",

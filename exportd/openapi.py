@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exportd import __version__
-from exportd.apirequests import (
-    DEFAULT_LIMIT,
-    MAX_ATTEMPTS,
-    MAX_DEDUPE_KEY_CHARS,
-    MAX_LIMIT,
-    MAX_OWNER_CHARS,
-    SMALLINT,
-)
+from exportd import __version__, limits
+from exportd.apirequests import DEFAULT_LIMIT, MAX_ATTEMPTS, MAX_LIMIT, SMALLINT
 from exportd.exporter import SUPPORTED_FORMATS
 from exportd.jobs import STATES
 
@@ -26,6 +19,23 @@ _TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _INT_OR_NULL = {"type": ["integer", "null"]}
 _STATE = {"type": "string", "enum": list(STATES)}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
+_TS_RANGE = (
+    f"From {limits.TIMESTAMP_MIN_ISO} up to (not including) {limits.TIMESTAMP_MAX_ISO}; "
+    "other times are refused with 400."
+)
+
+
+def _bounded(max_bytes: int, description: str = "") -> dict[str, Any]:
+    """A non-empty string of at most ``max_bytes`` bytes of UTF-8. JSON Schema's
+    maxLength counts characters, so it says the number and the text says bytes:
+    a shorter text of multi-byte characters may still be refused with 400."""
+    text = f"At most {max_bytes} bytes of UTF-8, without control characters."
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_bytes,
+        "description": f"{description} {text}".strip(),
+    }
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -93,15 +103,18 @@ _NEW_JOB = {
     "additionalProperties": False,
     "required": ["kind"],
     "properties": {
-        "owner": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_OWNER_CHARS,
-            "description": "Required unless the request has an owner scope (then it "
+        "owner": _bounded(
+            limits.OWNER_MAX_BYTES,
+            "Required unless the request has an owner scope (then it "
             "defaults to it and must equal it).",
+        ),
+        "kind": _bounded(limits.KIND_MAX_BYTES, "An export kind (GET /v1/kinds)."),
+        "params": {
+            "type": "object",
+            "description": "Checked against the kind's schema. At most "
+            f"{limits.PARAMS_MAX_BYTES} bytes as JSON text, nested at most "
+            f"{limits.JSON_MAX_DEPTH} levels, no NUL characters.",
         },
-        "kind": {"type": "string", "description": "An export kind (GET /v1/kinds)."},
-        "params": {"type": "object", "description": "Checked against the kind's schema."},
         "format": {
             "type": "string",
             "enum": list(SUPPORTED_FORMATS),
@@ -114,14 +127,14 @@ _NEW_JOB = {
             "maximum": SMALLINT[1],
             "default": 0,
         },
-        "run_after": {**_TS, "description": "With a UTC offset; default now."},
+        "run_after": {**_TS, "description": f"With a UTC offset; default now. {_TS_RANGE}"},
         "max_attempts": {
             "type": "integer",
             "minimum": MAX_ATTEMPTS[0],
             "maximum": MAX_ATTEMPTS[1],
             "default": 5,
         },
-        "dedupe_key": {"type": "string", "minLength": 1, "maxLength": MAX_DEDUPE_KEY_CHARS},
+        "dedupe_key": _bounded(limits.DEDUPE_KEY_MAX_BYTES),
     },
 }
 
@@ -156,16 +169,21 @@ def _param(
     return param
 
 
-_NON_EMPTY = {"type": "string", "minLength": 1}
+_OWNER = _bounded(limits.OWNER_MAX_BYTES)
+_ONE_OWNER = " Given more than once, every value must be the same owner (else 400)."
 _SCOPE_HEADER = _param(
     "X-Exportd-Owner",
     "header",
-    _NON_EMPTY,
-    "Act for this owner only: other owners' jobs are answered 404.",
+    _OWNER,
+    "Act for this owner only: other owners' jobs are answered 404." + _ONE_OWNER,
 )
 _SCOPE_QUERY = _param(
-    "owner_scope", "query", _NON_EMPTY, "The owner scope, for callers that cannot set a header."
+    "owner_scope",
+    "query",
+    _OWNER,
+    "The owner scope, for callers that cannot set a header." + _ONE_OWNER,
 )
+_QUERY_VALUE = {"maxLength": limits.QUERY_VALUE_MAX_BYTES}
 _JOB_ID = _param("id", "path", {"type": "string", "format": "uuid"})
 _SCOPED = [_SCOPE_HEADER, _SCOPE_QUERY]
 
@@ -256,25 +274,43 @@ def openapi_document() -> dict[str, Any]:
                             _param(
                                 "owner",
                                 "query",
-                                _NON_EMPTY,
+                                _OWNER,
                                 "Required unless the request has an owner scope.",
                             ),
                             _param(
                                 "state",
                                 "query",
-                                {"type": "array", "items": _STATE},
+                                {
+                                    "type": "array",
+                                    "items": _STATE,
+                                    "maxItems": limits.QUERY_VALUES_MAX,
+                                },
                                 style="form",
                                 explode=True,
                             ),
                             _param(
                                 "kind",
                                 "query",
-                                {"type": "array", "items": {"type": "string"}},
+                                {
+                                    "type": "array",
+                                    "items": _bounded(limits.KIND_MAX_BYTES),
+                                    "maxItems": limits.QUERY_VALUES_MAX,
+                                },
                                 style="form",
                                 explode=True,
                             ),
-                            _param("created_after", "query", _TS, "Strictly after."),
-                            _param("created_before", "query", _TS, "Strictly before."),
+                            _param(
+                                "created_after",
+                                "query",
+                                {**_TS, **_QUERY_VALUE},
+                                f"Strictly after. {_TS_RANGE}",
+                            ),
+                            _param(
+                                "created_before",
+                                "query",
+                                {**_TS, **_QUERY_VALUE},
+                                f"Strictly before. {_TS_RANGE}",
+                            ),
                             _param(
                                 "limit",
                                 "query",
@@ -288,7 +324,7 @@ def openapi_document() -> dict[str, Any]:
                             _param(
                                 "cursor",
                                 "query",
-                                {"type": "string"},
+                                {"type": "string", **_QUERY_VALUE},
                                 "next_cursor of the previous page.",
                             ),
                             *_SCOPED,
@@ -334,7 +370,10 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     ("400", _INVALID),
                     ("409", _error("A live job with this dedupe_key exists; it is in `job`.")),
-                    ("413", _error("The body is too large.")),
+                    (
+                        "413",
+                        _error(f"The body is over {limits.REQUEST_BODY_MAX_BYTES} bytes."),
+                    ),
                 ),
             },
             "/v1/jobs/{id}": {

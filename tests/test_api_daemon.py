@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exportd.storage import S3Client
 from tests.daemon_harness import FAST, running_daemon
@@ -90,3 +91,44 @@ async def test_delete_stops_a_running_export(daemon_settings: object, dsn: str) 
     finally:
         await conn.close()
     assert state == "cancelled"
+
+
+async def test_metrics_keep_a_bounded_label_set_whatever_kinds_the_table_holds(
+    daemon_settings: object, dsn: str
+) -> None:
+    """Rows with hundreds of kinds the definitions do not know: each fails as
+    unknown_kind, and /metrics reports them all under one label."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO exportd.jobs (owner, kind) SELECT 'u1', 'junk-' || g || repeat('x', 100)"
+            " FROM generate_series(1, 300) AS g"
+        )
+        async with running_daemon(daemon_settings, KINDS) as daemon:
+
+            async def all_failed() -> bool:
+                n = await conn.fetchval("SELECT count(*) FROM exportd.jobs WHERE state = 'failed'")
+                return bool(n == 300)
+
+            await eventually(all_failed, timeout=60)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{daemon.api_port}/metrics") as response,
+            ):
+                text = await response.text()
+    finally:
+        await conn.close()
+    kinds = {
+        sample.labels["kind"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "kind" in sample.labels
+    }
+    assert kinds == {"other"}
+    claimed = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "exportd_jobs_claimed_total"
+    ]
+    assert claimed == [300]
