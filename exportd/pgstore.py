@@ -97,18 +97,22 @@ class PgJobStore:
 
         One statement in the common case. Should a row make it fail (an
         application trigger that raises, say), the claim is retried one row
-        at a time in the same transaction, and a row that cannot be claimed
-        even alone fails (``claim_refuse``) or, if even that is refused, is
-        passed over by this process from then on: one bad row never stops the
-        queue. A job whose params cannot be decoded comes back with
+        at a time (in the same transaction, with a per-owner limit), and a
+        row that cannot be claimed even alone fails (``claim_refuse``) or,
+        if even that is refused, is passed over by this process from then
+        on: one bad row never stops the queue. A job whose params cannot be decoded comes back with
         ``params_error`` set (see ``Job.from_record``).
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            if self._max_per_owner is not None:
-                # Claims with a per-owner limit take turns across daemons
-                # (claim_fair_lock), so that the count each one sees is exact.
-                await conn.execute(self._q["claim_fair_lock"])
-            rows = await self._claim_rows(conn, worker_id, limit, float(lease_seconds))
+        async with self._pool.acquire() as conn:
+            if self._max_per_owner is None:
+                # One statement, atomic by itself: no transaction around it.
+                rows = await self._claim_rows(conn, worker_id, limit, float(lease_seconds))
+            else:
+                async with conn.transaction():
+                    # Claims with a per-owner limit take turns across daemons
+                    # (claim_fair_lock), so that the count each one sees is exact.
+                    await conn.execute(self._q["claim_fair_lock"])
+                    rows = await self._claim_rows(conn, worker_id, limit, float(lease_seconds))
         return [Job.from_record(r) for r in rows]
 
     async def _claim_rows(
