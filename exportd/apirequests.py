@@ -27,6 +27,7 @@ from exportd import limits
 from exportd.definitions import Definitions, Kind
 from exportd.errors import ExportError
 from exportd.jobs import STATES
+from exportd.jsonbounds import json_depth
 from exportd.params import InvalidParams
 
 DEFAULT_LIMIT = 50
@@ -41,8 +42,6 @@ _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{limits.REQUEST_ID_MAX_BYTES}}}"
 # line, a header or a terminal they forge structure.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON string (escapes included), and the brackets left once strings are gone.
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True)
@@ -156,25 +155,6 @@ def _shown(name: str) -> str:
 # --- JSON bodies -----------------------------------------------------------------------------
 
 
-def json_depth_exceeds(text: str, max_depth: int) -> bool:
-    """Whether the arrays and objects of JSON ``text`` nest deeper than ``max_depth``.
-
-    Read without decoding and without recursion, so that it runs before a
-    decoder that recurses once per level (json and orjson both do: 1,000
-    levels in 2 KB is a RecursionError). Brackets inside strings do not
-    count; text that is not JSON may be over-counted, and is refused either way.
-    """
-    depth = 0
-    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        if bracket.group() in "[{":
-            depth += 1
-            if depth > max_depth:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
@@ -198,7 +178,7 @@ def parse_json_body(raw: bytes) -> object:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RequestInvalid([FieldError("", "the body is not UTF-8 text")]) from None
-    if json_depth_exceeds(text, limits.REQUEST_JSON_MAX_DEPTH):
+    if json_depth(text) > limits.REQUEST_JSON_MAX_DEPTH:
         raise RequestInvalid(
             [
                 FieldError(

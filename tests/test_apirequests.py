@@ -17,7 +17,6 @@ from exportd import limits
 from exportd.apirequests import (
     Cursor,
     RequestInvalid,
-    json_depth_exceeds,
     owner_scope,
     params_problems,
     parse_job_id,
@@ -29,6 +28,7 @@ from exportd.apirequests import (
 )
 from exportd.definitions import definitions_from_text
 from exportd.jobview import download_ttl, timestamp
+from exportd.jsonbounds import json_depth
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = "must lie from 1970-01-01T00:00:00+00:00 up to (not including) 9999-01-01T00:00:00+00:00"
@@ -135,9 +135,9 @@ def test_a_json_body_nested_too_deep_is_refused_before_it_is_decoded() -> None:
     }
     depth = limits.REQUEST_JSON_MAX_DEPTH
     assert parse_json_body(("[" * depth + "]" * depth).encode()) is not None
-    assert json_depth_exceeds("[" * (depth + 1) + "]" * (depth + 1), depth)
-    assert not json_depth_exceeds('["]]]]", {"a": "{{{{"}]', 2)
-    assert json_depth_exceeds('[[["\\"", []]]]', 3)
+    assert json_depth("[" * (depth + 1) + "]" * (depth + 1)) == depth + 1
+    assert json_depth('["]]]]", {"a": "{{{{"}]') == 2
+    assert json_depth('[[["\\"", []]]]') == 4
 
 
 @given(st.recursive(st.none() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
@@ -150,8 +150,7 @@ def test_the_depth_read_without_decoding_is_the_decoded_depth(document: object) 
         return 0
 
     text = json.dumps(document, ensure_ascii=False)
-    assert not json_depth_exceeds(text, depth(document))
-    assert json_depth_exceeds(text, depth(document) - 1) == (depth(document) > 0)
+    assert json_depth(text) == depth(document)
 
 
 @pytest.mark.parametrize(

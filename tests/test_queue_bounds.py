@@ -25,6 +25,7 @@ from exportd import limits
 from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
 from exportd.jobs import ExportResult, Heartbeat, UploadRef
+from exportd.jsonbounds import json_depth
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.retention import Retention
 from exportd.migrate import migrate
@@ -82,6 +83,37 @@ def test_the_migration_uses_the_numbers_of_limits() -> None:
         assert f"octet_length({column}) > {limit}" in bounds.sql
     assert f"octet_length(NEW.owner) > {limits.OWNER_MAX_BYTES}" in bounds.sql
     assert f"octet_length(NEW.kind) > {limits.KIND_MAX_BYTES}" in bounds.sql
+    depth = f"jsonb_path_exists(params, 'strict $.**{{{limits.JSON_MAX_DEPTH} to last}}')"
+    assert bounds.sql.count(depth) == 3  # the constraint and the upgrade's two checks
+
+
+def _nested(depth: int, inner: str) -> str:
+    """Params nesting ``depth`` levels in all (their object is the first) around ``inner``."""
+    return '{"p": ' + "[" * (depth - 1) + inner + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize(
+    ("document", "taken"),
+    [
+        (_nested(limits.JSON_MAX_DEPTH - 1, "1"), True),
+        (_nested(limits.JSON_MAX_DEPTH, ""), True),
+        (_nested(limits.JSON_MAX_DEPTH, "1"), False),
+        (_nested(limits.JSON_MAX_DEPTH + 1, ""), False),
+        (_nested(1200, ""), False),
+    ],
+)
+async def test_params_nested_past_the_bound_are_refused_by_name(
+    pool: asyncpg.Pool, document: str, taken: bool
+) -> None:
+    # Whatever the table takes decodes within the daemon's own bound.
+    params = document
+    insert = "INSERT INTO exportd.jobs (owner, kind, params) VALUES ('u', 'k', $1::text::jsonb)"
+    if taken:
+        await pool.execute(insert, params)
+        assert json_depth(params) <= limits.JSON_MAX_DEPTH
+    else:
+        with pytest.raises(asyncpg.CheckViolationError, match="jobs_params_depth"):
+            await pool.execute(insert, params)
 
 
 @pytest.mark.parametrize("constraint", sorted(BOUNDS))
@@ -263,6 +295,9 @@ class _Runner:
 
 async def test_a_row_whose_params_cannot_be_decoded_fails_alone(pool: asyncpg.Pool) -> None:
     good = [await insert_job(pool, params={"n": 1}) for _ in range(3)]
+    # The table refuses such params now (jobs_params_depth); a row written
+    # before that bound, or by a role that dropped it, must still fail alone.
+    await pool.execute("ALTER TABLE exportd.jobs DROP CONSTRAINT jobs_params_depth")
     poison = await pool.fetchval(
         "INSERT INTO exportd.jobs (owner, kind, params) VALUES ('u', 'orders', $1::text::jsonb)"
         " RETURNING id",

@@ -60,13 +60,16 @@ SET state = 'failed',
                          octet_length(dedupe_key)) END,
         CASE WHEN octet_length(params::text) > 65536
              THEN format('params are %s bytes as JSON text, over the 65536 allowed',
-                         octet_length(params::text)) END),
+                         octet_length(params::text)) END,
+        CASE WHEN jsonb_path_exists(params, 'strict $.**{32 to last}')
+             THEN 'params nest deeper than 32 levels' END),
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL
 WHERE state IN ('pending', 'processing')
   AND (octet_length(owner) > 256 OR octet_length(kind) > 128
-       OR octet_length(dedupe_key) > 256 OR octet_length(params::text) > 65536);
+       OR octet_length(dedupe_key) > 256 OR octet_length(params::text) > 65536
+       OR jsonb_path_exists(params, 'strict $.**{32 to last}'));
 
 -- Named, so that the application's failed INSERT says which bound it broke.
 -- Terminal rows are exempt: they are never run again, and a row from before
@@ -83,6 +86,13 @@ ALTER TABLE exportd.jobs
                OR state IN ('completed', 'failed', 'cancelled', 'expired')),
     ADD CONSTRAINT jobs_params_bytes
         CHECK (octet_length(params::text) <= 65536
+               OR state IN ('completed', 'failed', 'cancelled', 'expired')),
+    -- Postgres stores a document nested thousands of levels deep; Python's
+    -- decoders recurse once per level. A value at level 32 (JSON_MAX_DEPTH)
+    -- or deeper means more than 32 nested arrays and objects, or exactly 32
+    -- with something inside the last: a row the table takes always decodes.
+    ADD CONSTRAINT jobs_params_depth
+        CHECK (NOT jsonb_path_exists(params, 'strict $.**{32 to last}')
                OR state IN ('completed', 'failed', 'cancelled', 'expired'));
 
 -- Daemon-owned: the file name a download is saved under, in full. The
