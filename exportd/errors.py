@@ -2,7 +2,12 @@
 
 Every failure of a job is one of these kinds. The kind decides whether the job
 is tried again: bad input never is, an outage always is (until the job's
-attempts are spent).
+attempts are spent). Kinds are decided by cause, not by the layer that
+reported them: S3 refusing a job's own request (its key, a header built from
+its file name, its size) is that job's permanent failure, while S3 being
+down, throttling or refusing the daemon's credentials concerns every job and
+every tenant alike (``STORAGE_OUTAGES``, which feed the storage circuit
+breaker).
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ class ErrorKind(StrEnum):
     UNKNOWN_KIND = "unknown_kind"
     UNSUPPORTED_FORMAT = "unsupported_format"
     QUERY_ERROR = "query_error"
-    ACCESS_DENIED = "access_denied"
     TOO_LARGE = "too_large"
+    # S3 refused this job's own request: a key or name the store cannot hold,
+    # a header built from the job's file name that is too large, an argument
+    # it rejects. Another attempt would send the same request.
+    STORAGE_REJECTED = "storage_rejected"
     # The whole job ran longer than its kind's max_duration (or EXPORTD_MAX_JOB_DURATION).
     TOO_LONG = "too_long"
     # Retryable: an outage or an accident of timing.
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    # S3 refused the daemon's credentials or bucket (AccessDenied,
+    # InvalidAccessKeyId, SignatureDoesNotMatch, a 403): the operator's
+    # configuration, not one tenant's input. Retried like an outage, and it
+    # opens the breaker, so that jobs wait for the fix instead of all failing.
+    ACCESS_DENIED = "access_denied"
     DATABASE_UNAVAILABLE = "database_unavailable"
     LEASE_EXPIRED = "lease_expired"
     TIMEOUT = "timeout"
@@ -33,11 +46,20 @@ class ErrorKind(StrEnum):
 RETRYABLE: frozenset[ErrorKind] = frozenset(
     {
         ErrorKind.STORAGE_UNAVAILABLE,
+        ErrorKind.ACCESS_DENIED,
         ErrorKind.DATABASE_UNAVAILABLE,
         ErrorKind.LEASE_EXPIRED,
         ErrorKind.TIMEOUT,
         ErrorKind.INTERNAL,
     }
+)
+
+
+# Failures that say the store is unusable for everyone (down, throttling, or
+# refusing the daemon's own configuration): only these feed the storage
+# circuit breaker. A job's own request being refused never does.
+STORAGE_OUTAGES: frozenset[ErrorKind] = frozenset(
+    {ErrorKind.STORAGE_UNAVAILABLE, ErrorKind.ACCESS_DENIED}
 )
 
 

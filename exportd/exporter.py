@@ -60,6 +60,16 @@ def object_key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str
     return "/".join(parts)
 
 
+WRITE_PROBE = "exportd-write-probe"
+
+
+def write_probe_key(prefix: str) -> str:
+    """Where an upload writes (and deletes) an empty object to tell a store that fails
+    on one name from a store that fails: beside the owners' folders, in a name
+    every store can hold."""
+    return f"{prefix}/{WRITE_PROBE}" if prefix else WRITE_PROBE
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     bucket: str
@@ -155,6 +165,7 @@ class Exporter:
             extra_args=self._options.object_args,
             max_bytes=limit,
             max_bytes_source=limit_source,
+            probe_key=write_probe_key(self._options.prefix),
             logger=ctx.log,
         )
         state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload))

@@ -541,7 +541,8 @@ def client_error(code: str, status: int, operation: str = "PutObject") -> Client
         (client_error("SlowDown", 503), ErrorKind.STORAGE_UNAVAILABLE),
         (client_error("InternalError", 500), ErrorKind.STORAGE_UNAVAILABLE),
         (client_error("RequestTimeout", 400), ErrorKind.STORAGE_UNAVAILABLE),
-        (client_error("SomethingNew", 400), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("SomethingNew", 400), ErrorKind.STORAGE_REJECTED),
+        (client_error("SomethingNew", 599), ErrorKind.STORAGE_UNAVAILABLE),
         (EndpointConnectionError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
         (ReadTimeoutError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
         (aiohttp.ClientConnectionError("reset"), ErrorKind.STORAGE_UNAVAILABLE),
@@ -566,7 +567,7 @@ def test_classification_messages_are_actionable() -> None:
     assert "throttling" in slow.message
 
     odd = classify_s3_error(client_error("SomethingNew", 400), bucket="x")
-    assert "unexpected" in odd.message
+    assert odd.message.startswith("S3 refused PutObject on bucket 'x' for this job's request")
     assert "SomethingNew" in odd.message
 
 
