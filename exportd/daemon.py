@@ -159,6 +159,7 @@ async def serve(
                 timezone=settings.export_timezone,
                 max_duration_seconds=settings.max_job_duration.total_seconds(),
                 object_args=settings.object_args,
+                lease_seconds=settings.lease_seconds,
             ),
         )
         breaker = StorageBreaker(settings.storage_failure_threshold)

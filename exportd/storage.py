@@ -44,9 +44,11 @@ S3Client: TypeAlias = Any
 _SPARE_CONNECTIONS = 4
 # botocore's own bounds on one attempt of a request: connecting, and waiting
 # for the answer once the body is sent (not the whole transfer). The overall
-# deadline of DeadlineClient bounds the attempts together.
+# deadline of DeadlineClient bounds the attempts together; three attempts (at
+# most about 3 s of botocore's backoff between them) fit well inside it, so a
+# store's repeated answer, not the deadline, is what the caller sees.
 _CONNECT_TIMEOUT = 5.0
-_MAX_ATTEMPTS = 4
+_MAX_ATTEMPTS = 3
 # A body is sent at no less than this rate: a part's deadline is the request
 # deadline plus its size at this rate (1 MiB/s: a 5 MiB part gets 5 s more).
 MIN_UPLOAD_BYTES_PER_SECOND = 1024 * 1024
@@ -79,15 +81,24 @@ class DeadlineClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not inspect.iscoroutinefunction(attr):
+        if not callable(attr):
             return attr
 
+        # aiobotocore's operations are plain functions that return a coroutine
+        # (not coroutine functions), so the result decides, not the function.
         @functools.wraps(attr)
-        async def bounded(*args: Any, **kwargs: Any) -> Any:
-            async with asyncio.timeout(self.deadline(kwargs.get("Body"))):
-                return await attr(*args, **kwargs)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return self._bounded(result, self.deadline(kwargs.get("Body")))
+            return result
 
-        return bounded
+        return call
+
+    @staticmethod
+    async def _bounded(operation: Awaitable[Any], seconds: float) -> Any:
+        async with asyncio.timeout(seconds):
+            return await operation
 
 
 def request_deadline(client: S3Client, default: float = 30.0) -> float:
@@ -530,24 +541,42 @@ def _rejected(where: str, detail: str, hint: str) -> ExportError:
 
 
 def name_refused(exc: BaseException, *, operation: str, bucket: str) -> ExportError:
-    """The ``storage_rejected`` error of a server failure (``exc``) on one object's
-    name, once the store was seen storing another object meanwhile."""
+    """The error of a failure (``exc``) on one object's name, once the store was seen
+    storing another object meanwhile.
+
+    A server failure is ``storage_rejected``: the store said no, and says it
+    again to the same name. No answer at all is ``timeout``: the store is
+    fine, so it must not count as an outage, but a stall cannot be told from
+    a refusal, so the job is tried again until its attempts are spent.
+    """
+    where = _where(operation, bucket)
+    if isinstance(exc, TimeoutError):
+        return ExportError(
+            ErrorKind.TIMEOUT,
+            f"S3 did not answer {where} for this object within its deadline, while it "
+            "stores others: its name may be one the store cannot hold (the key comes from "
+            "the owner and the file name)",
+        )
     detail = type(exc).__name__
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "Unknown")
         message = _clip(str(error.get("Message") or ""))
         detail = f"{code}: {message}" if message and message != code else code
-    return _rejected(_where(operation, bucket), detail, _NAME_REFUSED_HINT)
+    return _rejected(where, detail, _NAME_REFUSED_HINT)
 
 
 def may_be_refused_name(exc: BaseException) -> bool:
-    """Is ``exc`` a server failure that one object's name could have caused?
+    """Is ``exc`` a failure that one object's name could have caused?
 
     A 500 (``InternalError``) or 501: what rclone answers for a name its file
-    system cannot hold. A 503, throttling, a timeout or a lost connection is
-    an outage whatever the name.
+    system cannot hold; or no answer at all within the deadline, which is
+    what rclone gives aiohttp's ``Expect: 100-continue`` PutObject for a
+    name it refuses. A 503, throttling or a lost connection is an outage
+    whatever the name.
     """
+    if isinstance(exc, TimeoutError):
+        return True
     if not isinstance(exc, ClientError):
         return False
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -70,6 +70,7 @@ class ObjectUpload:
         max_bytes: int | None = None,
         max_bytes_source: str = "EXPORTD_S3_MAX_EXPORT_BYTES",
         probe_key: str | None = None,
+        commit_seconds: float | None = None,
         logger: Any = None,
     ) -> None:
         if part_size < 1:
@@ -91,6 +92,10 @@ class ObjectUpload:
         # Where to write an empty object to learn whether a server failure
         # on this key is the store's or the key's (see _name_or_outage).
         self._probe_key = probe_key
+        # The deadline of complete()'s last request (PutObject or
+        # CompleteMultipartUpload), which a caller may make while it holds a
+        # lock; the name probe after a failure gets half as long again.
+        self._commit_seconds = commit_seconds
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
@@ -261,22 +266,24 @@ class ObjectUpload:
     async def _name_or_outage(self, exc: Exception, operation: str) -> ExportError:
         """The error of a request naming this key: a refused name, or an outage.
 
-        A 500 on a request that names the key is an outage, unless the store
-        stores another object at the same moment (an empty one at
-        ``probe_key``, deleted again): then it failed on this name alone,
-        which no retry changes (rclone answers "500 InternalError" for a
-        path its file system cannot hold). botocore has already retried the
-        request before this is asked. Without a probe key, or if the probe
-        fails too, it stays an outage.
+        A 500, or no answer, on a request that names the key is an outage,
+        unless the store stores another object at the same moment (an empty
+        one at ``probe_key``, deleted again): then it failed on this name
+        alone (rclone answers "500 InternalError" for a path its file system
+        cannot hold, and nothing at all to some PutObjects of such names).
+        botocore has already retried a 500 before this is asked. Without a
+        probe key, or if the probe fails too, it stays an outage.
         """
         error = self._wrap(exc, operation)
         if self._probe_key is None or self._probe_key == self._key:
             return error
         if not may_be_refused_name(exc):
             return error
+        probe_seconds = None if self._commit_seconds is None else self._commit_seconds / 2
         try:
-            await self._client.put_object(Bucket=self._bucket, Key=self._probe_key, Body=b"")
-            await self._client.delete_object(Bucket=self._bucket, Key=self._probe_key)
+            async with asyncio.timeout(probe_seconds):
+                await self._client.put_object(Bucket=self._bucket, Key=self._probe_key, Body=b"")
+                await self._client.delete_object(Bucket=self._bucket, Key=self._probe_key)
         except Exception as probe_exc:
             self._log.warning("s3_name_probe_failed", error=repr(probe_exc))
             return error
@@ -355,12 +362,13 @@ class ObjectUpload:
     async def _complete_multipart(self) -> int:
         parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._etags.items())]
         try:
-            await self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            async with asyncio.timeout(self._commit_seconds):
+                await self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
         except Exception as exc:
             raise await self._name_or_outage(exc, "CompleteMultipartUpload") from exc
         return len(parts)
@@ -370,9 +378,10 @@ class ObjectUpload:
         self._buffer.clear()
         await self._hash(body)
         try:
-            await self._client.put_object(
-                Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
-            )
+            async with asyncio.timeout(self._commit_seconds):
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
+                )
         except Exception as exc:
             raise await self._name_or_outage(exc, "PutObject") from exc
 
