@@ -41,9 +41,9 @@ def test_huge_attempt_numbers_do_not_overflow() -> None:
         ErrorKind.INVALID_PARAMS,
         ErrorKind.UNKNOWN_KIND,
         ErrorKind.QUERY_ERROR,
-        ErrorKind.ACCESS_DENIED,
         ErrorKind.UNSUPPORTED_FORMAT,
         ErrorKind.TOO_LARGE,
+        ErrorKind.STORAGE_REJECTED,
     ],
 )
 def test_permanent_errors_never_retry(kind: ErrorKind) -> None:
@@ -54,6 +54,8 @@ def test_permanent_errors_never_retry(kind: ErrorKind) -> None:
     "kind",
     [
         ErrorKind.STORAGE_UNAVAILABLE,
+        # The daemon's credentials, not the job: jobs wait for the operator.
+        ErrorKind.ACCESS_DENIED,
         ErrorKind.DATABASE_UNAVAILABLE,
         ErrorKind.LEASE_EXPIRED,
         ErrorKind.TIMEOUT,

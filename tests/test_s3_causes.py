@@ -196,6 +196,11 @@ def _upload(client: S3Client, bucket: str, key: str, **overrides: Any) -> Object
     return ObjectUpload(client, bucket, key, **options)
 
 
+async def _write_all(up: ObjectUpload, data: bytes) -> None:
+    await up.write(data)
+    await up.complete()
+
+
 # What each store refuses for the request's own sake:
 # (name, key, size, upload options, what the message names, kind).
 _JOB = str(uuid.UUID(int=7))
@@ -276,8 +281,7 @@ async def test_a_store_refusing_a_request_fails_it_by_cause(
         for name, key, size, options, named, kind in REFUSALS[s3_endpoint.name]:
             up = _upload(client, s3_bucket, key, **options)
             with pytest.raises(ExportError) as caught:
-                await up.write(b"x" * size)
-                await up.complete()
+                await _write_all(up, b"x" * size)
             await up.abort()
             error = caught.value
             assert error.kind is kind, (name, error)
@@ -303,8 +307,7 @@ async def test_a_server_failure_with_the_store_failing_too_stays_an_outage(
         up = _upload(client, bucket, f"exports/{'s' * 300}/f.csv", probe_key="exports/probe")
         await client.delete_bucket(Bucket=bucket)
         with pytest.raises(ExportError) as caught:
-            await up.write(b"x")
-            await up.complete()
+            await _write_all(up, b"x")
         await up.abort()
     assert caught.value.kind is ErrorKind.STORAGE_UNAVAILABLE
 

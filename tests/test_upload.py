@@ -317,19 +317,21 @@ async def test_flush_sends_every_part_so_complete_is_one_request(
         await up.write(data)
         await up.flush()
         calls: list[str] = []
-        original = s3_client._make_api_call
+        # The botocore client under DeadlineClient's deadlines.
+        botocore_client = s3_client._client
+        original = botocore_client._make_api_call
 
         async def spy(operation: str, params: Any) -> Any:
             calls.append(operation)
             return await original(operation, params)
 
-        s3_client._make_api_call = spy
+        botocore_client._make_api_call = spy
         try:
             with pytest.raises(RuntimeError):
                 await up.write(b"late")
             result = await up.complete()
         finally:
-            s3_client._make_api_call = original
+            botocore_client._make_api_call = original
     assert calls == ["CompleteMultipartUpload"]
     assert result.parts == 3
     assert await download(s3_client, s3_bucket, "f/flushed.bin") == data
