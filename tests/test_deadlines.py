@@ -21,11 +21,17 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
+from exportd.errors import ErrorKind, ExportError
+from exportd.jobs import ExportResult
+from exportd.pgstore import PgJobStore
+from exportd.worker import JobContext, PreparedExport, Worker, WorkerConfig
 from tests.daemon_process import daemon_env, log_events, status
 from tests.fixtures_s3 import S3Endpoint, free_port
 from tests.helpers import eventually, insert_job, job_row
 from tests.s3_proxy import FailingProxy, commits_an_object, failing_proxy
+from tests.test_worker_loop import FakeStore, make_job
 
 KINDS = """
 [kinds.small]
@@ -164,3 +170,66 @@ async def _scenario(
 
 async def asyncpg_cancel(pool: asyncpg.Pool, job_id: uuid.UUID) -> bool:
     return bool(await pool.fetchval("SELECT exportd.cancel($1)", job_id, timeout=30))
+
+
+async def test_a_commit_under_the_row_lock_ends_within_a_third_of_the_lease(
+    pool: asyncpg.Pool,
+) -> None:
+    # The store's own backstop, whatever the runner's commit does: one that
+    # never returns is abandoned, the lease renewed, and the lock let go.
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    started = asyncio.Event()
+
+    async def never() -> ExportResult:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    completing = asyncio.create_task(store.complete(job, "w1", 60, LEASE, never))
+    await started.wait()
+    began = time.monotonic()
+    # A cancel meanwhile waits for the lock, and no longer than the deadline.
+    cancelled = await pool.fetchval("SELECT exportd.cancel($1)", job_id, timeout=30)
+    waited = time.monotonic() - began
+    assert cancelled is True
+    assert LEASE / 3 - 0.2 < waited < LEASE / 3 + 1.0
+    with pytest.raises(ExportError) as caught:
+        await completing
+    assert caught.value.kind is ErrorKind.STORAGE_UNAVAILABLE
+    assert f"within {LEASE / 3:g} s" in caught.value.message
+    assert (await job_row(pool, job_id))["state"] == "cancelled"
+
+
+class _Instant:
+    async def run(self, ctx: JobContext) -> PreparedExport:
+        return _Made()
+
+
+class _Made:
+    async def commit(self) -> ExportResult:
+        return ExportResult("key", 1, 1, "0" * 64)
+
+    async def abort(self) -> None:
+        pass
+
+
+async def test_a_second_signal_stops_a_job_stuck_recording_its_completion() -> None:
+    job = make_job()
+    store = FakeStore(ready=[job])
+    store.recorded = asyncio.Event()  # the completing transaction never ends
+    worker = Worker(store, _Instant(), WorkerConfig(concurrency=1, poll_interval=0.01))
+    run = asyncio.create_task(worker.run(grace_seconds=600))
+    await eventually(lambda: _true(bool(worker.running_jobs)))
+    await asyncio.sleep(0.05)
+    worker.request_stop()
+    await asyncio.sleep(0.1)
+    assert not run.done(), "the first signal waits for the grace period"
+    worker.hurry()
+    await asyncio.wait_for(run, 2)
+    assert ("release", job.id) in store.calls
+
+
+async def _true(value: bool) -> bool:
+    return value
