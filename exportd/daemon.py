@@ -38,9 +38,9 @@ from exportd.worker import Worker, WorkerConfig
 # How long past its deadline a stop may take: after the grace period (first
 # signal) or at once (second signal), running jobs are cancelled and handed
 # back; whatever is still in flight this much later (a commit, a statement, an
-# API request) is cancelled with the worker loop, and each pool and the API
-# get as long again to close. ``exportd run`` exits within grace plus
-# ``3 * SHUTDOWN_BOUND``.
+# API request) is cancelled with the worker loop; then the API (its own
+# shutdown_timeout, 5 s) and the pools, all together, get as long again to
+# close. ``exportd run`` exits within grace plus ``3 * SHUTDOWN_BOUND``.
 SHUTDOWN_BOUND = 5.0
 
 
@@ -96,6 +96,9 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
+        # Closed last, all at once, within one SHUTDOWN_BOUND.
+        pools: list[asyncpg.Pool] = []
+        stack.push_async_callback(_close_pools, pools)
 
         async def queue_pool(size: int) -> asyncpg.Pool:
             # Queue statements are short: one that takes longer than this is
@@ -122,7 +125,7 @@ async def serve(
                 server_settings=_deadline_settings(settings),
                 reset=db.keep_session,
             )
-            stack.push_async_callback(_close_pool, made)
+            pools.append(made)
             return made
 
         pool = await queue_pool(settings.queue_pool_size)
@@ -141,7 +144,7 @@ async def serve(
             # statement timeout and its job's duration, not by a fixed deadline.
             timeout=settings.database_seconds,
         )
-        stack.push_async_callback(_close_pool, source_pool)
+        pools.append(source_pool)
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
@@ -303,6 +306,10 @@ def _deadline_settings(settings: Settings) -> dict[str, str]:
             int(settings.idle_in_transaction_seconds * 1000)
         ),
     }
+
+
+async def _close_pools(pools: list[asyncpg.Pool]) -> None:
+    await asyncio.gather(*(_close_pool(pool) for pool in pools))
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:
