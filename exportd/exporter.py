@@ -50,7 +50,9 @@ __all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
 MANIFEST = "manifest.json"
 
 
-WRITE_PROBE = "exportd-write-probe"
+# Starts with '~', which no owner's key segment can (keys.py encodes it), so
+# no tenant's objects can stand where the probe writes, or the other way round.
+WRITE_PROBE = "~exportd-write-probe"
 
 
 def commit_request_seconds(lease_seconds: float | None) -> float | None:

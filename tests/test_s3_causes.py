@@ -19,6 +19,7 @@ from exportd import exporter as exporter_module
 from exportd.breaker import StorageBreaker
 from exportd.errors import STORAGE_OUTAGES, ErrorKind, ExportError, is_retryable
 from exportd.exporter import write_probe_key
+from exportd.keys import object_key
 from exportd.storage import (
     DeadlineClient,
     S3Client,
@@ -330,12 +331,10 @@ query = "SELECT n FROM generate_series(1, 3) AS n WHERE :owner <> ''"
 def _refusing_hook(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the owner 'refused' send what ``store`` refuses for its input."""
     if store == "rclone":
-        real_key = exporter_module.object_key
-
         def key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str:
             if owner == "refused":
                 return f"{prefix}/../{job_id}/{filename}"
-            return real_key(prefix, owner, job_id, filename)
+            return object_key(prefix, owner, job_id, filename)
 
         monkeypatch.setattr(exporter_module, "object_key", key)
         return
@@ -358,8 +357,11 @@ async def test_one_tenants_refused_request_fails_alone_and_the_daemon_stays_read
 ) -> None:
     _refusing_hook(s3_endpoint.name, monkeypatch)
     # A threshold of 1: a single refusal counted as an outage would open it.
+    # A lease of 15 s gives the name probe (a twelfth of the lease) time to
+    # answer on a loaded machine: a probe that times out reads as an outage.
+    timing = {**FAST, "lease_seconds": 15.0}
     settings = s3_settings(
-        s3_endpoint, s3_bucket, database_url=dsn, storage_failure_threshold=1, **FAST
+        s3_endpoint, s3_bucket, database_url=dsn, storage_failure_threshold=1, **timing
     )
     refused = [
         await insert_job(pool, owner="refused", kind="small", max_attempts=2) for _ in range(3)
