@@ -331,6 +331,7 @@ query = "SELECT n FROM generate_series(1, 3) AS n WHERE :owner <> ''"
 def _refusing_hook(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the owner 'refused' send what ``store`` refuses for its input."""
     if store == "rclone":
+
         def key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str:
             if owner == "refused":
                 return f"{prefix}/../{job_id}/{filename}"
