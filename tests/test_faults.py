@@ -254,8 +254,10 @@ async def enqueue(
                             )
                 finally:
                     await conn.close()
-            except (OSError, asyncpg.PostgresError, TimeoutError):
-                # Postgres is restarting: the transaction inserted nothing.
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                # Postgres is restarting: the transaction inserted nothing. A
+                # connection cut mid-statement is an InterfaceError in asyncpg
+                # (and so is the transaction's exit on it).
                 await asyncio.sleep(0.2)
                 continue
             ids.extend(inserted)
