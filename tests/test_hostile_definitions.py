@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
+from exportd import limits
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.helpers import download_job, exportd, insert_job, wait_for_state
@@ -310,6 +312,35 @@ async def test_an_idle_timeout_of_the_source_database_does_not_end_an_export(
         body, _ = await download_job(daemon.api_port, job_id)
     assert body is not None
     assert body.splitlines() == [b"n", b"1", b"2"]
+
+
+CASTING = """
+[kinds.casting]
+query = "SELECT :s::int AS n WHERE :owner <> ''"
+[kinds.casting.params.s]
+type = "string"
+"""
+
+
+async def test_an_error_quoting_a_caller_string_is_bounded_where_stored_and_logged(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    """Postgres quotes the value it could not read, whole: 60,000 characters of it."""
+    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, **FAST)
+    job_id = await insert_job(pool, owner="alice", kind="casting", params={"s": "x" * 60000})
+    with capture_logs() as logs:
+        async with running_daemon(settings, CASTING):
+            row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=60)
+    assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+    error = row["error"]
+    assert error.startswith("kind 'casting': the query failed with InvalidTextRepresentation")
+    assert len(error) == limits.ERROR_MAX_CHARS
+    # Cut in the middle: what to do is said at the end.
+    assert error.count("…") == 1
+    assert error.endswith('"; fix the definition and enqueue again')
+    failed = [e for e in logs if e["event"] == "job_failed"]
+    assert [e["error"] for e in failed] == [row["error"]]
+    assert all(len(str(e)) < 2 * limits.ERROR_MAX_CHARS for e in logs), "a log line quoted it all"
 
 
 CHECKED = r"""
