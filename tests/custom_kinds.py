@@ -29,7 +29,9 @@ async def squares(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
 async def pauses(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
     """A row, a pause in the job's transaction (waiting on a service, say), a row."""
     yield {"n": await ctx.connection.fetchval("SELECT 1")}
-    await asyncio.sleep(ctx.params["pause_ms"] / 1000)
+    pause = ctx.params["pause_ms"]
+    assert isinstance(pause, int)
+    await asyncio.sleep(pause / 1000)
     yield {"n": await ctx.connection.fetchval("SELECT 2")}
 
 
