@@ -2,8 +2,11 @@
 
 Without it, an S3 outage fails every job the daemon claims, one attempt
 each, until their attempts are spent and they fail for good: an outage
-turned into lost exports. The breaker counts consecutive storage failures
-(``storage_unavailable``: S3 unreachable, 5xx, throttling). At the
+turned into lost exports. The breaker counts consecutive storage outages
+(``errors.STORAGE_OUTAGES``: S3 unreachable, 5xx, throttling, a missing
+bucket). A job whose own request S3 refused (``storage_rejected``,
+``too_large``, ``access_denied``) says nothing about the store: it
+neither counts nor resets, so no tenant's input can stop the others. At the
 threshold it opens: the worker stops claiming. A probe of the bucket, run
 by the daemon while the breaker is open, closes it again, as does any
 export that completes meanwhile.
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from exportd.errors import ErrorKind
+from exportd.errors import STORAGE_OUTAGES, ErrorKind
 
 
 class BreakerState(StrEnum):
@@ -51,8 +54,8 @@ class StorageBreaker:
         if kind is None:
             self.record_success()
             return False
-        if kind is not ErrorKind.STORAGE_UNAVAILABLE:
-            return False  # not about storage: says nothing either way
+        if kind not in STORAGE_OUTAGES:
+            return False  # not a store outage: says nothing either way
         return self.record_failure(message)
 
     def record_failure(self, message: str) -> bool:

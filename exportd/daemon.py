@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,14 @@ from exportd.storage import abort_upload, delete_object, open_s3_client
 from exportd.supervision import probe_storage, watchdog
 from exportd.worker import Worker, WorkerConfig
 
+# How long past its deadline a stop may take: after the grace period (first
+# signal) or at once (second signal), running jobs are cancelled and handed
+# back; whatever is still in flight this much later (a commit, a statement, an
+# API request) is cancelled with the worker loop; then the API (its own
+# shutdown_timeout, 5 s) and the pools, all together, get as long again to
+# close. ``exportd run`` exits within grace plus ``3 * SHUTDOWN_BOUND``.
+SHUTDOWN_BOUND = 5.0
+
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why in one line."""
@@ -50,14 +59,21 @@ class Daemon:
     breaker: StorageBreaker
     notifier: Notifier = field(default_factory=lambda: Notifier(None))
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    # Cancels the worker loop, and whatever it awaits, in this many seconds
+    # (never later than a deadline already set).
+    stop_within: Callable[[float], None] = field(default=lambda _seconds: None)
 
     def stop(self) -> None:
-        """First call: drain. Second call: stop running jobs without waiting."""
+        """First call: drain for the grace period. Second call: stop running jobs
+        without waiting, whatever they are doing. Either way the loop is
+        cancelled outright ``SHUTDOWN_BOUND`` seconds after that deadline."""
         self.notifier.stopping()
         if self.worker.stopping:
             self.worker.hurry()
+            self.stop_within(SHUTDOWN_BOUND)
         else:
             self.worker.request_stop()
+            self.stop_within(self.settings.shutdown_grace_seconds + SHUTDOWN_BOUND)
 
 
 def backoff_policy(settings: Settings) -> BackoffPolicy:
@@ -80,6 +96,9 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
+        # Closed last, all at once, within one SHUTDOWN_BOUND.
+        pools: list[asyncpg.Pool] = []
+        stack.push_async_callback(_close_pools, pools)
 
         async def queue_pool(size: int) -> asyncpg.Pool:
             # Queue statements are short: one that takes longer than this is
@@ -89,15 +108,24 @@ async def serve(
             # transaction's), so a connection goes back to the pool without
             # the reset statement that would add a round trip to each claim,
             # completion and heartbeat.
+            #
+            # Every statement has a deadline on both sides: asyncpg's
+            # command_timeout stops waiting, the server's statement_timeout
+            # stops the work when the client is gone, and
+            # idle_in_transaction_session_timeout ends a session whose
+            # transaction waits longer than any S3 call inside it may take,
+            # so that a hung daemon's row locks are released.
             made = await _reach(
                 settings.database_url,
                 "database",
                 settings.startup_wait_seconds,
                 max_size=size,
-                command_timeout=30,
+                timeout=settings.database_seconds,
+                command_timeout=settings.database_seconds,
+                server_settings=_deadline_settings(settings),
                 reset=db.keep_session,
             )
-            stack.push_async_callback(made.close)
+            pools.append(made)
             return made
 
         pool = await queue_pool(settings.queue_pool_size)
@@ -112,8 +140,11 @@ async def serve(
             "source database",
             settings.startup_wait_seconds,
             max_size=settings.concurrency + 1,
+            # Connecting only: an export's statements are bounded by its kind's
+            # statement timeout and its job's duration, not by a fixed deadline.
+            timeout=settings.database_seconds,
         )
-        stack.push_async_callback(source_pool.close)
+        pools.append(source_pool)
         s3 = await open_s3_client(settings, stack)
 
         policy = backoff_policy(settings)
@@ -133,6 +164,7 @@ async def serve(
                 timezone=settings.export_timezone,
                 max_duration_seconds=settings.max_job_duration.total_seconds(),
                 object_args=settings.object_args,
+                lease_seconds=settings.lease_seconds,
             ),
         )
         breaker = StorageBreaker(settings.storage_failure_threshold)
@@ -167,7 +199,12 @@ async def serve(
             Purge(pool, settings.history_retention.total_seconds()),
             UploadsSweep(pool, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
         ]
-        listener = Listener(settings.database_url, worker.wake, worker.on_job_event)
+        listener = Listener(
+            settings.database_url,
+            worker.wake,
+            worker.on_job_event,
+            timeout_seconds=settings.database_seconds,
+        )
 
         # The API's own connections: a burst of requests never keeps a
         # heartbeat waiting, and its one-statement requests need no reset.
@@ -228,17 +265,68 @@ async def serve(
             part_size=part_size,
         )
         work = asyncio.create_task(worker.run(settings.shutdown_grace_seconds))
+        deadline: list[asyncio.TimerHandle] = []
+
+        def give_up() -> None:
+            log.error("shutdown_deadline_passed", cancelling="everything in flight")
+            work.cancel()
+
+        def stop_within(seconds: float) -> None:
+            when = loop.time() + seconds
+            if deadline and deadline[0].when() <= when:
+                return
+            for handle in deadline:
+                handle.cancel()
+            deadline[:] = [loop.call_at(when, give_up)]
+
+        daemon.stop_within = stop_within
         await asyncio.sleep(0)  # the worker loop is running: now say so
         notifier.ready(f"serving on port {port}")
         if on_started is not None:
             on_started(daemon)
         try:
             await work
+        except asyncio.CancelledError:
+            # Cancelled by the stop deadline: the shutdown goes on. Cancelled
+            # from outside: propagate.
+            current = asyncio.current_task()
+            if not deadline or (current is not None and current.cancelling()):
+                raise
         finally:
+            for handle in deadline:
+                handle.cancel()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             log.info("daemon_stopped", worker_id=worker.worker_id)
+
+
+def _deadline_settings(settings: Settings) -> dict[str, str]:
+    """Server-side deadlines of the queue and API sessions, in milliseconds."""
+    return {
+        "statement_timeout": str(int(settings.database_seconds * 1000)),
+        "idle_in_transaction_session_timeout": str(
+            int(settings.idle_in_transaction_seconds * 1000)
+        ),
+    }
+
+
+async def _close_pools(pools: list[asyncpg.Pool]) -> None:
+    await asyncio.gather(*(_close_pool(pool) for pool in pools))
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """Close ``pool``, waiting for its connections at most ``SHUTDOWN_BOUND`` seconds.
+
+    ``Pool.close`` waits for every connection to come back; one held by a
+    task stuck on a dead connection would hold the shutdown forever. Past the
+    bound the pool is terminated: the server rolls back whatever those
+    connections had open, and their row locks are released.
+    """
+    try:
+        await asyncio.wait_for(pool.close(), SHUTDOWN_BOUND)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pool.terminate()
 
 
 async def _reach(url: str, what: str, wait_seconds: float, **kw: Any) -> asyncpg.Pool:

@@ -2,7 +2,13 @@
 
 Every failure of a job is one of these kinds. The kind decides whether the job
 is tried again: bad input never is, an outage always is (until the job's
-attempts are spent).
+attempts are spent). Kinds are decided by cause, not by the layer that
+reported them: S3 refusing a job's own request (its key, a header built from
+its file name, its size) is that job's permanent failure, and so is S3
+refusing access (a missing permission or a bucket policy may concern one
+tenant's keys only), while S3 being down or throttling concerns every job and
+every tenant alike (``STORAGE_OUTAGES``, which feed the storage circuit
+breaker).
 """
 
 from __future__ import annotations
@@ -22,8 +28,15 @@ class ErrorKind(StrEnum):
     UNKNOWN_KIND = "unknown_kind"
     UNSUPPORTED_FORMAT = "unsupported_format"
     QUERY_ERROR = "query_error"
+    # S3 refused access (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch,
+    # a 403): a permission or a bucket policy to fix. Not an outage: a policy may
+    # deny one tenant's keys only, so it never opens the breaker either.
     ACCESS_DENIED = "access_denied"
     TOO_LARGE = "too_large"
+    # S3 refused this job's own request: a key or name the store cannot hold,
+    # a header built from the job's file name that is too large, an argument
+    # it rejects. Another attempt would send the same request.
+    STORAGE_REJECTED = "storage_rejected"
     # The whole job ran longer than its kind's max_duration (or EXPORTD_MAX_JOB_DURATION).
     TOO_LONG = "too_long"
     # Retryable: an outage or an accident of timing.
@@ -45,6 +58,12 @@ RETRYABLE: frozenset[ErrorKind] = frozenset(
         ErrorKind.INTERNAL,
     }
 )
+
+
+# Failures that say the store is unusable for everyone (down, throttling, a
+# missing bucket): only these feed the storage circuit breaker. A job's own
+# request being refused never does.
+STORAGE_OUTAGES: frozenset[ErrorKind] = frozenset({ErrorKind.STORAGE_UNAVAILABLE})
 
 
 def is_retryable(kind: ErrorKind) -> bool:

@@ -25,6 +25,7 @@ from exportd.formats import SUPPORTED_FORMATS, Container, Format, format_for
 from exportd.handlers import HandlerContext
 from exportd.jobs import ExportResult, UploadRef
 from exportd.keys import object_key
+from exportd.lease import locked_call_timeout
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.params import to_json
 from exportd.progress import Tracker
@@ -49,6 +50,27 @@ __all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
 MANIFEST = "manifest.json"
 
 
+# Starts with '~', which no owner's key segment can (keys.py encodes it), so
+# no tenant's objects can stand where the probe writes, or the other way round.
+WRITE_PROBE = "~exportd-write-probe"
+
+
+def commit_request_seconds(lease_seconds: float | None) -> float | None:
+    """The deadline of the commit's request: half of what the store gives the whole
+    commit under the row lock (``lease.locked_call_timeout``), so that the
+    name probe after a failure (half as long again) still ends inside it."""
+    if lease_seconds is None:
+        return None
+    return locked_call_timeout(lease_seconds) / 2
+
+
+def write_probe_key(prefix: str) -> str:
+    """Where an upload writes (and deletes) an empty object to tell a store that fails
+    on one name from a store that fails: beside the owners' folders, in a name
+    every store can hold."""
+    return f"{prefix}/{WRITE_PROBE}" if prefix else WRITE_PROBE
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     bucket: str
@@ -63,6 +85,9 @@ class ExportOptions:
     max_duration_seconds: float | None = None
     # Extra arguments of every object written (server-side encryption).
     object_args: dict[str, str] = field(default_factory=dict)
+    # The job's lease: the object's commit is made while the job's row is
+    # locked, and must end, name probe included, well inside it.
+    lease_seconds: float | None = None
 
 
 @dataclass
@@ -147,6 +172,8 @@ class Exporter:
             extra_args=self._options.object_args,
             max_bytes=limit,
             max_bytes_source=limit_source,
+            probe_key=write_probe_key(self._options.prefix),
+            commit_seconds=commit_request_seconds(self._options.lease_seconds),
             logger=ctx.log,
         )
         state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload))

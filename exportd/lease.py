@@ -34,6 +34,19 @@ def renewal_timeout(lease_seconds: float) -> float:
     return lease_seconds / 6.0
 
 
+def locked_call_timeout(lease_seconds: float) -> float:
+    """The deadline of an external call made while a job's row lock is held: a third
+    of the lease.
+
+    While the row is locked, the heartbeat cannot renew it, nor the reaper,
+    a cancel or the API take it: a call that never returned would leave the
+    job in ``processing`` for good. A third leaves the rest of the lease for
+    the transaction's own statements and for recording the failure, which
+    renews the lease first (``renew_locked``).
+    """
+    return lease_seconds / 3.0
+
+
 def lease_lost_locally(renewal_sent: float, now: float, lease_seconds: float) -> bool:
     """True once half a lease has passed since the last successful renewal was sent.
 

@@ -34,9 +34,13 @@ class Listener:
         *,
         keepalive_seconds: float = 15.0,
         max_backoff: float = 30.0,
+        timeout_seconds: float = 10.0,
         logger: Any = None,
     ) -> None:
         self._dsn = dsn
+        # Connecting, LISTEN and the keepalive ping each: a half-open
+        # connection must not stall the listener for good.
+        self._timeout = timeout_seconds
         self._on_pending = on_pending
         self._on_event = on_event
         self._keepalive = keepalive_seconds
@@ -72,7 +76,9 @@ class Listener:
             await asyncio.sleep(min(0.5 * 2 ** min(failures, 16), self._max_backoff))
 
     async def _listen_once(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=10)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._dsn, timeout=self._timeout, command_timeout=self._timeout
+        )
         try:
             await conn.add_listener(PENDING_CHANNEL, self._dispatch)
             await conn.add_listener(EVENTS_CHANNEL, self._dispatch)
@@ -92,9 +98,9 @@ class Listener:
                     await asyncio.wait_for(closed.wait(), timeout=self._keepalive)
                 if closed.is_set() or conn.is_closed():
                     break
-                await conn.fetchval(ping, timeout=10)
+                await conn.fetchval(ping, timeout=self._timeout)
             self.log.warning("listen_connection_lost")
         finally:
             self.connected.clear()
             if not conn.is_closed():
-                await conn.close(timeout=5)
+                await conn.close(timeout=self._timeout)

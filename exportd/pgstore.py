@@ -17,8 +17,30 @@ from exportd.db import classify_pg_error
 from exportd.errors import ErrorKind, ExportError, bounded_message
 from exportd.isolation import Passed, per_row_on_failure
 from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
+from exportd.lease import locked_call_timeout
 from exportd.sqlfiles import queries
 from exportd.store import Commit
+
+
+async def _commit_within(c: _Completion) -> ExportResult:
+    """The object's commit, bounded to a third of the lease: it runs while the row
+    is locked, and a store that accepts the request and never answers must not
+    keep the job in ``processing`` beyond its lease. Past the deadline the
+    commit is abandoned and the job retried as ``storage_unavailable``."""
+    seconds = locked_call_timeout(c.lease)
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await c.commit()
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise ExportError(
+            ErrorKind.STORAGE_UNAVAILABLE,
+            f"S3 did not confirm the object's commit within {seconds:g} s (a third of the "
+            "lease, while the job's row was locked); check the store's health, or raise "
+            "EXPORTD_LEASE_SECONDS for objects the store takes longer to assemble",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -290,7 +312,7 @@ class PgJobStore:
         settled = [(c, None) for c in batch if c not in owned]
         # Each object is committed under its row's lock; the commits of one
         # batch go out side by side.
-        outcomes = await asyncio.gather(*(c.commit() for c in owned), return_exceptions=True)
+        outcomes = await asyncio.gather(*(_commit_within(c) for c in owned), return_exceptions=True)
         failed = [c for c, r in zip(owned, outcomes, strict=True) if isinstance(r, BaseException)]
         good = [(c, r) for c, r in zip(owned, outcomes, strict=True) if isinstance(r, ExportResult)]
         if failed:

@@ -22,6 +22,9 @@ from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW
 MIB = 1024 * 1024
 _SECONDS = re.compile(r"\d+(\.\d+)?")
 GIB = 1024 * MIB
+# The least deadline a default derived from the lease comes to: a statement or
+# request that honestly takes a few seconds on a loaded machine is not an outage.
+_MIN_DEADLINE = 5.0
 
 
 class SettingsError(Exception):
@@ -137,6 +140,15 @@ class Settings(BaseSettings):
         description="Connections the HTTP API reads and writes jobs with: a pool of its "
         "own, so that a burst of requests never keeps a heartbeat waiting.",
     )
+    database_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Deadline, in seconds, of every statement on the queue and API "
+        "connections (asyncpg's command_timeout, and the server's statement_timeout so "
+        "that Postgres stops too when the client is gone). By default a third of the "
+        "lease, at least 5 s. Export queries have their kind's timeout instead.",
+    )
 
     # --- S3 -----------------------------------------------------------------
     s3_bucket: str | None = Field(
@@ -188,6 +200,15 @@ class Settings(BaseSettings):
     )
     s3_parts_in_flight: int = Field(
         2, ge=1, le=16, description="Parts of one export uploading at once (memory per job)."
+    )
+    s3_request_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Overall deadline, in seconds, of one S3 request (botocore's retries "
+        "included); a part's upload gets its size at 1 MiB/s on top. By default a third "
+        "of the lease, at least 5 s. The commit of an object, made while its job's row is "
+        "locked, has a third of the lease whatever this says.",
     )
     download_url_ttl: timedelta = Field(
         timedelta(hours=1), description="Lifetime of presigned download URLs (at most 7 days)."
@@ -395,6 +416,27 @@ class Settings(BaseSettings):
     @property
     def queue_pool_size(self) -> int:
         return self.database_pool_size or self.concurrency + 3
+
+    @property
+    def s3_request_seconds(self) -> float:
+        """The deadline of one S3 request: the setting, or a third of the lease (>= 5 s)."""
+        return self.s3_request_timeout or max(self.lease_seconds / 3.0, _MIN_DEADLINE)
+
+    @property
+    def database_seconds(self) -> float:
+        """The deadline of one queue statement: the setting, or a third of the lease (>= 5 s)."""
+        return self.database_timeout or max(self.lease_seconds / 3.0, _MIN_DEADLINE)
+
+    @property
+    def idle_in_transaction_seconds(self) -> float:
+        """How long Postgres lets a queue transaction sit idle before it ends the session.
+
+        Transactions on the queue connections wait on S3 between statements (the
+        commit under the row lock, retention's deletes, the sweep's listing), each
+        bounded by the S3 deadline; past twice that, the daemon is hung, and the
+        server ends the session so that its row locks are released.
+        """
+        return 2.0 * max(self.s3_request_seconds, self.database_seconds)
 
     @property
     def source_url(self) -> str:

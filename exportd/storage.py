@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -40,15 +42,74 @@ S3Client: TypeAlias = Any
 # Connections beyond the part uploads, for the API's presigning and readiness
 # checks and for the CreateMultipartUpload/Complete calls between parts.
 _SPARE_CONNECTIONS = 4
+# botocore's own bounds on one attempt of a request: connecting, and waiting
+# for the answer once the body is sent (not the whole transfer). The overall
+# deadline of DeadlineClient bounds the attempts together; three attempts (at
+# most about 3 s of botocore's backoff between them) fit well inside it, so a
+# store's repeated answer, not the deadline, is what the caller sees.
 _CONNECT_TIMEOUT = 5.0
-# A part of up to 5 GiB is sent as one request; the read timeout bounds the
-# wait for the server's answer after the body is sent, not the whole transfer.
-_READ_TIMEOUT = 60.0
-_MAX_ATTEMPTS = 4
+_MAX_ATTEMPTS = 3
+# A body is sent at no less than this rate: a part's deadline is the request
+# deadline plus its size at this rate (1 MiB/s: a 5 MiB part gets 5 s more).
+MIN_UPLOAD_BYTES_PER_SECOND = 1024 * 1024
+
+
+class DeadlineClient:
+    """The aiobotocore client, with an overall deadline on every awaited operation.
+
+    botocore's timeouts bound one attempt's connect and read; a server that
+    accepts the request and trickles, or answers nothing while keeping the
+    connection alive, and botocore's own retries, are bounded only by this
+    ``asyncio.timeout``: ``request_seconds`` per operation, plus, for one
+    carrying a body, its size at ``MIN_UPLOAD_BYTES_PER_SECOND``. An
+    operation past its deadline raises ``TimeoutError`` (which
+    ``classify_s3_error`` makes ``storage_unavailable``). Synchronous
+    attributes (``get_paginator``, ``meta``, ``exceptions``) pass through:
+    a listing is bounded by its caller (``list_open_uploads``).
+    """
+
+    def __init__(self, client: Any, request_seconds: float) -> None:
+        if request_seconds <= 0:
+            raise ValueError(f"request_seconds must be positive, got {request_seconds}")
+        self._client = client
+        self.request_seconds = request_seconds
+
+    def deadline(self, body: object = None) -> float:
+        """Seconds allowed for one operation carrying ``body`` (None: no body)."""
+        size = len(body) if isinstance(body, bytes | bytearray | memoryview) else 0
+        return self.request_seconds + size / MIN_UPLOAD_BYTES_PER_SECOND
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        # aiobotocore's operations are plain functions that return a coroutine
+        # (not coroutine functions), so the result decides, not the function.
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return self._bounded(result, self.deadline(kwargs.get("Body")))
+            return result
+
+        return call
+
+    @staticmethod
+    async def _bounded(operation: Awaitable[Any], seconds: float) -> Any:
+        async with asyncio.timeout(seconds):
+            return await operation
+
+
+def request_deadline(client: S3Client, default: float = 30.0) -> float:
+    """The client's per-request deadline in seconds (``default`` for a bare client)."""
+    return float(getattr(client, "request_seconds", default))
 
 
 async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -> S3Client:
-    """The process's S3 client; it is closed when ``stack`` is."""
+    """The process's S3 client, every operation under a deadline
+    (``settings.s3_request_seconds``); it is closed when ``stack`` is."""
+    request_seconds = settings.s3_request_seconds
     config = AioConfig(
         region_name=settings.s3_region,
         # SigV4 everywhere: S3-compatible servers (rclone, MinIO, R2) reject the
@@ -59,8 +120,8 @@ async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -
         response_checksum_validation=settings.s3_checksum,
         max_pool_connections=settings.concurrency * settings.s3_parts_in_flight
         + _SPARE_CONNECTIONS,
-        connect_timeout=_CONNECT_TIMEOUT,
-        read_timeout=_READ_TIMEOUT,
+        connect_timeout=min(_CONNECT_TIMEOUT, request_seconds),
+        read_timeout=request_seconds,
         retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
     )
     credentials: dict[str, str] = {}
@@ -72,7 +133,7 @@ async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -
     # Without explicit keys botocore walks the standard chain (environment,
     # shared files, container and instance roles) and refreshes them itself.
     session = get_session()
-    return await stack.enter_async_context(
+    client = await stack.enter_async_context(
         session.create_client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -81,6 +142,7 @@ async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -
             **credentials,
         )
     )
+    return DeadlineClient(client, request_seconds)
 
 
 # Characters RFC 5987 allows unencoded in an ext-value ("attr-char"); quote()
@@ -141,7 +203,12 @@ async def open_presigner(settings: Settings, client: S3Client) -> Presigner:
         return Presigner(endpoint, explicit)
     # The standard chain, as the client uses it: role credentials rotate, so
     # each URL asks for the current ones (cached by botocore until they expire).
-    chain = await get_session().get_credentials()
+    seconds = request_deadline(client)
+    try:
+        async with asyncio.timeout(seconds):
+            chain = await get_session().get_credentials()
+    except Exception as exc:
+        raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
     if chain is None:
         raise ExportError(
             ErrorKind.ACCESS_DENIED,
@@ -150,7 +217,12 @@ async def open_presigner(settings: Settings, client: S3Client) -> Presigner:
         )
 
     async def current() -> Credentials:
-        frozen = await chain.get_frozen_credentials()
+        # A refresh may ask a metadata service or STS, which can hang too.
+        try:
+            async with asyncio.timeout(seconds):
+                frozen = await chain.get_frozen_credentials()
+        except Exception as exc:
+            raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
     return Presigner(endpoint, current)
@@ -209,16 +281,24 @@ async def abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) 
     except ClientError as exc:
         if _is_no_such_upload(exc):
             return False
-        raise
+        raise classify_s3_error(exc, operation="AbortMultipartUpload", bucket=bucket) from exc
+    except Exception as exc:
+        raise classify_s3_error(exc, operation="AbortMultipartUpload", bucket=bucket) from exc
     return True
 
 
 async def list_open_uploads(client: S3Client, bucket: str, prefix: str) -> list[OpenUpload]:
-    """Multipart uploads started under ``prefix`` and neither completed nor aborted."""
+    """Multipart uploads started under ``prefix`` and neither completed nor aborted.
+
+    The whole listing, every page of it, is bounded by the client's request
+    deadline: the sweep lists inside a transaction.
+    """
     uploads: list[OpenUpload] = []
     try:
         paginator = client.get_paginator("list_multipart_uploads")
-        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        async with asyncio.timeout(request_deadline(client)):
+            pages = [page async for page in paginator.paginate(Bucket=bucket, Prefix=prefix)]
+        for page in pages:
             for upload in page.get("Uploads", []):
                 uploads.append(
                     OpenUpload(
@@ -268,13 +348,53 @@ _BARE_403_HINT = (
 _THROTTLING_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 )
+# The store's state or the daemon's configuration, whichever job asks: an
+# outage, retried, and counted by the storage circuit breaker.
 _UNAVAILABLE_HINTS = {
     "NoSuchBucket": "create the bucket or correct EXPORTD_S3_BUCKET",
-    "RequestTimeout": "the connection to S3 was too slow; will retry",
+    "RequestTimeout": "the connection to S3 was too slow",
     "RequestTimeTooSkewed": "this machine's clock is off; synchronise it",
     "NoSuchUpload": "the multipart upload was aborted or expired meanwhile, by a bucket "
-    "lifecycle rule or another process; will retry",
+    "lifecycle rule or another process",
+    "PermanentRedirect": "the bucket is in another region; correct EXPORTD_S3_REGION "
+    "or EXPORTD_S3_ENDPOINT_URL",
+    "AuthorizationHeaderMalformed": "correct EXPORTD_S3_REGION",
+    "ExpiredToken": "the session credentials expired; check the AWS credential chain",
+    "InvalidToken": "the session token is invalid; check the AWS credential chain",
+    "InvalidBucketName": "correct EXPORTD_S3_BUCKET",
+    # The request's body was damaged on the way: another attempt sends it again.
+    "BadDigest": "the body arrived damaged; check the network path to S3",
+    "IncompleteBody": "the body arrived incomplete; check the network path to S3",
+    "XAmzContentSHA256Mismatch": "the body arrived damaged; check the network path to S3",
 }
+# S3 refusing the job's own request (its key, a header made from its file
+# name, its size): another attempt would send the same request, and the store
+# is fine for every other job. Permanent, never counted by the breaker.
+_REQUEST_HINTS = {
+    "KeyTooLongError": "the object key is longer than the store allows (1024 bytes on S3)",
+    "InvalidArgument": "the store refused an argument of the request, such as a key "
+    "segment it cannot hold",
+    "InvalidObjectName": "the store cannot hold an object of this name",
+    "XMinioInvalidObjectName": "the store cannot hold an object of this name",
+    "MetadataTooLarge": "the object's headers (its file name) are too large for the store",
+    "InvalidURI": "the store cannot parse the object's key",
+    "InvalidRequest": "the store refused the request as sent",
+    "UnexpectedContent": "the store refused the request as sent",
+    "InvalidStorageClass": "the storage class is not one the store knows",
+    "EntityTooSmall": "a part is smaller than the store's minimum",
+    "InvalidPart": "a part the store does not have was named",
+    "InvalidPartOrder": "the parts were not named in order",
+    "MalformedXML": "the store could not read the request's document",
+}
+_TOO_LARGE_CODES = frozenset({"EntityTooLarge", "413", "RequestEntityTooLarge"})
+_TOO_LARGE_STATUS = 413
+# A 5xx is an outage, unless the store shows that it answers other requests
+# and refuses only this one (see ``key_is_refused``): rclone, for one,
+# answers "500 InternalError" for a name its file system cannot hold.
+_NAME_REFUSED_HINT = (
+    "the store failed on this object's name while it stores others: the name is one "
+    "it cannot hold (a path segment too long for its file system, say)"
+)
 
 _CONNECTION_ERRORS = (
     EndpointConnectionError,
@@ -306,14 +426,23 @@ def _clip(text: str) -> str:
 def classify_s3_error(
     exc: BaseException, *, operation: str | None = None, bucket: str | None = None
 ) -> ExportError:
-    """The ``ExportError`` an S3 failure means for the job.
+    """The ``ExportError`` an S3 failure means for the job, decided by its cause.
 
-    Refusals (bad or insufficient credentials) are permanent: retrying cannot
-    fix them. Everything else from S3 is treated as an outage and retried, since
-    a missing bucket or an odd error is usually fixed by an operator, after which
-    the job should succeed. Failures that did not come from S3 at all are
-    internal errors. Messages carry S3's error code and message, never
-    credentials (S3 does not echo secrets, and presigned URLs are not included).
+    - The job's own request refused (4xx about the request: ``KeyTooLongError``,
+      ``InvalidArgument``, 400, 414, 431, ...): ``storage_rejected``, permanent;
+      ``EntityTooLarge`` and 413 are ``too_large``.
+    - The store unusable for everyone (timeouts, connection loss, 5xx,
+      throttling, a missing bucket, a skewed clock): ``storage_unavailable``,
+      retried.
+    - The daemon's credentials refused (403 and its codes): ``access_denied``,
+      the operator's to fix; retried like an outage, so jobs wait for the fix.
+    - Failures that did not come from S3 at all: ``internal``.
+
+    Both outage kinds feed the storage circuit breaker
+    (``errors.STORAGE_OUTAGES``); a refused request never does. Messages say
+    what happened and what to check, never whether the job is retried (the
+    worker decides that from the kind and the attempts left), and carry S3's
+    error code and message, never credentials.
     """
     if isinstance(exc, ExportError):
         return exc
@@ -328,12 +457,18 @@ def classify_s3_error(
             f"no S3 credentials for {where}: set EXPORTD_S3_ACCESS_KEY_ID and "
             "EXPORTD_S3_SECRET_ACCESS_KEY, or provide credentials to the AWS chain",
         )
+    if isinstance(exc, TimeoutError) and not str(exc):
+        # An asyncio deadline (see DeadlineClient) says nothing of its own.
+        return ExportError(
+            ErrorKind.STORAGE_UNAVAILABLE,
+            f"S3 did not answer {where} within its deadline "
+            "(check EXPORTD_S3_ENDPOINT_URL, the network and the store's health)",
+        )
     if isinstance(exc, _CONNECTION_ERRORS):
         detail = _clip(str(exc)) or type(exc).__name__
         return ExportError(
             ErrorKind.STORAGE_UNAVAILABLE,
-            f"S3 unreachable for {where}: {detail} "
-            "(check EXPORTD_S3_ENDPOINT_URL and the network; will retry)",
+            f"S3 unreachable for {where}: {detail} (check EXPORTD_S3_ENDPOINT_URL and the network)",
         )
     if isinstance(exc, ParamValidationError):
         return ExportError(ErrorKind.INTERNAL, f"invalid S3 request for {where}: {_clip(str(exc))}")
@@ -361,7 +496,7 @@ def _classify_client_error(
     detail = f"{code}: {message}" if message and message != code else code
 
     if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403") or (
-        status == 403
+        status == 403 and code not in _UNAVAILABLE_HINTS  # a skewed clock: not a permission
     ):
         action = _IAM_ACTIONS.get(operation or "", "the needed")
         if code in _DENIED_HINTS:
@@ -374,15 +509,76 @@ def _classify_client_error(
 
     if code == "404" and operation == "HeadBucket":
         code = detail = "NoSuchBucket"
-    if code in _THROTTLING_CODES:
-        hint = "the server is throttling requests; will retry"
+    if code in _THROTTLING_CODES or status == 429:
+        hint = "the server is throttling requests"
     elif code in _UNAVAILABLE_HINTS:
         hint = _UNAVAILABLE_HINTS[code]
-    elif isinstance(status, int) and status >= 500:
-        hint = "the server failed; will retry"
-    else:
+    elif code in _TOO_LARGE_CODES or status == _TOO_LARGE_STATUS:
         return ExportError(
-            ErrorKind.STORAGE_UNAVAILABLE,
-            f"S3 returned an unexpected error for {where}: {detail} (will retry)",
+            ErrorKind.TOO_LARGE,
+            f"S3 refused {where} as too large: {detail}; narrow the export or lower "
+            "EXPORTD_S3_MAX_EXPORT_BYTES to what the store accepts",
         )
+    elif code in _REQUEST_HINTS:
+        return _rejected(where, detail, _REQUEST_HINTS[code])
+    elif isinstance(status, int) and status >= 500:
+        hint = "the server failed"
+    elif isinstance(status, int) and 400 <= status < 500 and status not in (404, 408, 409):
+        # Any other 4xx (400, 411, 414 URI too long, 431 headers too large...)
+        # is about the request itself, whose key and headers come from the job.
+        return _rejected(where, detail, "the store refused the request as sent")
+    else:
+        hint = "an answer exportd does not know"
     return ExportError(ErrorKind.STORAGE_UNAVAILABLE, f"S3 failed {where}: {detail} ({hint})")
+
+
+def _rejected(where: str, detail: str, hint: str) -> ExportError:
+    return ExportError(
+        ErrorKind.STORAGE_REJECTED,
+        f"S3 refused {where} for this job's request: {detail} ({hint}; the object's key "
+        "comes from the owner and the file name: enqueue with a shorter or plainer one)",
+    )
+
+
+def name_refused(exc: BaseException, *, operation: str, bucket: str) -> ExportError:
+    """The error of a failure (``exc``) on one object's name, once the store was seen
+    storing another object meanwhile.
+
+    A server failure is ``storage_rejected``: the store said no, and says it
+    again to the same name. No answer at all is ``timeout``: the store is
+    fine, so it must not count as an outage, but a stall cannot be told from
+    a refusal, so the job is tried again until its attempts are spent.
+    """
+    where = _where(operation, bucket)
+    if isinstance(exc, TimeoutError):
+        return ExportError(
+            ErrorKind.TIMEOUT,
+            f"S3 did not answer {where} for this object within its deadline, while it "
+            "stores others: its name may be one the store cannot hold (the key comes from "
+            "the owner and the file name)",
+        )
+    detail = type(exc).__name__
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = _clip(str(error.get("Message") or ""))
+        detail = f"{code}: {message}" if message and message != code else code
+    return _rejected(where, detail, _NAME_REFUSED_HINT)
+
+
+def may_be_refused_name(exc: BaseException) -> bool:
+    """Is ``exc`` a failure that one object's name could have caused?
+
+    A 500 (``InternalError``) or 501: what rclone answers for a name its file
+    system cannot hold; or no answer at all within the deadline, which is
+    what rclone gives aiohttp's ``Expect: 100-continue`` PutObject for a
+    name it refuses. A 503, throttling or a lost connection is an outage
+    whatever the name.
+    """
+    if isinstance(exc, TimeoutError):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(exc.response.get("Error", {}).get("Code") or "")
+    return status in (500, 501) and code not in _THROTTLING_CODES

@@ -23,7 +23,7 @@ import structlog
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.parts import MAX_PARTS
-from exportd.storage import S3Client, classify_s3_error
+from exportd.storage import S3Client, classify_s3_error, may_be_refused_name, name_refused
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,8 @@ log = structlog.get_logger(__name__)
 _INLINE_HASH_LIMIT = 256 * 1024
 # Aborting talks to S3, which may be the thing that is down; a job being
 # cancelled should not hang on it. The upload then stays visible to
-# list_open_uploads (and to a bucket lifecycle rule) for later cleanup.
+# list_open_uploads (and to a bucket lifecycle rule) for later cleanup. The
+# client's own request deadline (DeadlineClient) usually ends it sooner.
 _ABORT_TIMEOUT = 30.0
 
 # Strong references to abort tasks, which must outlive a cancelled caller.
@@ -68,6 +69,8 @@ class ObjectUpload:
         extra_args: Mapping[str, str] | None = None,
         max_bytes: int | None = None,
         max_bytes_source: str = "EXPORTD_S3_MAX_EXPORT_BYTES",
+        probe_key: str | None = None,
+        commit_seconds: float | None = None,
         logger: Any = None,
     ) -> None:
         if part_size < 1:
@@ -86,6 +89,13 @@ class ObjectUpload:
         self._on_multipart_started = on_multipart_started
         self._max_bytes = max_bytes
         self._max_bytes_source = max_bytes_source
+        # Where to write an empty object to learn whether a server failure
+        # on this key is the store's or the key's (see _name_or_outage).
+        self._probe_key = probe_key
+        # The deadline of complete()'s last request (PutObject or
+        # CompleteMultipartUpload), which a caller may make while it holds a
+        # lock; the name probe after a failure gets half as long again.
+        self._commit_seconds = commit_seconds
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
@@ -253,6 +263,34 @@ class ObjectUpload:
     def _wrap(self, exc: Exception, operation: str) -> ExportError:
         return classify_s3_error(exc, operation=operation, bucket=self._bucket)
 
+    async def _name_or_outage(self, exc: Exception, operation: str) -> ExportError:
+        """The error of a request naming this key: a refused name, or an outage.
+
+        A 500, or no answer, on a request that names the key is an outage,
+        unless the store stores another object at the same moment (an empty
+        one at ``probe_key``, deleted again): then it failed on this name
+        alone (rclone answers "500 InternalError" for a path its file system
+        cannot hold, and nothing at all to some PutObjects of such names).
+        botocore has already retried a 500 before this is asked. Without a
+        probe key, or if the probe fails too, it stays an outage.
+        """
+        error = self._wrap(exc, operation)
+        if self._probe_key is None or self._probe_key == self._key:
+            return error
+        if not may_be_refused_name(exc):
+            return error
+        probe_seconds = None if self._commit_seconds is None else self._commit_seconds / 2
+        try:
+            async with asyncio.timeout(probe_seconds):
+                await self._client.put_object(Bucket=self._bucket, Key=self._probe_key, Body=b"")
+                await self._client.delete_object(Bucket=self._bucket, Key=self._probe_key)
+        except Exception as probe_exc:
+            self._log.warning("s3_name_probe_failed", error=repr(probe_exc))
+            return error
+        refused = name_refused(exc, operation=operation, bucket=self._bucket)
+        self._log.warning("s3_name_refused", key=self._key, error=error.message)
+        return refused
+
     async def _send_buffer(self) -> None:
         """Hand the buffered bytes to a background part upload and hash them."""
         if self._upload_id is None:
@@ -292,7 +330,7 @@ class ObjectUpload:
                 Bucket=self._bucket, Key=self._key, **self._object_args
             )
         except Exception as exc:
-            raise self._wrap(exc, "CreateMultipartUpload") from exc
+            raise await self._name_or_outage(exc, "CreateMultipartUpload") from exc
         # Recorded before the callback, so an abort during the callback still
         # knows what to abort.
         self._upload_id = str(response["UploadId"])
@@ -324,14 +362,15 @@ class ObjectUpload:
     async def _complete_multipart(self) -> int:
         parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(self._etags.items())]
         try:
-            await self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            async with asyncio.timeout(self._commit_seconds):
+                await self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
         except Exception as exc:
-            raise self._wrap(exc, "CompleteMultipartUpload") from exc
+            raise await self._name_or_outage(exc, "CompleteMultipartUpload") from exc
         return len(parts)
 
     async def _put_whole(self) -> None:
@@ -339,11 +378,12 @@ class ObjectUpload:
         self._buffer.clear()
         await self._hash(body)
         try:
-            await self._client.put_object(
-                Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
-            )
+            async with asyncio.timeout(self._commit_seconds):
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
+                )
         except Exception as exc:
-            raise self._wrap(exc, "PutObject") from exc
+            raise await self._name_or_outage(exc, "PutObject") from exc
 
     async def _abort(self) -> None:
         self._buffer = bytearray()

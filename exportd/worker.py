@@ -19,7 +19,8 @@ The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
 - no claims while the storage breaker it feeds with each job's outcome is
   open (S3 failing), so an outage does not spend every job's attempts;
 - on stop: no new claims at once, running jobs get a grace period, then they
-  are stopped and handed back without spending an attempt.
+  are stopped and handed back without spending an attempt; a second stop
+  (``hurry``) stops them at once, whatever they are doing.
 """
 
 from __future__ import annotations
@@ -165,9 +166,17 @@ class Worker:
         self._wake.set()
 
     def hurry(self) -> None:
-        """Cut the grace period short (a second signal)."""
+        """Cut the grace period short (a second signal): stop every running job now,
+        those committing or recording their outcome too.
+
+        A job stopped while recording its outcome is left to the reaper; one
+        stopped while its completing transaction runs is completed, or not,
+        as that transaction ends (it has its own deadline).
+        """
         self.request_stop()
         self._hurry.set()
+        for running in list(self._running.values()):
+            self._stop(running, StopReason.SHUTDOWN)
 
     @property
     def alive(self) -> bool:
@@ -422,7 +431,12 @@ class Worker:
                     recorded=went is not None,
                 )
             else:
-                recorded = await self.store.fail(job, self.worker_id, exc.message, exc.kind)
+                # A retryable kind failing for good has spent its attempts: the
+                # message says so (and never that it will be retried).
+                message = exc.message
+                if exc.retryable:
+                    message = f"{message}; {decision.reason}"
+                recorded = await self.store.fail(job, self.worker_id, message, exc.kind)
                 self._log_failed(job, exc, log, decision.reason, recorded=recorded)
         except Exception as db_exc:
             self.metrics.error("database", "record_outcome")

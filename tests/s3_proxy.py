@@ -1,4 +1,4 @@
-"""An HTTP proxy in front of a real S3 server that can be told to fail.
+"""An HTTP proxy in front of a real S3 server that can be told to fail or to hang.
 
 It stands for a load balancer in front of S3 that answers 503 for a while:
 the server behind it keeps its state (objects, open multipart uploads), so
@@ -8,8 +8,9 @@ came, Host header included, so SigV4 signatures stay valid.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -24,15 +25,34 @@ _UNAVAILABLE = (
 )
 
 
+def commits_an_object(request: web.Request) -> bool:
+    """CompleteMultipartUpload, or a PutObject (a PUT that is not a part's)."""
+    if request.method == "POST" and "uploadId" in request.query:
+        return True
+    return request.method == "PUT" and "partNumber" not in request.query
+
+
 @dataclass
 class FailingProxy:
     upstream: str
     url: str = ""
     failing: bool = False
     refused: int = 0  # requests answered 503
+    # Requests for which this is true are read, and never answered: a store
+    # that accepted the request and hangs.
+    hold: Callable[[web.Request], bool] | None = None
+    held: int = 0
     _session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.hold is not None and self.hold(request):
+            self.held += 1
+            await request.read()
+            # Until the client gives up (aiohttp does not cancel a handler
+            # whose client went away).
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.05)
+            return web.Response(status=499)
         if self.failing:
             self.refused += 1
             return web.Response(status=503, text=_UNAVAILABLE, content_type="application/xml")

@@ -44,6 +44,7 @@ def test_huge_attempt_numbers_do_not_overflow() -> None:
         ErrorKind.ACCESS_DENIED,
         ErrorKind.UNSUPPORTED_FORMAT,
         ErrorKind.TOO_LARGE,
+        ErrorKind.STORAGE_REJECTED,
     ],
 )
 def test_permanent_errors_never_retry(kind: ErrorKind) -> None:

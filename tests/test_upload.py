@@ -317,19 +317,21 @@ async def test_flush_sends_every_part_so_complete_is_one_request(
         await up.write(data)
         await up.flush()
         calls: list[str] = []
-        original = s3_client._make_api_call
+        # The botocore client under DeadlineClient's deadlines.
+        botocore_client = s3_client._client
+        original = botocore_client._make_api_call
 
         async def spy(operation: str, params: Any) -> Any:
             calls.append(operation)
             return await original(operation, params)
 
-        s3_client._make_api_call = spy
+        botocore_client._make_api_call = spy
         try:
             with pytest.raises(RuntimeError):
                 await up.write(b"late")
             result = await up.complete()
         finally:
-            s3_client._make_api_call = original
+            botocore_client._make_api_call = original
     assert calls == ["CompleteMultipartUpload"]
     assert result.parts == 3
     assert await download(s3_client, s3_bucket, "f/flushed.bin") == data
@@ -541,7 +543,8 @@ def client_error(code: str, status: int, operation: str = "PutObject") -> Client
         (client_error("SlowDown", 503), ErrorKind.STORAGE_UNAVAILABLE),
         (client_error("InternalError", 500), ErrorKind.STORAGE_UNAVAILABLE),
         (client_error("RequestTimeout", 400), ErrorKind.STORAGE_UNAVAILABLE),
-        (client_error("SomethingNew", 400), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("SomethingNew", 400), ErrorKind.STORAGE_REJECTED),
+        (client_error("SomethingNew", 599), ErrorKind.STORAGE_UNAVAILABLE),
         (EndpointConnectionError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
         (ReadTimeoutError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
         (aiohttp.ClientConnectionError("reset"), ErrorKind.STORAGE_UNAVAILABLE),
@@ -566,7 +569,7 @@ def test_classification_messages_are_actionable() -> None:
     assert "throttling" in slow.message
 
     odd = classify_s3_error(client_error("SomethingNew", 400), bucket="x")
-    assert "unexpected" in odd.message
+    assert odd.message.startswith("S3 refused PutObject on bucket 'x' for this job's request")
     assert "SomethingNew" in odd.message
 
 
