@@ -4,7 +4,7 @@ JSON errors, and bearer-token checks.
 Order (outermost first): ``request_log`` sees the final status of every
 request, errors included; ``errors`` turns anything raised into a JSON
 error; ``auth`` refuses before any handler runs; ``readable_query`` refuses
-a query string that is not UTF-8 before any handler reads it.
+a query string of the API's that is not UTF-8 before any handler reads it.
 """
 
 from __future__ import annotations
@@ -157,8 +157,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def readable_query(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse (400, naming each parameter) a query string that is not UTF-8, on every
-    route: read as the server decodes it, it would stand for another value."""
+    """Refuse (400, naming each parameter) a query string that is not UTF-8, on the
+    API's routes: read as the server decodes it, it would stand for another value.
+    Probes (/healthz, /readyz, /metrics) read no parameter, and answer whatever a
+    load balancer appends."""
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
     if problems := query_problems(request.rel_url.raw_query_string):
         raise RequestInvalid(problems)
     return await handler(request)
