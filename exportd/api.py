@@ -115,6 +115,7 @@ def build_app(ctx: ApiContext) -> web.Application:
             apimiddleware.request_log(log_requests=ctx.settings.access_log),
             apimiddleware.errors,
             apimiddleware.bearer_auth(_tokens_for),
+            apimiddleware.readable_query,
         ],
     )
     app[CONTEXT] = ctx

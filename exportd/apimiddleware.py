@@ -3,7 +3,8 @@ JSON errors, and bearer-token checks.
 
 Order (outermost first): ``request_log`` sees the final status of every
 request, errors included; ``errors`` turns anything raised into a JSON
-error; ``auth`` refuses before any handler runs.
+error; ``auth`` refuses before any handler runs; ``readable_query`` refuses
+a query string of the API's that is not UTF-8 before any handler reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exportd.apicontext import CONTEXT
-from exportd.apirequests import RequestInvalid, request_id
+from exportd.apirequests import RequestInvalid, query_problems, request_id
 from exportd.db import is_connection_error
 from exportd.errors import ExportError
 from exportd.metrics import error_source
@@ -152,6 +153,19 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return response
         _log.exception("api_error", path=_route_template(request), method=request.method)
         return error_response(500, "internal", "internal error; see the daemon log")
+
+
+@web.middleware
+async def readable_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (400, naming each parameter) a query string that is not UTF-8, on the
+    API's routes: read as the server decodes it, it would stand for another value.
+    Probes (/healthz, /readyz, /metrics) read no parameter, and answer whatever a
+    load balancer appends."""
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    if problems := query_problems(request.rel_url.raw_query_string):
+        raise RequestInvalid(problems)
+    return await handler(request)
 
 
 def _raw(text: str) -> bytes:

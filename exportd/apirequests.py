@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from exportd import limits
 from exportd.definitions import Definitions, Kind
@@ -166,12 +167,27 @@ def _finite(raw: str) -> float:
     return value
 
 
+def _distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 leaves a repeated name's meaning to the reader: a proxy that takes
+    # the first "owner" and this server, which would take the last, would
+    # disagree about whose job it is. Refused, as two owner scopes are.
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        repeated = next(key for key, count in counts.items() if count > 1)
+        raise ValueError(f"the key {_shown(repeated)!r} occurs more than once in one object")
+    return document
+
+
 def parse_json_body(raw: bytes) -> object:
     """A request body's JSON document, or RequestInvalid saying why not.
 
     UTF-8 only; nesting at most ``limits.REQUEST_JSON_MAX_DEPTH``, checked
     before decoding; no NaN, Infinity or number too large for a float, which
-    Python reads but Postgres cannot store. The body's size is bounded before
+    Python reads but Postgres cannot store; no key repeated in an object, at any
+    depth (which one was meant?). The body's size is bounded before
     this by the server (``limits.REQUEST_BODY_MAX_BYTES``, 413).
     """
     try:
@@ -189,7 +205,12 @@ def parse_json_body(raw: bytes) -> object:
             ]
         )
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        return json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            object_pairs_hook=_distinct_keys,
+        )
     except (ValueError, RecursionError) as exc:
         raise RequestInvalid([FieldError("", f"the body is not JSON: {exc}")]) from None
 
@@ -217,6 +238,32 @@ def params_problems(params: Mapping[str, Any]) -> list[FieldError]:
         message = f"must be at most {limits.PARAMS_MAX_BYTES} bytes as JSON text (it has {size})"
         return [FieldError("params", message)]
     return []
+
+
+# --- Query strings ---------------------------------------------------------------------------
+
+
+def query_problems(raw_query: str) -> list[FieldError]:
+    """What makes a raw (still percent-encoded) query string unreadable: a name or
+    value whose bytes are not UTF-8, one problem per parameter, named as sent.
+
+    The server's own decoding replaces such bytes with U+FFFD, so that 'caf%E9' and
+    'caf%E8' would both be read as the one owner 'caf\ufffd': a value must be read
+    as sent or refused, never read as another.
+    """
+    problems: list[FieldError] = []
+    for part in raw_query.split("&"):
+        raw_name, _, raw_value = part.partition("=")
+        try:
+            name = unquote_to_bytes(raw_name.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(FieldError(_shown(raw_name), "must be valid UTF-8 text"))
+            continue
+        try:
+            unquote_to_bytes(raw_value.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(FieldError(_shown(name), "must be valid UTF-8 text"))
+    return problems
 
 
 # --- The owner scope -------------------------------------------------------------------------

@@ -41,6 +41,16 @@ REQUEST_ID_MAX_BYTES = 128
 TIMESTAMP_MIN_ISO = "1970-01-01T00:00:00+00:00"
 TIMESTAMP_MAX_ISO = "9999-01-01T00:00:00+00:00"
 
+# run_after as the table holds it (jobs_run_after_range, migration
+# 0005_run_after_range): the instants every reader of a row can decode.
+# Postgres stores 4713 BC to 294276 AD; asyncpg decodes into Python's
+# datetime, years 1 to 9999 (and infinity/-infinity as its two ends), and
+# raises on anything else, so one row past them would fail every read of it
+# and every page of its owner's jobs. From the start (included) to the end
+# (excluded), at UTC, or infinity/-infinity.
+RUN_AFTER_MIN_ISO = "0001-01-01 00:00:00+00"
+RUN_AFTER_END_ISO = "10000-01-01 00:00:00+00"
+
 # What the daemon writes from caller input.
 # pg_notify refuses payloads of 8000 bytes or more.
 NOTIFY_MAX_BYTES = 8000

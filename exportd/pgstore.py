@@ -14,11 +14,10 @@ import asyncpg
 import structlog
 
 from exportd.db import classify_pg_error
-from exportd.errors import ErrorKind, ExportError
+from exportd.errors import ErrorKind, ExportError, bounded_message
 from exportd.isolation import Passed, per_row_on_failure
 from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.lease import locked_call_timeout
-from exportd.limits import ERROR_MAX_CHARS
 from exportd.sqlfiles import queries
 from exportd.store import Commit
 
@@ -82,8 +81,7 @@ def _columns(
 
 def _row_error(what: str, exc: Exception) -> str:
     """The message of a row that a batch statement could not process, bounded."""
-    text = f"{what}: {exc.__class__.__name__}: {exc}"
-    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
+    return bounded_message(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
 class PgJobStore:

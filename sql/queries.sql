@@ -343,14 +343,25 @@ INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
 
 -- name: export_session
 -- Settings of an export's read-only transaction, local to it: the kind's
--- statement timeout ($1, milliseconds as text) and an explicit time zone
+-- statement timeout ($1, milliseconds as text), also as the limit on the
+-- transaction's idle time (a handler waiting on a service, the last parts
+-- of an upload: a database's shorter idle_in_transaction_session_timeout
+-- would end every such export, and the retries with it; the export's own
+-- deadline governs), and an explicit time zone
 -- ($2), so timestamptz values come out the same whatever the server's or
 -- the role's default, always with their UTC offset. Every other setting that
 -- changes how Postgres writes a value is pinned too, because a database or a
 -- role may set it (ALTER DATABASE ... SET, ALTER ROLE ... SET) and the file
 -- must not depend on where it was made: dates, intervals, floats, bytea
 -- (hex, which json_rows_bytea reads back), money (lc_monetary), xml and the
--- encoding. standard_conforming_strings is pinned because the placeholder
+-- encoding. Settings that change how Postgres reads the definition's own
+-- text are pinned to their defaults as well: timezone_abbreviations (what
+-- '12:00 IST' means), array_nulls (whether '{a,NULL}' holds a null),
+-- transform_null_equals (whether "x = NULL" is ever true), and those that
+-- change what a function returns: quote_all_identifiers (quote_ident, reg*
+-- types), lc_time and lc_numeric (to_char), gin_fuzzy_search_limit (which
+-- rows a GIN index scan returns) and row_security (off would turn a policy
+-- into an error). standard_conforming_strings is pinned because the placeholder
 -- compiler (exportd.sqlnames) reads a definition's strings the way it
 -- prescribes, and Postgres must read them the same way. A stopped export
 -- closes its connection (see SinkGuard); client_connection_check_interval
@@ -358,6 +369,7 @@ INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
 -- second and end a query that writes nothing meanwhile, instead of running
 -- it on.
 SELECT set_config('statement_timeout', $1, true),
+       set_config('idle_in_transaction_session_timeout', $1, true),
        set_config('TimeZone', $2, true),
        set_config('DateStyle', 'ISO, YMD', true),
        set_config('IntervalStyle', 'iso_8601', true),
@@ -368,6 +380,14 @@ SELECT set_config('statement_timeout', $1, true),
        set_config('xmlbinary', 'base64', true),
        set_config('xmloption', 'content', true),
        set_config('client_encoding', 'UTF8', true),
+       set_config('timezone_abbreviations', 'Default', true),
+       set_config('array_nulls', 'on', true),
+       set_config('transform_null_equals', 'off', true),
+       set_config('quote_all_identifiers', 'off', true),
+       set_config('lc_time', 'C', true),
+       set_config('lc_numeric', 'C', true),
+       set_config('gin_fuzzy_search_limit', '0', true),
+       set_config('row_security', 'on', true),
        (SELECT set_config(name, '1000', true)
         FROM pg_settings WHERE name = 'client_connection_check_interval');
 

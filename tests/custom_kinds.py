@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,15 @@ async def squares(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
             "owner": ctx.owner,
             "blob": bytes([n % 256]),
         }
+
+
+async def pauses(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
+    """A row, a pause in the job's transaction (waiting on a service, say), a row."""
+    yield {"n": await ctx.connection.fetchval("SELECT 1")}
+    pause = ctx.params["pause_ms"]
+    assert isinstance(pause, int)
+    await asyncio.sleep(pause / 1000)
+    yield {"n": await ctx.connection.fetchval("SELECT 2")}
 
 
 async def report_pdf(ctx: HandlerContext) -> AsyncIterator[bytes]:

@@ -126,6 +126,51 @@ async def test_a_scope_header_that_is_not_utf8_or_too_long_is_400(api: str) -> N
         assert (status, errors_of(body)) == (400, [("owner_scope", reason)]), value[:20]
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("owner=caf%E9", "owner"),  # Latin-1 "café": was served as the owner "caf\ufffd"
+        ("owner=u1&owner_scope=%FF", "owner_scope"),
+        ("owner=u1&kind=%C3%28", "kind"),
+        ("owner=u1&%FF=1", "%FF"),
+    ],
+)
+async def test_a_query_value_that_is_not_utf8_is_400_never_read_as_another_value(
+    api: str, pool: asyncpg.Pool, query: str, field: str
+) -> None:
+    # Two different Latin-1 owners would both have been read as one replacement character.
+    await insert_job(pool, owner="caf\ufffd")
+    for path in ("/v1/jobs", "/v1/kinds"):
+        status, body, _ = await call("GET", f"{api}{path}?{query}", AUTH)
+        assert (status, errors_of(body)) == (400, [(field, "must be valid UTF-8 text")]), path
+    # A probe reads no parameter: whatever a load balancer appends, it answers.
+    status, _, _ = await call("GET", f"{api}/healthz?{query}", {})
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"owner": "u1", "owner": "u2", "kind": "everything"}',
+        b'{"owner": "u1", "kind": "everything", "params": {"since": 1, "since": 2}}',
+        b'{"owner": "u1", "kind": "everything", "owner": "u1"}',
+    ],
+    ids=["two-owners", "in-params", "same-value-twice"],
+)
+async def test_a_body_repeating_a_key_is_400_never_the_last_taken(
+    api: str, pool: asyncpg.Pool, raw: bytes
+) -> None:
+    """A proxy that reads the first owner and a server that keeps the last would
+    disagree about whose job this is: a repeated key is refused, wherever it is."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+    status, body, _ = await call("POST", f"{api}/v1/jobs", headers, data=raw)
+    assert status == 400
+    [(field, message)] = errors_of(body)
+    assert field == ""
+    assert "occurs more than once in one object" in message, message
+    assert await pool.fetchval("SELECT count(*) FROM exportd.jobs") == 0
+
+
 async def test_a_request_id_is_echoed_only_when_sane(api: str) -> None:
     for value in (b"r\xffid", b"r" * 129, b"r1\r\nX-Request-Id: r2", b"r1, r2"):
         head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + value

@@ -10,7 +10,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
+from exportd import limits
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.helpers import download_job, exportd, insert_job, wait_for_state
@@ -65,6 +67,14 @@ SELECT '\x00ff41'::bytea AS raw, date '2025-01-31' AS day,
        interval '1 day 02:03:04.5' AS span, 0.1::float8 AS f8, 1.5::float4 AS f4,
        1234.56::money AS cash, xmlelement(name x, '\x00ff'::bytea) AS doc,
        timestamptz '2025-01-31 12:00+00' AS at, E'back\\slash' AS note
+WHERE :owner <> ''
+'''
+
+[kinds.settled]
+query = '''
+SELECT timestamptz '2025-01-31 12:00 IST' AS at, quote_ident('plain') AS ident,
+       'pg_class'::regclass::text AS rel, '{a,NULL}'::text[] AS arr,
+       (SELECT count(*) FROM (VALUES (NULL::int)) AS v(x) WHERE x = NULL) AS nulls
 WHERE :owner <> ''
 '''
 """
@@ -221,6 +231,116 @@ async def test_database_settings_do_not_change_the_file(
     for (row, body), (_, expected) in zip(after, before, strict=True):
         assert row["state"] == "completed", row["error"]
         assert body == expected, row["format"]
+
+
+# Settings that change how Postgres reads a definition's own text (its literals, its
+# "= NULL") or writes a value, set per database and per role.
+QUERY_SETTINGS = {
+    "timezone_abbreviations": "India",
+    "quote_all_identifiers": "on",
+    "array_nulls": "off",
+    "transform_null_equals": "on",
+}
+
+
+async def test_settings_that_change_how_a_definition_reads_do_not_change_the_file(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    jobs = [{"kind": "settled", "fmt": fmt} for fmt in ("csv", "jsonl")]
+    database = await pool.fetchval("SELECT current_database()")
+    role = await pool.fetchval("SELECT current_user")
+    for name, value in QUERY_SETTINGS.items():
+        # Names from the table above; ALTER ... SET takes no parameters.
+        await pool.execute(f"ALTER DATABASE {database} SET {name} = '{value}'")
+    await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} SET array_nulls = 'off'")
+    await pool.expire_connections()
+    try:
+        assert await pool.fetchval("SHOW quote_all_identifiers") == "on"
+        after = await _run(s3_endpoint, s3_bucket, dsn, pool, jobs)
+    finally:
+        await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} RESET ALL")
+    for row, _ in after:
+        assert row["state"] == "completed", row["error"]
+    # IST is Israel Standard Time (+02) in the Default abbreviations; the array's
+    # NULL is a null element; "x = NULL" is never true.
+    csv_body = after[0][1]
+    assert csv_body is not None
+    assert csv_body.decode().splitlines() == [
+        "at,ident,rel,arr,nulls",
+        '2025-01-31 10:00:00+00,plain,pg_class,"{a,NULL}",0',
+    ]
+    assert _lines(after[1][1]) == [
+        {
+            "at": "2025-01-31T10:00:00+00:00",
+            "ident": "plain",
+            "rel": "pg_class",
+            "arr": ["a", None],
+            "nulls": 0,
+        }
+    ]
+
+
+PAUSING = """
+[kinds.pausing]
+handler = "tests.custom_kinds:pauses"
+[kinds.pausing.params.pause_ms]
+type = "integer"
+"""
+
+
+async def test_an_idle_timeout_of_the_source_database_does_not_end_an_export(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, empty_database: str
+) -> None:
+    """A handler waits, its transaction idle, longer than the source database's
+    idle_in_transaction_session_timeout: the export's own deadline governs, not that."""
+    source = await asyncpg.connect(empty_database)
+    try:
+        name = await source.fetchval("SELECT current_database()")
+        # A name Postgres gave; ALTER ... SET takes no parameters.
+        await source.execute(
+            f"ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '200ms'"
+        )
+    finally:
+        await source.close()
+    settings = s3_settings(
+        s3_endpoint, s3_bucket, database_url=dsn, source_database_url=empty_database, **FAST
+    )
+    job_id = await insert_job(pool, owner="alice", kind="pausing", params={"pause_ms": 1000})
+    async with running_daemon(settings, PAUSING) as daemon:
+        row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=60)
+        assert row["state"] == "completed", row["error"]
+        body, _ = await download_job(daemon.api_port, job_id)
+    assert body is not None
+    assert body.splitlines() == [b"n", b"1", b"2"]
+
+
+CASTING = """
+[kinds.casting]
+query = "SELECT :s::int AS n WHERE :owner <> ''"
+[kinds.casting.params.s]
+type = "string"
+"""
+
+
+async def test_an_error_quoting_a_caller_string_is_bounded_where_stored_and_logged(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    """Postgres quotes the value it could not read, whole: 60,000 characters of it."""
+    settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, **FAST)
+    job_id = await insert_job(pool, owner="alice", kind="casting", params={"s": "x" * 60000})
+    with capture_logs() as logs:
+        async with running_daemon(settings, CASTING):
+            row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=60)
+    assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+    error = row["error"]
+    assert error.startswith("kind 'casting': the query failed with InvalidTextRepresentation")
+    assert len(error) == limits.ERROR_MAX_CHARS
+    # Cut in the middle: what to do is said at the end.
+    assert error.count("…") == 1
+    assert error.endswith('"; fix the definition and enqueue again')
+    failed = [e for e in logs if e["event"] == "job_failed"]
+    assert [e["error"] for e in failed] == [row["error"]]
+    assert all(len(str(e)) < 2 * limits.ERROR_MAX_CHARS for e in logs), "a log line quoted it all"
 
 
 CHECKED = r"""

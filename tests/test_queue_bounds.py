@@ -184,7 +184,7 @@ async def test_an_upgrade_over_rows_past_the_bounds_never_wedges(
     await conn.execute("ALTER TABLE exportd.jobs ENABLE TRIGGER jobs_notify_event")
     fine = await conn.fetchval(insert, "u", "k", "pending", None, None, None, "{}")
 
-    assert [m.version for m in await migrate(conn)] == [4]
+    assert [m.version for m in await migrate(conn)] == [4, 5]
 
     for job_id, what in [
         (pending, "owner is 9000 bytes, over the 256 allowed"),
@@ -206,6 +206,101 @@ async def test_an_upgrade_over_rows_past_the_bounds_never_wedges(
     # And a live row over a bound is refused from now on.
     with pytest.raises(asyncpg.CheckViolationError, match="jobs_owner_bytes"):
         await conn.execute("INSERT INTO exportd.jobs (owner, kind) VALUES ($1, 'k')", huge)
+
+
+# --- run_after --------------------------------------------------------------
+
+# Postgres stores timestamps from 4713 BC to 294276 AD; every reader of a row
+# (the API, the CLI) decodes them into Python's years 1 to 9999.
+RUN_AFTER_REFUSED = [
+    "10000-01-01 00:00:00+00",
+    "294276-12-31 23:59:59+00",
+    "4713-01-01 00:00:00+00 BC",
+    "0001-01-01 00:00:00+01",  # 0000-12-31 at UTC
+]
+RUN_AFTER_TAKEN = [
+    "infinity",
+    "-infinity",
+    "0001-01-01 00:00:00+00",
+    "9999-12-31 23:59:59.999999+00",
+    "9999-12-31 23:59:59-14",  # 10000-01-01 09:59:59 at UTC: refused
+]
+
+
+def test_the_run_after_bounds_use_the_numbers_of_limits() -> None:
+    [run_after] = [m for m in migrations() if m.name == "run_after_range"]
+    low = f"run_after >= '{limits.RUN_AFTER_MIN_ISO}'"
+    high = f"run_after < '{limits.RUN_AFTER_END_ISO}'"
+    # The constraint and the upgrade's clamping name the same instants, and no other.
+    assert run_after.sql.count(low) == 2
+    assert run_after.sql.count(high) == 2
+    instants = set(re.findall(r"'(\d{4,}-[^']*)'", run_after.sql))
+    assert instants == {limits.RUN_AFTER_MIN_ISO, limits.RUN_AFTER_END_ISO}
+
+
+@pytest.mark.parametrize("value", RUN_AFTER_REFUSED + RUN_AFTER_TAKEN)
+async def test_run_after_is_refused_by_name_where_no_reader_could_decode_it(
+    pool: asyncpg.Pool, value: str
+) -> None:
+    insert = (
+        "INSERT INTO exportd.jobs (owner, kind, run_after) VALUES ('u', 'k', $1::text::timestamptz)"
+        " RETURNING id"
+    )
+    function = "SELECT exportd.enqueue('u', 'k', '{}', 'csv', 0::smallint, $1::text::timestamptz)"
+    decodable = not (value in RUN_AFTER_REFUSED or value.endswith("-14"))
+    if decodable:
+        job_id = await pool.fetchval(insert, value)
+        # Every reader of the row decodes it: the API and the CLI read it whole.
+        row = await pool.fetchrow(queries()["get_job"], job_id)
+        assert row["run_after"] is not None
+        await pool.fetchval(function, value)
+        return
+    for statement in (insert, function):
+        with pytest.raises(asyncpg.CheckViolationError, match="jobs_run_after_range"):
+            await pool.fetchval(statement, value)
+
+
+@pytest.fixture
+async def at_0004(empty_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A database migrated to version 4, as before run_after was bounded."""
+    conn = await asyncpg.connect(empty_database)
+    q = queries()
+    await conn.execute(q["migrate_bootstrap"])
+    for m in migrations():
+        if m.version <= 4:
+            await conn.execute(m.sql)
+            await conn.execute(q["migration_record"], m.version, m.name)
+    yield conn
+    await conn.close()
+
+
+async def test_an_upgrade_clamps_run_after_no_reader_could_decode(
+    at_0004: asyncpg.Connection,
+) -> None:
+    conn = at_0004
+    insert = (
+        "INSERT INTO exportd.jobs (owner, kind, state, finished_at, run_after)"
+        " VALUES ('u', 'k', $1, $2, $3::text::timestamptz) RETURNING id"
+    )
+    far = await conn.fetchval(insert, "pending", None, "10000-01-01 00:00:00+00")
+    old = await conn.fetchval(insert, "failed", datetime.now(UTC), "4713-01-01 00:00:00+00 BC")
+    fine = await conn.fetchval(insert, "pending", None, "2030-01-01 00:00:00+00")
+
+    assert [m.version for m in await migrate(conn)] == [5]
+
+    def read(job_id: uuid.UUID) -> Any:
+        # The whole row, as the API and the CLI read it: no column may fail to decode.
+        return conn.fetchrow(queries()["get_job"], job_id)
+
+    # Past the end means never, before the start means as soon as possible: the
+    # same meaning, in values every reader decodes.
+    assert await conn.fetchval("SELECT run_after = 'infinity' FROM exportd.jobs WHERE id = $1", far)
+    assert (await read(far))["state"] == "pending"
+    assert await conn.fetchval(
+        "SELECT run_after = '-infinity' FROM exportd.jobs WHERE id = $1", old
+    )
+    assert (await read(old))["state"] == "failed"
+    assert (await read(fine))["run_after"] == datetime(2030, 1, 1, tzinfo=UTC)
 
 
 # --- notifications ----------------------------------------------------------
