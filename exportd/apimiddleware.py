@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -229,10 +230,28 @@ class ProtocolLogger(logging.Logger):
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(exc, HttpProcessingError):
-            reason = str(exc.message).split("\n", 1)[0].strip()[:200]
-            _log.warning("http_malformed_request", status=exc.code or 400, reason=reason)
+            _log.warning(
+                "http_malformed_request", status=exc.code or 400, reason=parser_reason(exc)
+            )
             return
         super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+# Where aiohttp's messages start quoting what was sent: b'...' or b"...".
+_QUOTED_BYTES = re.compile(r"""[:\s]*b['"]""")
+
+
+def parser_reason(exc: HttpProcessingError) -> str:
+    """Why aiohttp's parser refused a request, without the bytes it quotes.
+
+    Its messages quote the offending line ("Got more than 8190 bytes when
+    reading: b'Bearer <token>...'"), which may hold a token: the reason keeps
+    the exception's name and the words before the quote, at most 200
+    characters.
+    """
+    text = str(exc.message).split("\n", 1)[0]
+    words = _QUOTED_BYTES.split(text, maxsplit=1)[0].strip().rstrip(":.")
+    return f"{type(exc).__name__}: {words}"[:200] if words else type(exc).__name__
 
 
 PROTOCOL_LOGGER = ProtocolLogger("aiohttp.server")

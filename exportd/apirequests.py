@@ -27,6 +27,7 @@ from urllib.parse import unquote_to_bytes
 from exportd import limits
 from exportd.definitions import Definitions, Kind
 from exportd.errors import ExportError
+from exportd.formats import default_format
 from exportd.jobs import STATES
 from exportd.jsonbounds import json_depth
 from exportd.params import InvalidParams
@@ -555,8 +556,7 @@ def parse_new_job(
     known_formats = list(formats_for(kind))
     fmt = body.get("format")
     if fmt is None:
-        # csv, as in the table, unless the kind only fits in another (a bundle: zip).
-        fmt = "csv" if "csv" in known_formats else known_formats[0]
+        fmt = default_format(tuple(known_formats))
     elif fmt not in known_formats:
         errors.append(FieldError("format", f"must be one of {', '.join(known_formats)}"))
 

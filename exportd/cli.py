@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from exportd import __version__
 from exportd.exits import EXIT_USAGE, CliError
 from exportd.settings import Settings, SettingsError, load_settings
@@ -44,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a parameter (repeatable); values are validated against the definition",
     )
-    enqueue.add_argument("--format", default="csv", help="output format (default: csv)")
+    enqueue.add_argument(
+        "--format",
+        default=None,
+        help="output format (default: csv, or zip for a kind that only fits in a bundle)",
+    )
     enqueue.add_argument("--priority", type=int, default=0, help="higher runs first")
     enqueue.add_argument("--max-attempts", type=int, default=5)
     enqueue.add_argument("--dedupe-key", default=None)
@@ -101,6 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except SettingsError as exc:
         print(f"exportd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        # A command pointed at a database nobody migrated: one line, not a traceback.
+        print(
+            f"exportd: {exc}: the database has no exportd schema; run `exportd migrate` "
+            "against it, or point EXPORTD_DATABASE_URL (or --env-file) at the right one",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

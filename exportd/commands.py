@@ -17,7 +17,7 @@ from exportd.daemon import StartupError, serve
 from exportd.definitions import Dataset, DefinitionError, Definitions, Kind, load_definitions
 from exportd.errors import ExportError
 from exportd.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from exportd.formats import format_for, writes_json
+from exportd.formats import default_format, format_for, formats_of, writes_json
 from exportd.jobview import job_document, with_download
 from exportd.logs import configure_logging
 from exportd.memory import keep_large_buffers_mapped
@@ -198,7 +198,7 @@ async def enqueue(
     kind: str,
     owner: str,
     params: dict[str, Any],
-    fmt: str,
+    fmt: str | None,
     priority: int,
     max_attempts: int,
     dedupe_key: str | None,
@@ -211,9 +211,11 @@ async def enqueue(
         try:
             found = definitions.require(kind)
             found.validate(params)
+            fmt = fmt or default_format(formats_of(found))
             format_for(found, fmt)
         except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
             raise CliError(exc.message, EXIT_USAGE) from None
+    fmt = fmt or "csv"  # without definitions, the table's default
     conn = await _connect(settings.database_url)
     try:
         try:

@@ -51,6 +51,13 @@ def formats_of(kind: Kind) -> tuple[str, ...]:
     return SUPPORTED_FORMATS
 
 
+def default_format(formats: tuple[str, ...]) -> str:
+    """The format a job gets when it names none, of those it may ask for (``formats_of``):
+    ``csv``, as in the table's default, unless the kind only fits in another (a bundle:
+    ``zip``). The API and the CLI both choose this way."""
+    return "csv" if "csv" in formats else formats[0]
+
+
 def writes_json(kind: Kind, dataset: Dataset) -> bool:
     """Whether some job of ``kind`` writes ``dataset``'s rows as JSON: as a JSON format
     of a kind of one dataset, or as a zip member of format ``jsonl``."""

@@ -91,10 +91,17 @@ async def test_any_authorization_header_that_is_no_token_is_401(
     [
         b"Authorization: Bearer " + TOKEN.encode() + b"\x01",
         b"Authorization: Bearer " + b"x" * 9000,
+        b"Authorization: Bearer " + TOKEN.encode() + b"x" * 9000,
         b"X-Exportd-Owner: " + b"o" * 9000,
         b"X-Request-Id: a\x01b",
     ],
-    ids=["control-after-token", "over-8190", "scope-over-8190", "control-in-request-id"],
+    ids=[
+        "control-after-token",
+        "over-8190",
+        "token-then-over-8190",
+        "scope-over-8190",
+        "control-in-request-id",
+    ],
 )
 async def test_a_header_http_does_not_allow_is_400_from_the_parser_in_one_line(
     api: str, header: bytes, caplog: pytest.LogCaptureFixture

@@ -192,6 +192,43 @@ async def test_enqueue_checks_params_before_inserting(dsn: str, tmp_path: Path) 
     assert await job_count(dsn) == 0
 
 
+BUNDLE = """
+[kinds.bundle.datasets.one]
+query = "SELECT 1 AS a WHERE :owner <> ''"
+[kinds.bundle.datasets.two]
+query = "SELECT 2 AS b WHERE :owner <> ''"
+"""
+
+
+async def test_enqueue_without_a_format_chooses_as_the_api_does(
+    dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    # A kind of several datasets only fits in a zip: asked for no format, the
+    # CLI enqueues a zip, as POST /v1/jobs does, rather than refusing csv.
+    (tmp_path / "kinds.toml").write_text(KINDS + BUNDLE)
+    env = clean_env(EXPORTD_DATABASE_URL=dsn, EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"))
+    formats = {}
+    for kind, params in (("bundle", []), ("numbers", ["--param", "upto=3"])):
+        result = await exportd("enqueue", kind, "--owner", "o", *params, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        job_id = uuid.UUID(result.stdout.strip())
+        formats[kind] = (await job_row(pool, job_id))["format"]
+    assert formats == {"bundle": "zip", "numbers": "csv"}
+
+
+async def test_a_command_against_an_unmigrated_database_is_one_clear_line(
+    empty_database: str, tmp_path: Path
+) -> None:
+    env = clean_env(EXPORTD_DATABASE_URL=empty_database)
+    for command in (["enqueue", "numbers", "--owner", "o"], ["status", str(uuid.uuid4())]):
+        result = await exportd(*command, env=env, cwd=tmp_path)
+        assert result.returncode == 2, command
+        assert "Traceback" not in result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert "no exportd schema" in line, line
+        assert "exportd migrate" in line, line
+
+
 async def test_enqueue_wait_prints_a_working_download_url_and_status_shows_the_job(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
