@@ -55,7 +55,12 @@ async def run_dev_and_export(tmp_path: Path, database: str, *extra: str) -> str:
         stderr=subprocess.STDOUT,
     )
     try:
-        await eventually(lambda: healthy(port), timeout=90, interval=0.2)
+        try:
+            await eventually(lambda: healthy(port), timeout=90, interval=0.2)
+        except AssertionError as exc:
+            # What the dev process said is the only clue to why it never answered.
+            tail = (tmp_path / "dev.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{exc}; exit code {proc.poll()}; dev.log ends:\n{tail}") from None
         output = (tmp_path / "dev.log").read_text()
         assert "enqueue orders --owner alice" in output
         enqueue = await exportd(
