@@ -119,7 +119,8 @@ class RowBound:
     async def write(self, data: bytes) -> None:
         header, self._header = self._header, False
         if len(data) > self._limit:
-            index, size = longest_record(data, quoted=self._quoted)
+            # Tens of MiB scanned quote by quote: off the loop, so heartbeats go on.
+            index, size = await asyncio.to_thread(longest_record, data, quoted=self._quoted)
             if size > self._limit:
                 row = self._rows_before() + index + (0 if header else 1)
                 raise row_too_large(self._what, max(row, 1), size, self._limit, arriving=False)
