@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +153,25 @@ class PgJobStore:
         rows, failed = await per_row_on_failure(conn, whole, run)
         if not failed:
             return rows
-        # The claim failed as a whole: one row at a time, so that the rows
-        # that can be claimed are.
+        if conn.is_in_transaction():
+            return await self._claim_row_by_row(conn, limit, passed, run)
+        # One transaction for the rows claimed one at a time: should an outage
+        # end the retry half-way, the rows it had claimed go back to pending
+        # with it, instead of staying processing, claimed by a worker that
+        # never learns of them, until their lease runs out.
+        async with conn.transaction():
+            return await self._claim_row_by_row(conn, limit, passed, run)
+
+    async def _claim_row_by_row(
+        self,
+        conn: asyncpg.Connection,
+        limit: int,
+        passed: list[uuid.UUID],
+        run: Callable[[Sequence[uuid.UUID | None]], Awaitable[list[asyncpg.Record]]],
+    ) -> list[asyncpg.Record]:
+        """The claim, retried one row at a time after it failed as a whole, so that
+        the rows that can be claimed are; ``conn`` is in a transaction."""
+        q = self._q
         candidates: list[uuid.UUID | None] = [
             r["id"] for r in await conn.fetch(q["claim_candidates"], limit, passed)
         ]

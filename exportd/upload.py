@@ -350,8 +350,12 @@ class ObjectUpload:
             )
             self._etags[number] = str(response["ETag"])
         except Exception as exc:
+            # A part names the key like the commit does: a store that stalls
+            # or fails on this object's parts alone is this object's failure,
+            # never an outage that would stop every other tenant's claims.
+            error = await self._name_or_outage(exc, "UploadPart")
             if self._failure is None:
-                self._failure = self._wrap(exc, "UploadPart")
+                self._failure = error
 
     async def _wait_for_parts(self) -> None:
         pending: set[asyncio.Task[None]] = set(self._tasks)

@@ -589,3 +589,37 @@ async def test_an_owner_changed_while_the_job_runs_loses_the_job(pool: asyncpg.P
         job_id,
     )
     assert [r.state for r in await Reaper(pool, BackoffPolicy()).run_once()] == ["pending"]
+
+
+async def test_an_outage_in_the_row_by_row_claim_leaves_no_row_claimed_unseen(
+    pool: asyncpg.Pool,
+) -> None:
+    """A claim that fails as a whole is retried row by row; an outage in the middle
+    of that retry must not leave the rows claimed before it in ``processing`` with
+    no worker knowing of them (they would wait out their lease and be charged an
+    attempt as ``lease_expired``)."""
+    first, refused, last = [await insert_job(pool, priority=p) for p in (3, 2, 1)]
+    await raise_on_update(pool, refused, "NEW.state = 'processing'")
+    # The last row's claim, alone, meets a serialization failure: an outage,
+    # which the row-by-row retry raises as it is.
+    await pool.execute(
+        "CREATE FUNCTION public.fail_alone() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN IF EXISTS (SELECT 1 FROM claimed WHERE id = '{last}')"
+        " AND (SELECT count(*) FROM claimed) = 1 THEN"
+        " RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END IF;"
+        " RETURN NULL; END $$;"
+        " CREATE TRIGGER fail_alone AFTER UPDATE ON exportd.jobs"
+        " REFERENCING NEW TABLE AS claimed"
+        " FOR EACH STATEMENT EXECUTE FUNCTION public.fail_alone()"
+    )
+    store = PgJobStore(pool)
+    with pytest.raises(asyncpg.SerializationError):
+        await store.claim("w1", 5, LEASE)
+    for job_id in (first, refused, last):
+        row = await state_of(pool, job_id)
+        assert (row["state"], row["worker_id"], row["attempts"]) == ("pending", None, 0)
+    # Once the outage is over, the claim takes what it can at once.
+    await pool.execute("DROP TRIGGER fail_alone ON exportd.jobs")
+    claimed = await store.claim("w1", 5, LEASE)
+    assert sorted(j.id for j in claimed) == sorted([first, last])
+    assert (await state_of(pool, refused))["state"] == "failed"

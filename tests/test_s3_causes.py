@@ -32,6 +32,7 @@ from tests.daemon_harness import FAST, running_daemon
 from tests.daemon_process import status
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.helpers import eventually, insert_job, job_row
+from tests.s3_proxy import failing_proxy
 
 
 def client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:
@@ -318,6 +319,37 @@ async def test_a_server_failure_with_the_store_failing_too_stays_an_outage(
             await _write_all(up, b"x")
         await up.abort()
     assert caught.value.kind is ErrorKind.STORAGE_UNAVAILABLE
+
+
+async def test_a_part_that_stalls_for_one_key_only_is_not_an_outage(
+    s3_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    # A store that takes the parts of every object but one's: the stall is that
+    # object's (retried as a timeout), never an outage feeding the breaker;
+    # stalling every part, the probe (a PutObject beside it) still answers, so
+    # only a store failing the probe too is an outage.
+    async with failing_proxy(s3_endpoint.url) as proxy:
+        proxy.hold = lambda r: "partNumber" in r.query and "/victim/" in r.path
+        endpoint = S3Endpoint("held", proxy.url, s3_endpoint.access_key, s3_endpoint.secret_key)
+        async with contextlib.AsyncExitStack() as stack:
+            settings = s3_settings(endpoint, s3_bucket, s3_request_timeout=2)
+            client = await open_s3_client(settings, stack)
+            up = _upload(client, s3_bucket, f"exports/victim/{_JOB}/f.csv")
+            with pytest.raises(ExportError) as caught:
+                await _write_all(up, b"x" * (PART + 1))
+            await up.abort()
+            assert caught.value.kind is ErrorKind.TIMEOUT, caught.value
+            assert "UploadPart" in caught.value.message
+            assert proxy.held >= 1
+            other = _upload(client, s3_bucket, f"exports/other/{_JOB}/f.csv")
+            await _write_all(other, b"y" * (PART + 1))
+            # The whole store stalling: the probe stalls too, an outage.
+            proxy.hold = lambda r: r.method == "PUT"
+            up = _upload(client, s3_bucket, f"exports/victim/{_JOB}/g.csv")
+            with pytest.raises(ExportError) as caught:
+                await _write_all(up, b"x" * (PART + 1))
+            await up.abort()
+            assert caught.value.kind is ErrorKind.STORAGE_UNAVAILABLE, caught.value
 
 
 # --- in a daemon: one tenant's refused request, the others unharmed -------------------
