@@ -145,16 +145,22 @@ async def test_each_bound_is_in_bytes_and_refused_by_name(
     assert constraint in str(refused.value)
 
 
-@pytest.fixture
-async def at_0003(empty_database: str) -> AsyncIterator[asyncpg.Connection]:
-    """A database migrated to version 3, as before the bounds."""
-    conn = await asyncpg.connect(empty_database)
+async def migrated_to(url: str, version: int) -> asyncpg.Connection:
+    """A connection to the database at ``url``, migrated up to ``version`` only."""
+    conn = await asyncpg.connect(url)
     q = queries()
     await conn.execute(q["migrate_bootstrap"])
     for m in migrations():
-        if m.version <= 3:
+        if m.version <= version:
             await conn.execute(m.sql)
             await conn.execute(q["migration_record"], m.version, m.name)
+    return conn
+
+
+@pytest.fixture
+async def at_0003(empty_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A database migrated to version 3, as before the bounds."""
+    conn = await migrated_to(empty_database, 3)
     yield conn
     await conn.close()
 
@@ -263,13 +269,7 @@ async def test_run_after_is_refused_by_name_where_no_reader_could_decode_it(
 @pytest.fixture
 async def at_0004(empty_database: str) -> AsyncIterator[asyncpg.Connection]:
     """A database migrated to version 4, as before run_after was bounded."""
-    conn = await asyncpg.connect(empty_database)
-    q = queries()
-    await conn.execute(q["migrate_bootstrap"])
-    for m in migrations():
-        if m.version <= 4:
-            await conn.execute(m.sql)
-            await conn.execute(q["migration_record"], m.version, m.name)
+    conn = await migrated_to(empty_database, 4)
     yield conn
     await conn.close()
 
