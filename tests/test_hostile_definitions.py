@@ -4,7 +4,9 @@ value broke, and database settings that changed the file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +206,27 @@ HOSTILE_SETTINGS = {
 }
 
 
+@contextlib.asynccontextmanager
+async def settings_of_database_and_role(
+    pool: asyncpg.Pool, per_database: Mapping[str, str], per_role: tuple[str, str]
+) -> AsyncIterator[None]:
+    """``per_database`` set with ALTER DATABASE and ``per_role`` with ALTER ROLE ... IN
+    DATABASE, as an operator would, seen by every new connection of ``pool``; the
+    role's setting is reset afterwards (the database is the test's own)."""
+    database = await pool.fetchval("SELECT current_database()")
+    role = await pool.fetchval("SELECT current_user")
+    for name, value in per_database.items():
+        # Names from the tests' own tables; ALTER ... SET takes no parameters.
+        await pool.execute(f"ALTER DATABASE {database} SET {name} = '{value}'")
+    name, value = per_role
+    await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} SET {name} = '{value}'")
+    await pool.expire_connections()
+    try:
+        yield
+    finally:
+        await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} RESET ALL")
+
+
 async def test_database_settings_do_not_change_the_file(
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -216,18 +239,9 @@ async def test_database_settings_do_not_change_the_file(
     assert csv_body.splitlines()[1].startswith(b"\\x00ff41,2025-01-31,P1DT2H3M4.5S,0.1,1.5,")
     assert _lines(before[1][1])[0]["raw"] == "AP9B"
 
-    database = await pool.fetchval("SELECT current_database()")
-    role = await pool.fetchval("SELECT current_user")
-    for name, value in HOSTILE_SETTINGS.items():
-        # Names from the table above; ALTER ... SET takes no parameters.
-        await pool.execute(f"ALTER DATABASE {database} SET {name} = '{value}'")
-    await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} SET bytea_output = 'escape'")
-    await pool.expire_connections()
-    try:
+    async with settings_of_database_and_role(pool, HOSTILE_SETTINGS, ("bytea_output", "escape")):
         assert await pool.fetchval("SHOW bytea_output") == "escape"
         after = await _run(s3_endpoint, s3_bucket, dsn, pool, jobs)
-    finally:
-        await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} RESET ALL")
     for (row, body), (_, expected) in zip(after, before, strict=True):
         assert row["state"] == "completed", row["error"]
         assert body == expected, row["format"]
@@ -247,18 +261,9 @@ async def test_settings_that_change_how_a_definition_reads_do_not_change_the_fil
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
 ) -> None:
     jobs = [{"kind": "settled", "fmt": fmt} for fmt in ("csv", "jsonl")]
-    database = await pool.fetchval("SELECT current_database()")
-    role = await pool.fetchval("SELECT current_user")
-    for name, value in QUERY_SETTINGS.items():
-        # Names from the table above; ALTER ... SET takes no parameters.
-        await pool.execute(f"ALTER DATABASE {database} SET {name} = '{value}'")
-    await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} SET array_nulls = 'off'")
-    await pool.expire_connections()
-    try:
+    async with settings_of_database_and_role(pool, QUERY_SETTINGS, ("array_nulls", "off")):
         assert await pool.fetchval("SHOW quote_all_identifiers") == "on"
         after = await _run(s3_endpoint, s3_bucket, dsn, pool, jobs)
-    finally:
-        await pool.execute(f"ALTER ROLE {role} IN DATABASE {database} RESET ALL")
     for row, _ in after:
         assert row["state"] == "completed", row["error"]
     # IST is Israel Standard Time (+02) in the Default abbreviations; the array's
