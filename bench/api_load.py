@@ -45,7 +45,7 @@ from bench.common import (  # noqa: E402
     rclone,
     s3_client,
 )
-from exportd.migrate import migrate  # noqa: E402
+from exportd.queue.migrations import migrate  # noqa: E402
 from tests.fixtures_s3 import free_port  # noqa: E402
 
 TOKEN = "bench-token"

@@ -41,8 +41,8 @@ from bench.common import (  # noqa: E402
     s3_client,
 )
 from bench.csv_export import Bench, Sampler  # noqa: E402
-from exportd.migrate import migrate  # noqa: E402
-from exportd.parts import choose_part_size, upload_memory_bound  # noqa: E402
+from exportd.queue.migrations import migrate  # noqa: E402
+from exportd.s3.parts import choose_part_size, upload_memory_bound  # noqa: E402
 
 MB = 1_000_000
 FORMATS = "csv,csv.gz,jsonl,jsonl.gz,json,zip"

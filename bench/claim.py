@@ -29,9 +29,9 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_admin_url, database_url
-from exportd import db
-from exportd.migrate import migrate
-from exportd.pgstore import PgJobStore
+from exportd import database
+from exportd.queue.migrations import migrate
+from exportd.queue.postgres import PgJobStore
 
 LEASE = 30.0
 
@@ -40,7 +40,7 @@ async def prepare(
     admin: asyncpg.Connection, admin_url: str, name: str, jobs: int, owners: int, heavy: bool
 ) -> None:
     await admin.execute(f"CREATE DATABASE {name}")
-    conn = await db.connect(database_url(admin_url, name))
+    conn = await database.connect(database_url(admin_url, name))
     try:
         await migrate(conn)
         await conn.execute(
@@ -62,7 +62,7 @@ async def prepare(
 
 
 async def drain(dsn: str, per_owner: int | None, claimers: int, batch: int) -> tuple[float, int]:
-    pool = await db.create_pool(dsn, min_size=claimers, max_size=claimers + 1)
+    pool = await database.create_pool(dsn, min_size=claimers, max_size=claimers + 1)
     done = 0
     try:
         store = PgJobStore(pool, max_per_owner=per_owner)

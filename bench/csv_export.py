@@ -61,7 +61,7 @@ from bench.common import (  # noqa: E402
     rclone_process,
     s3_client,
 )
-from exportd.migrate import migrate  # noqa: E402
+from exportd.queue.migrations import migrate  # noqa: E402
 from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
 COLUMNS = "id, owner, created_at, amount, status, note"

@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import CpuMeter, add_admin_url, create_database  # noqa: E402
-from exportd import db  # noqa: E402
-from exportd.jobs import ExportResult  # noqa: E402
-from exportd.migrate import migrate  # noqa: E402
+from exportd import database  # noqa: E402
+from exportd.queue.job import ExportResult  # noqa: E402
+from exportd.queue.migrations import migrate  # noqa: E402
 
 DB_PREFIX = "bench_queue_"
 
@@ -75,9 +75,9 @@ async def _ready_then_go() -> None:
 
 
 async def serve_exportd(dsn: str, concurrency: int, reporter: _Reporter) -> None:
-    from exportd.listener import Listener
-    from exportd.pgstore import PgJobStore
-    from exportd.worker import JobContext, Worker, WorkerConfig
+    from exportd.queue.listener import Listener
+    from exportd.queue.postgres import PgJobStore
+    from exportd.worker.loop import JobContext, Worker, WorkerConfig
 
     class Done:
         async def commit(self) -> ExportResult:
@@ -92,9 +92,9 @@ async def serve_exportd(dsn: str, concurrency: int, reporter: _Reporter) -> None
             return Done()
 
     # As ``exportd run`` makes them: concurrency + 3 for the queue, one for heartbeats.
-    made = {"command_timeout": 30, "reset": db.keep_session}
-    pool = await db.create_pool(dsn, max_size=concurrency + 3, **made)
-    beat_pool = await db.create_pool(dsn, max_size=1, **made)
+    made = {"command_timeout": 30, "reset": database.keep_session}
+    pool = await database.create_pool(dsn, max_size=concurrency + 3, **made)
+    beat_pool = await database.create_pool(dsn, max_size=1, **made)
     worker = Worker(
         PgJobStore(pool, heartbeat_pool=beat_pool),
         NoopRunner(),
@@ -246,7 +246,7 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
 
 async def fresh_database(admin: str, contender: Contender) -> str:
     dsn = await create_database(admin, contender.database, fresh=True)
-    conn = await db.connect(dsn)
+    conn = await database.connect(dsn)
     try:
         await contender.queue.install(conn)
     finally:

@@ -1,3 +1,3 @@
-from exportd.cli import main
+from exportd.cli.main import main
 
 raise SystemExit(main())

@@ -6,9 +6,18 @@ payloads all read them from here, and a test holds the migration to them.
 Bytes, not characters: every limit downstream (``pg_notify``'s 8000-byte
 payload, S3's 1024-byte key and 255-byte path segment, an HTTP header) counts
 bytes of UTF-8, and one character may take four.
+
+JSON text a caller wrote is decoded here too, within those bounds: Postgres
+accepts a jsonb document nested far deeper than Python's ``json`` module can
+decode (1,200 levels raise ``RecursionError``), so a document is measured
+first, by a loop that recurses into nothing.
 """
 
 from __future__ import annotations
+
+import json
+import re
+from typing import Any
 
 # Caller-written columns of exportd.jobs (and the same fields of POST /v1/jobs
 # and the X-Exportd-Owner header).
@@ -79,3 +88,62 @@ ROW_WATCH_SLACK_BYTES = 1024 * 1024
 # so a prefix within this many bytes leaves room for any owner and file name.
 S3_JOB_ID_BYTES = 36
 S3_PREFIX_MAX_BYTES = S3_KEY_MAX_BYTES - 2 * S3_SEGMENT_MAX_BYTES - S3_JOB_ID_BYTES - 3
+
+# A JSON string (its escapes included), and the brackets that nest.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class JsonBoundsError(ValueError):
+    """A document over a bound, or not JSON; the message says which and by how much."""
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON ``text`` (0 for a scalar).
+
+    Read without decoding and without recursion, so that it runs before a
+    decoder that recurses once per level (json and orjson both do: 1,000
+    levels in 2 KB is a RecursionError). Brackets inside strings do not count.
+    The text is not validated: text that is not JSON may be over-counted, and
+    the decoder says what is wrong with it.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
+        if bracket.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def loads_bounded(
+    text: str,
+    what: str,
+    *,
+    max_depth: int = JSON_MAX_DEPTH,
+    max_bytes: int = PARAMS_MAX_BYTES,
+) -> Any:
+    """``json.loads(text)`` once ``text`` is within ``max_bytes`` (UTF-8) and ``max_depth``.
+
+    ``what`` names the document in the error ("params"). Raises
+    ``JsonBoundsError`` with a message a person can act on; never
+    ``RecursionError``. The defaults are those of caller params
+    (exportd/limits.py).
+    """
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise JsonBoundsError(
+            f"{what} are {size:,} bytes as JSON text, over the {max_bytes:,} allowed; "
+            "send less (a narrower filter, fewer values) and enqueue again"
+        )
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise JsonBoundsError(
+            f"{what} nest {depth:,} levels deep, over the {max_depth} allowed; "
+            "send a flatter document and enqueue again"
+        )
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise JsonBoundsError(f"{what} are not valid JSON: {exc}") from exc

@@ -46,7 +46,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exportd.errors import ErrorKind
-from exportd.jobs import STATES
+from exportd.queue.job import STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from exportd.keys import check_prefix
+from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
 
 MIB = 1024 * 1024

@@ -19,8 +19,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exportd import db
-from exportd.migrate import migrate
+from exportd import database
+from exportd.queue.migrations import migrate
 
 pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_api"]
 
@@ -98,14 +98,14 @@ async def dsn(admin_url: str, template_database: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await db.create_pool(dsn, min_size=1, max_size=8)
+    p = await database.create_pool(dsn, min_size=1, max_size=8)
     yield p
     await p.close()
 
 
 @pytest.fixture
 async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await db.connect(dsn)
+    c = await database.connect(dsn)
     yield c
     await c.close()
 

@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from exportd.daemon import Daemon, serve
-from exportd.definitions import Definitions, definitions_from_text
+from exportd.daemon.serve import Daemon, serve
+from exportd.definitions.kinds import Definitions, definitions_from_text
 from exportd.settings import MIB
 
 TOKEN = "test-token"

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from exportd import db
+from exportd import database
 from tests.fault_world import KINDS, PARAMS, Dataset
 
 TERMINAL = ("completed", "failed", "cancelled", "expired")
@@ -48,7 +48,7 @@ class DirectExport:
         self._conn: asyncpg.Connection | None = None
 
     async def __aenter__(self) -> DirectExport:
-        self._conn = await db.connect(self._dsn)
+        self._conn = await database.connect(self._dsn)
         await self._conn.execute(
             "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601';"
             " SET fault.pace = '0'"

@@ -25,8 +25,8 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
+from exportd.s3.client import S3Client, open_s3_client
 from exportd.settings import Settings
-from exportd.storage import S3Client, open_s3_client
 
 ACCESS_KEY = "exportdkey"
 SECRET_KEY = "exportdsecret"

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from exportd import db
+from exportd import database
 from tests.daemon_harness import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ async def download_job(port: int, job_id: uuid.UUID) -> tuple[bytes, Any]:
 
 async def direct_export(dsn: str, query: str) -> tuple[bytes, list[asyncpg.Record]]:
     """What COPY produces for ``query`` with an export's session settings, and its rows."""
-    conn = await db.connect(dsn)
+    conn = await database.connect(dsn)
     chunks: list[bytes] = []
 
     async def sink(chunk: bytes) -> None:

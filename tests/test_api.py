@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from exportd import db
-from exportd.api import ApiContext
-from exportd.storage import S3Client
+from exportd import database
+from exportd.api.app import ApiContext
+from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_api import AUTH, call, serving
 from tests.fixtures_s3 import S3Endpoint, s3_settings
@@ -46,7 +46,7 @@ async def test_not_ready_names_the_failing_checks(
     s3_endpoint: S3Endpoint, dsn: str, s3_client: S3Client
 ) -> None:
     settings = s3_settings(s3_endpoint, "no-such-bucket-here", database_url=dsn)
-    closed = await db.create_pool(dsn, min_size=1, max_size=1)
+    closed = await database.create_pool(dsn, min_size=1, max_size=1)
     await closed.close()
     ctx = ApiContext(pool=closed, s3=s3_client, settings=settings)
     async with serving(ctx) as base:

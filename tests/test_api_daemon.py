@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exportd.storage import S3Client
+from exportd.s3.client import S3Client
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_api import AUTH, call
 from tests.fixtures_s3 import S3Endpoint, s3_settings

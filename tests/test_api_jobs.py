@@ -10,10 +10,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from exportd.api import ApiContext
-from exportd.pgstore import PgJobStore
-from exportd.sqlfiles import queries
-from exportd.storage import S3Client
+from exportd.api.app import ApiContext
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.sql import queries
+from exportd.s3.client import S3Client
 from tests.fixtures_api import AUTH, call
 from tests.helpers import insert_job, job_row
 

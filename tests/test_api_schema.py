@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from exportd.openapi import openapi_document
+from exportd.api.openapi import openapi_document
 from tests.conftest import _admin, database_url
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_api import AUTH, KINDS

@@ -11,12 +11,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from exportd import db
-from exportd.api import ApiContext, build_app
+from exportd import database
+from exportd.api.app import ApiContext, build_app
+from exportd.api.openapi import openapi_document
 from exportd.metrics import Metrics
-from exportd.openapi import openapi_document
-from exportd.queuestats import QueueStats
-from exportd.storage import S3Client
+from exportd.queue.stats import QueueStats
+from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_api import AUTH, call, serving
 from tests.fixtures_s3 import S3Endpoint, s3_settings
@@ -134,7 +134,7 @@ async def test_during_a_database_outage_answers_are_503_and_scrapes_leave_the_qu
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, s3_client: S3Client
 ) -> None:
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN)
-    closed = await db.create_pool(dsn, min_size=1, max_size=1)
+    closed = await database.create_pool(dsn, min_size=1, max_size=1)
     await closed.close()
     ctx = ApiContext(pool=closed, s3=s3_client, settings=settings)
     async with serving(ctx) as base:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exportd import limits
-from exportd.apirequests import (
+from exportd.api.requests import (
     Cursor,
     RequestInvalid,
     owner_scope,
@@ -26,9 +26,9 @@ from exportd.apirequests import (
     parse_timestamp,
     request_id,
 )
-from exportd.definitions import definitions_from_text
-from exportd.jobview import download_ttl, timestamp
-from exportd.jsonbounds import json_depth
+from exportd.api.views import download_ttl, timestamp
+from exportd.definitions.kinds import definitions_from_text
+from exportd.limits import json_depth
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = "must lie from 1970-01-01T00:00:00+00:00 up to (not including) 9999-01-01T00:00:00+00:00"

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from exportd.backoff import BackoffPolicy, Fail, Retry, decide
 from exportd.errors import ErrorKind
-from exportd.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
+from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide
+from exportd.queue.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 
 
 def test_schedule_doubles_from_base_to_cap_without_jitter() -> None:

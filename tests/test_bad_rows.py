@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from exportd.errors import ErrorKind
-from exportd.jobs import LetGo
-from exportd.pgstore import PgJobStore
+from exportd.queue.job import LetGo
+from exportd.queue.postgres import PgJobStore
 from tests.fault_bad_rows import REFUSED, BadRow, insert_statement
 from tests.helpers import insert_job, job_row
 

@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from exportd.sqlfiles import migrations
+from exportd.queue.sql import migrations
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
 from tests.helpers import clean_env, exportd, job_count, job_row

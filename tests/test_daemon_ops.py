@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from botocore.exceptions import ClientError
 
-from exportd import db
-from exportd.storage import open_s3_client
+from exportd import database
+from exportd.s3.client import open_s3_client
 from tests.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import eventually, insert_job, job_row, wait_for_state
@@ -89,7 +89,7 @@ async def test_started_during_a_database_outage_it_waits_then_serves(
                 return (await status(port, "/readyz"))[0] == 200
 
             await eventually(ready, timeout=30)
-            conn = await db.connect(cluster.url)
+            conn = await database.connect(cluster.url)
             try:
                 job_id = await insert_job(conn, owner="o", kind="numbers")
                 row = await wait_for_state(conn, job_id, {"completed", "failed"})

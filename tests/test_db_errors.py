@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from exportd.db import classify_pg_error
+from exportd.database import classify_pg_error
 from exportd.errors import ErrorKind
 
 

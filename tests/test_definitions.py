@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportd.definitions import (
+from exportd.definitions.kinds import (
     DEFAULT_TIMEOUT_SECONDS,
     DefinitionError,
     Definitions,
@@ -17,8 +17,8 @@ from exportd.definitions import (
     load_definitions,
     safe_filename,
 )
+from exportd.definitions.params import InvalidParams, ParamType
 from exportd.errors import ErrorKind, ExportError
-from exportd.params import InvalidParams, ParamType
 
 ORDERS = '''
 [kinds.orders]

@@ -15,10 +15,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exportd import db
+from exportd import database
 from exportd.errors import ErrorKind, ExportError
-from exportd.readers import SinkGuard, copy_csv
-from exportd.storage import open_s3_client
+from exportd.export.sources import SinkGuard, copy_csv
+from exportd.s3.client import open_s3_client
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.helpers import (
@@ -322,7 +322,7 @@ async def test_a_copy_whose_sink_fails_ends_with_that_error_and_never_hangs(dsn:
     # A small COPY is often complete on the server by the time its sink
     # fails: a cancellation then has nothing to cancel, and used to leave
     # the ROLLBACK waiting forever.
-    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    pool = await database.create_pool(dsn, min_size=1, max_size=1)
     try:
         for _ in range(20):
             async with asyncio.timeout(10), pool.acquire() as conn:

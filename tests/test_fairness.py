@@ -10,8 +10,8 @@ import uuid
 import asyncpg
 import pytest
 
-from exportd.pgstore import PgJobStore
-from exportd.sqlfiles import queries
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.sql import queries
 from tests.helpers import add_history, insert_job
 
 LEASE = 30.0

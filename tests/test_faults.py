@@ -30,8 +30,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from exportd import db
-from exportd.storage import list_open_uploads, open_s3_client
+from exportd import database
+from exportd.s3.client import list_open_uploads, open_s3_client
 from tests.daemon_process import daemon_env
 from tests.fault_bad_rows import FAILED, ODD_BUT_LEGAL, insert_statement
 from tests.fault_checks import (
@@ -130,7 +130,7 @@ async def test_daemons_survive_kills_restarts_and_outages(
     bucket = create_bucket(s3_endpoint)
     with throwaway_cluster() as cluster, tcp_gate(s3_endpoint.url) as gate:
         await cluster.migrate()
-        setup = await db.connect(cluster.url)
+        setup = await database.connect(cluster.url)
         try:
             await setup.execute(SOURCE_SQL)
             await setup.execute(AUDIT_SQL)
@@ -183,7 +183,7 @@ async def test_daemons_survive_kills_restarts_and_outages(
         # of the signal: that is fine; one that served must drain and exit 0.
         run.fail_if(exits, "a daemon did not exit 0 after SIGTERM")
 
-        conn = await db.connect(cluster.url)
+        conn = await database.connect(cluster.url)
         try:
             rows = {
                 r["id"]: r

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exportd.handlers import ENTRY_POINT_GROUP, HandlerNotFound, load_handler
+from exportd.definitions.python_datasets import ENTRY_POINT_GROUP, HandlerNotFound, load_handler
 from tests import custom_kinds
 
 

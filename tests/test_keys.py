@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exportd import limits
-from exportd.keys import check_prefix, key_segment, object_key
+from exportd.export.keys import check_prefix, key_segment, object_key
 from exportd.settings import Settings
 
 JOB = uuid.UUID("12345678-1234-5678-1234-567812345678")

@@ -16,23 +16,22 @@ PACKAGE = Path(__file__).resolve().parent.parent / "exportd"
 IO_LIBRARIES = {"asyncpg", "aiobotocore", "botocore", "aiohttp"}
 
 PURE = [
-    "backoff",
-    "lease",
-    "parts",
+    "queue/backoff",
+    "queue/lease",
+    "s3/parts",
     "errors",
-    "jobs",
-    "params",
-    "paramdecl",
-    "paramschema",
-    "sqlnames",
-    "sqlliterals",
-    "definitions",
-    "breaker",
-    "keys",
-    "jsonbounds",
+    "queue/job",
+    "definitions/params",
+    "definitions/declarations",
+    "definitions/schema",
+    "definitions/placeholders",
+    "definitions/literals",
+    "definitions/kinds",
+    "worker/breaker",
+    "export/keys",
     "limits",
 ]
-NO_DRIVER = ["worker", "store", *PURE]
+NO_DRIVER = ["worker/loop", "queue/interface", *PURE]
 
 
 def imported_top_levels(module: str) -> set[str]:
@@ -52,15 +51,15 @@ def test_module_imports_no_io_library(module: str) -> None:
 
 
 def test_worker_reaches_the_queue_only_through_its_protocol() -> None:
-    tree = ast.parse((PACKAGE / "worker.py").read_text())
+    tree = ast.parse((PACKAGE / "worker" / "loop.py").read_text())
     modules = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert "exportd.store" in modules
+    assert "exportd.queue.interface" in modules
     assert not modules & {
-        "exportd.pgstore",
-        "exportd.exporter",
-        "exportd.db",
-        "exportd.storage",
-        "exportd.api",
+        "exportd.queue.postgres",
+        "exportd.export.engine",
+        "exportd.database",
+        "exportd.s3.client",
+        "exportd.api.app",
     }

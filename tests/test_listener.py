@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from exportd.listener import Listener
+from exportd.queue.listener import Listener
 from tests.helpers import eventually, insert_job
 
 

@@ -15,7 +15,7 @@ import pytest
 
 _PROBE = """
 import ctypes, ctypes.util, sys
-from exportd.memory import keep_large_buffers_mapped
+from exportd.export.memory import keep_large_buffers_mapped
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (

@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from exportd import db
-from exportd.storage import list_open_uploads, open_s3_client
+from exportd import database
+from exportd.s3.client import list_open_uploads, open_s3_client
 from tests.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.fixtures_s3 import (
     ACCESS_KEY,
@@ -143,7 +143,7 @@ async def test_postgres_restart_mid_export_loses_and_repeats_nothing(
     port = free_port()
     with throwaway_cluster() as cluster:
         await cluster.migrate()
-        conn = await db.connect(cluster.url)
+        conn = await database.connect(cluster.url)
         try:
             ids = [await insert_job(conn, owner=f"o{i}", kind="paced") for i in range(JOBS)]
         finally:

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from exportd.sqlfiles import migrations, queries
+from exportd.queue.sql import migrations, queries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_wheel_ships_sql_and_demo_files(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from exportd.sqlfiles import sql_dir, queries, migrations;"
+            "from exportd.queue.sql import sql_dir, queries, migrations;"
             "print(sql_dir()); print(len(migrations())); print(len(queries().names()))",
         ],
         env={"PYTHONPATH": str(site), "PATH": os.environ.get("PATH", "")},

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.errors import ErrorKind, ExportError
-from exportd.paramdecl import SpecError, parse_spec
-from exportd.params import (
+from exportd.definitions.declarations import SpecError, parse_spec
+from exportd.definitions.params import (
     BIGINT_MAX,
     InvalidParams,
     ParamError,
@@ -24,7 +23,8 @@ from exportd.params import (
     to_json,
     validate_params,
 )
-from exportd.paramschema import json_schema, pg_type
+from exportd.definitions.schema import json_schema, pg_type
+from exportd.errors import ErrorKind, ExportError
 
 T = ParamType
 

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exportd.parts import (
+from exportd.s3.client import content_disposition
+from exportd.s3.parts import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
     choose_part_size,
     upload_memory_bound,
 )
-from exportd.storage import content_disposition
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB

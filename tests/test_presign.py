@@ -15,8 +15,8 @@ from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.presign import PROBE_KEY, Credentials, Endpoint, sign_get
-from exportd.storage import content_disposition
+from exportd.s3.client import content_disposition
+from exportd.s3.presign import PROBE_KEY, Credentials, Endpoint, sign_get
 
 
 @functools.cache

@@ -22,17 +22,17 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportd import limits
-from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, UploadRef
-from exportd.jsonbounds import json_depth
+from exportd.limits import json_depth
 from exportd.maintenance.purge import Purge
+from exportd.maintenance.reaper import Reaper
 from exportd.maintenance.retention import Retention
-from exportd.migrate import migrate
-from exportd.pgstore import PgJobStore
-from exportd.reaper import Reaper
-from exportd.sqlfiles import migrations, queries
-from exportd.worker import JobContext, Worker, WorkerConfig
+from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.job import ExportResult, Heartbeat, UploadRef
+from exportd.queue.migrations import migrate
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.sql import migrations, queries
+from exportd.worker.loop import JobContext, Worker, WorkerConfig
 from tests.helpers import eventually, insert_job
 
 LEASE = 30.0

@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from exportd import db
-from exportd.backoff import BackoffPolicy
+from exportd import database
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, JobState, LetGo
-from exportd.pgstore import PgJobStore
-from exportd.reaper import Reaper
+from exportd.maintenance.reaper import Reaper
+from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.job import ExportResult, Heartbeat, JobState, LetGo
+from exportd.queue.postgres import PgJobStore
 from tests.helpers import add_history, insert_job, job_row
 
 LEASE = 30.0
@@ -260,8 +260,8 @@ async def test_dedupe_key_allows_one_live_job(pool: asyncpg.Pool) -> None:
 
 
 async def test_concurrent_migrations_apply_each_migration_once(empty_database: str) -> None:
-    from exportd.migrate import migrate
-    from exportd.sqlfiles import migrations
+    from exportd.queue.migrations import migrate
+    from exportd.queue.sql import migrations
 
     async def run() -> list[int]:
         c = await asyncpg.connect(empty_database)
@@ -342,7 +342,7 @@ async def test_a_connection_lost_while_completing_is_a_database_outage(
     job_id = await insert_job(pool)
     store = PgJobStore(pool)
     [job] = await store.claim("w1", 1, LEASE)
-    admin = await db.connect(dsn)
+    admin = await database.connect(dsn)
 
     commit = commit_cutting_connections(admin)
 
@@ -387,8 +387,8 @@ async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
     job_id = await insert_job(pool)
-    queue = await db.create_pool(dsn, min_size=1, max_size=1)
-    beats = await db.create_pool(dsn, min_size=1, max_size=1)
+    queue = await database.create_pool(dsn, min_size=1, max_size=1)
+    beats = await database.create_pool(dsn, min_size=1, max_size=1)
     try:
         store = PgJobStore(queue, heartbeat_pool=beats)
         [job] = await store.claim("w1", 1, LEASE)
@@ -478,7 +478,7 @@ async def test_every_job_of_a_batch_whose_connection_is_lost_gets_the_outage(
     await insert_job(pool)
     store = PgJobStore(pool)
     first, second = await store.claim("w1", 2, LEASE)
-    admin = await db.connect(dsn)
+    admin = await database.connect(dsn)
 
     commit = commit_cutting_connections(admin)
 

@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from exportd.export.row_limit import longest_record
 from exportd.limits import MAX_ROW_BYTES_FLOOR, ROW_WATCH_SLACK_BYTES
-from exportd.rowbound import longest_record
 from exportd.settings import SettingsError, load_settings
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, s3_settings

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.definitions import Kind, definitions_from_text
+from exportd.definitions.kinds import Kind, definitions_from_text
+from exportd.definitions.params import InvalidParams, to_json
 from exportd.errors import ErrorKind, ExportError
-from exportd.formats import SUPPORTED_FORMATS, format_for, formats_of
-from exportd.params import InvalidParams, to_json
+from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of
 from tests.test_definitions import problems_of
 
 REPORT = """

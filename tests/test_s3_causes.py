@@ -15,19 +15,19 @@ import asyncpg
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from exportd import exporter as exporter_module
-from exportd.breaker import StorageBreaker
 from exportd.errors import STORAGE_OUTAGES, ErrorKind, ExportError, is_retryable
-from exportd.exporter import write_probe_key
-from exportd.keys import object_key
-from exportd.storage import (
+from exportd.export import engine as exporter_module
+from exportd.export.engine import write_probe_key
+from exportd.export.keys import object_key
+from exportd.s3.client import (
     DeadlineClient,
     S3Client,
     classify_s3_error,
     content_disposition,
     open_s3_client,
 )
-from exportd.upload import ObjectUpload
+from exportd.s3.upload import ObjectUpload
+from exportd.worker.breaker import StorageBreaker
 from tests.daemon_harness import FAST, running_daemon
 from tests.daemon_process import status
 from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exportd.sdnotify import Notifier, socket_address, watchdog_interval
+from exportd.daemon.systemd import Notifier, socket_address, watchdog_interval
 
 
 @pytest.fixture

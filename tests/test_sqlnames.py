@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from exportd.sqlnames import CompiledQuery, Slot, UnknownNames, compile_named, inline
+from exportd.definitions.placeholders import (
+    CompiledQuery,
+    Slot,
+    UnknownNames,
+    compile_named,
+    inline,
+)
 
 TYPES = {"owner": "text", "a": "date", "ids": "bigint[]", "n": "bigint"}
 

@@ -14,8 +14,8 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exportd.readers import _copy_out, csv_statement, start_session
-from exportd.sqlnames import compile_named, inline
+from exportd.definitions.placeholders import compile_named, inline
+from exportd.export.sources import _copy_out, csv_statement, start_session
 
 FRAGMENTS = ["$", "$1", "$2", "$$", "$t$", ":", "::", ":s", ":p0", "'", "''", '"', "\\", "E'\\''"]
 FRAGMENTS += ["--", "/*", "*/", "\n", "\r", ";", "UNION ALL SELECT 1", ",", "é", "€"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.streams import BLOCK, CsvRecords, GzipStream, JsonArrayStream, ZipBundle
+from exportd.export.streams import BLOCK, CsvRecords, GzipStream, JsonArrayStream, ZipBundle
 
 
 class Collect:

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from structlog.testing import capture_logs
 
-from exportd import upload as upload_module
 from exportd.errors import ErrorKind, ExportError
-from exportd.storage import (
+from exportd.s3 import upload as upload_module
+from exportd.s3.client import (
     S3Client,
     check_bucket,
     classify_s3_error,
@@ -28,7 +28,7 @@ from exportd.storage import (
     open_presigner,
     open_s3_client,
 )
-from exportd.upload import ObjectUpload, UploadResult
+from exportd.s3.upload import ObjectUpload, UploadResult
 from tests.fixtures_s3 import S3Endpoint, free_port, s3_settings
 
 MIB = 1024 * 1024

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exportd.backoff import BackoffPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.jobs import ExportResult, Heartbeat, Job, JobState, LetGo
-from exportd.store import Commit
-from exportd.worker import JobContext, Worker, WorkerConfig
+from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.interface import Commit
+from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo
+from exportd.worker.loop import JobContext, Worker, WorkerConfig
 
 
 def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:
@@ -483,7 +483,7 @@ async def test_claim_failures_are_survived() -> None:
 
 
 def test_worker_ids_are_fresh_per_start() -> None:
-    from exportd.worker import new_worker_id
+    from exportd.worker.loop import new_worker_id
 
     first, second = new_worker_id(), new_worker_id()
     assert first != second

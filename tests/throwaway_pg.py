@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from exportd import db
-from exportd.migrate import migrate
+from exportd import database
+from exportd.queue.migrations import migrate
 from tests.fixtures_s3 import free_port
 
 _CANDIDATES = [
@@ -72,7 +72,7 @@ class Cluster:
         self._run(*args)
 
     async def migrate(self) -> None:
-        conn = await db.connect(self.url)
+        conn = await database.connect(self.url)
         try:
             await migrate(conn)
         finally:

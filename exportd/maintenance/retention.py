@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from exportd.isolation import Passed, per_row_on_failure
-from exportd.sqlfiles import queries
+from exportd.queue.isolation import Passed, per_row_on_failure
+from exportd.queue.sql import queries
 
 DeleteObject = Callable[[str], Awaitable[None]]
 

@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from exportd.sqlfiles import queries
-from exportd.storage import OpenUpload, S3Client, abort_upload, list_open_uploads
+from exportd.queue.sql import queries
+from exportd.s3.client import OpenUpload, S3Client, abort_upload, list_open_uploads
 
 _ABORT_TIMEOUT = 30.0
 

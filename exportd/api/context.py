@@ -1,0 +1,35 @@
+"""What the API's handlers share: the daemon's pools, client, settings and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from exportd.definitions.kinds import Definitions
+from exportd.metrics import Metrics
+from exportd.s3.client import S3Client
+from exportd.s3.presign import Presigner
+from exportd.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    pool: asyncpg.Pool
+    s3: S3Client
+    settings: Settings
+    definitions: Definitions = field(default_factory=lambda: Definitions([]))
+    worker_alive: Callable[[], bool] = lambda: True
+    draining: Callable[[], bool] = lambda: False
+    # More readiness checks, each "ok" or why not (the storage breaker).
+    extra_checks: Callable[[], dict[str, str]] = dict
+    metrics: Metrics = field(default_factory=Metrics)
+    # Made on first use: it needs credentials, which a daemon may start without.
+    presigner: Presigner | None = None
+    _ready_at: float = field(default=0.0)
+    _ready_checks: dict[str, str] = field(default_factory=dict)
+
+
+CONTEXT = web.AppKey("exportd_context", ApiContext)

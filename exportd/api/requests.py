@@ -1,0 +1,584 @@
+"""What an API request asks for, read and checked without any I/O.
+
+Each reader collects every problem before it gives up, so that a caller
+fixes a request in one round trip: a 400 lists all of them, each naming its
+field. The pagination cursor is opaque to callers but plain to us: the
+(created_at, id) of the last job of a page, in URL-safe base64 JSON.
+
+Every caller string is bounded in bytes of UTF-8 where it enters, with the
+numbers of ``exportd.limits`` (the table's CHECK constraints hold the same),
+and a JSON body's nesting is bounded before any recursive decoder sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from exportd import limits
+from exportd.definitions.kinds import Definitions, Kind
+from exportd.definitions.params import InvalidParams
+from exportd.errors import ExportError
+from exportd.export.formats import default_format
+from exportd.limits import json_depth
+from exportd.queue.job import STATES
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+SMALLINT = (-32768, 32767)
+MAX_ATTEMPTS = (1, 100)
+TIMESTAMP_MIN = datetime.fromisoformat(limits.TIMESTAMP_MIN_ISO)
+TIMESTAMP_MAX = datetime.fromisoformat(limits.TIMESTAMP_MAX_ISO)
+
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{limits.REQUEST_ID_MAX_BYTES}}}")
+# C0 controls and DEL: no owner, kind or dedupe key needs them, and in a log
+# line, a header or a terminal they forge structure.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A JSON string (escapes included), and the brackets left once strings are gone.
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class RequestInvalid(Exception):
+    """A request that cannot be served as sent; ``errors`` lists every problem."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+
+def request_id(presented: str | None) -> str:
+    """The caller's request id when it is sane, else a new one.
+
+    A caller's id ties our log lines to theirs; anything long or with
+    characters that could forge log structure is replaced rather than echoed.
+    """
+    if presented and _REQUEST_ID.fullmatch(presented):
+        return presented
+    return uuid.uuid4().hex
+
+
+def parse_job_id(raw: str) -> uuid.UUID | None:
+    """The job id in a path, or None: a malformed id is an unknown id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+_TIMESTAMP_HINT = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2025-01-31T12:00:00Z"
+_TIMESTAMP_RANGE = (
+    f"must lie from {limits.TIMESTAMP_MIN_ISO} up to (not including) {limits.TIMESTAMP_MAX_ISO}"
+)
+
+
+def _aware(raw: str) -> datetime:
+    """An ISO 8601 timestamp with its UTC offset, in UTC; ValueError saying why not."""
+    try:
+        value = datetime.fromisoformat(raw)  # Python 3.11 reads 'Z' too
+    except ValueError:
+        raise ValueError(_TIMESTAMP_HINT) from None
+    if value.tzinfo is None:
+        raise ValueError(_TIMESTAMP_HINT)
+    try:
+        # 9999-12-31T23:59:59-14:00 is a valid text whose UTC is past year 9999.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(_TIMESTAMP_RANGE) from None
+
+
+def parse_timestamp(raw: str) -> datetime:
+    """A timestamp a caller sends (``run_after``, ``created_after``...), in UTC.
+
+    ISO 8601 with a UTC offset (``Z`` or ``+02:00``), within
+    ``[TIMESTAMP_MIN, TIMESTAMP_MAX)`` (``exportd.limits``: the driver stores
+    0001-01-01T00:00:00Z as -infinity, and a later year cannot carry an
+    offset in Python). ValueError with the reason, fit for a 400.
+    """
+    if len(raw) > limits.QUERY_VALUE_MAX_BYTES:
+        raise ValueError(_TIMESTAMP_HINT)
+    value = _aware(raw)
+    if not TIMESTAMP_MIN <= value < TIMESTAMP_MAX:
+        raise ValueError(_TIMESTAMP_RANGE)
+    return value
+
+
+def text_problem(text: str, max_bytes: int | None = None) -> str | None:
+    """Why ``text`` cannot be taken, or None.
+
+    A NUL character or a lone surrogate (JSON allows both) makes the driver or
+    the server refuse the whole statement: a 400 naming the field, not a 500.
+    ``max_bytes`` bounds its UTF-8 encoding (``exportd.limits``): bytes, not
+    characters, because every limit downstream counts bytes.
+    """
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "must be valid Unicode text"
+    if max_bytes is not None and size > max_bytes:
+        return f"must be at most {max_bytes} bytes of UTF-8 (it has {size})"
+    return None
+
+
+def identifier_problem(text: str, max_bytes: int) -> str | None:
+    """Why ``text`` cannot be an owner, kind or dedupe key, or None: it must be
+    non-empty, storable, free of control characters and at most ``max_bytes``."""
+    if not text:
+        return "must not be empty"
+    problem = text_problem(text, max_bytes)
+    if problem is None and _CONTROL.search(text):
+        problem = "must not contain control characters"
+    return problem
+
+
+def _shown(name: str) -> str:
+    """A caller-chosen name as echoed in an error: never longer than a line."""
+    return name if len(name) <= 64 else f"{name[:64]}..."
+
+
+# --- JSON bodies -----------------------------------------------------------------------------
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):  # 1e400: Postgres's jsonb cannot hold infinity
+        raise ValueError(f"the number {_shown(raw)} is out of range")
+    return value
+
+
+def _distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 leaves a repeated name's meaning to the reader: a proxy that takes
+    # the first "owner" and this server, which would take the last, would
+    # disagree about whose job it is. Refused, as two owner scopes are.
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        repeated = next(key for key, count in counts.items() if count > 1)
+        raise ValueError(f"the key {_shown(repeated)!r} occurs more than once in one object")
+    return document
+
+
+def parse_json_body(raw: bytes) -> object:
+    """A request body's JSON document, or RequestInvalid saying why not.
+
+    UTF-8 only; nesting at most ``limits.REQUEST_JSON_MAX_DEPTH``, checked
+    before decoding; no NaN, Infinity or number too large for a float, which
+    Python reads but Postgres cannot store; no key repeated in an object, at any
+    depth (which one was meant?). The body's size is bounded before
+    this by the server (``limits.REQUEST_BODY_MAX_BYTES``, 413).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestInvalid([FieldError("", "the body is not UTF-8 text")]) from None
+    if json_depth(text) > limits.REQUEST_JSON_MAX_DEPTH:
+        raise RequestInvalid(
+            [
+                FieldError(
+                    "",
+                    "the body nests arrays and objects deeper than "
+                    f"{limits.REQUEST_JSON_MAX_DEPTH} levels",
+                )
+            ]
+        )
+    try:
+        return json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            object_pairs_hook=_distinct_keys,
+        )
+    except (ValueError, RecursionError) as exc:
+        raise RequestInvalid([FieldError("", f"the body is not JSON: {exc}")]) from None
+
+
+def params_problems(params: Mapping[str, Any]) -> list[FieldError]:
+    """What makes a params document one the table cannot hold: text Postgres
+    refuses (NUL, lone surrogates, in a key or a value at any depth), and a
+    size over ``limits.PARAMS_MAX_BYTES`` as JSON text. Walked without
+    recursion; the body's depth bound already holds."""
+    # (field to report, value): a top-level key reports as params.<key>.
+    pending: list[tuple[str, object]] = [("params", k) for k in params]
+    pending.extend((f"params.{_shown(k)}", v) for k, v in params.items())
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if problem := text_problem(value):
+                return [FieldError(where, f"{problem}, in keys and values alike")]
+        elif isinstance(value, dict):
+            pending.extend((where, k) for k in value)
+            pending.extend((where, v) for v in value.values())
+        elif isinstance(value, list):
+            pending.extend((where, v) for v in value)
+    size = len(json.dumps(params, ensure_ascii=False).encode("utf-8"))
+    if size > limits.PARAMS_MAX_BYTES:
+        message = f"must be at most {limits.PARAMS_MAX_BYTES} bytes as JSON text (it has {size})"
+        return [FieldError("params", message)]
+    return []
+
+
+# --- Query strings ---------------------------------------------------------------------------
+
+
+def query_problems(raw_query: str) -> list[FieldError]:
+    """What makes a raw (still percent-encoded) query string unreadable: a name or
+    value whose bytes are not UTF-8, one problem per parameter, named as sent.
+
+    The server's own decoding replaces such bytes with U+FFFD, so that 'caf%E9' and
+    'caf%E8' would both be read as the one owner 'caf\ufffd': a value must be read
+    as sent or refused, never read as another.
+    """
+    problems: list[FieldError] = []
+    for part in raw_query.split("&"):
+        raw_name, _, raw_value = part.partition("=")
+        try:
+            name = unquote_to_bytes(raw_name.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(FieldError(_shown(raw_name), "must be valid UTF-8 text"))
+            continue
+        try:
+            unquote_to_bytes(raw_value.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(FieldError(_shown(name), "must be valid UTF-8 text"))
+    return problems
+
+
+# --- The owner scope -------------------------------------------------------------------------
+
+
+def owner_scope(headers: list[str], queries: list[str]) -> str | None:
+    """The owner a request is confined to, or None for a service caller.
+
+    ``headers`` are every ``X-Exportd-Owner`` header of the request and
+    ``queries`` every ``owner_scope`` value: all of them must name one owner
+    (sent twice alike is fine), because serving any one of two owners would
+    let whoever adds the second choose. The owner is bounded like the table's
+    (``limits.OWNER_MAX_BYTES``): a header is no way around the body's check.
+    """
+    scopes = {*headers, *queries}
+    if len(scopes) > 1:
+        raise RequestInvalid(
+            [
+                FieldError(
+                    "owner_scope",
+                    f"names {len(scopes)} different owners (X-Exportd-Owner headers and "
+                    "owner_scope values must all be equal)",
+                )
+            ]
+        )
+    scope = scopes.pop() if scopes else None
+    if scope is not None and (problem := identifier_problem(scope, limits.OWNER_MAX_BYTES)):
+        raise RequestInvalid([FieldError("owner_scope", problem)])
+    return scope
+
+
+def single_value(
+    multi: Mapping[str, Sequence[str]], name: str, max_bytes: int, errors: list[FieldError]
+) -> str | None:
+    """The one value of query parameter ``name`` (None when absent); a problem is
+    added to ``errors`` when it is given twice with different values (which one
+    was meant?) or is longer than ``max_bytes``."""
+    values = multi.get(name) or []
+    if not values:
+        return None
+    if len(set(values)) > 1:
+        errors.append(FieldError(name, "is given more than once, with different values"))
+        return None
+    if problem := text_problem(values[0], max_bytes):
+        errors.append(FieldError(name, problem))
+        return None
+    return values[0]
+
+
+# --- Listing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        created = self.created_at
+        if created.tzinfo is None:  # the driver's ±infinity: see api.views.timestamp
+            created = created.replace(tzinfo=UTC)
+        raw = json.dumps([created.isoformat(), str(self.id)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            created, job_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            # Any time a row holds, infinity (9999-12-31T23:59:59.999999) included.
+            return cls(_aware(created), uuid.UUID(job_id))
+        except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError) as exc:
+            raise ValueError("not a cursor this API returned") from exc
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    owner: str
+    states: list[str] | None
+    kinds: list[str] | None
+    created_after: datetime | None
+    created_before: datetime | None
+    limit: int
+    cursor: Cursor | None
+
+
+_LIST_PARAMS = frozenset(
+    {"owner", "state", "kind", "created_after", "created_before", "limit", "cursor", "owner_scope"}
+)
+
+
+def _repeated(
+    multi: Mapping[str, Sequence[str]], name: str, max_bytes: int, errors: list[FieldError]
+) -> list[str] | None:
+    """Every non-empty value of a repeatable parameter (None: no filter), each at
+    most ``max_bytes`` and at most ``limits.QUERY_VALUES_MAX`` of them."""
+    values = [v for v in multi.get(name, []) if v]
+    if len(values) > limits.QUERY_VALUES_MAX:
+        errors.append(FieldError(name, f"may be given at most {limits.QUERY_VALUES_MAX} times"))
+        return None
+    for value in values:
+        if problem := text_problem(value, max_bytes):
+            errors.append(FieldError(name, problem))
+            return None
+    return values or None
+
+
+def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> ListQuery:
+    """``GET /v1/jobs``: ``multi`` has every value of each query parameter.
+
+    A parameter that takes one value and is given several different ones is
+    refused (400), never answered with the first or the last.
+    """
+    errors: list[FieldError] = []
+    for name in sorted(set(multi) - _LIST_PARAMS):
+        errors.append(
+            FieldError(
+                _shown(name), f"unknown parameter; allowed: {', '.join(sorted(_LIST_PARAMS))}"
+            )
+        )
+
+    # owner_scope was read (and checked) into ``scope``; its values must agree alike.
+    single_value(multi, "owner_scope", limits.OWNER_MAX_BYTES, errors)
+    owner = single_value(multi, "owner", limits.OWNER_MAX_BYTES, errors)
+    if owner is None:
+        if "owner" not in multi:
+            owner = scope
+            if owner is None:
+                errors.append(FieldError("owner", "is required"))
+    elif problem := identifier_problem(owner, limits.OWNER_MAX_BYTES):
+        errors.append(FieldError("owner", problem))
+    elif scope is not None and owner != scope:
+        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+
+    states = _repeated(multi, "state", limits.QUERY_VALUE_MAX_BYTES, errors)
+    for state in states or ():
+        if state not in STATES:
+            errors.append(
+                FieldError("state", f"unknown state {state!r}; one of {', '.join(STATES)}")
+            )
+    kinds = _repeated(multi, "kind", limits.KIND_MAX_BYTES, errors)
+
+    bounds: dict[str, datetime | None] = {}
+    for name in ("created_after", "created_before"):
+        raw = single_value(multi, name, limits.QUERY_VALUE_MAX_BYTES, errors)
+        bounds[name] = None
+        if raw is not None:
+            try:
+                bounds[name] = parse_timestamp(raw)
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+
+    limit = DEFAULT_LIMIT
+    raw_limit = single_value(multi, "limit", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
+
+    cursor = None
+    raw_cursor = single_value(multi, "cursor", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_cursor:
+        try:
+            cursor = Cursor.decode(raw_cursor)
+        except ValueError as exc:
+            errors.append(FieldError("cursor", str(exc)))
+
+    if errors:
+        raise RequestInvalid(errors)
+    assert owner is not None
+    return ListQuery(
+        owner, states, kinds, bounds["created_after"], bounds["created_before"], limit, cursor
+    )
+
+
+# --- Enqueueing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewJob:
+    owner: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    priority: int
+    run_after: datetime | None
+    max_attempts: int
+    dedupe_key: str | None
+
+
+_JOB_FIELDS = (
+    "owner",
+    "kind",
+    "params",
+    "format",
+    "priority",
+    "run_after",
+    "max_attempts",
+    "dedupe_key",
+)
+
+
+def _text(
+    body: Mapping[str, Any], name: str, max_bytes: int, errors: list[FieldError]
+) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        errors.append(FieldError(name, "must be a non-empty string"))
+        return None
+    if problem := identifier_problem(value, max_bytes):
+        errors.append(FieldError(name, problem))
+        return None
+    return value
+
+
+def _integer(
+    body: Mapping[str, Any],
+    name: str,
+    bounds: tuple[int, int],
+    default: int,
+    errors: list[FieldError],
+) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    # JSON true is not 1, and 2.0 is a float that happens to be whole.
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        errors.append(FieldError(name, f"must be a whole number from {bounds[0]} to {bounds[1]}"))
+        return default
+    return value
+
+
+def parse_new_job(
+    body: object,
+    definitions: Definitions,
+    formats_for: Callable[[Kind | None], Sequence[str]],
+    scope: str | None,
+) -> NewJob:
+    """``POST /v1/jobs``: a job every check passed, or RequestInvalid listing every problem.
+
+    The params are checked with the kind's own validator, the one the daemon
+    runs before the export, so a job accepted here fails later only if the
+    definitions change in between.
+    """
+    if not isinstance(body, dict):
+        raise RequestInvalid([FieldError("", "the body must be a JSON object")])
+    errors = [
+        FieldError(_shown(name), f"unknown field; allowed: {', '.join(_JOB_FIELDS)}")
+        for name in body
+        if name not in _JOB_FIELDS
+    ]
+
+    owner = _text(body, "owner", limits.OWNER_MAX_BYTES, errors)
+    if body.get("owner") is None:
+        if scope is None:
+            errors.append(FieldError("owner", "is required"))
+        owner = scope
+    elif owner is not None and scope is not None and owner != scope:
+        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+
+    kind_name = body.get("kind")
+    params = body.get("params", {})
+    if params is None:
+        params = {}
+    if isinstance(params, dict):
+        errors.extend(params_problems(params))
+    kind: Kind | None = None
+    if not isinstance(kind_name, str) or not kind_name:
+        errors.append(FieldError("kind", "is required: the name of an export kind (GET /v1/kinds)"))
+    elif problem := identifier_problem(kind_name, limits.KIND_MAX_BYTES):
+        errors.append(FieldError("kind", problem))
+    else:
+        try:
+            kind = definitions.require(kind_name)
+            kind.validate(params)
+        except InvalidParams as exc:
+            errors.extend(
+                FieldError(f"params.{e.field}" if e.field else "params", e.message)
+                for e in exc.errors
+            )
+        except ExportError as exc:  # an unknown kind
+            errors.append(FieldError("kind", exc.message))
+
+    known_formats = list(formats_for(kind))
+    fmt = body.get("format")
+    if fmt is None:
+        fmt = default_format(tuple(known_formats))
+    elif fmt not in known_formats:
+        errors.append(FieldError("format", f"must be one of {', '.join(known_formats)}"))
+
+    priority = _integer(body, "priority", SMALLINT, 0, errors)
+    max_attempts = _integer(body, "max_attempts", MAX_ATTEMPTS, 5, errors)
+
+    run_after = None
+    raw_run_after = body.get("run_after")
+    if raw_run_after is not None:
+        try:
+            if not isinstance(raw_run_after, str):
+                raise ValueError(_TIMESTAMP_HINT)
+            run_after = parse_timestamp(raw_run_after)
+        except ValueError as exc:
+            errors.append(FieldError("run_after", str(exc)))
+
+    dedupe_key = _text(body, "dedupe_key", limits.DEDUPE_KEY_MAX_BYTES, errors)
+
+    if errors:
+        raise RequestInvalid(errors)
+    # Every check above passed, so these hold; mypy learns it here.
+    assert owner is not None
+    assert isinstance(kind_name, str)
+    assert isinstance(params, dict)
+    return NewJob(owner, kind_name, params, str(fmt), priority, run_after, max_attempts, dedupe_key)

@@ -1,0 +1,277 @@
+"""The /v1 routes: jobs (list, read, enqueue, cancel or delete, download) and kinds.
+
+Owner scope: a request carrying ``X-Exportd-Owner`` (or ``owner_scope=``) acts
+for that owner alone. Another owner's job is answered exactly as an unknown
+one (404, same message shape), so job ids cannot be probed across owners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from exportd.api.context import CONTEXT, ApiContext
+from exportd.api.middleware import ApiError
+from exportd.api.requests import (
+    Cursor,
+    FieldError,
+    ListQuery,
+    NewJob,
+    RequestInvalid,
+    owner_scope,
+    parse_job_id,
+    parse_json_body,
+    parse_list_query,
+    parse_new_job,
+)
+from exportd.api.views import job_document, with_download
+from exportd.definitions.kinds import Kind
+from exportd.errors import ErrorKind, ExportError
+from exportd.export.engine import SUPPORTED_FORMATS
+from exportd.export.formats import formats_of
+from exportd.queue.sql import queries
+from exportd.s3.client import delete_object, download_signer, open_presigner
+
+OWNER_HEADER = "X-Exportd-Owner"
+# Deleting an export's object is one request; S3 that takes longer is down.
+_DELETE_TIMEOUT = 10.0
+# A dedupe conflict with a job that ends at that very moment: insert again.
+_ENQUEUE_TRIES = 3
+
+
+def formats_for(kind: Kind | None) -> tuple[str, ...]:
+    """The formats a job of ``kind`` may ask for (of any kind: None)."""
+    return SUPPORTED_FORMATS if kind is None else formats_of(kind)
+
+
+def _scope(request: web.Request) -> str | None:
+    return owner_scope(
+        request.headers.getall(OWNER_HEADER, []), request.query.getall("owner_scope", [])
+    )
+
+
+def _not_found(raw: str) -> ApiError:
+    # The path is the caller's: echoed only as long as an id can be.
+    shown = raw if len(raw) <= 64 else f"{raw[:64]}..."
+    return ApiError(404, "not_found", f"no job {shown!r}")
+
+
+def _job_id(request: web.Request) -> uuid.UUID:
+    raw = request.match_info["id"]
+    job_id = parse_job_id(raw)
+    if job_id is None:
+        # Malformed ids are unknown ids: nothing to tell a prober apart.
+        raise _not_found(raw)
+    return job_id
+
+
+def _visible(row: Any, scope: str | None) -> bool:
+    return row is not None and (scope is None or row["owner"] == scope)
+
+
+def _location(job_id: object) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+async def _presented(ctx: ApiContext, row: Any) -> dict[str, Any]:
+    """The job's document, with a download URL when it has one to download."""
+
+    async def sign(key: str, filename: str, lifetime: timedelta) -> str:
+        # Made on first use: a daemon may start without credentials (readiness
+        # says so), and only a download needs them.
+        if ctx.presigner is None:
+            ctx.presigner = await open_presigner(ctx.settings, ctx.s3)
+        return await download_signer(ctx.presigner)(key, filename, lifetime)
+
+    return await with_download(job_document(row), sign, ctx.settings.download_url_ttl)
+
+
+async def _visible_job(request: web.Request) -> tuple[ApiContext, Any]:
+    """The job of the path, or 404 when unknown, malformed or outside the owner scope."""
+    ctx = request.app[CONTEXT]
+    scope = _scope(request)
+    job_id = _job_id(request)
+    row = await ctx.pool.fetchrow(queries()["get_job"], job_id)
+    if not _visible(row, scope):
+        raise _not_found(str(job_id))
+    return ctx, row
+
+
+async def get_job(request: web.Request) -> web.Response:
+    ctx, row = await _visible_job(request)
+    return web.json_response(await _presented(ctx, row))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    multi = {key: request.query.getall(key) for key in request.query}
+    q: ListQuery = parse_list_query(multi, _scope(request))
+    cursor = q.cursor
+    rows = await ctx.pool.fetch(
+        queries()["api_list_jobs"],
+        q.owner,
+        q.states,
+        q.kinds,
+        q.created_after,
+        q.created_before,
+        cursor.created_at if cursor else None,
+        cursor.id if cursor else None,
+        q.limit + 1,
+    )
+    page, more = rows[: q.limit], len(rows) > q.limit
+    next_cursor = Cursor(page[-1]["created_at"], page[-1]["id"]).encode() if more else None
+    return web.json_response({"jobs": [job_document(r) for r in page], "next_cursor": next_cursor})
+
+
+async def _json_body(request: web.Request) -> object:
+    # Read whole, within the application's client_max_size (413 beyond it).
+    return parse_json_body(await request.read())
+
+
+async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
+    """The new job's row, or the live duplicate's; and whether it is new."""
+    q = queries()
+    args = (
+        job.owner,
+        job.kind,
+        job.params,
+        job.format,
+        job.priority,
+        job.run_after,
+        job.max_attempts,
+        job.dedupe_key,
+    )
+    for _ in range(_ENQUEUE_TRIES):
+        try:
+            row = await ctx.pool.fetchrow(q["api_enqueue"], *args)
+        except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+            # The checks above mirror the table's; should a value still pass
+            # them and not the table (a bound counted differently), it is the
+            # caller's input all the same: 400 with the constraint, not 500.
+            raise RequestInvalid(
+                [
+                    FieldError(
+                        "", f"the queue table refused the job: {exc.__class__.__name__}: {exc}"
+                    )
+                ]
+            ) from None
+        if row is not None:
+            return row, True
+        existing = await ctx.pool.fetchrow(q["api_live_duplicate"], job.owner, job.dedupe_key)
+        if existing is not None:
+            return existing, False
+    raise ApiError(503, "busy", "the duplicate job kept changing state; retry")
+
+
+async def create_job(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    scope = _scope(request)
+    job = parse_new_job(await _json_body(request), ctx.definitions, formats_for, scope)
+    row, created = await _insert(ctx, job)
+    doc = job_document(row)
+    if not created:
+        raise ApiError(
+            409,
+            "duplicate",
+            f"owner {job.owner!r} already has a live job with dedupe_key {job.dedupe_key!r}",
+            job=doc,
+        )
+    response = web.json_response(doc, status=202)
+    response.headers["Location"] = _location(row["id"])
+    return response
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """Cancel a pending or processing job; delete a completed export's object."""
+    ctx = request.app[CONTEXT]
+    scope = _scope(request)
+    job_id = _job_id(request)
+    q = queries()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(q["api_lock_job"], job_id)
+        if not _visible(row, scope):
+            raise _not_found(str(job_id))
+        state = row["state"]
+        if state in ("pending", "processing"):
+            await conn.fetchval(q["cancel"], job_id)
+            row = await conn.fetchrow(q["get_job"], job_id)
+        elif state == "completed":
+            # The object goes first, with the row locked: should S3 fail, the
+            # job stays completed and downloadable and the caller retries.
+            if row["object_key"]:
+                await _delete_object(ctx, row["object_key"])
+            row = await conn.fetchrow(q["api_expire"], job_id)
+        else:
+            raise ApiError(
+                409,
+                "conflict",
+                f"job {job_id} is {state}: there is nothing to cancel or delete",
+                job=job_document(row),
+            )
+    if state == "pending":
+        # A running job is counted by the worker that stops it.
+        ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
+    return web.json_response(job_document(row))
+
+
+async def _delete_object(ctx: ApiContext, key: str) -> None:
+    try:
+        async with asyncio.timeout(_DELETE_TIMEOUT):
+            await delete_object(ctx.s3, ctx.settings.bucket(), key)
+    except TimeoutError:
+        raise ExportError(
+            ErrorKind.STORAGE_UNAVAILABLE,
+            f"S3 did not confirm the deletion within {_DELETE_TIMEOUT:g}s; retry",
+        ) from None
+
+
+async def download(request: web.Request) -> web.Response:
+    ctx, row = await _visible_job(request)
+    job_id = row["id"]
+    doc = await _presented(ctx, row)
+    url = doc.get("download_url")
+    if url is not None:
+        response = web.json_response(
+            {"download_url": url, "download_url_expires_at": doc["download_url_expires_at"]},
+            status=302,
+        )
+        response.headers["Location"] = url
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    state = row["state"]
+    if state in ("completed", "expired"):
+        raise ApiError(410, "gone", f"the export of job {job_id} has expired and was deleted")
+    raise ApiError(
+        409,
+        "not_completed",
+        f"job {job_id} is {state}: only a completed export can be downloaded",
+        state=state,
+    )
+
+
+async def list_kinds(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    kinds = [
+        {
+            "name": kind.name,
+            "description": kind.description,
+            "formats": list(formats_for(kind)),
+            "params_schema": kind.json_schema(),
+        }
+        for kind in ctx.definitions.values()
+    ]
+    return web.json_response({"kinds": kinds})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/v1/jobs", list_jobs)
+    router.add_post("/v1/jobs", create_job)
+    router.add_get("/v1/jobs/{id}", get_job)
+    router.add_delete("/v1/jobs/{id}", delete_job)
+    router.add_get("/v1/jobs/{id}/download", download)
+    router.add_get("/v1/kinds", list_kinds)

@@ -1,0 +1,313 @@
+"""What each CLI verb does, separated from argument parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+
+from exportd import database
+from exportd.api.views import job_document, with_download
+from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from exportd.daemon.serve import StartupError, serve
+from exportd.definitions.kinds import Dataset, DefinitionError, Definitions, Kind, load_definitions
+from exportd.definitions.schema import PROBE_TEXT, probe_value
+from exportd.errors import ExportError
+from exportd.export.formats import default_format, format_for, formats_of, writes_json
+from exportd.export.memory import keep_large_buffers_mapped
+from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
+from exportd.logs import configure_logging
+from exportd.queue.migrations import migrate as apply_migrations
+from exportd.queue.migrations import pending_migrations
+from exportd.queue.sql import queries
+from exportd.s3.client import check_bucket, download_signer, open_presigner, open_s3_client
+from exportd.settings import Settings, redact_text, redact_url
+
+
+def print_json(doc: Any) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+
+
+def load_kinds(settings: Settings) -> Definitions:
+    if settings.definitions is None:
+        raise CliError(
+            "EXPORTD_DEFINITIONS is not set: point it at a TOML file or directory of "
+            "export definitions (see docs/definitions.md)",
+            EXIT_USAGE,
+        )
+    try:
+        return load_definitions(settings.definitions)
+    except DefinitionError as exc:
+        problems = "\n  ".join(exc.problems)
+        raise CliError(f"invalid export definitions:\n  {problems}", EXIT_USAGE) from None
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    try:
+        return await database.connect(url, timeout=10)
+    except Exception as exc:
+        raise CliError(
+            f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
+        ) from None
+
+
+def run(settings: Settings) -> int:
+    definitions = load_kinds(settings)
+    settings.bucket()
+    configure_logging(settings.log_format, settings.log_level)
+    keep_large_buffers_mapped()
+    try:
+        asyncio.run(serve(settings, definitions))
+    except StartupError as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+async def migrate(settings: Settings) -> int:
+    conn = await _connect(settings.database_url)
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    if applied:
+        for m in applied:
+            print(f"applied {m.version:04d}_{m.name}")
+    else:
+        print("schema is up to date")
+    return EXIT_OK
+
+
+async def check(settings: Settings) -> int:
+    """Every check runs, and every problem is reported, before the exit code says so."""
+    failures = 0
+
+    def report(ok: bool, what: str, detail: str) -> None:
+        nonlocal failures
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}: {detail}")
+
+    definitions: Definitions | None = None
+    try:
+        definitions = load_kinds(settings)
+        report(True, "definitions", f"{len(definitions)} kind(s): {', '.join(definitions.names())}")
+    except CliError as exc:
+        report(False, "definitions", str(exc))
+
+    try:
+        conn = await database.connect(settings.database_url, timeout=10)
+    except Exception as exc:
+        url = settings.database_url
+        report(False, "database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
+    else:
+        try:
+            missing = await pending_migrations(conn)
+            report(
+                not missing,
+                "database",
+                "schema up to date"
+                if not missing
+                else f"{len(missing)} migration(s) pending; run `exportd migrate`",
+            )
+        finally:
+            await conn.close()
+
+    if definitions is not None:
+        await _prepare_queries(settings, definitions, report)
+
+    try:
+        bucket = settings.bucket()
+        async with contextlib.AsyncExitStack() as stack:
+            s3 = await open_s3_client(settings, stack)
+            await check_bucket(s3, bucket)
+        report(True, "bucket", f"{bucket} reachable")
+    except Exception as exc:
+        report(False, "bucket", str(getattr(exc, "message", exc)))
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> None:
+    """Have the source database parse and plan every statement a job of each kind
+    would send, so that a mistake in a definition is found at deploy time, not in a
+    user's job at 2 AM."""
+    try:
+        conn = await database.connect(settings.source_url, timeout=10)
+    except Exception as exc:
+        url = settings.source_url
+        report(False, "source database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
+        return
+    try:
+        for name in definitions.names():
+            kind = definitions[name]
+            for dataset in kind.datasets:
+                what = (
+                    f"kind {name}"
+                    if len(kind.datasets) == 1
+                    else f"kind {name}, dataset {dataset.name}"
+                )
+                if dataset.compiled is None:
+                    report(True, what, f"handler {dataset.handler_ref} imports")
+                    continue
+                try:
+                    async with conn.transaction(isolation="repeatable_read", readonly=True):
+                        await _check_statements(conn, settings, kind, dataset)
+                except asyncpg.PostgresError as exc:
+                    report(False, what, f"query does not prepare: {exc}")
+                except ExportError as exc:
+                    report(False, what, exc.message)
+                else:
+                    report(True, what, "query prepares")
+    finally:
+        await conn.close()
+
+
+async def _check_statements(
+    conn: asyncpg.Connection, settings: Settings, kind: Kind, dataset: Dataset
+) -> None:
+    """Parse and plan, without running them, the very statements the daemon sends for
+    ``dataset``: its statement bound with a probe value of each parameter (hostile text
+    for strings) by the daemon's binding function, inside the daemon's COPY wrappers,
+    in a transaction with the daemon's settings. Raises what Postgres raises, and
+    ExportError for columns a JSON record cannot hold."""
+    await start_session(conn, kind.timeout_seconds, settings.export_timezone)
+    values = {p: probe_value(spec) for p, spec in kind.params.items()}
+    sql = dataset.bind(PROBE_TEXT, values)
+    statements = [csv_statement(sql)]
+    if writes_json(kind, dataset):
+        what = f"kind {kind.name!r}, dataset {dataset.name!r}"
+        statements.append(await json_statement(conn, sql, what))
+    for statement in statements:
+        # Parse is all Postgres does with a COPY until it runs: the whole text's grammar.
+        await conn.prepare(statement.copy)
+        # The query inside it is analysed and planned, not run.
+        await estimate_rows(conn, statement.query)
+
+
+async def enqueue(
+    settings: Settings,
+    *,
+    kind: str,
+    owner: str,
+    params: dict[str, Any],
+    fmt: str | None,
+    priority: int,
+    max_attempts: int,
+    dedupe_key: str | None,
+    wait: bool,
+    wait_seconds: float | None,
+) -> int:
+    if settings.definitions is not None:
+        # Fail early, here, with every error at once; the daemon checks again.
+        definitions = load_kinds(settings)
+        try:
+            found = definitions.require(kind)
+            found.validate(params)
+            fmt = fmt or default_format(formats_of(found))
+            format_for(found, fmt)
+        except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
+            raise CliError(exc.message, EXIT_USAGE) from None
+    fmt = fmt or "csv"  # without definitions, the table's default
+    conn = await _connect(settings.database_url)
+    try:
+        try:
+            job_id = await conn.fetchval(
+                queries()["enqueue"],
+                owner,
+                kind,
+                params,
+                fmt,
+                priority,
+                None,
+                max_attempts,
+                dedupe_key,
+            )
+        except asyncpg.UniqueViolationError:
+            raise CliError(
+                f"owner {owner!r} already has a live job with dedupe key {dedupe_key!r}"
+            ) from None
+        except asyncpg.CheckViolationError as exc:
+            raise CliError(f"the job was refused: {exc}", EXIT_USAGE) from None
+        print(job_id, flush=True)
+        if not wait:
+            return EXIT_OK
+        return await _wait(settings, conn, job_id, wait_seconds)
+    finally:
+        await conn.close()
+
+
+def _progress_line(row: Any) -> str:
+    mib = row["bytes_written"] / (1024 * 1024)
+    return (
+        f"{row['state']}: attempt {row['attempts']}/{row['max_attempts']}, "
+        f"{mib:.1f} MiB, {row['rows_written']} rows, {row['progress']}%"
+    )
+
+
+async def _wait(
+    settings: Settings, conn: asyncpg.Connection, job_id: uuid.UUID, wait_seconds: float | None
+) -> int:
+    deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+    last = ""
+    while True:
+        row = await conn.fetchrow(queries()["get_job"], job_id)
+        line = _progress_line(row)
+        if line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+        if row["state"] in TERMINAL:
+            return await _report_final(settings, row)
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"still {row['state']} after {wait_seconds:g}s; it goes on", file=sys.stderr)
+            return EXIT_FAILED
+        await asyncio.sleep(0.5)
+
+
+async def _report_final(settings: Settings, row: Any) -> int:
+    if row["state"] != "completed":
+        print(
+            f"job {row['state']}: {row['error_kind'] or ''} {row['error'] or ''}".rstrip(),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    doc = await _with_url(settings, job_document(row))
+    print(
+        f"completed: {doc['row_count']} rows, {doc['size_bytes']} bytes, "
+        f"sha256 {doc['checksum_sha256']}",
+        file=sys.stderr,
+    )
+    print(doc.get("download_url") or doc["object_key"])
+    return EXIT_OK
+
+
+async def _with_url(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
+    if settings.s3_bucket is None:
+        return doc
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            s3 = await open_s3_client(settings, stack)
+            sign = download_signer(await open_presigner(settings, s3))
+            return await with_download(doc, sign, settings.download_url_ttl)
+    except ExportError as exc:
+        print(f"exportd: cannot presign a download URL: {exc.message}", file=sys.stderr)
+        return doc
+
+
+async def status(settings: Settings, job_id: uuid.UUID) -> int:
+    conn = await _connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(queries()["get_job"], job_id)
+    finally:
+        await conn.close()
+    if row is None:
+        raise CliError(f"no job {job_id}")
+    print_json(await _with_url(settings, job_document(row)))
+    return EXIT_OK
