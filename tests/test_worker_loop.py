@@ -18,7 +18,7 @@ import pytest
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.queue.backoff import BackoffPolicy
-from exportd.queue.interface import Commit
+from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo
 from exportd.worker.loop import JobContext, Worker, WorkerConfig
 
@@ -55,6 +55,8 @@ class FakeStore:
     # Jobs whose max_attempts the application lowered while they ran: the
     # store fails them when the worker retries or releases them.
     no_attempt_left: set[uuid.UUID] = field(default_factory=set)
+    # The completions under way, each a task of its own, as in the real store.
+    completions: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -83,22 +85,35 @@ class FakeStore:
         self.states[job.id] = state
         return True
 
-    async def complete(
+    def begin_completion(
         self,
         job: Job,
         worker_id: str,
         retention_seconds: float,
         lease_seconds: float,
         commit: Commit,
-    ) -> ExportResult | None:
+    ) -> Completing:
+        completing = Completing()
+        task = asyncio.create_task(self._complete(job, commit, completing))
+        self.completions.add(task)
+        task.add_done_callback(self.completions.discard)
+        return completing
+
+    async def _complete(self, job: Job, commit: Commit, completing: Completing) -> None:
         if job.id not in self.owned:
             self.calls.append(("complete_lost", job.id))
-            return None
-        result = await commit()
+            completing.settle(None)
+            return
+        try:
+            result = await commit()
+        except Exception as exc:
+            completing.settle(exc)
+            return
+        completing.object_committed()
         if self.recorded is not None:
             await self.recorded.wait()
         self._end("complete", job, "completed")
-        return result
+        completing.settle(result)
 
     def _let_go(self, name: str, job: Job) -> LetGo | None:
         went = LetGo.FAILED if job.id in self.no_attempt_left else LetGo.PENDING

@@ -7,6 +7,7 @@ at this boundary, while the SQL itself is tested against real Postgres.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -14,7 +15,49 @@ from typing import Protocol
 from exportd.errors import ErrorKind
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 
+# The object's commit, handed over to be made under the job's row lock.
 Commit = Callable[[], Awaitable[ExportResult]]
+
+
+class Completing:
+    """A completion handed over to the store: its two answers, in this order.
+
+    ``committed`` is True once the job's object is committed and only its row
+    is left to record; False when it will not be (the job was lost, its
+    commit failed, or the batch failed before it). ``outcome`` comes once the
+    completing transaction has ended: the ``ExportResult`` recorded; None
+    when the job was lost, its object not committed; or the error (when the
+    commit raised, the job is still owned, with a fresh lease).
+
+    Only the store answers; a caller that stops waiting cancels ``outcome``
+    (``give_up``), and the store then drops that answer.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.committed: asyncio.Future[bool] = loop.create_future()
+        self.outcome: asyncio.Future[ExportResult | None] = loop.create_future()
+
+    def object_committed(self) -> None:
+        """The object is committed: only the row is left (the first answer)."""
+        if not self.committed.done():
+            self.committed.set_result(True)
+
+    def settle(self, outcome: ExportResult | BaseException | None) -> None:
+        """The transaction has ended: answer both (an exception is the error)."""
+        if not self.committed.done():
+            self.committed.set_result(False)
+        if self.outcome.done():
+            return
+        if isinstance(outcome, BaseException):
+            self.outcome.set_exception(outcome)
+        else:
+            self.outcome.set_result(outcome)
+
+    def give_up(self) -> None:
+        """Nobody waits for the answers any more: drop them, whatever comes."""
+        self.committed.cancel()
+        self.outcome.cancel()
 
 
 class JobStore(Protocol):
@@ -28,18 +71,20 @@ class JobStore(Protocol):
 
     async def record_upload(self, job: Job, worker_id: str, ref: UploadRef) -> bool: ...
 
-    async def complete(
+    def begin_completion(
         self,
         job: Job,
         worker_id: str,
         retention_seconds: float,
         lease_seconds: float,
         commit: Commit,
-    ) -> ExportResult | None:
-        """Call ``commit`` and mark the job completed, only while it is still owned.
+    ) -> Completing:
+        """Hand the job over to be completed: ``commit`` is called, and the job
+        marked completed (kept ``retention_seconds``), only while it is still
+        owned; returns at once, with the answers to come (``Completing``).
 
-        Returns None, without calling ``commit``, when the job was lost. When
-        ``commit`` raises, the job is still owned, with a fresh lease.
+        ``commit`` is not called when the job was lost. When it raises, the
+        job is still owned, with a fresh lease of ``lease_seconds``.
         """
         ...
 

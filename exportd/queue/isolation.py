@@ -27,7 +27,7 @@ from typing import TypeVar
 import asyncpg
 
 from exportd.database import classify_pg_error
-from exportd.errors import ErrorKind
+from exportd.errors import ErrorKind, bounded_message
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,6 +40,12 @@ def is_row_error(exc: BaseException) -> bool:
     if not isinstance(exc, asyncpg.PostgresError):
         return False
     return classify_pg_error(exc, "").kind is ErrorKind.QUERY_ERROR
+
+
+def row_error(what: str, exc: Exception) -> str:
+    """The message of a row that a batch statement could not process, bounded
+    (``errors.bounded_message``): ``what``, then the error's class and text."""
+    return bounded_message(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
 async def per_row_on_failure(

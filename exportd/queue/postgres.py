@@ -1,87 +1,23 @@
-"""``JobStore`` on the ``exportd.jobs`` table, with the named queries of sql/queries.sql."""
+"""``JobStore`` on the ``exportd.jobs`` table, with the named queries of sql/queries.sql.
+
+The completion has a module of its own (``exportd.queue.completion``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 
-from exportd.database import classify_pg_error
-from exportd.errors import ErrorKind, ExportError, bounded_message
-from exportd.queue.interface import Commit
-from exportd.queue.isolation import Passed, per_row_on_failure
+from exportd.errors import ErrorKind
+from exportd.queue.completion import Completions
+from exportd.queue.interface import Commit, Completing
+from exportd.queue.isolation import Passed, per_row_on_failure, row_error
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
-from exportd.queue.lease import locked_call_timeout
 from exportd.queue.sql import queries
-
-
-async def _commit_within(c: _Completion) -> ExportResult:
-    """The object's commit, bounded to a third of the lease: it runs while the row
-    is locked, and a store that accepts the request and never answers must not
-    keep the job in ``processing`` beyond its lease. Past the deadline the
-    commit is abandoned and the job retried as ``storage_unavailable``."""
-    seconds = locked_call_timeout(c.lease)
-    scope = asyncio.timeout(seconds)
-    try:
-        async with scope:
-            return await c.commit()
-    except TimeoutError:
-        if not scope.expired():
-            raise
-        raise ExportError(
-            ErrorKind.STORAGE_UNAVAILABLE,
-            f"S3 did not confirm the object's commit within {seconds:g} s (a third of the "
-            "lease, while the job's row was locked); check the store's health, or raise "
-            "EXPORTD_LEASE_SECONDS for objects the store takes longer to assemble",
-        ) from None
-
-
-@contextlib.contextmanager
-def _lost_connection_as_outage(what: str) -> Iterator[None]:
-    """Database errors that mean an outage become DATABASE_UNAVAILABLE ExportErrors."""
-    try:
-        yield
-    except Exception as exc:
-        error = classify_pg_error(exc, what)
-        if error.kind is not ErrorKind.DATABASE_UNAVAILABLE:
-            raise
-        raise error from exc
-
-
-@dataclass(eq=False)  # compared by identity: two may name the same job
-class _Completion:
-    """A job asking to be completed, and where its outcome goes."""
-
-    job: Job
-    worker_id: str
-    retention: float
-    lease: float
-    commit: Commit
-    done: asyncio.Future[ExportResult | None]
-
-
-def _columns(
-    batch: Sequence[_Completion],
-) -> tuple[list[uuid.UUID], list[str], list[int], list[str]]:
-    """Ids, workers, attempts and owners: the claim each guarded statement names."""
-    return (
-        [c.job.id for c in batch],
-        [c.worker_id for c in batch],
-        [c.job.attempt for c in batch],
-        [c.job.owner for c in batch],
-    )
-
-
-def _row_error(what: str, exc: Exception) -> str:
-    """The message of a row that a batch statement could not process, bounded."""
-    return bounded_message(f"{what}: {exc.__class__.__name__}: {exc}")
 
 
 class PgJobStore:
@@ -104,12 +40,9 @@ class PgJobStore:
         self._heartbeat_pool = heartbeat_pool or pool
         self._q = queries()
         self._max_per_owner = max_per_owner
-        # The batch still taking completions (its flush has not started),
-        # and the flushes under way.
-        self._open_batch: list[_Completion] | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
         # Pending rows that no claim could take, even alone: passed over.
         self._unclaimable = Passed()
+        self._completions = Completions(pool, self._q, self.log)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         """Claim up to ``limit`` ready jobs for ``worker_id``, each with a lease of
@@ -187,7 +120,7 @@ class PgJobStore:
 
     async def _refuse(self, conn: asyncpg.Connection, job_id: uuid.UUID, exc: Exception) -> None:
         """Fail a pending row that cannot be claimed, or pass over it when even that fails."""
-        message = _row_error("the job could not be claimed", exc)
+        message = row_error("the job could not be claimed", exc)
         _, refused = await per_row_on_failure(
             conn,
             [job_id],
@@ -237,7 +170,7 @@ class PgJobStore:
             self.log.error(
                 "heartbeat_refused",
                 job_id=str(beat.job_id),
-                error=_row_error("the lease could not be renewed", exc),
+                error=row_error("the lease could not be renewed", exc),
             )
         return {r["id"] for r in rows}
 
@@ -253,6 +186,17 @@ class PgJobStore:
         )
         return row is not None
 
+    def begin_completion(
+        self,
+        job: Job,
+        worker_id: str,
+        retention_seconds: float,
+        lease_seconds: float,
+        commit: Commit,
+    ) -> Completing:
+        """See ``JobStore.begin_completion`` and ``exportd.queue.completion``."""
+        return self._completions.submit(job, worker_id, retention_seconds, lease_seconds, commit)
+
     async def complete(
         self,
         job: Job,
@@ -261,120 +205,11 @@ class PgJobStore:
         lease_seconds: float,
         commit: Commit,
     ) -> ExportResult | None:
-        """Completions that arrive together share one transaction.
-
-        "Together" is one turn of the event loop: the jobs of a claim that end
-        at once (short jobs, a backlog) are locked, committed to S3 side by
-        side and recorded in one round of statements, where each would
-        otherwise pay a transaction of its own. A job that ends alone is
-        completed alone, as soon as it asks: nothing waits for a batch to fill.
-        """
-        done: asyncio.Future[ExportResult | None] = asyncio.get_running_loop().create_future()
-        batch = self._open_batch
-        if batch is None:
-            batch = self._open_batch = []
-            flush = asyncio.create_task(self._flush_completions(batch), name="exportd-complete")
-            self._flushes.add(flush)
-            flush.add_done_callback(functools.partial(self._flushed, batch))
-        batch.append(_Completion(job, worker_id, retention_seconds, lease_seconds, commit, done))
-        return await done
-
-    async def _flush_completions(self, batch: list[_Completion]) -> None:
-        # The flush starts after the turn that opened the batch: every
-        # completion of that turn is in it; later ones open a batch of their
-        # own, which may be flushed while this one is.
-        if self._open_batch is batch:
-            self._open_batch = None
-        try:
-            await self._complete_batch(batch)
-        except Exception as exc:
-            for c in batch:
-                if not c.done.done():
-                    c.done.set_exception(exc)
-
-    def _flushed(self, batch: list[_Completion], flush: asyncio.Task[None]) -> None:
-        self._flushes.discard(flush)
-        # A flush cancelled (even before it started) leaves no waiter hanging.
-        for c in batch:
-            if not c.done.done():
-                c.done.cancel()
-
-    async def _complete_batch(self, batch: list[_Completion]) -> None:
-        # A queue connection lost around the commits (a restart, a dropped
-        # connection) is an outage, retried like one, rather than an
-        # "unexpected" error, for every job of the batch: none of them is
-        # recorded, and an object that was committed is written again by the
-        # next attempt under the same key.
-        with _lost_connection_as_outage("recording the completion"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                settled = await self._lock_commit_record(conn, batch)
-        # Only once the transaction has committed is a job reported completed.
-        for c, outcome in settled:
-            if c.done.done():
-                continue
-            if isinstance(outcome, BaseException):
-                c.done.set_exception(outcome)
-            else:
-                c.done.set_result(outcome)
-
-    async def _lock_commit_record(
-        self, conn: asyncpg.Connection, batch: list[_Completion]
-    ) -> list[tuple[_Completion, ExportResult | BaseException | None]]:
-        """The statements of one completing transaction; the outcome of each job."""
-        q = self._q
-        rows = await conn.fetch(q["lock_owned"], *_columns(batch))
-        owned_keys = {(r["id"], r["attempts"]) for r in rows}
-        owned = [c for c in batch if (c.job.id, c.job.attempt) in owned_keys]
-        settled: list[tuple[_Completion, ExportResult | BaseException | None]]
-        settled = [(c, None) for c in batch if c not in owned]
-        # Each object is committed under its row's lock; the commits of one
-        # batch go out side by side.
-        outcomes = await asyncio.gather(*(_commit_within(c) for c in owned), return_exceptions=True)
-        failed = [c for c, r in zip(owned, outcomes, strict=True) if isinstance(r, BaseException)]
-        good = [(c, r) for c, r in zip(owned, outcomes, strict=True) if isinstance(r, ExportResult)]
-        if failed:
-            # Still ours and still locked: renew before letting go, so the
-            # reaper cannot take a job between this failure and the worker
-            # recording it. A row that refuses even this is left to its
-            # lease: the worker records the commit's failure next.
-            async def renew(part: Sequence[_Completion]) -> list[None]:
-                await conn.execute(
-                    q["renew_locked"], *_columns(part), [float(c.lease) for c in part]
-                )
-                return []
-
-            _, unrenewed = await per_row_on_failure(conn, failed, renew)
-            for c, exc in unrenewed:
-                self.log.error(
-                    "renewal_refused",
-                    job_id=str(c.job.id),
-                    error=_row_error("the lease could not be renewed", exc),
-                )
-
-        async def record(part: Sequence[tuple[_Completion, ExportResult]]) -> list[None]:
-            await conn.execute(
-                q["complete"],
-                *_columns([c for c, _ in part]),
-                [float(c.retention) for c, _ in part],
-                [r.object_key for _, r in part],
-                [r.size_bytes for _, r in part],
-                [r.row_count for _, r in part],
-                [r.sha256_hex for _, r in part],
-                [r.filename or None for _, r in part],
-            )
-            return []
-
-        # One statement for the batch; should a row make it fail, each job is
-        # recorded alone, and the one that cannot be fails alone.
-        _, refused = await per_row_on_failure(conn, good, record)
-        unrecorded: dict[int, BaseException] = {}
-        for (c, _), exc in refused:
-            message = _row_error("the completion could not be recorded", exc)
-            self.log.error("completion_refused", job_id=str(c.job.id), error=message)
-            unrecorded[id(c)] = ExportError(ErrorKind.INTERNAL, message)
-        return settled + [
-            (c, unrecorded.get(id(c), outcome)) for c, outcome in zip(owned, outcomes, strict=True)
-        ]
+        """``begin_completion``, awaited to its outcome: the ``ExportResult``
+        recorded, or None when the job was lost; raises the commit's or the
+        transaction's error."""
+        completing = self.begin_completion(job, worker_id, retention_seconds, lease_seconds, commit)
+        return await completing.outcome
 
     async def retry(
         self, job: Job, worker_id: str, delay_seconds: float, error: str, kind: ErrorKind

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import secrets
 import socket
@@ -315,13 +314,24 @@ class Worker:
                 raise ExportError(ErrorKind.INVALID_PARAMS, job.params_error)
             prepared = await self.runner.run(ctx)
             running.finishing = True
-            result = await self.store.complete(
+            completing = self.store.begin_completion(
                 job,
                 self.worker_id,
                 self.config.retention_seconds,
                 self.config.lease_seconds,
-                functools.partial(self._commit, running, prepared),
+                prepared.commit,
             )
+            try:
+                if await completing.committed:
+                    # Only the row's update is left: the slot can take the
+                    # next job. A failed commit keeps the slot until the
+                    # failure is recorded.
+                    running.committed = True
+                    self._wake.set()
+                result = await completing.outcome
+            finally:
+                # Stopped while it completes: the completion goes on, unheard.
+                completing.give_up()
             if result is None:
                 await prepared.abort()
                 log.warning("job_lost", during="completion")
@@ -373,15 +383,6 @@ class Worker:
             if not self._running:
                 self._idle.set()
             self._wake.set()
-
-    async def _commit(self, running: _Running, prepared: PreparedExport) -> ExportResult:
-        """The object's commit, called by the store under the row's lock."""
-        result = await prepared.commit()
-        # Only the row's update is left: the slot can take the next job. A
-        # failed commit keeps the slot until the failure is recorded.
-        running.committed = True
-        self._wake.set()
-        return result
 
     async def _after_stop(self, running: _Running, reason: StopReason, log: Any) -> None:
         if reason is StopReason.SHUTDOWN:
