@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.export.interface import JobContext, PreparedExport
 from exportd.metrics import Metrics
 from exportd.worker.breaker import BreakerState, StorageBreaker
-from exportd.worker.loop import JobContext, PreparedExport, Worker, WorkerConfig
+from exportd.worker.loop import Worker, WorkerConfig
 from tests.helpers import eventually
 from tests.test_worker_loop import FakeStore, make_job
 

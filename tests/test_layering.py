@@ -31,7 +31,15 @@ PURE = [
     "export/keys",
     "limits",
 ]
-NO_DRIVER = ["worker/loop", "queue/interface", *PURE]
+NO_DRIVER = [
+    "worker/loop",
+    "worker/leases",
+    "worker/outcomes",
+    "worker/running",
+    "queue/interface",
+    "export/interface",
+    *PURE,
+]
 
 
 def imported_top_levels(module: str) -> set[str]:

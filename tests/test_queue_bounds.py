@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 
 from exportd import limits
 from exportd.errors import ErrorKind, ExportError
+from exportd.export.interface import JobContext
 from exportd.limits import json_depth
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.reaper import Reaper
@@ -32,7 +33,7 @@ from exportd.queue.job import ExportResult, Heartbeat, UploadRef
 from exportd.queue.migrations import migrate
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import migrations, queries
-from exportd.worker.loop import JobContext, Worker, WorkerConfig
+from exportd.worker.loop import Worker, WorkerConfig
 from tests.helpers import eventually, insert_job
 
 LEASE = 30.0

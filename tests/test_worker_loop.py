@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 import pytest
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.export.interface import JobContext
 from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo
-from exportd.worker.loop import JobContext, Worker, WorkerConfig
+from exportd.worker.loop import Worker, WorkerConfig
 
 
 def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:

@@ -25,6 +25,7 @@ from exportd.definitions.params import to_json
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, Container, Format, format_for
+from exportd.export.interface import JobContext
 from exportd.export.keys import object_key
 from exportd.export.progress import Tracker
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
@@ -43,7 +44,6 @@ from exportd.queue.job import ExportResult, UploadRef
 from exportd.queue.lease import locked_call_timeout
 from exportd.s3.client import S3Client, content_disposition
 from exportd.s3.upload import ObjectUpload
-from exportd.worker.loop import JobContext
 
 __all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
 

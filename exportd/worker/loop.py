@@ -1,7 +1,9 @@
 """The worker loop: claim jobs into free slots, keep their leases, record how they end.
 
-The loop knows nothing of Postgres or S3: it talks to a ``JobStore`` and a
-``Runner``. What it guarantees:
+The loop knows nothing of Postgres or S3: it talks to a ``JobStore``
+(exportd/queue/interface.py) and a ``Runner`` (exportd/export/interface.py).
+The leases are kept by ``worker.leases``, failures and stops recorded by
+``worker.outcomes``; the loop schedules. What it guarantees:
 
 - at most ``concurrency`` exports at once, claimed in one statement each round;
   a job whose object is committed, and whose row only awaits its update,
@@ -32,24 +34,22 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.export.interface import JobContext, PreparedExport, Runner
 from exportd.metrics import Metrics
-from exportd.queue.backoff import BackoffPolicy, Retry, decide
+from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.interface import JobStore
-from exportd.queue.job import ExportResult, Heartbeat, Job, LetGo, Progress, UploadRef
-from exportd.queue.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
+from exportd.queue.job import Job, Progress, UploadRef
+from exportd.queue.lease import heartbeat_interval
 from exportd.worker.breaker import StorageBreaker
-
-# Why the store failed a job the worker handed back: the application lowered
-# max_attempts, while the job ran, to the attempts already made.
-_NO_ATTEMPT_LEFT = "max_attempts was lowered while the job ran and leaves no attempt"
+from exportd.worker.leases import LeaseKeeper
+from exportd.worker.outcomes import Outcomes
+from exportd.worker.running import RunningJob, StopReason
 
 
 def new_worker_id() -> str:
@@ -61,38 +61,6 @@ class JobLostError(Exception):
     """The job is no longer this worker's (cancelled or reaped): stop working on it."""
 
 
-class StopReason(StrEnum):
-    SHUTDOWN = "shutdown"
-    CANCELLED = "cancelled"
-    LOST = "lost"
-
-
-@dataclass
-class JobContext:
-    """What a runner gets for one job."""
-
-    job: Job
-    worker_id: str
-    progress: Progress
-    log: Any  # a structlog BoundLogger carrying the job's fields
-    record_upload: Callable[[UploadRef], Awaitable[None]]
-
-
-class PreparedExport(Protocol):
-    """An export whose data is written and whose object only awaits its commit."""
-
-    async def commit(self) -> ExportResult: ...
-
-    async def abort(self) -> None: ...
-
-
-class Runner(Protocol):
-    async def run(self, ctx: JobContext) -> PreparedExport:
-        """Produce the export. On any exception, cancellation included, the runner
-        has already aborted whatever it uploaded."""
-        ...
-
-
 @dataclass
 class WorkerConfig:
     concurrency: int = 4
@@ -102,18 +70,6 @@ class WorkerConfig:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     # Between failed claims (database unreachable), up to this long.
     claim_retry_max: float = 30.0
-
-
-@dataclass
-class _Running:
-    job: Job
-    progress: Progress
-    renewal_sent: float  # monotonic time of the last renewal the database confirmed
-    log: Any  # bound to the job's fields
-    task: asyncio.Task[None] | None = None
-    finishing: bool = False  # completing or recording its outcome: not to be stopped
-    committed: bool = False  # its object is committed: only its row is left to record
-    stop_reason: StopReason | None = None
 
 
 class Worker:
@@ -136,7 +92,11 @@ class Worker:
         self.config = config
         self.worker_id = worker_id or new_worker_id()
         self.log = (logger or structlog.get_logger()).bind(worker_id=self.worker_id)
-        self._running: dict[uuid.UUID, _Running] = {}
+        self.outcomes = Outcomes(store, self.worker_id, self.metrics, config.backoff)
+        self.leases = LeaseKeeper(
+            store, self.worker_id, config.lease_seconds, self.metrics, self.log
+        )
+        self._running: dict[uuid.UUID, RunningJob] = {}
         # Every job task, including one superseded in _running by a new claim
         # of the same job, so that none is left behind at shutdown.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -259,7 +219,7 @@ class Worker:
             # and its guarded writes would fail anyway.
             previous.log.warning("job_claimed_again")
             self._stop(previous, StopReason.LOST)
-        running = _Running(job=job, progress=Progress(), renewal_sent=claim_sent, log=log)
+        running = RunningJob(job=job, progress=Progress(), renewal_sent=claim_sent, log=log)
         self._running[job.id] = running
         self.metrics.jobs_claimed.labels(job.kind).inc()
         self.metrics.jobs_in_flight.set(len(self._running))
@@ -282,14 +242,14 @@ class Worker:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _stop(self, running: _Running, reason: StopReason) -> None:
+    def _stop(self, running: RunningJob, reason: StopReason) -> None:
         if running.stop_reason is None and running.task is not None:
             running.stop_reason = reason
             running.task.cancel(reason.value)
 
     # --- one job -------------------------------------------------------------
 
-    async def _execute(self, running: _Running) -> None:
+    async def _execute(self, running: RunningJob) -> None:
         job = running.job
         log = running.log
         started = time.monotonic()
@@ -355,7 +315,7 @@ class Worker:
                 if prepared is not None:
                     await prepared.abort()
                 raise  # cancelled by our caller, not by the worker: propagate
-            await self._after_stop(running, reason, log)
+            await self.outcomes.stopped(job, reason, log)
             if prepared is not None:
                 await prepared.abort()
         except JobLostError:
@@ -384,79 +344,12 @@ class Worker:
                 self._idle.set()
             self._wake.set()
 
-    async def _after_stop(self, running: _Running, reason: StopReason, log: Any) -> None:
-        if reason is StopReason.SHUTDOWN:
-            try:
-                went = await self.store.release(running.job, self.worker_id)
-            except Exception as exc:
-                # The lease will run out and the reaper will hand the job back.
-                log.warning("job_release_failed", error=repr(exc))
-                return
-            if went is LetGo.FAILED:
-                stopped = ExportError(
-                    ErrorKind.LEASE_EXPIRED, "the daemon shut down while the job ran"
-                )
-                self._log_failed(running.job, stopped, log, _NO_ATTEMPT_LEFT, recorded=True)
-                return
-            log.info("job_released", released=went is not None)
-        elif reason is StopReason.CANCELLED:
-            self.metrics.jobs_cancelled.labels(running.job.kind).inc()
-            log.info("job_cancelled")
-        else:
-            log.warning("job_lost", during="export")
-
-    async def _record_failure(self, running: _Running, exc: ExportError, log: Any) -> None:
-        job = running.job
+    async def _record_failure(self, running: RunningJob, exc: ExportError, log: Any) -> None:
         # Recording the outcome is not interrupted by a shutdown: an update
         # cut off half-way would leave the job to the reaper, one attempt poorer.
         running.finishing = True
         self._observe(exc.kind, exc.message)
-        decision = decide(exc.kind, job.attempt, job.max_attempts, self.config.backoff)
-        try:
-            if isinstance(decision, Retry):
-                went = await self.store.retry(
-                    job, self.worker_id, decision.delay_seconds, exc.message, exc.kind
-                )
-                if went is LetGo.FAILED:
-                    # Decided with the max_attempts of the claim; the application
-                    # lowered it since, and the store failed the job instead.
-                    self._log_failed(job, exc, log, _NO_ATTEMPT_LEFT, recorded=True)
-                    return
-                if went is LetGo.PENDING:
-                    self.metrics.job_failed(job.kind, exc.kind, retried=True)
-                log.warning(
-                    "job_retry",
-                    error_kind=str(exc.kind),
-                    error=exc.message,
-                    retry_in=round(decision.delay_seconds, 1),
-                    recorded=went is not None,
-                )
-            else:
-                # A retryable kind failing for good has spent its attempts: the
-                # message says so (and never that it will be retried).
-                message = exc.message
-                if exc.retryable:
-                    message = f"{message}; {decision.reason}"
-                recorded = await self.store.fail(job, self.worker_id, message, exc.kind)
-                self._log_failed(job, exc, log, decision.reason, recorded=recorded)
-        except Exception as db_exc:
-            self.metrics.error("database", "record_outcome")
-            # The row keeps its lease until it runs out; the reaper then
-            # retries the job. Nothing is lost, only delayed.
-            log.error("job_outcome_not_recorded", error_kind=str(exc.kind), error=repr(db_exc))
-
-    def _log_failed(
-        self, job: Job, exc: ExportError, log: Any, reason: str, *, recorded: bool
-    ) -> None:
-        if recorded:
-            self.metrics.job_failed(job.kind, exc.kind, retried=False)
-        log.error(
-            "job_failed",
-            error_kind=str(exc.kind),
-            error=exc.message,
-            reason=reason,
-            recorded=recorded,
-        )
+        await self.outcomes.failed(running.job, exc, log)
 
     def _observe(self, kind: ErrorKind | None, message: str) -> None:
         if self.breaker is None:
@@ -487,53 +380,5 @@ class Worker:
     async def heartbeat_once(self) -> None:
         """Renew every running job's lease; stop the jobs this worker lost."""
         live = [r for r in self._running.values() if not r.finishing and r.stop_reason is None]
-        if not live:
-            return
-        beats = [
-            Heartbeat(r.job.id, r.job.attempt, r.job.owner, *r.progress.snapshot()) for r in live
-        ]
-        sent = time.monotonic()
-        timeout = renewal_timeout(self.config.lease_seconds)
-        try:
-            owned = await asyncio.wait_for(
-                self.store.heartbeat(self.worker_id, self.config.lease_seconds, beats), timeout
-            )
-        except Exception as exc:
-            self.metrics.error("database", "heartbeat")
-            self.log.warning("heartbeat_failed", error=repr(exc), jobs=len(live))
-            owned = set()
-        else:
-            for running in live:
-                if running.job.id in owned:
-                    running.renewal_sent = sent
-            await asyncio.gather(*(self._check_ownership(r) for r in live if r.job.id not in owned))
-        # Whatever the reason a lease went unrenewed, once a whole lease has
-        # passed the reaper may hand the job to another worker: stop first.
-        now = time.monotonic()
-        for running in live:
-            renewed = running.stop_reason is not None or running.job.id in owned
-            if not renewed and lease_lost_locally(
-                running.renewal_sent, now, self.config.lease_seconds
-            ):
-                running.log.warning("lease_expired_locally")
-                self.metrics.lease_renewals_lost.inc()
-                self._stop(running, StopReason.LOST)
-
-    async def _check_ownership(self, running: _Running) -> None:
-        """A job the heartbeat did not renew: gone, or only locked for a moment?"""
-        try:
-            found = await asyncio.wait_for(
-                self.store.state_of(running.job.id), renewal_timeout(self.config.lease_seconds)
-            )
-        except Exception as exc:
-            # Unknown: keep working; the local lease check stops the job in time.
-            running.log.warning("job_state_unknown", error=repr(exc))
-            return
-        if found is not None and found.held_by(
-            self.worker_id, running.job.attempt, running.job.owner
-        ):
-            return  # still ours, its row was locked: renewed at the next beat
-        cancelled = found is not None and found.state == "cancelled"
-        if not cancelled:
-            self.metrics.lease_renewals_lost.inc()
-        self._stop(running, StopReason.CANCELLED if cancelled else StopReason.LOST)
+        for running, reason in await self.leases.renew(live):
+            self._stop(running, reason)
