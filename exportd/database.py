@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.queue.backoff import exponential_delay
 from exportd.settings import redact_text
 
 # SQLSTATE classes that describe an outage or an accident of timing rather
@@ -122,7 +123,7 @@ async def create_pool_when_reachable(
             left = deadline - loop.time()
             if left <= 0:
                 raise
-            delay = min(0.5 * 2 ** min(failures, 8), 10.0, left)
+            delay = min(exponential_delay(failures, 0.5, 10.0), left)
             log.warning(
                 "database_unreachable",
                 database=what,
