@@ -24,7 +24,7 @@ from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.params import to_json
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.formats import SUPPORTED_FORMATS, Container, Format, format_for
+from exportd.export.formats import Container, Format, format_for
 from exportd.export.keys import object_key
 from exportd.export.progress import Tracker
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
@@ -45,7 +45,7 @@ from exportd.s3.client import S3Client, content_disposition
 from exportd.s3.upload import ObjectUpload
 from exportd.worker.loop import JobContext
 
-__all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
+__all__ = ["ExportOptions", "Exporter", "copy_row_count"]
 
 MANIFEST = "manifest.json"
 
