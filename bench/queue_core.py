@@ -75,9 +75,10 @@ async def _ready_then_go() -> None:
 
 
 async def serve_exportd(dsn: str, concurrency: int, reporter: _Reporter) -> None:
+    from exportd.queue.job import JobContext
     from exportd.queue.listener import Listener
     from exportd.queue.postgres import PgJobStore
-    from exportd.worker.loop import JobContext, Worker, WorkerConfig
+    from exportd.worker.loop import Worker, WorkerConfig
 
     class Done:
         async def commit(self) -> ExportResult:

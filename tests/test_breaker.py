@@ -8,8 +8,9 @@ import pytest
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.metrics import Metrics
+from exportd.queue.job import JobContext
 from exportd.worker.breaker import BreakerState, StorageBreaker
-from exportd.worker.loop import JobContext, PreparedExport, Worker, WorkerConfig
+from exportd.worker.loop import PreparedExport, Worker, WorkerConfig
 from tests.helpers import eventually
 from tests.test_worker_loop import FakeStore, make_job
 

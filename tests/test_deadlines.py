@@ -24,9 +24,9 @@ import asyncpg
 import pytest
 
 from exportd.errors import ErrorKind, ExportError
-from exportd.queue.job import ExportResult
+from exportd.queue.job import ExportResult, JobContext
 from exportd.queue.postgres import PgJobStore
-from exportd.worker.loop import JobContext, PreparedExport, Worker, WorkerConfig
+from exportd.worker.loop import PreparedExport, Worker, WorkerConfig
 from tests.daemon_process import daemon_env, log_events, status
 from tests.fixtures_s3 import S3Endpoint, free_port
 from tests.helpers import eventually, insert_job, job_row

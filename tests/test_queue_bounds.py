@@ -28,11 +28,11 @@ from exportd.maintenance.purge import Purge
 from exportd.maintenance.reaper import Reaper
 from exportd.maintenance.retention import Retention
 from exportd.queue.backoff import BackoffPolicy
-from exportd.queue.job import ExportResult, Heartbeat, UploadRef
+from exportd.queue.job import ExportResult, Heartbeat, JobContext, UploadRef
 from exportd.queue.migrations import migrate
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import migrations, queries
-from exportd.worker.loop import JobContext, Worker, WorkerConfig
+from exportd.worker.loop import Worker, WorkerConfig
 from tests.helpers import eventually, insert_job
 
 LEASE = 30.0

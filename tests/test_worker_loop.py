@@ -19,8 +19,8 @@ import pytest
 from exportd.errors import ErrorKind, ExportError
 from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.interface import Commit
-from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo
-from exportd.worker.loop import JobContext, Worker, WorkerConfig
+from exportd.queue.job import ExportResult, Heartbeat, Job, JobContext, JobState, LetGo
+from exportd.worker.loop import Worker, WorkerConfig
 
 
 def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:

@@ -39,11 +39,10 @@ from exportd.export.sources import (
 )
 from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
-from exportd.queue.job import ExportResult, UploadRef
+from exportd.queue.job import ExportResult, JobContext, UploadRef
 from exportd.queue.lease import locked_call_timeout
 from exportd.s3.client import S3Client, content_disposition
 from exportd.s3.upload import ObjectUpload
-from exportd.worker.loop import JobContext
 
 __all__ = ["ExportOptions", "Exporter", "copy_row_count"]
 

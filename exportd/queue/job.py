@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -134,3 +135,16 @@ class Heartbeat:
 class UploadRef:
     upload_id: str
     key: str
+
+
+@dataclass
+class JobContext:
+    """What the worker hands the export of one claimed job: the job, the claim's
+    worker, the counters the heartbeat reports, a logger carrying the job's
+    fields, and how to record the job's multipart upload on its row."""
+
+    job: Job
+    worker_id: str
+    progress: Progress
+    log: Any  # a structlog BoundLogger carrying the job's fields
+    record_upload: Callable[[UploadRef], Awaitable[None]]

@@ -33,7 +33,6 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -44,7 +43,7 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy, Retry, decide, exponential_delay
 from exportd.queue.interface import JobStore
-from exportd.queue.job import ExportResult, Heartbeat, Job, LetGo, Progress, UploadRef
+from exportd.queue.job import ExportResult, Heartbeat, Job, JobContext, LetGo, Progress, UploadRef
 from exportd.queue.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 from exportd.worker.breaker import StorageBreaker
 
@@ -66,17 +65,6 @@ class StopReason(StrEnum):
     SHUTDOWN = "shutdown"
     CANCELLED = "cancelled"
     LOST = "lost"
-
-
-@dataclass
-class JobContext:
-    """What a runner gets for one job."""
-
-    job: Job
-    worker_id: str
-    progress: Progress
-    log: Any  # a structlog BoundLogger carrying the job's fields
-    record_upload: Callable[[UploadRef], Awaitable[None]]
 
 
 class PreparedExport(Protocol):
