@@ -10,12 +10,16 @@ import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind, ExportError
+from exportd.queue.backoff import exponential_delay
 from exportd.settings import redact_text
 
 # SQLSTATE classes that describe an outage or an accident of timing rather
-# than the query: connection exceptions, insufficient resources, operator
-# intervention, transaction rollback (serialization, deadlock), system errors.
-_RETRYABLE_CLASSES = frozenset({"08", "53", "57", "40", "58", "XX"})
+# than the query: connection exceptions (08), insufficient resources (53: too
+# many connections, out of memory or disk), operator intervention (57: an
+# admin shutdown, "cannot connect now" during start-up or recovery, a
+# statement cancelled at its timeout), transaction rollback (40: a
+# serialization failure, a deadlock), system errors (58), internal errors (XX).
+_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "40", "58", "XX"})
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -52,18 +56,12 @@ async def connect(dsn: str, **kw: Any) -> asyncpg.Connection:
     return conn
 
 
-def is_connection_error(exc: BaseException) -> bool:
-    """Did this fail because the database could not be reached or went away?"""
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(getattr(exc, "sqlstate", "") or "")[:2] in ("08", "57", "53")
-    return isinstance(exc, OSError | asyncpg.InterfaceError | TimeoutError)
-
-
-# A lost connection, however asyncpg reports it. InternalClientError is what
-# asyncpg raises when a connection the server terminated in the middle of an
-# operation (a COPY during a restart, say) is used again: its protocol is
-# still in the interrupted operation's state. It is an outage, retried like
-# one, not a crash.
+# A lost connection, however asyncpg reports it: a socket error, the
+# InterfaceError of a closed connection (ConnectionDoesNotExistError among
+# them), a client-side deadline. InternalClientError is what asyncpg raises
+# when a connection the server terminated in the middle of an operation (a
+# COPY during a restart, say) is used again: its protocol is still in the
+# interrupted operation's state. It is an outage, retried like one, not a crash.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.InterfaceError,
@@ -74,8 +72,32 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *CONNECTION_ERRORS)
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unavailable for now, rather than that
+    the statement is wrong: the one decision every caller makes the same way.
+
+    True for a lost or refused connection (``CONNECTION_ERRORS``) and for a
+    Postgres error of an outage's SQLSTATE class (``08`` connection, ``53``
+    resources, ``57`` operator intervention and statement timeouts, ``40``
+    serialization and deadlocks, ``58`` system, ``XX`` internal). False for
+    a statement Postgres refuses for what it says or touches (syntax, a
+    missing column, a constraint, bad data) and for anything that is not the
+    database's. The worker retries what is True (``classify_pg_error``), the
+    API answers it 503 with Retry-After, and a batch is not retried row by
+    row for it (``exportd.queue.isolation``).
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _UNAVAILABLE_CLASSES
+    return isinstance(exc, CONNECTION_ERRORS)
+
+
 def classify_pg_error(exc: BaseException, what: str) -> ExportError:
-    """An ExportError for a failure while running ``what`` (e.g. "kind 'orders'")."""
+    """An ExportError for a failure while running ``what`` (e.g. "kind 'orders'").
+
+    TIMEOUT for a statement Postgres cancelled; DATABASE_UNAVAILABLE for the
+    rest of what ``is_unavailable`` says (both retried); QUERY_ERROR for any
+    other Postgres error (permanent); INTERNAL for anything else.
+    """
     if isinstance(exc, asyncpg.QueryCanceledError):
         return ExportError(
             ErrorKind.TIMEOUT,
@@ -84,13 +106,13 @@ def classify_pg_error(exc: BaseException, what: str) -> ExportError:
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
         detail = f"{exc.__class__.__name__} [{sqlstate}]: {exc}"
-        if sqlstate[:2] in _RETRYABLE_CLASSES:
+        if is_unavailable(exc):
             return ExportError(ErrorKind.DATABASE_UNAVAILABLE, f"{what}: database error {detail}")
         return ExportError(
             ErrorKind.QUERY_ERROR,
             f"{what}: the query failed with {detail}; fix the definition and enqueue again",
         )
-    if isinstance(exc, CONNECTION_ERRORS):
+    if is_unavailable(exc):
         return ExportError(
             ErrorKind.DATABASE_UNAVAILABLE,
             f"{what}: lost the database connection ({exc.__class__.__name__}: {exc})",
@@ -122,7 +144,7 @@ async def create_pool_when_reachable(
             left = deadline - loop.time()
             if left <= 0:
                 raise
-            delay = min(0.5 * 2 ** min(failures, 8), 10.0, left)
+            delay = min(exponential_delay(failures, 0.5, 10.0), left)
             log.warning(
                 "database_unreachable",
                 database=what,

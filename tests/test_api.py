@@ -98,3 +98,37 @@ async def test_job_documents(api_ctx: ApiContext, pool: asyncpg.Pool) -> None:
             status, body, _ = await call("GET", f"{base}/v1/jobs/{missing}", AUTH)
             assert status == 404, missing
             assert body["error"] == "not_found"
+
+
+# Postgres's own outage SQLSTATEs, raised for real by a trigger on the queue
+# table: admin shutdown, cannot connect now, too many connections, a
+# serialization failure, a deadlock, an I/O error, an internal error.
+OUTAGE_SQLSTATES = ["57P01", "57P03", "53300", "40001", "40P01", "58030", "XX000"]
+
+
+@pytest.mark.parametrize("sqlstate", OUTAGE_SQLSTATES)
+async def test_every_database_outage_the_worker_retries_is_a_503(
+    api: str, pool: asyncpg.Pool, sqlstate: str
+) -> None:
+    await pool.execute(
+        "CREATE FUNCTION public.outage() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN RAISE EXCEPTION 'outage' USING ERRCODE = '{sqlstate}'; END $$;"
+        " CREATE TRIGGER outage BEFORE INSERT ON exportd.jobs"
+        " FOR EACH ROW EXECUTE FUNCTION public.outage()"
+    )
+    job = {"owner": "u1", "kind": "everything"}
+    status, body, headers = await call("POST", f"{api}/v1/jobs", AUTH, json=job)
+    assert (status, body["error"]) == (503, "database_unavailable"), body
+    assert headers["Retry-After"].isdigit()
+
+
+async def test_a_statement_postgres_refuses_is_no_outage(api: str, pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN RAISE EXCEPTION 'refused'; END $$;"
+        " CREATE TRIGGER refuse BEFORE INSERT ON exportd.jobs"
+        " FOR EACH ROW EXECUTE FUNCTION public.refuse()"
+    )
+    job = {"owner": "u1", "kind": "everything"}
+    status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json=job)
+    assert (status, body["error"]) == (500, "internal")

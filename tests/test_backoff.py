@@ -7,7 +7,7 @@ import random
 import pytest
 
 from exportd.errors import ErrorKind
-from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide
+from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide, exponential_delay
 from exportd.queue.lease import heartbeat_interval, lease_lost_locally, renewal_timeout
 
 
@@ -33,6 +33,32 @@ def test_jitter_spreads_delays() -> None:
 
 def test_huge_attempt_numbers_do_not_overflow() -> None:
     assert BackoffPolicy(jitter=0).delay(10_000) == 3600
+
+
+def test_exponential_delay_doubles_from_base_to_cap() -> None:
+    assert [exponential_delay(n, 0.5, 10.0) for n in range(7)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+def test_exponential_delay_counts_negative_doublings_as_none() -> None:
+    assert exponential_delay(-3, 2.0, 30.0) == 2.0
+
+
+def test_exponential_delay_of_an_endless_outage_stays_at_its_cap() -> None:
+    assert exponential_delay(10**9, 2.0, 30.0) == 30.0
+
+
+def test_exponential_delay_without_jitter_draws_nothing() -> None:
+    rng = random.Random(3)
+    exponential_delay(4, 1.0, 60.0, rng=rng)
+    assert rng.random() == random.Random(3).random()
+
+
+def test_exponential_delay_jitter_stays_in_its_band_and_under_the_cap() -> None:
+    rng = random.Random(5)
+    delays = [exponential_delay(3, 1.0, 9.0, jitter=0.25, rng=rng) for _ in range(200)]
+    assert all(6.0 <= d <= 9.0 for d in delays)
+    assert max(delays) == 9.0  # 8 * 1.25 would pass the cap: it is cut to it
+    assert len({round(d, 6) for d in delays}) > 50
 
 
 @pytest.mark.parametrize(

@@ -71,3 +71,43 @@ def test_worker_reaches_the_queue_only_through_its_protocol() -> None:
         "exportd.s3.client",
         "exportd.api.app",
     }
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Each module of ``exportd/<package>`` (by path) and the exportd modules it
+    imports, ``from exportd import x`` read as ``exportd.x``."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((PACKAGE / package).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[str(path.relative_to(PACKAGE))] = {n for n in names if n.startswith("exportd.")}
+    return found
+
+
+# (package, the exportd packages it never imports): the flow of one job goes
+# API -> queue -> worker -> export -> S3, and definitions are what everything
+# reads, reading nothing back.
+FORBIDDEN = [
+    # The API reads which formats a kind offers from its definition, never the engine.
+    ("api", {"export"}),
+    ("export", {"worker", "api", "cli", "daemon", "maintenance"}),
+    (
+        "definitions",
+        {"queue", "worker", "export", "s3", "api", "cli", "daemon", "maintenance"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("package", "forbidden"), FORBIDDEN, ids=[p for p, _ in FORBIDDEN])
+def test_package_never_imports(package: str, forbidden: set[str]) -> None:
+    offending = {
+        module: sorted(n for n in names if n.split(".")[1] in forbidden)
+        for module, names in imported_modules(package).items()
+    }
+    assert {m: names for m, names in offending.items() if names} == {}

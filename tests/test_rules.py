@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exportd.definitions.kinds import Kind, definitions_from_text
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
 from exportd.definitions.params import InvalidParams, to_json
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of
+from exportd.export.formats import FORMATS, format_for
 from tests.test_definitions import problems_of
 
 REPORT = """
@@ -69,6 +70,10 @@ def problems(kind: Kind, params: dict[str, object]) -> list[tuple[str, str]]:
 def test_a_kind_of_one_dataset_of_rows_takes_every_format(report: Kind) -> None:
     assert formats_of(report) == SUPPORTED_FORMATS
     assert all(format_for(report, name).name == name for name in SUPPORTED_FORMATS)
+
+
+def test_every_format_a_kind_may_offer_has_one_writer_and_no_writer_is_unoffered() -> None:
+    assert tuple(FORMATS) == SUPPORTED_FORMATS
 
 
 def test_a_range_within_the_rules_is_accepted(report: Kind) -> None:

@@ -23,7 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from exportd.api.context import CONTEXT
 from exportd.api.requests import RequestInvalid, query_problems, request_id
-from exportd.database import is_connection_error
+from exportd.database import is_unavailable
 from exportd.errors import ExportError
 from exportd.metrics import error_source
 
@@ -134,7 +134,8 @@ def _known_failure(exc: Exception, metrics: Any) -> web.Response | None:
         # What s3.client raises: S3 unreachable or refusing us.
         metrics.error(source, "api")
         return unavailable(str(exc.kind), exc.message)
-    if is_connection_error(exc):
+    if is_unavailable(exc):
+        # Every outage the worker retries: the caller is told to retry as well.
         metrics.error("database", "api")
         return unavailable("database_unavailable", "the queue database does not answer; retry")
     return None

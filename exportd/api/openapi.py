@@ -11,7 +11,7 @@ from typing import Any
 
 from exportd import __version__, limits
 from exportd.api.requests import DEFAULT_LIMIT, MAX_ATTEMPTS, MAX_LIMIT, SMALLINT
-from exportd.export.engine import SUPPORTED_FORMATS
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 from exportd.queue.job import STATES
 
 _TS = {"type": "string", "format": "date-time"}

@@ -26,9 +26,9 @@ from urllib.parse import unquote_to_bytes
 
 from exportd import limits
 from exportd.definitions.kinds import Definitions, Kind
+from exportd.definitions.offered_formats import default_format
 from exportd.definitions.params import InvalidParams
 from exportd.errors import ExportError
-from exportd.export.formats import default_format
 from exportd.limits import json_depth
 from exportd.queue.job import STATES
 

@@ -31,9 +31,8 @@ from exportd.api.requests import (
 )
 from exportd.api.views import job_document, with_download
 from exportd.definitions.kinds import Kind
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.engine import SUPPORTED_FORMATS
-from exportd.export.formats import formats_of
 from exportd.queue.sql import queries
 from exportd.s3.client import delete_object, download_signer, open_presigner
 

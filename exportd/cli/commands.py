@@ -17,9 +17,10 @@ from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
 from exportd.definitions.kinds import Dataset, DefinitionError, Definitions, Kind, load_definitions
+from exportd.definitions.offered_formats import default_format, formats_of, writes_json
 from exportd.definitions.schema import PROBE_TEXT, probe_value
 from exportd.errors import ExportError
-from exportd.export.formats import default_format, format_for, formats_of, writes_json
+from exportd.export.formats import format_for
 from exportd.export.memory import keep_large_buffers_mapped
 from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
 from exportd.logs import configure_logging

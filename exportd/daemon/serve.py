@@ -325,7 +325,7 @@ async def _close_pool(pool: asyncpg.Pool) -> None:
     """
     try:
         await asyncio.wait_for(pool.close(), SHUTDOWN_BOUND)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except database.DATABASE_ERRORS:
         pool.terminate()
 
 

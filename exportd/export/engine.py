@@ -24,7 +24,7 @@ from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.params import to_json
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.formats import SUPPORTED_FORMATS, Container, Format, format_for
+from exportd.export.formats import Container, Format, format_for
 from exportd.export.interface import JobContext
 from exportd.export.keys import object_key
 from exportd.export.progress import Tracker
@@ -45,7 +45,7 @@ from exportd.queue.lease import locked_call_timeout
 from exportd.s3.client import S3Client, content_disposition
 from exportd.s3.upload import ObjectUpload
 
-__all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
+__all__ = ["ExportOptions", "Exporter", "copy_row_count"]
 
 MANIFEST = "manifest.json"
 

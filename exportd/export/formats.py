@@ -1,6 +1,8 @@
 """Output formats: what each job format is made of. Pure, no I/O.
 
-A format is a row encoding (``csv`` or ``jsonl``, both produced by Postgres
+Which format names exist and which a kind offers are definitions
+(``exportd/definitions/offered_formats.py``); this module says how each is
+written. A format is a row encoding (``csv`` or ``jsonl``, both produced by Postgres
 where the rows come from SQL), optionally inside a container: gzip, a JSON
 array, or a zip bundle holding one member per dataset and a manifest.
 """
@@ -10,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exportd.definitions.kinds import Dataset, Kind
+from exportd.definitions.kinds import Kind
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 from exportd.errors import ErrorKind, ExportError
 
 
@@ -29,6 +32,7 @@ class Format:
     content_type: str
 
 
+# Keyed by the names of ``SUPPORTED_FORMATS``, one writer for each (tests/test_rules.py).
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
@@ -40,30 +44,6 @@ FORMATS: dict[str, Format] = {
         Format("zip", "csv", Container.ZIP, "application/zip"),
     )
 }
-SUPPORTED_FORMATS = tuple(FORMATS)
-
-
-def formats_of(kind: Kind) -> tuple[str, ...]:
-    """The formats a job of ``kind`` may ask for: every one for a kind of one dataset of
-    rows, only ``zip`` for several datasets or a file."""
-    if len(kind.datasets) > 1 or kind.datasets[0].output == "bytes":
-        return ("zip",)
-    return SUPPORTED_FORMATS
-
-
-def default_format(formats: tuple[str, ...]) -> str:
-    """The format a job gets when it names none, of those it may ask for (``formats_of``):
-    ``csv``, as in the table's default, unless the kind only fits in another (a bundle:
-    ``zip``). The API and the CLI both choose this way."""
-    return "csv" if "csv" in formats else formats[0]
-
-
-def writes_json(kind: Kind, dataset: Dataset) -> bool:
-    """Whether some job of ``kind`` writes ``dataset``'s rows as JSON: as a JSON format
-    of a kind of one dataset, or as a zip member of format ``jsonl``."""
-    if dataset.output == "bytes" or (dataset.compiled is None and dataset.handler is None):
-        return False
-    return dataset.member_format == "jsonl" or formats_of(kind) != ("zip",)
 
 
 def format_for(kind: Kind, name: str) -> Format:

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from exportd.database import classify_pg_error
+from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
@@ -237,12 +237,7 @@ async def handler_output(
         return await _handler_rows(dataset, ctx, encoding, out, seen, what)
     except (ExportError, asyncio.CancelledError):
         raise
-    except (
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        OSError,
-    ) as exc:
+    except DATABASE_ERRORS as exc:
         raise classify_pg_error(exc, what) from exc
     except Exception as exc:
         raise ExportError(

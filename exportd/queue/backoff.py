@@ -1,8 +1,11 @@
-"""When a failed job runs again: a pure function of plain values.
+"""How long to wait before trying again: pure functions of plain values.
 
-Exponential with a cap, like pgqueuer's ``min(initial * 2**n, max)``, with
-proportional jitter so that jobs failed by one outage do not all return at
-the same second.
+``exponential_delay`` is the one exponential backoff of exportd, like
+pgqueuer's ``min(initial * 2**n, max)``: a failed job's next attempt
+(``BackoffPolicy``, with proportional jitter so that jobs failed by one
+outage do not all return at the same second), the worker's claim after a
+failed claim, the listener's reconnection, and the daemon's wait for its
+database at start-up.
 """
 
 from __future__ import annotations
@@ -11,6 +14,33 @@ import random
 from dataclasses import dataclass
 
 from exportd.errors import ErrorKind, is_retryable
+
+# Past this many doublings every delay is at its cap (2**64 times any base of
+# a nanosecond or more is centuries), and the exponent of a days-long outage's
+# failure count would overflow a float.
+_MAX_DOUBLINGS = 64
+
+
+def exponential_delay(
+    doublings: int,
+    base: float,
+    cap: float,
+    *,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait: ``base * 2**doublings``, at most ``cap``.
+
+    ``doublings`` below 0 count as 0. With ``jitter`` (a fraction, 0.2 for
+    ±20 %), the delay is drawn uniformly from ``[d * (1 - jitter), d * (1 +
+    jitter)]`` with ``rng`` (the module's generator when None) and still
+    never exceeds ``cap``; without, nothing is drawn.
+    """
+    nominal = min(base * 2.0 ** min(max(doublings, 0), _MAX_DOUBLINGS), cap)
+    if not jitter:
+        return nominal
+    draw = (rng or random).uniform(1.0 - jitter, 1.0 + jitter)
+    return min(nominal * draw, cap)
 
 
 @dataclass(frozen=True)
@@ -26,10 +56,9 @@ class BackoffPolicy:
         Attempt 1 waits about ``base``, attempt 2 about ``2 * base``, and so
         on up to ``max``; the jittered value never exceeds ``max``.
         """
-        exponent = min(max(attempt, 1) - 1, 62)
-        nominal = min(self.base_seconds * (2.0**exponent), self.max_seconds)
-        draw = (rng or random).uniform(1.0 - self.jitter, 1.0 + self.jitter)
-        return min(nominal * draw, self.max_seconds)
+        return exponential_delay(
+            attempt - 1, self.base_seconds, self.max_seconds, jitter=self.jitter, rng=rng
+        )
 
 
 @dataclass(frozen=True)

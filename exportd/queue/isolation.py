@@ -26,8 +26,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from exportd.database import classify_pg_error
-from exportd.errors import ErrorKind, bounded_message
+from exportd.database import is_unavailable
+from exportd.errors import bounded_message
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,9 +37,7 @@ def is_row_error(exc: BaseException) -> bool:
     """True when ``exc`` is Postgres refusing a statement for what it touched
     (a raise, a constraint, a data error), as opposed to an outage or a
     timeout, which no row-by-row retry can help."""
-    if not isinstance(exc, asyncpg.PostgresError):
-        return False
-    return classify_pg_error(exc, "").kind is ErrorKind.QUERY_ERROR
+    return isinstance(exc, asyncpg.PostgresError) and not is_unavailable(exc)
 
 
 def row_error(what: str, exc: Exception) -> str:

@@ -19,10 +19,14 @@ from typing import Any
 import asyncpg
 import structlog
 
+from exportd.queue.backoff import exponential_delay
 from exportd.queue.sql import queries
 
 PENDING_CHANNEL = "exportd_jobs"
 EVENTS_CHANNEL = "exportd_events"
+# The wait before reconnecting after a session that had listened; it doubles
+# with each failure in a row, up to ``max_backoff``.
+_FIRST_RETRY_SECONDS = 0.5
 
 
 class Listener:
@@ -73,7 +77,9 @@ class Listener:
             failures = 0 if self._listened else failures + 1
             self._listened = False
             self.connected.clear()
-            await asyncio.sleep(min(0.5 * 2 ** min(failures, 16), self._max_backoff))
+            await asyncio.sleep(
+                exponential_delay(failures, _FIRST_RETRY_SECONDS, self._max_backoff)
+            )
 
     async def _listen_once(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(

@@ -42,7 +42,7 @@ import structlog
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.interface import JobContext, PreparedExport, Runner
 from exportd.metrics import Metrics
-from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.backoff import BackoffPolicy, exponential_delay
 from exportd.queue.interface import JobStore
 from exportd.queue.job import Job, Progress, UploadRef
 from exportd.queue.lease import heartbeat_interval
@@ -186,11 +186,8 @@ class Worker:
                 except Exception as exc:
                     failures += 1
                     self.metrics.error("database", "claim")
-                    # The exponent is capped: past it the delay is at its cap
-                    # anyway, and 2**n of an hours-long outage overflows a float.
-                    delay = min(
-                        self.config.poll_interval * 2 ** min(failures, 16),
-                        self.config.claim_retry_max,
+                    delay = exponential_delay(
+                        failures, self.config.poll_interval, self.config.claim_retry_max
                     )
                     self.log.warning("claim_failed", error=repr(exc), retry_in=round(delay, 2))
                     await self._sleep_unless_stopping(delay)
