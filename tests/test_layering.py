@@ -63,3 +63,34 @@ def test_worker_reaches_the_queue_only_through_its_protocol() -> None:
         "exportd.s3.client",
         "exportd.api.app",
     }
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved, by full dotted name."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+# S3 is the bottom of a job's path: it stores what the export engine hands it
+# and knows nothing of jobs, so any store can be driven without the queue.
+ABOVE_S3 = ["queue", "worker", "export", "api", "cli", "daemon", "maintenance"]
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "s3").glob("*.py")), ids=lambda p: p.stem)
+def test_the_s3_package_imports_nothing_above_it(path: Path) -> None:
+    forbidden = {
+        name
+        for name in imported_modules(path)
+        for above in ABOVE_S3
+        if name == f"exportd.{above}" or name.startswith(f"exportd.{above}.")
+    }
+    assert forbidden == set()

@@ -23,7 +23,8 @@ from exportd.maintenance.retention import Retention
 from exportd.maintenance.runner import tick
 from exportd.maintenance.uploads_sweep import UploadsSweep, job_id_of, orphaned
 from exportd.metrics import Metrics
-from exportd.s3.client import OpenUpload, S3Client, delete_object, list_open_uploads
+from exportd.s3.client import S3Client
+from exportd.s3.objects import OpenUpload, delete_object, list_open_uploads
 from tests.helpers import insert_job, job_row
 
 PREFIX = "exports"

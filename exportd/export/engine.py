@@ -41,7 +41,8 @@ from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, Member
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
 from exportd.queue.lease import locked_call_timeout
-from exportd.s3.client import S3Client, content_disposition
+from exportd.s3.client import S3Client
+from exportd.s3.presign import content_disposition
 from exportd.s3.upload import ObjectUpload
 from exportd.worker.loop import JobContext
 

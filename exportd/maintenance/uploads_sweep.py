@@ -11,7 +11,6 @@ for an orphan.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,9 +20,8 @@ import asyncpg
 import structlog
 
 from exportd.queue.sql import queries
-from exportd.s3.client import OpenUpload, S3Client, abort_upload, list_open_uploads
-
-_ABORT_TIMEOUT = 30.0
+from exportd.s3.client import S3Client
+from exportd.s3.objects import OpenUpload, abort_upload, list_open_uploads
 
 
 def job_id_of(key: str) -> uuid.UUID | None:
@@ -123,10 +121,7 @@ class UploadsSweep:
     async def _abort(self, upload: OpenUpload) -> bool:
         log = self.log.bind(key=upload["Key"], upload_id=upload["UploadId"])
         try:
-            async with asyncio.timeout(_ABORT_TIMEOUT):
-                aborted = await abort_upload(
-                    self._s3, self._bucket, upload["Key"], upload["UploadId"]
-                )
+            aborted = await abort_upload(self._s3, self._bucket, upload["Key"], upload["UploadId"])
         except Exception as exc:
             log.warning("orphan_upload_abort_failed", error=repr(exc))
             return False
