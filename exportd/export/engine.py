@@ -25,7 +25,7 @@ from exportd.definitions.params import to_json
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, Container, Format, format_for
-from exportd.export.keys import object_key
+from exportd.export.keys import object_key, write_probe_key
 from exportd.export.progress import Tracker
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
 from exportd.export.sources import (
@@ -51,11 +51,6 @@ __all__ = ["SUPPORTED_FORMATS", "ExportOptions", "Exporter", "copy_row_count"]
 MANIFEST = "manifest.json"
 
 
-# Starts with '~', which no owner's key segment can (keys.py encodes it), so
-# no tenant's objects can stand where the probe writes, or the other way round.
-WRITE_PROBE = "~exportd-write-probe"
-
-
 def commit_request_seconds(lease_seconds: float | None) -> float | None:
     """The deadline of the commit's request: half of what the store gives the whole
     commit under the row lock (``lease.locked_call_timeout``), so that the
@@ -63,13 +58,6 @@ def commit_request_seconds(lease_seconds: float | None) -> float | None:
     if lease_seconds is None:
         return None
     return locked_call_timeout(lease_seconds) / 2
-
-
-def write_probe_key(prefix: str) -> str:
-    """Where an upload writes (and deletes) an empty object to tell a store that fails
-    on one name from a store that fails: beside the owners' folders, in a name
-    every store can hold."""
-    return f"{prefix}/{WRITE_PROBE}" if prefix else WRITE_PROBE
 
 
 @dataclass(frozen=True)

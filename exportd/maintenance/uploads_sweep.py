@@ -19,20 +19,10 @@ from typing import Any
 import asyncpg
 import structlog
 
+from exportd.export.keys import job_id_of, listing_prefix
 from exportd.queue.sql import queries
 from exportd.s3.client import S3Client
 from exportd.s3.objects import OpenUpload, abort_upload, list_open_uploads
-
-
-def job_id_of(key: str) -> uuid.UUID | None:
-    """The job id in a key ``{prefix}/{owner}/{job_id}/{file}``, if it has one."""
-    parts = key.rsplit("/", 2)
-    if len(parts) < 3:
-        return None
-    try:
-        return uuid.UUID(parts[-2])
-    except ValueError:
-        return None
 
 
 def orphaned(
@@ -84,8 +74,7 @@ class UploadsSweep:
         self._pool = pool
         self._s3 = s3
         self._bucket = bucket
-        # The trailing slash keeps "exports" from matching "exports-old/".
-        self._prefix = f"{prefix}/" if prefix else ""
+        self._prefix = listing_prefix(prefix)
         self._min_age = min_age
         self.batch_size = batch_size
         self._first_seen: dict[str, datetime] = {}
