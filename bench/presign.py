@@ -22,11 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exportd.s3.client import (  # noqa: E402
+from exportd.s3.client import open_s3_client  # noqa: E402
+from exportd.s3.presign import (  # noqa: E402
     content_disposition,
     download_signer,
     open_presigner,
-    open_s3_client,
 )
 from exportd.settings import Settings  # noqa: E402
 

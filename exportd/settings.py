@@ -367,7 +367,7 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_prefix(cls, value: str) -> str:
         # Checked here, at start, so that every key built under it fits S3's
-        # limits whatever the owner and file name (exportd.keys).
+        # limits whatever the owner and file name (export.keys).
         return check_prefix(value.strip("/"))
 
     @field_validator("api_tokens", mode="before")

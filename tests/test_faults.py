@@ -31,7 +31,8 @@ import asyncpg
 import pytest
 
 from exportd import database
-from exportd.s3.client import list_open_uploads, open_s3_client
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import list_open_uploads
 from tests.daemon_process import daemon_env
 from tests.fault_bad_rows import FAILED, ODD_BUT_LEGAL, insert_statement
 from tests.fault_checks import (

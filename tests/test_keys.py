@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exportd import limits
-from exportd.export.keys import check_prefix, key_segment, object_key
+from exportd.export.keys import (
+    WRITE_PROBE,
+    check_prefix,
+    filename_of,
+    job_id_of,
+    key_segment,
+    listing_prefix,
+    object_key,
+    write_probe_key,
+)
 from exportd.settings import Settings
 
 JOB = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -131,3 +140,71 @@ def test_a_usual_prefix_is_kept() -> None:
     assert check_prefix("") == ""
     assert check_prefix("tenant-a/exports") == "tenant-a/exports"
     assert settings_with("/exports/").s3_prefix == "exports"
+
+
+HOSTILE = ["a/b", "../..", "%2F", "%", "~", "~x~y", "日本語", "🎉" * 300, "x" * 2000, "\x00/\n", ""]
+
+
+@pytest.mark.parametrize("owner", HOSTILE)
+@pytest.mark.parametrize("filename", [*HOSTILE, "report.csv.gz", CJK_NAME + ".csv"])
+def test_a_key_reads_back_its_job_id_whatever_the_owner_and_file_name(
+    owner: str, filename: str
+) -> None:
+    assert job_id_of(object_key(PREFIX, owner, JOB, filename)) == JOB
+    assert job_id_of(object_key("", owner, JOB, filename)) == JOB
+
+
+@pytest.mark.parametrize(
+    "filename", ["report.csv", "a/b.csv", "100%.csv", "~home.csv", "Übersicht März.csv", ".."]
+)
+def test_a_key_reads_back_its_file_name(filename: str) -> None:
+    assert filename_of(object_key(PREFIX, "a/b", JOB, filename)) == filename
+
+
+def test_a_cut_file_name_reads_back_cut_with_its_extension() -> None:
+    name = filename_of(object_key(PREFIX, "alice", JOB, CJK_NAME + ".csv"))
+    assert name != CJK_NAME + ".csv"
+    assert name.startswith(CJK_NAME[:20])
+    assert name.endswith(".csv")
+
+
+@given(owner=st.text(max_size=300), filename=st.text(min_size=1, max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_any_key_reads_back_as_built(owner: str, filename: str) -> None:
+    key = object_key(PREFIX, owner, JOB, filename)
+    assert job_id_of(key) == JOB
+    # Sixty characters may encode to more than a segment holds; an uncut
+    # segment has no literal '~' (it is encoded), and reads back as given.
+    if "~" not in key.rsplit("/", 1)[-1]:
+        assert filename_of(key) == filename
+    else:
+        # Cut: only a name whose bytes, three characters each at most, overflow.
+        assert 3 * len(filename.encode("utf-8")) > limits.S3_SEGMENT_MAX_BYTES
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "x.csv",
+        "exports/x.csv",
+        "exports/o/not-a-uuid/x.csv",
+        write_probe_key("exports"),
+        write_probe_key(""),
+        "exports/o/" + str(JOB),
+    ],
+)
+def test_keys_of_another_shape_name_no_job(key: str) -> None:
+    assert job_id_of(key) is None
+
+
+def test_the_write_probe_sits_beside_the_owners_and_is_no_owner_of_theirs() -> None:
+    assert write_probe_key("exports") == f"exports/{WRITE_PROBE}"
+    assert write_probe_key("") == WRITE_PROBE
+    for owner in [*HOSTILE, WRITE_PROBE]:
+        assert key_segment(owner, "@._-") != WRITE_PROBE
+
+
+def test_the_listing_prefix_ends_with_a_separator() -> None:
+    assert listing_prefix("") == ""
+    assert listing_prefix("exports") == "exports/"
+    assert not "exports-old/x".startswith(listing_prefix("exports"))

@@ -18,12 +18,14 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
+from exportd.export.keys import job_id_of
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.retention import Retention
 from exportd.maintenance.runner import tick
-from exportd.maintenance.uploads_sweep import UploadsSweep, job_id_of, orphaned
+from exportd.maintenance.uploads_sweep import UploadsSweep, orphaned
 from exportd.metrics import Metrics
-from exportd.s3.client import OpenUpload, S3Client, delete_object, list_open_uploads
+from exportd.s3.client import S3Client
+from exportd.s3.objects import OpenUpload, delete_object, list_open_uploads
 from tests.helpers import insert_job, job_row
 
 PREFIX = "exports"

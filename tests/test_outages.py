@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 
 from exportd import database
-from exportd.s3.client import list_open_uploads, open_s3_client
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import list_open_uploads
 from tests.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.fixtures_s3 import (
     ACCESS_KEY,

@@ -6,14 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exportd.s3.client import content_disposition
+from exportd.errors import ErrorKind
 from exportd.s3.parts import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
     choose_part_size,
+    size_refusal,
     upload_memory_bound,
 )
+from exportd.s3.presign import content_disposition
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -157,3 +159,23 @@ def test_any_name_gives_a_safe_header_that_round_trips(name: str) -> None:
         assert fallback == (name or "download")
     else:
         assert star == name
+
+
+def test_an_object_within_its_limits_is_not_refused() -> None:
+    assert size_refusal(10 * MIB, 5 * MIB, 10 * MIB, "EXPORTD_S3_MAX_EXPORT_BYTES", 2) is None
+    assert size_refusal(MAX_PARTS * MIN_PART_SIZE, MIN_PART_SIZE, None, "unused") is None
+
+
+def test_an_object_past_its_parts_is_too_large_and_says_how_to_grow() -> None:
+    error = size_refusal(10 * MIB + 1, 5 * MIB, None, "unused", 2)
+    assert error is not None
+    assert error.kind is ErrorKind.TOO_LARGE
+    assert f"{10 * MIB:,} bytes" in error.message
+    assert "EXPORTD_S3_PART_SIZE" in error.message
+
+
+def test_an_object_past_its_byte_limit_names_where_the_limit_comes_from() -> None:
+    error = size_refusal(101, 5 * MIB, 100, "max_bytes of kind 'orders'")
+    assert error is not None
+    assert error.kind is ErrorKind.TOO_LARGE
+    assert "100 bytes (max_bytes of kind 'orders')" in error.message

@@ -15,8 +15,7 @@ from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.s3.client import content_disposition
-from exportd.s3.presign import PROBE_KEY, Credentials, Endpoint, sign_get
+from exportd.s3.presign import PROBE_KEY, Credentials, Endpoint, content_disposition, sign_get
 
 
 @functools.cache

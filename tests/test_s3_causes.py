@@ -17,15 +17,10 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from exportd.errors import STORAGE_OUTAGES, ErrorKind, ExportError, is_retryable
 from exportd.export import engine as exporter_module
-from exportd.export.engine import write_probe_key
-from exportd.export.keys import object_key
-from exportd.s3.client import (
-    DeadlineClient,
-    S3Client,
-    classify_s3_error,
-    content_disposition,
-    open_s3_client,
-)
+from exportd.export.keys import object_key, write_probe_key
+from exportd.s3.causes import classify_s3_error
+from exportd.s3.client import DeadlineClient, S3Client, open_s3_client
+from exportd.s3.presign import content_disposition
 from exportd.s3.upload import ObjectUpload
 from exportd.worker.breaker import StorageBreaker
 from tests.daemon_harness import FAST, running_daemon

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from exportd.s3.client import list_open_uploads, open_s3_client
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import list_open_uploads
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import ROOT, eventually, healthy, insert_job, job_row
 

@@ -17,17 +17,10 @@ from structlog.testing import capture_logs
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.s3 import upload as upload_module
-from exportd.s3.client import (
-    S3Client,
-    check_bucket,
-    classify_s3_error,
-    content_disposition,
-    delete_object,
-    download_signer,
-    list_open_uploads,
-    open_presigner,
-    open_s3_client,
-)
+from exportd.s3.causes import classify_s3_error
+from exportd.s3.client import S3Client, open_s3_client
+from exportd.s3.objects import check_bucket, delete_object, list_open_uploads
+from exportd.s3.presign import content_disposition, download_signer, open_presigner
 from exportd.s3.upload import ObjectUpload, UploadResult
 from tests.fixtures_s3 import S3Endpoint, free_port, s3_settings
 

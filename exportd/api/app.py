@@ -27,7 +27,7 @@ from exportd.errors import ExportError
 from exportd.metrics import CONTENT_TYPE
 from exportd.queue.sql import queries
 from exportd.queue.stats import QueueStats
-from exportd.s3.client import check_bucket
+from exportd.s3.objects import check_bucket
 
 __all__ = ["CONTEXT", "ApiContext", "build_app", "start_api"]
 

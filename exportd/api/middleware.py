@@ -131,7 +131,7 @@ def _known_failure(exc: Exception, metrics: Any) -> web.Response | None:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     if isinstance(exc, ExportError) and (source := error_source(exc.kind)) is not None:
-        # What s3.client raises: S3 unreachable or refusing us.
+        # What the S3 package raises (s3.causes): S3 unreachable or refusing us.
         metrics.error(source, "api")
         return unavailable(str(exc.kind), exc.message)
     if is_unavailable(exc):

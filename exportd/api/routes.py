@@ -7,7 +7,6 @@ one (404, same message shape), so job ids cannot be probed across owners.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -32,13 +31,14 @@ from exportd.api.requests import (
 from exportd.api.views import job_document, with_download
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
-from exportd.errors import ErrorKind, ExportError
 from exportd.queue.sql import queries
-from exportd.s3.client import delete_object, download_signer, open_presigner
+from exportd.s3.objects import delete_object
+from exportd.s3.presign import download_signer, open_presigner
 
 OWNER_HEADER = "X-Exportd-Owner"
-# Deleting an export's object is one request; S3 that takes longer is down.
-_DELETE_TIMEOUT = 10.0
+# Deleting an export's object is one request, made while the job's row is
+# locked and a caller waits: S3 that takes longer is down.
+_DELETE_SECONDS = 10.0
 # A dedupe conflict with a job that ends at that very moment: insert again.
 _ENQUEUE_TRIES = 3
 
@@ -203,7 +203,9 @@ async def delete_job(request: web.Request) -> web.Response:
             # The object goes first, with the row locked: should S3 fail, the
             # job stays completed and downloadable and the caller retries.
             if row["object_key"]:
-                await _delete_object(ctx, row["object_key"])
+                await delete_object(
+                    ctx.s3, ctx.settings.bucket(), row["object_key"], seconds=_DELETE_SECONDS
+                )
             row = await conn.fetchrow(q["api_expire"], job_id)
         else:
             raise ApiError(
@@ -216,17 +218,6 @@ async def delete_job(request: web.Request) -> web.Response:
         # A running job is counted by the worker that stops it.
         ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
     return web.json_response(job_document(row))
-
-
-async def _delete_object(ctx: ApiContext, key: str) -> None:
-    try:
-        async with asyncio.timeout(_DELETE_TIMEOUT):
-            await delete_object(ctx.s3, ctx.settings.bucket(), key)
-    except TimeoutError:
-        raise ExportError(
-            ErrorKind.STORAGE_UNAVAILABLE,
-            f"S3 did not confirm the deletion within {_DELETE_TIMEOUT:g}s; retry",
-        ) from None
 
 
 async def download(request: web.Request) -> web.Response:

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote
+
+from exportd.export.keys import filename_of
 
 # Daemon bookkeeping that means nothing to a caller.
 _INTERNAL = frozenset({"upload_id", "upload_key"})
@@ -44,13 +45,13 @@ def download_filename(doc: dict[str, Any]) -> str:
     """The file name a download is saved under: the job's ``filename``, in full, or,
     for a job completed before it was recorded, the key's last segment decoded.
 
-    The key's segment may be cut to fit S3's limits (exportd.keys), so it is
-    only the fallback.
+    The key's segment may be cut to fit S3's limits (``keys.filename_of``), so it
+    is only the fallback.
     """
     name = doc.get("filename")
     if name:
         return str(name)
-    return unquote(str(doc["object_key"]).rsplit("/", 1)[-1])
+    return filename_of(str(doc["object_key"]))
 
 
 def download_ttl(doc: dict[str, Any], ttl: timedelta, now: datetime) -> timedelta | None:

@@ -27,7 +27,9 @@ from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.sql import queries
-from exportd.s3.client import check_bucket, download_signer, open_presigner, open_s3_client
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import check_bucket
+from exportd.s3.presign import download_signer, open_presigner
 from exportd.settings import Settings, redact_text, redact_url
 
 

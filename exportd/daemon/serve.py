@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -29,7 +30,8 @@ from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.listener import Listener
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.postgres import PgJobStore
-from exportd.s3.client import abort_upload, delete_object, open_s3_client
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import abort_upload, delete_object
 from exportd.s3.parts import choose_part_size
 from exportd.settings import Settings, SettingsError, redact_text, redact_url
 from exportd.worker.breaker import StorageBreaker
@@ -187,15 +189,10 @@ async def serve(
             metrics=metrics,
         )
 
-        async def abort(key: str, upload_id: str) -> bool:
-            return await abort_upload(s3, bucket, key, upload_id)
-
-        async def delete(key: str) -> None:
-            await delete_object(s3, bucket, key)
-
+        abort = functools.partial(abort_upload, s3, bucket)
         reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
         chores: list[maintenance.MaintenanceTask] = [
-            Retention(pool, delete),
+            Retention(pool, functools.partial(delete_object, s3, bucket)),
             Purge(pool, settings.history_retention.total_seconds()),
             UploadsSweep(pool, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
         ]

@@ -13,7 +13,8 @@ from typing import Protocol
 import structlog
 
 from exportd.daemon.systemd import Notifier
-from exportd.s3.client import S3Client, check_bucket
+from exportd.s3.client import S3Client
+from exportd.s3.objects import check_bucket
 from exportd.worker.breaker import StorageBreaker
 
 

@@ -26,7 +26,7 @@ from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import Container, Format, format_for
 from exportd.export.interface import JobContext
-from exportd.export.keys import object_key
+from exportd.export.keys import object_key, write_probe_key
 from exportd.export.progress import Tracker
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
 from exportd.export.sources import (
@@ -42,17 +42,13 @@ from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, Member
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
 from exportd.queue.lease import locked_call_timeout
-from exportd.s3.client import S3Client, content_disposition
+from exportd.s3.client import S3Client
+from exportd.s3.presign import content_disposition
 from exportd.s3.upload import ObjectUpload
 
 __all__ = ["ExportOptions", "Exporter", "copy_row_count"]
 
 MANIFEST = "manifest.json"
-
-
-# Starts with '~', which no owner's key segment can (keys.py encodes it), so
-# no tenant's objects can stand where the probe writes, or the other way round.
-WRITE_PROBE = "~exportd-write-probe"
 
 
 def commit_request_seconds(lease_seconds: float | None) -> float | None:
@@ -62,13 +58,6 @@ def commit_request_seconds(lease_seconds: float | None) -> float | None:
     if lease_seconds is None:
         return None
     return locked_call_timeout(lease_seconds) / 2
-
-
-def write_probe_key(prefix: str) -> str:
-    """Where an upload writes (and deletes) an empty object to tell a store that fails
-    on one name from a store that fails: beside the owners' folders, in a name
-    every store can hold."""
-    return f"{prefix}/{WRITE_PROBE}" if prefix else WRITE_PROBE
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Object keys: ``{prefix}/{owner}/{job_id}/{filename}``, within S3's limits whatever they carry.
 
+The layout is built and read here alone: ``object_key`` builds a job's key,
+``write_probe_key`` the upload's probe beside them, ``listing_prefix`` the
+start every key shares; ``job_id_of`` and ``filename_of`` read a key back.
+
 Owners and file names are caller-chosen. Each becomes one path segment by
 percent-encoding (UTF-8), which keeps a '/', a '\\', a control character or
 a '%' from reaching outside its segment; a segment that would be '.' or '..'
@@ -19,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from exportd.limits import S3_KEY_MAX_BYTES, S3_PREFIX_MAX_BYTES, S3_SEGMENT_MAX_BYTES
 
@@ -31,6 +35,10 @@ _HASH_CHARS = 16
 # says what it holds.
 _EXTENSION = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){1,2}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+# Starts with '~', which an encoded segment holds only where it was cut (or
+# as the whole of an empty one), so no owner's segment is this name: no
+# tenant's objects can stand where the probe writes, or the other way round.
+WRITE_PROBE = "~exportd-write-probe"
 
 
 def _encode(text: str, safe: str) -> str:
@@ -112,3 +120,41 @@ def object_key(prefix: str, owner: str, job_id: uuid.UUID, filename: str) -> str
     if check_prefix(prefix):
         parts.insert(0, prefix)
     return "/".join(parts)
+
+
+def write_probe_key(prefix: str) -> str:
+    """Where an upload writes (and deletes) an empty object to tell a store that fails
+    on one name from a store that fails: beside the owners' folders, in a name
+    every store can hold."""
+    return f"{prefix}/{WRITE_PROBE}" if prefix else WRITE_PROBE
+
+
+def listing_prefix(prefix: str) -> str:
+    """The start of every object key under ``prefix``: ``prefix`` and '/', or '' without
+    one. The '/' keeps a listing of "exports" out of "exports-old/"."""
+    return f"{prefix}/" if prefix else ""
+
+
+def job_id_of(key: str) -> uuid.UUID | None:
+    """The job id of a key shaped ``{prefix}/{owner}/{job_id}/{filename}``, or None for
+    a key of any other shape (another application's object, the write probe).
+
+    The id is the segment before the last: neither it nor the file name's
+    segment ever holds a '/', while an owner written by an older version may.
+    """
+    parts = key.rsplit("/", 2)
+    if len(parts) < 3:
+        return None
+    try:
+        return uuid.UUID(parts[-2])
+    except ValueError:
+        return None
+
+
+def filename_of(key: str) -> str:
+    """The file name a key ends with: its last segment, percent-decoded (UTF-8).
+
+    The file name ``object_key`` was given, unless ``key_segment`` cut it to
+    fit (then the cut form, with its '~' and hash) or it was empty ('~').
+    """
+    return unquote(key.rsplit("/", 1)[-1])

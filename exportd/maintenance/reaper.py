@@ -28,10 +28,10 @@ from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide
 from exportd.queue.isolation import Passed, per_row_on_failure
 from exportd.queue.sql import queries
 
-# (key, upload id) -> True when aborted, False when S3 no longer had it open.
+# (key, upload id) -> True when aborted, False when S3 no longer had it open;
+# bounded by its own deadline (``exportd.s3.objects.abort_upload``), since S3
+# may be the thing that is down and reaping must go on.
 AbortUpload = Callable[[str, str], Awaitable[bool]]
-
-_ABORT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,7 @@ class Reaper:
         if self._abort_upload is None:
             return
         try:
-            # Bounded: S3 may be the thing that is down, and reaping must go on.
-            async with asyncio.timeout(_ABORT_TIMEOUT):
-                aborted = await self._abort_upload(key, upload_id)
+            aborted = await self._abort_upload(key, upload_id)
         except Exception as exc:
             self.metrics.error("s3", "abort")
             log.warning("orphan_upload_abort_failed", key=key, upload_id=upload_id, error=repr(exc))

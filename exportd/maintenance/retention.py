@@ -11,7 +11,6 @@ fails the round: the others are expired, and it is logged and passed over.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -22,9 +21,9 @@ import structlog
 from exportd.queue.isolation import Passed, per_row_on_failure
 from exportd.queue.sql import queries
 
+# key -> None once deleted; bounded by its own deadline
+# (``exportd.s3.objects.delete_object``).
 DeleteObject = Callable[[str], Awaitable[None]]
-
-_DELETE_TIMEOUT = 30.0
 
 
 class Retention:
@@ -91,8 +90,7 @@ class Retention:
         if key is None:
             return True
         try:
-            async with asyncio.timeout(_DELETE_TIMEOUT):
-                await self._delete(key)
+            await self._delete(key)
         except Exception as exc:
             self.log.warning(
                 "retention_delete_failed", job_id=str(row["id"]), key=key, error=repr(exc)

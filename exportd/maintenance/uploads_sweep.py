@@ -11,7 +11,6 @@ for an orphan.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,21 +19,10 @@ from typing import Any
 import asyncpg
 import structlog
 
+from exportd.export.keys import job_id_of, listing_prefix
 from exportd.queue.sql import queries
-from exportd.s3.client import OpenUpload, S3Client, abort_upload, list_open_uploads
-
-_ABORT_TIMEOUT = 30.0
-
-
-def job_id_of(key: str) -> uuid.UUID | None:
-    """The job id in a key ``{prefix}/{owner}/{job_id}/{file}``, if it has one."""
-    parts = key.rsplit("/", 2)
-    if len(parts) < 3:
-        return None
-    try:
-        return uuid.UUID(parts[-2])
-    except ValueError:
-        return None
+from exportd.s3.client import S3Client
+from exportd.s3.objects import OpenUpload, abort_upload, list_open_uploads
 
 
 def orphaned(
@@ -86,8 +74,7 @@ class UploadsSweep:
         self._pool = pool
         self._s3 = s3
         self._bucket = bucket
-        # The trailing slash keeps "exports" from matching "exports-old/".
-        self._prefix = f"{prefix}/" if prefix else ""
+        self._prefix = listing_prefix(prefix)
         self._min_age = min_age
         self.batch_size = batch_size
         self._first_seen: dict[str, datetime] = {}
@@ -123,10 +110,7 @@ class UploadsSweep:
     async def _abort(self, upload: OpenUpload) -> bool:
         log = self.log.bind(key=upload["Key"], upload_id=upload["UploadId"])
         try:
-            async with asyncio.timeout(_ABORT_TIMEOUT):
-                aborted = await abort_upload(
-                    self._s3, self._bucket, upload["Key"], upload["UploadId"]
-                )
+            aborted = await abort_upload(self._s3, self._bucket, upload["Key"], upload["UploadId"])
         except Exception as exc:
             log.warning("orphan_upload_abort_failed", error=repr(exc))
             return False

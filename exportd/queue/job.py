@@ -85,7 +85,7 @@ class ExportResult:
     row_count: int
     sha256_hex: str
     # The name a download is saved under, in full; the key's last segment
-    # may be cut to fit S3's limits (exportd.keys). Empty: the key's.
+    # may be cut to fit S3's limits (export.keys). Empty: the key's.
     filename: str = ""
 
 

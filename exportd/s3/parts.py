@@ -8,6 +8,8 @@ must be chosen up front from the largest object an export may produce.
 
 from __future__ import annotations
 
+from exportd.errors import ErrorKind, ExportError
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
@@ -69,3 +71,31 @@ def upload_memory_bound(part_size: int, parts_in_flight: int) -> int:
     producer fills one more part meanwhile. Excludes the HTTP layer's copies.
     """
     return part_size * (parts_in_flight + 1)
+
+
+def size_refusal(
+    size: int,
+    part_size: int,
+    max_bytes: int | None,
+    max_bytes_source: str,
+    max_parts: int = MAX_PARTS,
+) -> ExportError | None:
+    """The ``too_large`` error of an object grown to ``size`` bytes, or None while it
+    fits in ``max_parts`` parts of ``part_size`` bytes and in ``max_bytes`` (None: no
+    such limit), the limit set by ``max_bytes_source`` (a setting's name)."""
+    parts_limit = max_parts * part_size
+    if size > parts_limit:
+        return ExportError(
+            ErrorKind.TOO_LARGE,
+            f"export is larger than the limit of {parts_limit:,} bytes "
+            f"({max_parts:,} parts of {part_size:,} bytes); raise "
+            "EXPORTD_S3_MAX_EXPORT_BYTES (the part size follows it) or set a "
+            "larger EXPORTD_S3_PART_SIZE",
+        )
+    if max_bytes is not None and size > max_bytes:
+        return ExportError(
+            ErrorKind.TOO_LARGE,
+            f"export is larger than the limit of {max_bytes:,} bytes "
+            f"({max_bytes_source}); narrow the export or raise the limit",
+        )
+    return None

@@ -11,18 +11,29 @@ URL is then signed here with the standard SigV4 query algorithm.
 
 ``sign_get`` is pure; ``Presigner`` adds the credentials of the moment (they
 may rotate) and is checked against botocore's own URL in the tests, and
-against both S3 servers, which verify the signature.
+against both S3 servers, which verify the signature. ``open_presigner`` asks
+botocore at start-up; ``download_signer`` signs a job's download URL with the
+``Content-Disposition`` that names its file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qs, quote, urlsplit
+
+from aiobotocore.session import get_session
+
+from exportd.errors import ErrorKind, ExportError
+from exportd.s3.causes import classify_s3_error
+from exportd.s3.client import S3Client, request_deadline
+from exportd.settings import Settings
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _UNRESERVED = "-_.~"
@@ -136,3 +147,101 @@ class Presigner:
         return sign_get(
             self.endpoint, key, creds, expires_seconds=expires_seconds, now=now, query=query
         )
+
+
+# Characters RFC 5987 allows unencoded in an ext-value ("attr-char"); quote()
+# already keeps letters, digits and "_.-~".
+_ATTR_CHAR_EXTRA = "!#$&+^`|"
+
+
+def _ascii_fallback(filename: str) -> str:
+    # Decompose so accented letters keep their base letter ("Übersicht" becomes
+    # "Ubersicht"), then replace whatever is still outside printable ASCII, and
+    # the two characters a quoted-string cannot hold as they are.
+    decomposed = unicodedata.normalize("NFKD", filename)
+    out = []
+    for char in decomposed:
+        if unicodedata.combining(char):
+            continue
+        if not (" " <= char <= "~") or char in '"\\':
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out) or "download"
+
+
+def content_disposition(filename: str) -> str:
+    """A ``Content-Disposition: attachment`` value that names the file.
+
+    ``filename*`` appears only when the plain ``filename`` cannot say the same
+    thing: every current browser reads ``filename*`` when present, but it is
+    the rarely exercised branch of older clients and download tools, so plain
+    ASCII names are sent in the one form everything understands.
+    """
+    fallback = _ascii_fallback(filename)
+    value = f'attachment; filename="{fallback}"'
+    if filename and fallback != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe=_ATTR_CHAR_EXTRA)}"
+    return value
+
+
+async def open_presigner(settings: Settings, client: S3Client) -> Presigner:
+    """A ``Presigner`` for the settings' bucket, fixed by one botocore presign now."""
+    bucket = settings.bucket()
+    try:
+        probe = await client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": PROBE_KEY}, ExpiresIn=60
+        )
+    except Exception as exc:
+        raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
+    endpoint = Endpoint.from_probe(str(probe))
+    if settings.s3_access_key_id is not None and settings.s3_secret_access_key is not None:
+        fixed = Credentials(
+            settings.s3_access_key_id.get_secret_value(),
+            settings.s3_secret_access_key.get_secret_value(),
+        )
+
+        async def explicit() -> Credentials:
+            return fixed
+
+        return Presigner(endpoint, explicit)
+    # The standard chain, as the client uses it: role credentials rotate, so
+    # each URL asks for the current ones (cached by botocore until they expire).
+    seconds = request_deadline(client)
+    try:
+        async with asyncio.timeout(seconds):
+            chain = await get_session().get_credentials()
+    except Exception as exc:
+        raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
+    if chain is None:
+        raise ExportError(
+            ErrorKind.ACCESS_DENIED,
+            "no AWS credentials found (environment, shared files, container or instance "
+            "role); set EXPORTD_S3_ACCESS_KEY_ID and EXPORTD_S3_SECRET_ACCESS_KEY",
+        )
+
+    async def current() -> Credentials:
+        # A refresh may ask a metadata service or STS, which can hang too.
+        try:
+            async with asyncio.timeout(seconds):
+                frozen = await chain.get_frozen_credentials()
+        except Exception as exc:
+            raise classify_s3_error(exc, operation="GetObject", bucket=bucket) from exc
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return Presigner(endpoint, current)
+
+
+def download_signer(presigner: Presigner) -> Callable[[str, str, timedelta], Awaitable[str]]:
+    """``sign(key, filename, lifetime)`` for ``api.views.with_download``: a URL that makes
+    browsers save the object as ``filename``."""
+
+    async def sign(key: str, filename: str, lifetime: timedelta) -> str:
+        return await presigner.presign(
+            key,
+            expires_seconds=int(lifetime.total_seconds()),
+            now=datetime.now(UTC),
+            query={"response-content-disposition": content_disposition(filename)},
+        )
+
+    return sign

@@ -3,7 +3,7 @@
 The producer writes bytes as it renders them; ``ObjectUpload`` buffers one
 part, hands full parts to background uploads, and makes the producer wait when
 ``parts_in_flight`` of them are already running. Peak buffer memory is about
-``part_size * (parts_in_flight + 1)`` (see ``exportd.parts.upload_memory_bound``).
+``part_size * (parts_in_flight + 1)`` (see ``parts.upload_memory_bound``).
 
 Objects smaller than one part never start a multipart upload: they are written
 with one PutObject when complete() is called. That includes empty objects,
@@ -21,21 +21,17 @@ from typing import Any
 
 import structlog
 
-from exportd.errors import ErrorKind, ExportError
-from exportd.s3.client import S3Client, classify_s3_error, may_be_refused_name, name_refused
-from exportd.s3.parts import MAX_PARTS
+from exportd.errors import ExportError
+from exportd.s3.causes import classify_s3_error, may_be_refused_name, name_refused
+from exportd.s3.client import S3Client
+from exportd.s3.objects import abort_upload, store_and_delete_empty
+from exportd.s3.parts import MAX_PARTS, size_refusal
 
 log = structlog.get_logger(__name__)
 
 # Remainders below this hash on the event loop; larger blocks go to a thread,
 # because hashing several MiB takes long enough to delay heartbeats.
 _INLINE_HASH_LIMIT = 256 * 1024
-# Aborting talks to S3, which may be the thing that is down; a job being
-# cancelled should not hang on it. The upload then stays visible to
-# list_open_uploads (and to a bucket lifecycle rule) for later cleanup. The
-# client's own request deadline (DeadlineClient) usually ends it sooner.
-_ABORT_TIMEOUT = 30.0
-
 # Strong references to abort tasks, which must outlive a cancelled caller.
 _abort_tasks: set[asyncio.Task[None]] = set()
 
@@ -149,24 +145,17 @@ class ObjectUpload:
         if self._flushed:
             raise RuntimeError(f"upload of {self._key!r} was flushed: no more writes")
         view = memoryview(data).cast("B")
-        parts_limit = MAX_PARTS * self._part_size
-        if self._bytes_written + len(view) > parts_limit:
+        refused = size_refusal(
+            self._bytes_written + len(view),
+            self._part_size,
+            self._max_bytes,
+            self._max_bytes_source,
+            MAX_PARTS,
+        )
+        if refused is not None:
             # What was written so far is a truncated export: only abort remains.
             self._broken = True
-            raise ExportError(
-                ErrorKind.TOO_LARGE,
-                f"export is larger than the limit of {parts_limit:,} bytes "
-                f"({MAX_PARTS:,} parts of {self._part_size:,} bytes); raise "
-                "EXPORTD_S3_MAX_EXPORT_BYTES (the part size follows it) or set a "
-                "larger EXPORTD_S3_PART_SIZE",
-            )
-        if self._max_bytes is not None and self._bytes_written + len(view) > self._max_bytes:
-            self._broken = True
-            raise ExportError(
-                ErrorKind.TOO_LARGE,
-                f"export is larger than the limit of {self._max_bytes:,} bytes "
-                f"({self._max_bytes_source}); narrow the export or raise the limit",
-            )
+            raise refused
         self._busy = True
         try:
             while view:
@@ -260,9 +249,6 @@ class ObjectUpload:
         if self._failure is not None:
             raise self._failure
 
-    def _wrap(self, exc: Exception, operation: str) -> ExportError:
-        return classify_s3_error(exc, operation=operation, bucket=self._bucket)
-
     async def _name_or_outage(self, exc: Exception, operation: str) -> ExportError:
         """The error of a request naming this key: a refused name, or an outage.
 
@@ -274,17 +260,15 @@ class ObjectUpload:
         botocore has already retried a 500 before this is asked. Without a
         probe key, or if the probe fails too, it stays an outage.
         """
-        error = self._wrap(exc, operation)
-        if self._probe_key is None or self._probe_key == self._key:
-            return error
-        if not may_be_refused_name(exc):
+        error = classify_s3_error(exc, operation=operation, bucket=self._bucket)
+        if self._probe_key is None or self._probe_key == self._key or not may_be_refused_name(exc):
             return error
         probe_seconds = None if self._commit_seconds is None else self._commit_seconds / 2
         try:
-            async with asyncio.timeout(probe_seconds):
-                await self._client.put_object(Bucket=self._bucket, Key=self._probe_key, Body=b"")
-                await self._client.delete_object(Bucket=self._bucket, Key=self._probe_key)
-        except Exception as probe_exc:
+            await store_and_delete_empty(
+                self._client, self._bucket, self._probe_key, seconds=probe_seconds
+            )
+        except ExportError as probe_exc:
             self._log.warning("s3_name_probe_failed", error=repr(probe_exc))
             return error
         refused = name_refused(exc, operation=operation, bucket=self._bucket)
@@ -399,17 +383,18 @@ class ObjectUpload:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._upload_id is None:
             return
+        # A failed abort leaves the upload to list_open_uploads (the sweep)
+        # and the bucket's lifecycle rule; a job being cancelled goes on.
         try:
-            async with asyncio.timeout(_ABORT_TIMEOUT):
-                await self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-                )
-        except Exception as exc:
-            error = self._wrap(exc, "AbortMultipartUpload")
-            self._log.warning(
-                "s3_abort_failed",
-                bucket=self._bucket,
-                key=self._key,
-                upload_id=self._upload_id,
-                error=str(error),
-            )
+            if await abort_upload(self._client, self._bucket, self._key, self._upload_id):
+                return
+            error = "S3 no longer has the upload open (aborted or expired meanwhile)"
+        except ExportError as exc:
+            error = str(exc)
+        self._log.warning(
+            "s3_abort_failed",
+            bucket=self._bucket,
+            key=self._key,
+            upload_id=self._upload_id,
+            error=error,
+        )
