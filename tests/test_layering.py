@@ -106,11 +106,21 @@ FORBIDDEN = [
     ("s3", {"queue", "worker", "export", "api", "cli", "daemon", "maintenance"}),
 ]
 
+# The exceptions, each with its reason. The object key's layout is one rule in
+# one module (export.keys): the API reads a download's file name back from a
+# key with it rather than restating the layout.
+ALLOWED = {("api", "exportd.export.keys")}
+
 
 @pytest.mark.parametrize(("package", "forbidden"), FORBIDDEN, ids=[p for p, _ in FORBIDDEN])
 def test_package_never_imports(package: str, forbidden: set[str]) -> None:
     offending = {
-        module: sorted(n for n in names if n.split(".")[1] in forbidden)
+        module: sorted(
+            n
+            for n in names
+            if n.split(".")[1] in forbidden
+            and not any((package, a) in ALLOWED for a in (n, n.rsplit(".", 1)[0]))
+        )
         for module, names in imported_modules(package).items()
     }
     assert {m: names for m, names in offending.items() if names} == {}
