@@ -27,7 +27,7 @@ from exportd.api.requests import (
     request_id,
 )
 from exportd.api.views import download_ttl, timestamp
-from exportd.definitions.kinds import definitions_from_text
+from exportd.definitions.loader import definitions_from_text
 from exportd.limits import json_depth
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

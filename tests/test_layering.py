@@ -27,6 +27,7 @@ PURE = [
     "definitions/placeholders",
     "definitions/literals",
     "definitions/kinds",
+    "definitions/loader",
     "worker/breaker",
     "export/keys",
     "limits",

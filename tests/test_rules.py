@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.definitions.kinds import Kind, definitions_from_text
+from exportd.definitions.kinds import Kind
+from exportd.definitions.loader import definitions_from_text
 from exportd.definitions.params import InvalidParams, to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of

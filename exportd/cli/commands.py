@@ -16,7 +16,8 @@ from exportd import database
 from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
-from exportd.definitions.kinds import Dataset, DefinitionError, Definitions, Kind, load_definitions
+from exportd.definitions.kinds import Dataset, Definitions, Kind
+from exportd.definitions.loader import DefinitionError, load_definitions
 from exportd.definitions.schema import PROBE_TEXT, probe_value
 from exportd.errors import ExportError
 from exportd.export.formats import default_format, format_for, formats_of, writes_json
