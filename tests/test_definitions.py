@@ -15,7 +15,7 @@ from exportd.definitions.loader import (
     definitions_from_text,
     load_definitions,
 )
-from exportd.definitions.params import InvalidParams, ParamType
+from exportd.definitions.params.spec import InvalidParams, ParamType
 from exportd.errors import ErrorKind, ExportError
 
 ORDERS = '''

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from exportd.definitions.kinds import Kind
 from exportd.definitions.loader import definitions_from_text
-from exportd.definitions.params import InvalidParams, to_json
+from exportd.definitions.params.spec import InvalidParams
+from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of
 from tests.test_definitions import problems_of

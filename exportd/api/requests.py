@@ -26,7 +26,7 @@ from urllib.parse import unquote_to_bytes
 
 from exportd import limits
 from exportd.definitions.kinds import Definitions, Kind
-from exportd.definitions.params import InvalidParams
+from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
 from exportd.export.formats import default_format
 from exportd.limits import json_depth

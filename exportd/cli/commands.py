@@ -18,7 +18,7 @@ from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.loader import DefinitionError, load_definitions
-from exportd.definitions.schema import PROBE_TEXT, probe_value
+from exportd.definitions.params.schema import PROBE_TEXT, probe_value
 from exportd.errors import ExportError
 from exportd.export.formats import default_format, format_for, formats_of, writes_json
 from exportd.export.memory import keep_large_buffers_mapped

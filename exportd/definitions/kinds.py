@@ -14,12 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from exportd.definitions.params import InvalidParams, ParamSpec, render
-from exportd.definitions.params import validate_params as _validate_params
+from exportd.definitions.params.schema import json_schema
+from exportd.definitions.params.spec import InvalidParams, ParamSpec
+from exportd.definitions.params.validation import validate_params as _validate_params
+from exportd.definitions.params.values import render
 from exportd.definitions.placeholders import CompiledQuery, inline
 from exportd.definitions.python_datasets import Handler
 from exportd.definitions.rules import Rule, check_rules
-from exportd.definitions.schema import json_schema
 from exportd.errors import ErrorKind, ExportError
 
 FILENAME_MAX_CHARS = 150

@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from exportd.definitions.declarations import SpecError, parse_spec, unknown_key
 from exportd.definitions.kinds import Dataset, Definitions, Kind
-from exportd.definitions.params import ParamSpec
+from exportd.definitions.params.declarations import SpecError, parse_spec, unknown_key
+from exportd.definitions.params.schema import pg_type
+from exportd.definitions.params.spec import ParamSpec
 from exportd.definitions.placeholders import CompiledQuery, UnknownNames, compile_named
 from exportd.definitions.python_datasets import HandlerNotFound, load_handler
 from exportd.definitions.rules import parse_rules
-from exportd.definitions.schema import pg_type
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 # A dataset name becomes a file name inside a zip: keep it plain.
