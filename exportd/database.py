@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind, ExportError
-from exportd.settings import redact_text
+from exportd.redaction import redact_text
 
 # SQLSTATE classes that describe an outage or an accident of timing rather
 # than the query: connection exceptions, insufficient resources, operator

@@ -33,6 +33,7 @@ PURE = [
     "worker/breaker",
     "export/keys",
     "limits",
+    "redaction",
 ]
 NO_DRIVER = ["worker/loop", "queue/interface", *PURE]
 

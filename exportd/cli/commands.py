@@ -27,8 +27,9 @@ from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.sql import queries
+from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import check_bucket, download_signer, open_presigner, open_s3_client
-from exportd.settings import Settings, redact_text, redact_url
+from exportd.settings import Settings
 
 
 def print_json(doc: Any) -> None:

@@ -29,7 +29,8 @@ from exportd.definitions.loader import load_definitions
 from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate
 from exportd.queue.sql import queries
-from exportd.settings import load_settings, redact_url
+from exportd.redaction import redact_url
+from exportd.settings import load_settings
 
 DEV_BUCKET = "exports"
 DEV_ACCESS_KEY = "exportd-dev"
