@@ -29,7 +29,7 @@ from exportd.queue.migrations import pending_migrations
 from exportd.queue.sql import queries
 from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import check_bucket, download_signer, open_presigner, open_s3_client
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 
 def print_json(doc: Any) -> None:

@@ -30,7 +30,7 @@ from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate
 from exportd.queue.sql import queries
 from exportd.redaction import redact_url
-from exportd.settings import load_settings
+from exportd.settings.environment import load_settings
 
 DEV_BUCKET = "exports"
 DEV_ACCESS_KEY = "exportd-dev"

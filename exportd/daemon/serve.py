@@ -32,7 +32,7 @@ from exportd.queue.postgres import PgJobStore
 from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import abort_upload, delete_object, open_s3_client
 from exportd.s3.parts import choose_part_size
-from exportd.settings import Settings, SettingsError
+from exportd.settings.model import Settings, SettingsError
 from exportd.worker.breaker import StorageBreaker
 from exportd.worker.loop import Worker, WorkerConfig
 

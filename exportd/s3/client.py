@@ -34,7 +34,7 @@ from botocore.exceptions import (
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.s3.presign import PROBE_KEY, Credentials, Endpoint, Presigner
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 # aiobotocore ships no type information; the alias keeps ``Any`` in one place.
 S3Client: TypeAlias = Any

@@ -1,8 +1,5 @@
-"""Settings, read from ``EXPORTD_*`` environment variables and an optional ``.env``.
-
-Every field carries the reason it exists. ``load_settings`` turns a validation
-failure into one readable line per problem, so a daemon with a missing bucket
-stops with a sentence, not a traceback.
+"""The settings model: every ``EXPORTD_*`` setting, with the reason it exists, its
+checks, and the values derived from it (deadlines, S3 request arguments).
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exportd.export.keys import check_prefix
@@ -389,23 +386,3 @@ class Settings(BaseSettings):
         if self.s3_addressing_style == "auto":
             return self.s3_endpoint_url is not None
         return self.s3_addressing_style == "path"
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"])
-        name = f"EXPORTD_{field.upper()}" if field else "settings"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "is required but not set"
-        lines.append(f"{name}: {message}")
-    return "; ".join(lines)
-
-
-def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
-    """Settings from the environment, or a ``SettingsError`` that reads as one line."""
-    try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise SettingsError(f"invalid settings: {_describe(exc)}") from None
