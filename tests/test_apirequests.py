@@ -14,14 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exportd import limits
+from exportd.api.query_params import Cursor, owner_scope, parse_list_query
 from exportd.api.requests import (
-    Cursor,
     RequestInvalid,
-    owner_scope,
     params_problems,
     parse_job_id,
     parse_json_body,
-    parse_list_query,
     parse_new_job,
     parse_timestamp,
     request_id,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
-from exportd.api.requests import DEFAULT_LIMIT, MAX_ATTEMPTS, MAX_LIMIT, SMALLINT
+from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
+from exportd.api.requests import MAX_ATTEMPTS, SMALLINT
 from exportd.export.engine import SUPPORTED_FORMATS
 from exportd.queue.job import STATES
 
