@@ -3,6 +3,7 @@
 The pure modules decide (backoff, leases, part sizes, parameter rules); the
 worker loop schedules; only the edges (store, exporter, storage, API) talk
 to Postgres, S3 or HTTP. A stray import would quietly tie a decision to I/O.
+And no module passes 400 lines: past that, one holds two concepts.
 """
 
 from __future__ import annotations
@@ -67,3 +68,19 @@ def test_worker_reaches_the_queue_only_through_its_protocol() -> None:
         "exportd.s3.client",
         "exportd.api.app",
     }
+
+
+MAX_MODULE_LINES = 400
+MODULES = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
+
+
+def test_every_module_is_found() -> None:
+    # A wrong PACKAGE path would make the size check below pass on nothing.
+    assert "settings/model.py" in MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_has_at_most_400_lines(module: str) -> None:
+    # One concept per module: past this size a module holds two, and reads as neither.
+    lines = len((PACKAGE / module).read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"exportd/{module} has {lines} lines"
