@@ -28,7 +28,7 @@ from exportd.s3.presign import (  # noqa: E402
     download_signer,
     open_presigner,
 )
-from exportd.settings import Settings  # noqa: E402
+from exportd.settings.model import Settings  # noqa: E402
 
 KEY = "exports/user_123/0b6c2f9e-4a77-4d51-9d0e-6f1f3e2a9b10/orders-since-2025-01-01.csv"
 FILENAME = "orders-since-2025-01-01.csv"

@@ -11,7 +11,7 @@ import structlog
 
 from exportd.errors import ErrorKind, ExportError
 from exportd.queue.backoff import exponential_delay
-from exportd.settings import redact_text
+from exportd.redaction import redact_text
 
 # SQLSTATE classes that describe an outage or an accident of timing rather
 # than the query: connection exceptions (08), insufficient resources (53: too

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from exportd.daemon.serve import Daemon, serve
-from exportd.definitions.kinds import Definitions, definitions_from_text
-from exportd.settings import MIB
+from exportd.definitions.kinds import Definitions
+from exportd.definitions.loader import definitions_from_text
+from exportd.settings.model import MIB
 
 TOKEN = "test-token"
 

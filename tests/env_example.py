@@ -9,7 +9,7 @@ import textwrap
 from datetime import timedelta
 from typing import Any
 
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 HEADER = """\
 # Every exportd setting, with its default and meaning.

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from exportd.api.app import ApiContext, start_api
-from exportd.definitions.kinds import definitions_from_text
+from exportd.definitions.loader import definitions_from_text
 from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_s3 import S3Endpoint, s3_settings

@@ -26,7 +26,7 @@ import pytest
 from botocore.config import Config
 
 from exportd.s3.client import S3Client, open_s3_client
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 ACCESS_KEY = "exportdkey"
 SECRET_KEY = "exportdsecret"

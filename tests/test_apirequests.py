@@ -14,20 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exportd import limits
+from exportd.api.query_params import Cursor, owner_scope, parse_list_query
 from exportd.api.requests import (
-    Cursor,
     RequestInvalid,
-    owner_scope,
     params_problems,
     parse_job_id,
     parse_json_body,
-    parse_list_query,
     parse_new_job,
     parse_timestamp,
     request_id,
 )
 from exportd.api.views import download_ttl, timestamp
-from exportd.definitions.kinds import definitions_from_text
+from exportd.definitions.loader import definitions_from_text
 from exportd.limits import json_depth
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from exportd.definitions.kinds import (
+from exportd.definitions.kinds import Definitions, Kind, safe_filename
+from exportd.definitions.loader import (
     DEFAULT_TIMEOUT_SECONDS,
     DefinitionError,
-    Definitions,
-    Kind,
     definitions_from_text,
     load_definitions,
-    safe_filename,
 )
-from exportd.definitions.params import InvalidParams, ParamType
+from exportd.definitions.params.spec import InvalidParams, ParamType
 from exportd.errors import ErrorKind, ExportError
 
 ORDERS = '''

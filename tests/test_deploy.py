@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 from tests.env_example import render
 from tests.helpers import ROOT
 

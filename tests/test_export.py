@@ -17,7 +17,7 @@ from exportd.maintenance.reaper import Reaper
 from exportd.queue.backoff import BackoffPolicy
 from exportd.s3.client import S3Client, open_s3_client
 from exportd.s3.objects import abort_upload, list_open_uploads
-from exportd.settings import MIB
+from exportd.settings.model import MIB
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
 from tests.helpers import (

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from exportd.settings import MIB
+from exportd.settings.model import MIB
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, s3_settings
 from tests.helpers import direct_export, download_job, insert_job, wait_for_state

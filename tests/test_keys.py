@@ -20,7 +20,7 @@ from exportd.export.keys import (
     object_key,
     write_probe_key,
 )
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 JOB = uuid.UUID("12345678-1234-5678-1234-567812345678")
 CJK_NAME = "日本語の長いファイル名" * 6  # 66 characters, 198 bytes, 594 percent-encoded

@@ -12,18 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.definitions.declarations import SpecError, parse_spec
-from exportd.definitions.params import (
-    BIGINT_MAX,
-    InvalidParams,
-    ParamError,
-    ParamSpec,
-    ParamType,
-    render,
-    to_json,
-    validate_params,
-)
-from exportd.definitions.schema import json_schema, pg_type
+from exportd.definitions.params.declarations import SpecError, parse_spec
+from exportd.definitions.params.schema import json_schema, pg_type
+from exportd.definitions.params.spec import InvalidParams, ParamError, ParamSpec, ParamType
+from exportd.definitions.params.validation import validate_params
+from exportd.definitions.params.values import BIGINT_MAX, render, to_json
 from exportd.errors import ErrorKind, ExportError
 
 T = ParamType

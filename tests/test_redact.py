@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from exportd.settings import redact_text, redact_url
+from exportd.redaction import redact_text, redact_url
 
 SECRET = "s3cr3t-Pw"
 

@@ -20,7 +20,8 @@ import pytest
 
 from exportd.export.row_limit import longest_record
 from exportd.limits import MAX_ROW_BYTES_FLOOR, ROW_WATCH_SLACK_BYTES
-from exportd.settings import SettingsError, load_settings
+from exportd.settings.environment import load_settings
+from exportd.settings.model import SettingsError
 from tests.daemon_harness import FAST, running_daemon
 from tests.fixtures_s3 import S3Endpoint, s3_settings
 from tests.helpers import api_get, download, insert_job, wait_for_state

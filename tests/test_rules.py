@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.definitions.kinds import Kind, definitions_from_text
+from exportd.definitions.kinds import Kind
+from exportd.definitions.loader import definitions_from_text
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
-from exportd.definitions.params import InvalidParams, to_json
+from exportd.definitions.params.spec import InvalidParams
+from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import FORMATS, format_for
 from tests.test_definitions import problems_of

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from exportd.settings import SettingsError, load_settings
+from exportd.settings.environment import load_settings
+from exportd.settings.model import SettingsError
 
 BASE = {"database_url": "postgresql://localhost/db", "s3_bucket": "exports"}
 

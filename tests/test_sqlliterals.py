@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exportd.definitions.literals import UnsafeValue, literal, quote
-from exportd.definitions.params import BIGINT_MAX, BIGINT_MIN
+from exportd.definitions.params.values import BIGINT_MAX, BIGINT_MIN
 
 # Settings a database or role could carry that change how Postgres reads string
 # literals, arrays and dates; the literals must not depend on any of them.

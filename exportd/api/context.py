@@ -12,7 +12,7 @@ from exportd.definitions.kinds import Definitions
 from exportd.metrics import Metrics
 from exportd.s3.client import S3Client
 from exportd.s3.presign import Presigner
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 
 @dataclass

@@ -22,7 +22,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exportd.api.context import CONTEXT
-from exportd.api.requests import RequestInvalid, query_problems, request_id
+from exportd.api.query_params import query_problems
+from exportd.api.requests import RequestInvalid, request_id
 from exportd.database import is_unavailable
 from exportd.errors import ExportError
 from exportd.metrics import error_source

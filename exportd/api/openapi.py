@@ -10,36 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
-from exportd.api.requests import DEFAULT_LIMIT, MAX_ATTEMPTS, MAX_LIMIT, SMALLINT
-from exportd.definitions.offered_formats import SUPPORTED_FORMATS
-from exportd.queue.job import STATES
-
-_TS = {"type": "string", "format": "date-time"}
-_TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_STATE = {"type": "string", "enum": list(STATES)}
-_TEXT_OR_NULL = {"type": ["string", "null"]}
-_TS_RANGE = (
-    f"From {limits.TIMESTAMP_MIN_ISO} up to (not including) {limits.TIMESTAMP_MAX_ISO}; "
-    "other times are refused with 400."
-)
-
-
-def _bounded(max_bytes: int, description: str = "") -> dict[str, Any]:
-    """A non-empty string of at most ``max_bytes`` bytes of UTF-8. JSON Schema's
-    maxLength counts characters, so it says the number and the text says bytes:
-    a shorter text of multi-byte characters may still be refused with 400."""
-    text = f"At most {max_bytes} bytes of UTF-8, without control characters."
-    return {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": max_bytes,
-        "description": f"{description} {text}".strip(),
-    }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from exportd.api.openapi_components import SCHEMAS, STATE, TS, TS_RANGE, bounded, ref
+from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
@@ -51,113 +23,7 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
 
 
 def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
-_JOB = {
-    "type": "object",
-    "required": ["id", "owner", "kind", "params", "format", "state", "created_at"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "owner": {"type": "string"},
-        "kind": {"type": "string"},
-        "params": {"type": "object"},
-        "format": {"type": "string"},
-        "priority": {"type": "integer"},
-        "run_after": _TS,
-        "max_attempts": {"type": "integer"},
-        "dedupe_key": _TEXT_OR_NULL,
-        "state": _STATE,
-        "attempts": {"type": "integer"},
-        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-        "rows_written": {"type": "integer"},
-        "bytes_written": {"type": "integer"},
-        "worker_id": _TEXT_OR_NULL,
-        "lease_expires_at": _TS_OR_NULL,
-        "created_at": _TS,
-        "started_at": _TS_OR_NULL,
-        "finished_at": _TS_OR_NULL,
-        "expires_at": _TS_OR_NULL,
-        "updated_at": _TS,
-        "object_key": _TEXT_OR_NULL,
-        "size_bytes": _INT_OR_NULL,
-        "row_count": _INT_OR_NULL,
-        "checksum_sha256": _TEXT_OR_NULL,
-        "filename": {
-            "type": ["string", "null"],
-            "description": "The name a download is saved under, in full (the object "
-            "key's last segment may be cut to fit S3's limits).",
-        },
-        "error": _TEXT_OR_NULL,
-        "error_kind": _TEXT_OR_NULL,
-        "download_url": {
-            "type": "string",
-            "description": "Only on a completed job: a fresh presigned URL.",
-        },
-        "download_url_expires_at": _TS,
-    },
-}
-
-_NEW_JOB = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["kind"],
-    "properties": {
-        "owner": _bounded(
-            limits.OWNER_MAX_BYTES,
-            "Required unless the request has an owner scope (then it "
-            "defaults to it and must equal it).",
-        ),
-        "kind": _bounded(limits.KIND_MAX_BYTES, "An export kind (GET /v1/kinds)."),
-        "params": {
-            "type": "object",
-            "description": "Checked against the kind's schema. At most "
-            f"{limits.PARAMS_MAX_BYTES} bytes as JSON text, nested at most "
-            f"{limits.JSON_MAX_DEPTH} levels, no NUL characters.",
-        },
-        "format": {
-            "type": "string",
-            "enum": list(SUPPORTED_FORMATS),
-            "default": "csv",
-            "description": "One of the kind's formats (GET /v1/kinds).",
-        },
-        "priority": {
-            "type": "integer",
-            "minimum": SMALLINT[0],
-            "maximum": SMALLINT[1],
-            "default": 0,
-        },
-        "run_after": {**_TS, "description": f"With a UTC offset; default now. {_TS_RANGE}"},
-        "max_attempts": {
-            "type": "integer",
-            "minimum": MAX_ATTEMPTS[0],
-            "maximum": MAX_ATTEMPTS[1],
-            "default": 5,
-        },
-        "dedupe_key": _bounded(limits.DEDUPE_KEY_MAX_BYTES),
-    },
-}
-
-_ERROR = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {
-        "error": {"type": "string", "description": "A stable code, e.g. not_found."},
-        "message": {"type": "string", "description": "What happened and what to do."},
-        "errors": {
-            "type": "array",
-            "description": "On 400: every problem with the request.",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-        "job": _ref("Job"),
-        "state": {"type": "string"},
-    },
-}
+    return _json(ref("Error"), description)
 
 
 def _param(
@@ -169,7 +35,7 @@ def _param(
     return param
 
 
-_OWNER = _bounded(limits.OWNER_MAX_BYTES)
+_OWNER = bounded(limits.OWNER_MAX_BYTES)
 _ONE_OWNER = " Given more than once, every value must be the same owner (else 400)."
 _SCOPE_HEADER = _param(
     "X-Exportd-Owner",
@@ -208,7 +74,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Job": _JOB, "NewJob": _NEW_JOB, "Error": _ERROR},
+            "schemas": SCHEMAS,
         },
         "paths": {
             "/healthz": {
@@ -282,7 +148,7 @@ def openapi_document() -> dict[str, Any]:
                                 "query",
                                 {
                                     "type": "array",
-                                    "items": _STATE,
+                                    "items": STATE,
                                     "maxItems": limits.QUERY_VALUES_MAX,
                                 },
                                 style="form",
@@ -293,7 +159,7 @@ def openapi_document() -> dict[str, Any]:
                                 "query",
                                 {
                                     "type": "array",
-                                    "items": _bounded(limits.KIND_MAX_BYTES),
+                                    "items": bounded(limits.KIND_MAX_BYTES),
                                     "maxItems": limits.QUERY_VALUES_MAX,
                                 },
                                 style="form",
@@ -302,14 +168,14 @@ def openapi_document() -> dict[str, Any]:
                             _param(
                                 "created_after",
                                 "query",
-                                {**_TS, **_QUERY_VALUE},
-                                f"Strictly after. {_TS_RANGE}",
+                                {**TS, **_QUERY_VALUE},
+                                f"Strictly after. {TS_RANGE}",
                             ),
                             _param(
                                 "created_before",
                                 "query",
-                                {**_TS, **_QUERY_VALUE},
-                                f"Strictly before. {_TS_RANGE}",
+                                {**TS, **_QUERY_VALUE},
+                                f"Strictly before. {TS_RANGE}",
                             ),
                             _param(
                                 "limit",
@@ -337,7 +203,7 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["jobs", "next_cursor"],
                                 "properties": {
-                                    "jobs": {"type": "array", "items": _ref("Job")},
+                                    "jobs": {"type": "array", "items": ref("Job")},
                                     "next_cursor": {"type": ["string", "null"]},
                                 },
                             },
@@ -352,13 +218,13 @@ def openapi_document() -> dict[str, Any]:
                         "parameters": _SCOPED,
                         "requestBody": {
                             "required": True,
-                            "content": {"application/json": {"schema": _ref("NewJob")}},
+                            "content": {"application/json": {"schema": ref("NewJob")}},
                         },
                     },
                     (
                         "202",
                         _json(
-                            _ref("Job"),
+                            ref("Job"),
                             "Enqueued.",
                             headers={
                                 "Location": {
@@ -382,7 +248,7 @@ def openapi_document() -> dict[str, Any]:
                         "summary": "A job; when completed, with a fresh download_url.",
                         "parameters": [_JOB_ID, *_SCOPED],
                     },
-                    ("200", _json(_ref("Job"), "The job.")),
+                    ("200", _json(ref("Job"), "The job.")),
                     ("400", _INVALID),
                     ("404", _NOT_FOUND),
                 ),
@@ -392,7 +258,7 @@ def openapi_document() -> dict[str, Any]:
                         "completed export's object (the job becomes expired).",
                         "parameters": [_JOB_ID, *_SCOPED],
                     },
-                    ("200", _json(_ref("Job"), "Cancelled, or expired.")),
+                    ("200", _json(ref("Job"), "Cancelled, or expired.")),
                     ("400", _INVALID),
                     ("404", _NOT_FOUND),
                     ("409", _error("Failed, cancelled or expired: nothing to do; see `job`.")),
@@ -412,7 +278,7 @@ def openapi_document() -> dict[str, Any]:
                                 "required": ["download_url", "download_url_expires_at"],
                                 "properties": {
                                     "download_url": {"type": "string"},
-                                    "download_url_expires_at": _TS,
+                                    "download_url_expires_at": TS,
                                 },
                             },
                             "Location is the presigned URL.",

@@ -16,16 +16,13 @@ from aiohttp import web
 
 from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.middleware import ApiError
+from exportd.api.query_params import Cursor, ListQuery, owner_scope, parse_list_query
 from exportd.api.requests import (
-    Cursor,
     FieldError,
-    ListQuery,
     NewJob,
     RequestInvalid,
-    owner_scope,
     parse_job_id,
     parse_json_body,
-    parse_list_query,
     parse_new_job,
 )
 from exportd.api.views import job_document, with_download

@@ -16,9 +16,10 @@ from exportd import database
 from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
-from exportd.definitions.kinds import Dataset, DefinitionError, Definitions, Kind, load_definitions
+from exportd.definitions.kinds import Dataset, Definitions, Kind
+from exportd.definitions.loader import DefinitionError, load_definitions
 from exportd.definitions.offered_formats import default_format, formats_of, writes_json
-from exportd.definitions.schema import PROBE_TEXT, probe_value
+from exportd.definitions.params.schema import PROBE_TEXT, probe_value
 from exportd.errors import ExportError
 from exportd.export.formats import format_for
 from exportd.export.memory import keep_large_buffers_mapped
@@ -27,10 +28,11 @@ from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.sql import queries
+from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import open_s3_client
 from exportd.s3.objects import check_bucket
 from exportd.s3.presign import download_signer, open_presigner
-from exportd.settings import Settings, redact_text, redact_url
+from exportd.settings.model import Settings
 
 
 def print_json(doc: Any) -> None:

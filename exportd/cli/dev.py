@@ -25,11 +25,12 @@ import asyncpg
 from exportd import database
 from exportd.cli.exits import EXIT_OK, CliError
 from exportd.daemon.serve import StartupError, serve
-from exportd.definitions.kinds import load_definitions
+from exportd.definitions.loader import load_definitions
 from exportd.logs import configure_logging
 from exportd.queue.migrations import migrate
 from exportd.queue.sql import queries
-from exportd.settings import load_settings, redact_url
+from exportd.redaction import redact_url
+from exportd.settings.environment import load_settings
 
 DEV_BUCKET = "exports"
 DEV_ACCESS_KEY = "exportd-dev"

@@ -14,7 +14,8 @@ import asyncpg
 
 from exportd import __version__
 from exportd.cli.exits import EXIT_USAGE, CliError
-from exportd.settings import Settings, SettingsError, load_settings
+from exportd.settings.environment import load_settings
+from exportd.settings.model import Settings, SettingsError
 
 
 def _parser() -> argparse.ArgumentParser:

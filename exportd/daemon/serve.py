@@ -30,10 +30,11 @@ from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.listener import Listener
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.postgres import PgJobStore
+from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import open_s3_client
 from exportd.s3.objects import abort_upload, delete_object
 from exportd.s3.parts import choose_part_size
-from exportd.settings import Settings, SettingsError, redact_text, redact_url
+from exportd.settings.model import Settings, SettingsError
 from exportd.worker.breaker import StorageBreaker
 from exportd.worker.loop import Worker, WorkerConfig
 

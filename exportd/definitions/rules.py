@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from exportd.definitions.declarations import unknown_key
-from exportd.definitions.params import ParamError, ParamSpec, ParamType, render
+from exportd.definitions.params.declarations import unknown_key
+from exportd.definitions.params.spec import ParamError, ParamSpec, ParamType
+from exportd.definitions.params.values import render
 
 # Rule name -> the keys its table takes besides "rule" (and "message").
 RULE_KEYS: Mapping[str, frozenset[str]] = {

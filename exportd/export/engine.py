@@ -21,7 +21,7 @@ import asyncpg
 from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.literals import UnsafeValue
-from exportd.definitions.params import to_json
+from exportd.definitions.params.values import to_json
 from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import Container, Format, format_for

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from exportd.definitions.params import render
+from exportd.definitions.params.values import render
 
 
 def _json_default(value: Any) -> Any:

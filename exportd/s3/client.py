@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 # aiobotocore ships no type information; the alias keeps ``Any`` in one place.
 S3Client: TypeAlias = Any

@@ -33,7 +33,7 @@ from aiobotocore.session import get_session
 from exportd.errors import ErrorKind, ExportError
 from exportd.s3.causes import classify_s3_error
 from exportd.s3.client import S3Client, request_deadline
-from exportd.settings import Settings
+from exportd.settings.model import Settings
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _UNRESERVED = "-_.~"

@@ -1,44 +1,19 @@
-"""Export parameters: their specs and validation of a job's params.
+"""One parameter value: read from the JSON or text a job carries into its typed form
+(int, Decimal, date...), and written back as text and as JSON.
 
-A job's ``params`` arrive as JSON (from the API) or as strings (from ``--param k=v`` on the
-command line, or a form), so every type accepts its JSON form and a string form. Validation
-collects every problem before failing: a person fixing a request wants the whole list, not
-one round trip per mistake.
-
-Pure: no I/O. Whatever it is given, ``validate_params`` raises nothing but ``InvalidParams``.
+Every type accepts its JSON form and a string form, because params arrive as JSON (from
+the API) or as strings (from ``--param k=v`` on the command line, or a form). Pure.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 
-from exportd.errors import ErrorKind, ExportError
-
-
-class ParamType(StrEnum):
-    STRING = "string"
-    INTEGER = "integer"
-    NUMBER = "number"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    DATETIME = "datetime"
-    ENUM = "enum"
-    LIST = "list"
-
-
-SCALAR_TYPES: tuple[ParamType, ...] = tuple(t for t in ParamType if t is not ParamType.LIST)
-ORDERED_TYPES = frozenset({ParamType.INTEGER, ParamType.NUMBER, ParamType.DATE, ParamType.DATETIME})
-
-NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")
-# Always bound to the job's owner, so a request can never choose whose data it reads.
-RESERVED_NAMES = frozenset({"owner"})
+from exportd.definitions.params.spec import ParamSpec, ParamType
 
 # Postgres limits, checked here so that an out-of-range value is a parameter error the
 # requester can fix, rather than a query error after a job has been claimed.
@@ -46,56 +21,6 @@ BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
 NUMERIC_MAX_INTEGER_DIGITS = 131072
 NUMERIC_MAX_SCALE = 16383
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One declared parameter. Bounds and defaults hold typed values (int, Decimal, date...)."""
-
-    name: str
-    type: ParamType
-    required: bool = True
-    default: object = None
-    description: str = ""
-    min: object = None
-    max: object = None
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    values: tuple[str, ...] | None = None
-    items: ParamType | None = None
-    max_items: int | None = None
-
-    def item_spec(self, index: int) -> ParamSpec:
-        """The spec one item of a list is checked against: the list's rules, minus listness."""
-        assert self.items is not None
-        return replace(
-            self,
-            name=f"{self.name}[{index}]",
-            type=self.items,
-            items=None,
-            max_items=None,
-            required=True,
-            default=None,
-        )
-
-
-@dataclass(frozen=True)
-class ParamError:
-    """One problem with one field, phrased for the person who sent it."""
-
-    field: str
-    rule: str
-    message: str
-    allowed: object = None
-
-
-class InvalidParams(ExportError):
-    """A job's params do not fit its kind; ``errors`` lists every problem found."""
-
-    def __init__(self, errors: Sequence[ParamError]) -> None:
-        self.errors = list(errors)
-        super().__init__(ErrorKind.INVALID_PARAMS, "; ".join(e.message for e in self.errors))
 
 
 class _Reject(Exception):
@@ -295,112 +220,6 @@ _PARSERS = {
     ParamType.DATE: _parse_date,
     ParamType.DATETIME: _parse_datetime,
 }
-
-
-# --- Rules on typed values -----------------------------------------------------------------
-
-
-def _check_rules(spec: ParamSpec, value: object) -> list[ParamError]:
-    label = spec.name
-    errors: list[ParamError] = []
-    if spec.type in ORDERED_TYPES:
-        # Bounds carry the spec's own type, so these comparisons are like with like.
-        if spec.min is not None and value < spec.min:  # type: ignore[operator]
-            message = f"{label} must be at least {render(spec.min)}, got {render(value)}"
-            errors.append(ParamError(label, "min", message, spec.min))
-        if spec.max is not None and value > spec.max:  # type: ignore[operator]
-            message = f"{label} must be at most {render(spec.max)}, got {render(value)}"
-            errors.append(ParamError(label, "max", message, spec.max))
-    elif spec.type is ParamType.STRING:
-        assert isinstance(value, str)
-        if spec.min_length is not None and len(value) < spec.min_length:
-            message = (
-                f"{label} must be at least {spec.min_length} characters long, got {len(value)}"
-            )
-            errors.append(ParamError(label, "min_length", message, spec.min_length))
-        if spec.max_length is not None and len(value) > spec.max_length:
-            message = f"{label} must be at most {spec.max_length} characters long, got {len(value)}"
-            errors.append(ParamError(label, "max_length", message, spec.max_length))
-        if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
-            message = f"{label} must match the pattern {spec.pattern}, got {_show(value)}"
-            errors.append(ParamError(label, "pattern", message, spec.pattern))
-    return errors
-
-
-def _coerce_scalar(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
-    try:
-        typed: object = _PARSERS[spec.type](spec, spec.name, value)
-    except _Reject as reject:
-        return None, [ParamError(spec.name, reject.rule, reject.message, reject.allowed)]
-    return typed, _check_rules(spec, typed)
-
-
-def _coerce_list(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
-    if isinstance(value, str):
-        # The form a command line or a query string can carry: "open,shipped".
-        stripped = value.strip()
-        items: Sequence[object] = [p.strip() for p in stripped.split(",")] if stripped else []
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        message = f"{spec.name} must be a list (or comma-separated text), got {_show(value)}"
-        return None, [ParamError(spec.name, "type", message)]
-    errors: list[ParamError] = []
-    if spec.max_items is not None and len(items) > spec.max_items:
-        message = f"{spec.name} must have at most {spec.max_items} items, got {len(items)}"
-        errors.append(ParamError(spec.name, "max_items", message, spec.max_items))
-    typed: list[object] = []
-    for index, item in enumerate(items):
-        item_value, item_errors = _coerce_scalar(spec.item_spec(index), item)
-        typed.append(item_value)
-        errors.extend(item_errors)
-    return typed, errors
-
-
-def coerce(spec: ParamSpec, value: object) -> tuple[object, list[ParamError]]:
-    """One present (non-null) value: its typed form and the problems with it."""
-    if spec.type is ParamType.LIST:
-        return _coerce_list(spec, value)
-    return _coerce_scalar(spec, value)
-
-
-def validate_params(specs: Mapping[str, ParamSpec], raw: object) -> dict[str, object]:
-    """Typed values of every declared parameter, defaults filled, or InvalidParams listing
-    every problem. An absent or null optional parameter without a default is None (NULL)."""
-    if not isinstance(raw, dict):
-        message = f"params must be a JSON object, got {_show(raw)}"
-        raise InvalidParams([ParamError("", "type", message)])
-    errors: list[ParamError] = []
-    declared = list(specs)
-    for key in raw:
-        if key in specs:
-            continue
-        errors.append(_unknown(key, declared))
-    values: dict[str, object] = {}
-    for name, spec in specs.items():
-        value = raw.get(name)
-        if value is None:
-            if spec.required:
-                errors.append(ParamError(name, "required", f"{name} is required"))
-            values[name] = spec.default
-            continue
-        values[name], problems = coerce(spec, value)
-        errors.extend(problems)
-    if errors:
-        raise InvalidParams(errors)
-    return values
-
-
-def _unknown(key: object, declared: list[str]) -> ParamError:
-    shown = key if isinstance(key, str) else _show(key)
-    if key in RESERVED_NAMES:
-        message = f"{key} cannot be given: it is always the job's owner"
-        return ParamError(str(key), "unknown", message, tuple(declared))
-    message = f"unknown parameter {_show(key)}; allowed: {_names(declared)}"
-    if isinstance(key, str) and (close := difflib.get_close_matches(key, declared, n=1)):
-        message += f" (did you mean {close[0]}?)"
-    return ParamError(str(shown), "unknown", message, tuple(declared))
-
 
 # --- Rendering typed values ----------------------------------------------------------------
 

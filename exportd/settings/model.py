@@ -1,8 +1,5 @@
-"""Settings, read from ``EXPORTD_*`` environment variables and an optional ``.env``.
-
-Every field carries the reason it exists. ``load_settings`` turns a validation
-failure into one readable line per problem, so a daemon with a missing bucket
-stops with a sentence, not a traceback.
+"""The settings model: every ``EXPORTD_*`` setting, with the reason it exists, its
+checks, and the values derived from it (deadlines, S3 request arguments).
 """
 
 from __future__ import annotations
@@ -11,9 +8,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exportd.export.keys import check_prefix
@@ -36,74 +33,6 @@ def _check_postgres_url(value: str) -> str:
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("must be a postgresql:// URL, e.g. postgresql://user@host:5432/db")
     return value
-
-
-# Query parameters of a libpq/asyncpg URL that carry a secret.
-_SECRET_PARAMS = frozenset({"password", "sslpassword"})
-_MASK = "***"
-
-
-def redact_url(url: str) -> str:
-    """The URL with every secret in it replaced by ``***``, for logs and messages.
-
-    The one masking function for database URLs (``EXPORTD_DATABASE_URL``,
-    ``EXPORTD_SOURCE_DATABASE_URL``): the userinfo password and the
-    ``password`` and ``sslpassword`` query parameters, however they are
-    spelled (``pass%77ord=`` is ``password=`` to the driver, which decodes
-    keys, and a key may be given twice). A URL that does not parse is
-    replaced whole rather than risk printing what it holds.
-    """
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = f"{userinfo.split(':', 1)[0]}:{_MASK}"
-            netloc = f"{userinfo}@{host}"
-        query = (
-            "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
-        )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    except ValueError:
-        return "<a database URL that does not parse>"
-
-
-def _redact_pair(pair: str) -> str:
-    key = pair.partition("=")[0]
-    if unquote_plus(key).strip().lower() in _SECRET_PARAMS:
-        return f"{key}={_MASK}"
-    return pair
-
-
-def redact_text(text: str, *urls: str) -> str:
-    """``text`` (an error message, say) with each secret of ``urls`` masked
-    wherever it appears, raw or percent-decoded: a driver's message may quote
-    the DSN or a part of it."""
-    for url in urls:
-        for secret in _url_secrets(url):
-            text = text.replace(secret, _MASK)
-        text = text.replace(url, redact_url(url))
-    return text
-
-
-def _url_secrets(url: str) -> set[str]:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return {url}
-    found = set()
-    userinfo = parts.netloc.rpartition("@")[0]
-    if ":" in userinfo:
-        found.add(userinfo.split(":", 1)[1])
-    for pair in parts.query.split("&"):
-        key, _, value = pair.partition("=")
-        if unquote_plus(key).strip().lower() in _SECRET_PARAMS:
-            found.add(value)
-    # The encoded and the decoded form alike; never an empty string (it would match everywhere).
-    return {
-        form for secret in found for form in (secret, unquote(secret), unquote_plus(secret)) if form
-    }
 
 
 class Settings(BaseSettings):
@@ -457,23 +386,3 @@ class Settings(BaseSettings):
         if self.s3_addressing_style == "auto":
             return self.s3_endpoint_url is not None
         return self.s3_addressing_style == "path"
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"])
-        name = f"EXPORTD_{field.upper()}" if field else "settings"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "is required but not set"
-        lines.append(f"{name}: {message}")
-    return "; ".join(lines)
-
-
-def load_settings(env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
-    """Settings from the environment, or a ``SettingsError`` that reads as one line."""
-    try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        raise SettingsError(f"invalid settings: {_describe(exc)}") from None

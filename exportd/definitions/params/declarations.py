@@ -14,19 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from exportd.definitions.params import (
-    _PARSERS,
+from exportd.definitions.params.spec import (
     NAME_RE,
     ORDERED_TYPES,
     RESERVED_NAMES,
     ParamSpec,
     ParamType,
-    _names,
-    _Reject,
-    _show,
-    coerce,
-    render,
 )
+from exportd.definitions.params.validation import coerce
+from exportd.definitions.params.values import _PARSERS, _names, _Reject, _show, render
 
 T = TypeVar("T")
 

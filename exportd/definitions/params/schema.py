@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from exportd.definitions.params import ParamSpec, ParamType, to_json
+from exportd.definitions.params.spec import ParamSpec, ParamType
+from exportd.definitions.params.values import to_json
 
 _PG_TYPES: Mapping[ParamType, str] = {
     ParamType.STRING: "text",

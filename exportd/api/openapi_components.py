@@ -1,0 +1,151 @@
+"""The schemas of the OpenAPI document's components (Job, NewJob, Error), and the small
+schemas its paths share with them: timestamps, job states, bounded strings.
+
+``exportd.api.openapi`` assembles the document from these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exportd import limits
+from exportd.api.requests import MAX_ATTEMPTS, SMALLINT
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS
+from exportd.queue.job import STATES
+
+TS = {"type": "string", "format": "date-time"}
+_TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+STATE = {"type": "string", "enum": list(STATES)}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+TS_RANGE = (
+    f"From {limits.TIMESTAMP_MIN_ISO} up to (not including) {limits.TIMESTAMP_MAX_ISO}; "
+    "other times are refused with 400."
+)
+
+
+def bounded(max_bytes: int, description: str = "") -> dict[str, Any]:
+    """A non-empty string of at most ``max_bytes`` bytes of UTF-8. JSON Schema's
+    maxLength counts characters, so it says the number and the text says bytes:
+    a shorter text of multi-byte characters may still be refused with 400."""
+    text = f"At most {max_bytes} bytes of UTF-8, without control characters."
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_bytes,
+        "description": f"{description} {text}".strip(),
+    }
+
+
+def ref(name: str) -> dict[str, str]:
+    """A JSON Reference to the component schema ``name`` (``Job``, ``NewJob``, ``Error``)."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_JOB = {
+    "type": "object",
+    "required": ["id", "owner", "kind", "params", "format", "state", "created_at"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "owner": {"type": "string"},
+        "kind": {"type": "string"},
+        "params": {"type": "object"},
+        "format": {"type": "string"},
+        "priority": {"type": "integer"},
+        "run_after": TS,
+        "max_attempts": {"type": "integer"},
+        "dedupe_key": _TEXT_OR_NULL,
+        "state": STATE,
+        "attempts": {"type": "integer"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "rows_written": {"type": "integer"},
+        "bytes_written": {"type": "integer"},
+        "worker_id": _TEXT_OR_NULL,
+        "lease_expires_at": _TS_OR_NULL,
+        "created_at": TS,
+        "started_at": _TS_OR_NULL,
+        "finished_at": _TS_OR_NULL,
+        "expires_at": _TS_OR_NULL,
+        "updated_at": TS,
+        "object_key": _TEXT_OR_NULL,
+        "size_bytes": _INT_OR_NULL,
+        "row_count": _INT_OR_NULL,
+        "checksum_sha256": _TEXT_OR_NULL,
+        "filename": {
+            "type": ["string", "null"],
+            "description": "The name a download is saved under, in full (the object "
+            "key's last segment may be cut to fit S3's limits).",
+        },
+        "error": _TEXT_OR_NULL,
+        "error_kind": _TEXT_OR_NULL,
+        "download_url": {
+            "type": "string",
+            "description": "Only on a completed job: a fresh presigned URL.",
+        },
+        "download_url_expires_at": TS,
+    },
+}
+
+_NEW_JOB = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind"],
+    "properties": {
+        "owner": bounded(
+            limits.OWNER_MAX_BYTES,
+            "Required unless the request has an owner scope (then it "
+            "defaults to it and must equal it).",
+        ),
+        "kind": bounded(limits.KIND_MAX_BYTES, "An export kind (GET /v1/kinds)."),
+        "params": {
+            "type": "object",
+            "description": "Checked against the kind's schema. At most "
+            f"{limits.PARAMS_MAX_BYTES} bytes as JSON text, nested at most "
+            f"{limits.JSON_MAX_DEPTH} levels, no NUL characters.",
+        },
+        "format": {
+            "type": "string",
+            "enum": list(SUPPORTED_FORMATS),
+            "default": "csv",
+            "description": "One of the kind's formats (GET /v1/kinds).",
+        },
+        "priority": {
+            "type": "integer",
+            "minimum": SMALLINT[0],
+            "maximum": SMALLINT[1],
+            "default": 0,
+        },
+        "run_after": {**TS, "description": f"With a UTC offset; default now. {TS_RANGE}"},
+        "max_attempts": {
+            "type": "integer",
+            "minimum": MAX_ATTEMPTS[0],
+            "maximum": MAX_ATTEMPTS[1],
+            "default": 5,
+        },
+        "dedupe_key": bounded(limits.DEDUPE_KEY_MAX_BYTES),
+    },
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "A stable code, e.g. not_found."},
+        "message": {"type": "string", "description": "What happened and what to do."},
+        "errors": {
+            "type": "array",
+            "description": "On 400: every problem with the request.",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "job": ref("Job"),
+        "state": {"type": "string"},
+    },
+}
+
+
+SCHEMAS = {"Job": _JOB, "NewJob": _NEW_JOB, "Error": _ERROR}
