@@ -166,7 +166,7 @@ async def test_reaper_returns_expired_leases_with_backoff(pool: asyncpg.Pool) ->
         "UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
         [retried, exhausted],
     )
-    reaper = Reaper(pool, BackoffPolicy(base_seconds=60, max_seconds=600))
+    reaper = Reaper(PgJobStore(pool), BackoffPolicy(base_seconds=60, max_seconds=600))
 
     reaped = {r.job_id: r.state for r in await reaper.run_once()}
 
@@ -193,7 +193,7 @@ async def test_reapers_in_several_daemons_reap_each_job_once(pool: asyncpg.Pool)
     ids = [await insert_job(pool) for _ in range(50)]
     await PgJobStore(pool).claim("dead", 50, LEASE)
     await pool.execute("UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 minute'")
-    reapers = [Reaper(pool, BackoffPolicy(), batch_size=10) for _ in range(4)]
+    reapers = [Reaper(PgJobStore(pool), BackoffPolicy(), batch_size=10) for _ in range(4)]
 
     async def reap(r: Reaper) -> list[uuid.UUID]:
         done: list[uuid.UUID] = []
@@ -316,7 +316,7 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     assert (row["state"], row["worker_id"]) == ("processing", "w1")
     left = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["lease_expires_at"])
     assert float(left) > LEASE - 5
-    assert await Reaper(pool, BackoffPolicy()).run_once() == []
+    assert await Reaper(PgJobStore(pool), BackoffPolicy()).run_once() == []
 
 
 def commit_cutting_connections(admin: asyncpg.Connection) -> Callable[[], Awaitable[ExportResult]]:

@@ -10,8 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
-from exportd.api.requests import DEFAULT_LIMIT, MAX_ATTEMPTS, MAX_LIMIT, SMALLINT
+from exportd.api.requests import DEFAULT_LIMIT, MAX_LIMIT
 from exportd.export.engine import SUPPORTED_FORMATS
+from exportd.queue.enqueue import (
+    DEFAULT_FORMAT,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    MAX_ATTEMPTS_RANGE,
+    PRIORITY_RANGE,
+)
 from exportd.queue.job import STATES
 
 _TS = {"type": "string", "format": "date-time"}
@@ -118,21 +125,21 @@ _NEW_JOB = {
         "format": {
             "type": "string",
             "enum": list(SUPPORTED_FORMATS),
-            "default": "csv",
+            "default": DEFAULT_FORMAT,
             "description": "One of the kind's formats (GET /v1/kinds).",
         },
         "priority": {
             "type": "integer",
-            "minimum": SMALLINT[0],
-            "maximum": SMALLINT[1],
-            "default": 0,
+            "minimum": PRIORITY_RANGE[0],
+            "maximum": PRIORITY_RANGE[1],
+            "default": DEFAULT_PRIORITY,
         },
         "run_after": {**_TS, "description": f"With a UTC offset; default now. {_TS_RANGE}"},
         "max_attempts": {
             "type": "integer",
-            "minimum": MAX_ATTEMPTS[0],
-            "maximum": MAX_ATTEMPTS[1],
-            "default": 5,
+            "minimum": MAX_ATTEMPTS_RANGE[0],
+            "maximum": MAX_ATTEMPTS_RANGE[1],
+            "default": DEFAULT_MAX_ATTEMPTS,
         },
         "dedupe_key": _bounded(limits.DEDUPE_KEY_MAX_BYTES),
     },
