@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from exportd import database
+from exportd import database, limits
+from exportd.api.requests import identifier_problem
 from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
@@ -242,6 +243,11 @@ async def enqueue(
     if not low <= priority <= high:
         # The driver would refuse it before the table could.
         raise CliError(f"--priority must be from {low} to {high}", EXIT_USAGE)
+    if dedupe_key is not None and (
+        problem := identifier_problem(dedupe_key, limits.DEDUPE_KEY_MAX_BYTES)
+    ):
+        # The key POST /v1/jobs would refuse: dedupe works the same by either door.
+        raise CliError(f"--dedupe-key {problem}", EXIT_USAGE)
     job = NewJob(
         owner,
         kind,
