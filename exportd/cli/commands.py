@@ -252,11 +252,10 @@ async def enqueue(
         owner,
         kind,
         params,
-        fmt or DEFAULT_FORMAT,  # without definitions, the table's default
-        priority,
-        None,
-        max_attempts,
-        dedupe_key,
+        format=fmt or DEFAULT_FORMAT,  # without definitions, the table's default
+        priority=priority,
+        max_attempts=max_attempts,
+        dedupe_key=dedupe_key,
     )
     async with _queue(settings.database_url) as queue:
         try:

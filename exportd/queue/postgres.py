@@ -1,4 +1,8 @@
-"""``JobStore`` on the ``exportd.jobs`` table, with the named queries of sql/queries.sql."""
+"""``JobStore`` on the ``exportd.jobs`` table, with the named queries of sql/queries.sql.
+
+``PgJobStore`` is the queue's one front door: the worker, the API, the CLI
+and maintenance all run the queue's statements through it.
+"""
 
 from __future__ import annotations
 
