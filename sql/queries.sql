@@ -305,9 +305,6 @@ FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[])
 WHERE j.id = u.id AND j.state = 'processing' AND j.lease_expires_at < now()
 RETURNING j.id, j.state;
 
--- name: enqueue
-SELECT exportd.enqueue($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6, now()), $7, $8);
-
 -- name: cancel
 SELECT exportd.cancel($1);
 
@@ -522,11 +519,11 @@ WHERE owner = $1
 ORDER BY created_at DESC, id DESC
 LIMIT $8;
 
--- name: api_enqueue
--- POST /v1/jobs, after every check passed. A second live job with the same
--- (owner, dedupe_key) inserts nothing (ON CONFLICT names jobs_dedupe_idx's
--- columns and predicate) and returns no row: the caller then answers 409
--- with the live job, found by api_live_duplicate.
+-- name: enqueue
+-- POST /v1/jobs and `exportd enqueue`, after every check passed. A second
+-- live job with the same (owner, dedupe_key) inserts nothing (ON CONFLICT
+-- names jobs_dedupe_idx's columns and predicate) and returns no row: the
+-- caller then gets the live job, found by live_duplicate.
 INSERT INTO exportd.jobs
     (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key)
 VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8)
@@ -535,7 +532,7 @@ ON CONFLICT (owner, dedupe_key)
     DO NOTHING
 RETURNING *;
 
--- name: api_live_duplicate
+-- name: live_duplicate
 SELECT *
 FROM exportd.jobs
 WHERE owner = $1 AND dedupe_key = $2 AND state IN ('pending', 'processing');

@@ -12,6 +12,7 @@ import pytest
 
 from exportd.api.app import ApiContext, start_api
 from exportd.definitions.loader import definitions_from_text
+from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_s3 import S3Endpoint, s3_settings
@@ -70,7 +71,10 @@ def api_ctx(
 ) -> ApiContext:
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN)
     return ApiContext(
-        pool=pool, s3=s3_client, settings=settings, definitions=definitions_from_text(KINDS)
+        queue=PgJobStore(pool),
+        s3=s3_client,
+        settings=settings,
+        definitions=definitions_from_text(KINDS),
     )
 
 

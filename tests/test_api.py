@@ -7,6 +7,7 @@ import pytest
 
 from exportd import database
 from exportd.api.app import ApiContext
+from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
 from tests.fixtures_api import AUTH, call, serving
@@ -48,7 +49,7 @@ async def test_not_ready_names_the_failing_checks(
     settings = s3_settings(s3_endpoint, "no-such-bucket-here", database_url=dsn)
     closed = await database.create_pool(dsn, min_size=1, max_size=1)
     await closed.close()
-    ctx = ApiContext(pool=closed, s3=s3_client, settings=settings)
+    ctx = ApiContext(queue=PgJobStore(closed), s3=s3_client, settings=settings)
     async with serving(ctx) as base:
         status, body, _ = await call("GET", f"{base}/readyz")
     assert status == 503
@@ -79,7 +80,7 @@ async def test_no_configured_tokens_refuse_everyone(
 ) -> None:
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens="")
     job_id = await insert_job(pool)
-    async with serving(ApiContext(pool=pool, s3=s3_client, settings=settings)) as base:
+    async with serving(ApiContext(queue=PgJobStore(pool), s3=s3_client, settings=settings)) as base:
         for header in ({"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
             assert (await call("GET", f"{base}/v1/jobs/{job_id}", header))[0] == 401
 

@@ -15,6 +15,7 @@ from exportd import database
 from exportd.api.app import ApiContext, build_app
 from exportd.api.openapi import openapi_document
 from exportd.metrics import Metrics
+from exportd.queue.postgres import PgJobStore
 from exportd.queue.stats import QueueStats
 from exportd.s3.client import S3Client
 from tests.daemon_harness import TOKEN
@@ -104,8 +105,8 @@ async def test_queue_figures_are_read_once_per_period_whatever_the_scrapes(
 ) -> None:
     await insert_job(pool)
     cached, fresh = Metrics(), Metrics()
-    slow = QueueStats(pool, cached, max_age=3600)
-    eager = QueueStats(pool, fresh, max_age=0)
+    slow = QueueStats(PgJobStore(pool), cached, max_age=3600)
+    eager = QueueStats(PgJobStore(pool), fresh, max_age=0)
     await asyncio.gather(slow.refresh(), slow.refresh(), eager.refresh())
     await insert_job(pool)
     await asyncio.gather(slow.refresh(), eager.refresh())
@@ -119,7 +120,7 @@ async def test_metrics_can_require_a_token(
     settings = s3_settings(
         s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN, metrics_token="scraper"
     )
-    async with serving(ApiContext(pool=pool, s3=s3_client, settings=settings)) as base:
+    async with serving(ApiContext(queue=PgJobStore(pool), s3=s3_client, settings=settings)) as base:
         assert (await scrape(f"{base}/metrics"))[0] == 401
         assert (await scrape(f"{base}/metrics", {"Authorization": "Bearer nope"}))[0] == 401
         assert (await scrape(f"{base}/metrics", {"Authorization": "Bearer scraper"}))[0] == 200
@@ -136,7 +137,7 @@ async def test_during_a_database_outage_answers_are_503_and_scrapes_leave_the_qu
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, api_tokens=TOKEN)
     closed = await database.create_pool(dsn, min_size=1, max_size=1)
     await closed.close()
-    ctx = ApiContext(pool=closed, s3=s3_client, settings=settings)
+    ctx = ApiContext(queue=PgJobStore(closed), s3=s3_client, settings=settings)
     async with serving(ctx) as base:
         status, body, headers = await call("GET", f"{base}/v1/jobs?owner=u1", AUTH)
         assert (status, body["error"]) == (503, "database_unavailable")

@@ -13,6 +13,8 @@ import pytest
 
 from exportd.queue.sql import migrations
 from tests.daemon_harness import FAST, running_daemon
+from tests.fixtures_api import AUTH, call
+from tests.fixtures_api import KINDS as API_KINDS
 from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
 from tests.helpers import clean_env, exportd, job_count, job_row
 
@@ -214,6 +216,46 @@ async def test_enqueue_without_a_format_chooses_as_the_api_does(
         job_id = uuid.UUID(result.stdout.strip())
         formats[kind] = (await job_row(pool, job_id))["format"]
     assert formats == {"bundle": "zip", "numbers": "csv"}
+
+
+async def test_enqueue_dedupes_as_post_v1_jobs_does(api: str, dsn: str, tmp_path: Path) -> None:
+    # One path for both doors: a key live through one is live through the
+    # other, and once its job has ended it makes a new job through either.
+    (tmp_path / "kinds.toml").write_text(API_KINDS)
+    env = clean_env(EXPORTD_DATABASE_URL=dsn, EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"))
+    by_cli = ("enqueue", "everything", "--owner", "u1", "--dedupe-key", "button")
+    by_api = {"owner": "u1", "kind": "everything", "dedupe_key": "button"}
+
+    first = await exportd(*by_cli, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    cli_job = first.stdout.strip()
+    status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json=by_api)
+    assert (status, body["error"], body["job"]["id"]) == (409, "duplicate", cli_job)
+    again = await exportd(*by_cli, env=env, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already has a live job with dedupe key 'button'" in again.stderr
+
+    assert (await call("DELETE", f"{api}/v1/jobs/{cli_job}", AUTH))[0] == 200
+    status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json=by_api)
+    assert status == 202
+    api_job = body["id"]
+    refused = await exportd(*by_cli, env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "already has a live job with dedupe key 'button'" in refused.stderr
+
+    assert (await call("DELETE", f"{api}/v1/jobs/{api_job}", AUTH))[0] == 200
+    last = await exportd(*by_cli, env=env, cwd=tmp_path)
+    assert last.returncode == 0, last.stderr
+    assert last.stdout.strip() not in (cli_job, api_job)
+    assert await job_count(dsn) == 3
+
+    # A key the API refuses, the CLI refuses too, before inserting anything.
+    status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json={**by_api, "dedupe_key": ""})
+    assert (status, body["error"]) == (400, "invalid_request")
+    empty = await exportd(*by_cli[:-1], "", env=env, cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "--dedupe-key must not be empty" in empty.stderr
+    assert await job_count(dsn) == 3
 
 
 async def test_a_command_against_an_unmigrated_database_is_one_clear_line(

@@ -15,6 +15,7 @@ import pytest
 
 from exportd.maintenance.reaper import Reaper
 from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client, open_s3_client
 from exportd.s3.objects import abort_upload, list_open_uploads
 from exportd.settings.model import MIB
@@ -375,7 +376,7 @@ def _reaper(pool: asyncpg.Pool, s3_client: S3Client, bucket: str) -> Reaper:
     async def abort(key: str, upload_id: str) -> bool:
         return await abort_upload(s3_client, bucket, key, upload_id)
 
-    return Reaper(pool, BackoffPolicy(), abort_upload=abort)
+    return Reaper(PgJobStore(pool), BackoffPolicy(), abort_upload=abort)
 
 
 async def test_the_reaper_finds_gone_an_upload_its_dead_worker_had_completed(

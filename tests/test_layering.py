@@ -145,3 +145,36 @@ def test_module_has_at_most_400_lines(module: str) -> None:
     # One concept per module: past this size a module holds two, and reads as neither.
     lines = len((PACKAGE / module).read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"exportd/{module} has {lines} lines"
+
+
+# Modules outside exportd/queue that may read the named queries, and why.
+QUEUE_SQL_READERS = {
+    # The COPY statements it wraps around a kind's query run on the SOURCE
+    # database: export SQL, kept in the same file of named queries.
+    "export/sources",
+}
+
+
+def _imports_queue_sql(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(alias.name == "exportd.queue.sql" for alias in node.names):
+                return True
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            if node.module == "exportd.queue.sql":
+                return True
+            if node.module == "exportd.queue" and any(a.name == "sql" for a in node.names):
+                return True
+    return False
+
+
+def test_only_the_queue_runs_queue_sql() -> None:
+    # One front door: the API, the CLI, maintenance and the worker go through
+    # PgJobStore; no other package runs the queue's statements itself.
+    readers = {
+        path.relative_to(PACKAGE).with_suffix("").as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "queue" not in path.relative_to(PACKAGE).parts[:1] and _imports_queue_sql(path)
+    }
+    assert readers == QUEUE_SQL_READERS

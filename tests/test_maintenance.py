@@ -24,6 +24,7 @@ from exportd.maintenance.retention import Retention
 from exportd.maintenance.runner import tick
 from exportd.maintenance.uploads_sweep import UploadsSweep, orphaned
 from exportd.metrics import Metrics
+from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from exportd.s3.objects import OpenUpload, delete_object, list_open_uploads
 from tests.helpers import insert_job, job_row
@@ -78,7 +79,7 @@ async def test_retention_deletes_expired_objects_and_tells_the_application(
 
     try:
         with capture_logs() as logs:
-            assert await Retention(pool, delete).run_once() == 1
+            assert await Retention(PgJobStore(pool), delete).run_once() == 1
         event = json.loads(await asyncio.wait_for(events.get(), 5))
     finally:
         await listener.close()
@@ -90,7 +91,7 @@ async def test_retention_deletes_expired_objects_and_tells_the_application(
     assert await exists(s3_client, s3_bucket, keys[fresh])
     assert [e["job_id"] for e in logs if e["event"] == "job_expired"] == [str(old)]
     # Nothing left: the next round does nothing.
-    assert await Retention(pool, delete).run_once() == 0
+    assert await Retention(PgJobStore(pool), delete).run_once() == 0
 
 
 async def test_retention_keeps_the_row_while_storage_fails(pool: asyncpg.Pool) -> None:
@@ -103,7 +104,7 @@ async def test_retention_keeps_the_row_while_storage_fails(pool: asyncpg.Pool) -
         raise OSError("connection refused")
 
     with capture_logs() as logs:
-        assert await Retention(pool, failing).run_once() == 0
+        assert await Retention(PgJobStore(pool), failing).run_once() == 0
     assert len(attempted) == 1, "a failing store is not asked once per row"
     for job_id in (first, second):
         assert (await job_row(pool, job_id))["state"] == "completed"
@@ -118,7 +119,7 @@ async def test_retention_from_several_daemons_expires_each_job_once(pool: asyncp
         deleted.append(key)
         await asyncio.sleep(0)
 
-    tasks = [Retention(pool, delete, batch_size=7) for _ in range(4)]
+    tasks = [Retention(PgJobStore(pool), delete, batch_size=7) for _ in range(4)]
     counts = await asyncio.gather(*(tick(t) for t in tasks))
     # Rounds that found another daemon holding the lock did nothing; the
     # rest, together, expired every job exactly once.
@@ -154,7 +155,7 @@ async def test_purge_deletes_old_terminal_rows_only(pool: asyncpg.Pool) -> None:
         )
         rows[f"{state}-{age_hours}"] = job_id
 
-    purge = Purge(pool, history_seconds=24 * 3600, batch_size=2)
+    purge = Purge(PgJobStore(pool), history_seconds=24 * 3600, batch_size=2)
     with capture_logs() as logs:
         assert await tick(purge) == 3
     left = {r["id"] for r in await pool.fetch("SELECT id FROM exportd.jobs")}
@@ -250,10 +251,10 @@ async def test_sweep_aborts_orphaned_uploads_and_never_a_live_jobs(
     )
     await pool.fetchval("SELECT exportd.cancel($1)", cancelled)
 
-    cautious = UploadsSweep(pool, s3_client, s3_bucket, PREFIX, timedelta(hours=1))
+    cautious = UploadsSweep(PgJobStore(pool), s3_client, s3_bucket, PREFIX, timedelta(hours=1))
     assert await cautious.run_once() == 0, "young uploads are left alone"
 
-    sweep = UploadsSweep(pool, s3_client, s3_bucket, PREFIX, timedelta(0))
+    sweep = UploadsSweep(PgJobStore(pool), s3_client, s3_bucket, PREFIX, timedelta(0))
     with capture_logs() as logs:
         assert await sweep.run_once() == 2
     still_open = {u["UploadId"] for u in await list_open_uploads(s3_client, s3_bucket, "")}

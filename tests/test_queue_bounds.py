@@ -344,7 +344,7 @@ async def test_an_8000_byte_owner_and_kind_never_wedge_the_queue(
             " WHERE id = ANY($1::uuid[])",
             [reaped, normal],
         )
-        assert {r.job_id for r in await Reaper(pool, BackoffPolicy()).run_once()} == {
+        assert {r.job_id for r in await Reaper(PgJobStore(pool), BackoffPolicy()).run_once()} == {
             reaped,
             normal,
         }
@@ -439,7 +439,7 @@ async def test_the_reaper_isolates_a_row_that_refuses_its_update(pool: asyncpg.P
     await pool.execute("UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 second'")
     bad = ids[1]
     await raise_on_update(pool, bad)
-    reaper = Reaper(pool, BackoffPolicy())
+    reaper = Reaper(PgJobStore(pool), BackoffPolicy())
     with capture_logs() as logs:
         first = await reaper.run_once()
         second = await reaper.run_once()
@@ -539,7 +539,7 @@ async def test_retention_and_purge_isolate_a_row_that_refuses(pool: asyncpg.Pool
     async def delete(key: str) -> None:
         deleted.append(key)
 
-    retention = Retention(pool, delete)
+    retention = Retention(PgJobStore(pool), delete)
     assert await retention.run_once() == 2
     assert await retention.run_once() == 0
     assert {(await state_of(pool, i))["state"] for i in ids[1:]} == {"expired"}
@@ -552,7 +552,7 @@ async def test_retention_and_purge_isolate_a_row_that_refuses(pool: asyncpg.Pool
         " UPDATE exportd.jobs SET finished_at = now() - interval '30 days'"
         " WHERE state = 'expired'"
     )
-    purge = Purge(pool, 86400)
+    purge = Purge(PgJobStore(pool), 86400)
     assert await purge.run_once() == 1
     assert await purge.run_once() == 0
     assert await pool.fetchval("SELECT count(*) FROM exportd.jobs") == 2
@@ -589,7 +589,9 @@ async def test_an_owner_changed_while_the_job_runs_loses_the_job(pool: asyncpg.P
         "UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
         job_id,
     )
-    assert [r.state for r in await Reaper(pool, BackoffPolicy()).run_once()] == ["pending"]
+    assert [r.state for r in await Reaper(PgJobStore(pool), BackoffPolicy()).run_once()] == [
+        "pending"
+    ]
 
 
 async def test_an_outage_in_the_row_by_row_claim_leaves_no_row_claimed_unseen(

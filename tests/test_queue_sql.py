@@ -14,6 +14,7 @@ from exportd import database
 from exportd.errors import ErrorKind, ExportError
 from exportd.maintenance.reaper import Reaper
 from exportd.queue.backoff import BackoffPolicy
+from exportd.queue.enqueue import NewJob
 from exportd.queue.job import ExportResult, Heartbeat, JobState, LetGo
 from exportd.queue.postgres import PgJobStore
 from tests.helpers import add_history, insert_job, job_row
@@ -166,7 +167,7 @@ async def test_reaper_returns_expired_leases_with_backoff(pool: asyncpg.Pool) ->
         "UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1)",
         [retried, exhausted],
     )
-    reaper = Reaper(pool, BackoffPolicy(base_seconds=60, max_seconds=600))
+    reaper = Reaper(PgJobStore(pool), BackoffPolicy(base_seconds=60, max_seconds=600))
 
     reaped = {r.job_id: r.state for r in await reaper.run_once()}
 
@@ -193,7 +194,7 @@ async def test_reapers_in_several_daemons_reap_each_job_once(pool: asyncpg.Pool)
     ids = [await insert_job(pool) for _ in range(50)]
     await PgJobStore(pool).claim("dead", 50, LEASE)
     await pool.execute("UPDATE exportd.jobs SET lease_expires_at = now() - interval '1 minute'")
-    reapers = [Reaper(pool, BackoffPolicy(), batch_size=10) for _ in range(4)]
+    reapers = [Reaper(PgJobStore(pool), BackoffPolicy(), batch_size=10) for _ in range(4)]
 
     async def reap(r: Reaper) -> list[uuid.UUID]:
         done: list[uuid.UUID] = []
@@ -316,7 +317,7 @@ async def test_a_failed_commit_leaves_the_job_owned_with_a_fresh_lease(
     assert (row["state"], row["worker_id"]) == ("processing", "w1")
     left = await pool.fetchval("SELECT extract(epoch FROM $1 - now())", row["lease_expires_at"])
     assert float(left) > LEASE - 5
-    assert await Reaper(pool, BackoffPolicy()).run_once() == []
+    assert await Reaper(PgJobStore(pool), BackoffPolicy()).run_once() == []
 
 
 def commit_cutting_connections(admin: asyncpg.Connection) -> Callable[[], Awaitable[ExportResult]]:
@@ -495,3 +496,18 @@ async def test_every_job_of_a_batch_whose_connection_is_lost_gets_the_outage(
         assert outcome.kind is ErrorKind.DATABASE_UNAVAILABLE
     rows = await pool.fetch("SELECT state, worker_id FROM exportd.jobs")
     assert [(r["state"], r["worker_id"]) for r in rows] == [("processing", "w1")] * 2
+
+
+async def test_a_job_left_to_its_defaults_is_the_same_by_every_door(pool: asyncpg.Pool) -> None:
+    # NewJob's defaults (the API's and the CLI's) are the table's and
+    # exportd.enqueue()'s, which an application inserting by SQL gets.
+    enqueued = await PgJobStore(pool).enqueue(NewJob("u1", "orders"))
+    by_function = await pool.fetchval("SELECT exportd.enqueue('u2', 'orders')")
+    by_insert = await pool.fetchval(
+        "INSERT INTO exportd.jobs (owner, kind) VALUES ('u3', 'orders') RETURNING id"
+    )
+    columns = ("params", "format", "priority", "max_attempts", "dedupe_key")
+    rows = [enqueued.row, await job_row(pool, by_function), await job_row(pool, by_insert)]
+    assert enqueued.created
+    assert [tuple(r[c] for c in columns) for r in rows] == [({}, "csv", 0, 5, None)] * 3
+    assert all(r["run_after"] <= r["created_at"] for r in rows)

@@ -25,7 +25,6 @@ from exportd.api.middleware import error_response
 from exportd.api.openapi import openapi_document
 from exportd.errors import ExportError
 from exportd.metrics import CONTENT_TYPE
-from exportd.queue.sql import queries
 from exportd.queue.stats import QueueStats
 from exportd.s3.objects import check_bucket
 
@@ -64,7 +63,7 @@ async def readyz(request: web.Request) -> web.Response:
     now = time.monotonic()
     if now - ctx._ready_at > _READY_CACHE_SECONDS:
         results = await asyncio.gather(
-            _check("database", ctx.pool.fetchval(queries()["ping"])),
+            _check("database", ctx.queue.ping()),
             _check("bucket", check_bucket(ctx.s3, ctx.settings.bucket())),
         )
         ctx._ready_checks = dict(results)
@@ -120,7 +119,7 @@ def build_app(ctx: ApiContext) -> web.Application:
         ],
     )
     app[CONTEXT] = ctx
-    app[QUEUE_STATS] = QueueStats(ctx.pool, ctx.metrics)
+    app[QUEUE_STATS] = QueueStats(ctx.queue, ctx.metrics)
     app[OPENAPI] = json.dumps(openapi_document()).encode()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,15 +1,15 @@
-"""What the API's handlers share: the daemon's pools, client, settings and metrics."""
+"""What the API's handlers share: the daemon's queue, S3 client, settings and metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 from aiohttp import web
 
 from exportd.definitions.kinds import Definitions
 from exportd.metrics import Metrics
+from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from exportd.s3.presign import Presigner
 from exportd.settings.model import Settings
@@ -17,7 +17,7 @@ from exportd.settings.model import Settings
 
 @dataclass
 class ApiContext:
-    pool: asyncpg.Pool
+    queue: PgJobStore
     s3: S3Client
     settings: Settings
     definitions: Definitions = field(default_factory=lambda: Definitions([]))

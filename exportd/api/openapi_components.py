@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import limits
-from exportd.api.requests import MAX_ATTEMPTS, SMALLINT
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
+from exportd.queue.enqueue import (
+    DEFAULT_FORMAT,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    MAX_ATTEMPTS_RANGE,
+    PRIORITY_RANGE,
+)
 from exportd.queue.job import STATES
 
 TS = {"type": "string", "format": "date-time"}
@@ -106,21 +112,21 @@ _NEW_JOB = {
         "format": {
             "type": "string",
             "enum": list(SUPPORTED_FORMATS),
-            "default": "csv",
+            "default": DEFAULT_FORMAT,
             "description": "One of the kind's formats (GET /v1/kinds).",
         },
         "priority": {
             "type": "integer",
-            "minimum": SMALLINT[0],
-            "maximum": SMALLINT[1],
-            "default": 0,
+            "minimum": PRIORITY_RANGE[0],
+            "maximum": PRIORITY_RANGE[1],
+            "default": DEFAULT_PRIORITY,
         },
         "run_after": {**TS, "description": f"With a UTC offset; default now. {TS_RANGE}"},
         "max_attempts": {
             "type": "integer",
-            "minimum": MAX_ATTEMPTS[0],
-            "maximum": MAX_ATTEMPTS[1],
-            "default": 5,
+            "minimum": MAX_ATTEMPTS_RANGE[0],
+            "maximum": MAX_ATTEMPTS_RANGE[1],
+            "default": DEFAULT_MAX_ATTEMPTS,
         },
         "dedupe_key": bounded(limits.DEDUPE_KEY_MAX_BYTES),
     },

@@ -27,9 +27,14 @@ from exportd.definitions.offered_formats import default_format
 from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
 from exportd.limits import json_depth
+from exportd.queue.enqueue import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    MAX_ATTEMPTS_RANGE,
+    PRIORITY_RANGE,
+    NewJob,
+)
 
-SMALLINT = (-32768, 32767)
-MAX_ATTEMPTS = (1, 100)
 TIMESTAMP_MIN = datetime.fromisoformat(limits.TIMESTAMP_MIN_ISO)
 TIMESTAMP_MAX = datetime.fromisoformat(limits.TIMESTAMP_MAX_ISO)
 
@@ -238,18 +243,6 @@ def params_problems(params: Mapping[str, Any]) -> list[FieldError]:
 # --- Enqueueing ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewJob:
-    owner: str
-    kind: str
-    params: dict[str, Any]
-    format: str
-    priority: int
-    run_after: datetime | None
-    max_attempts: int
-    dedupe_key: str | None
-
-
 _JOB_FIELDS = (
     "owner",
     "kind",
@@ -352,8 +345,8 @@ def parse_new_job(
     elif fmt not in known_formats:
         errors.append(FieldError("format", f"must be one of {', '.join(known_formats)}"))
 
-    priority = _integer(body, "priority", SMALLINT, 0, errors)
-    max_attempts = _integer(body, "max_attempts", MAX_ATTEMPTS, 5, errors)
+    priority = _integer(body, "priority", PRIORITY_RANGE, DEFAULT_PRIORITY, errors)
+    max_attempts = _integer(body, "max_attempts", MAX_ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, errors)
 
     run_after = None
     raw_run_after = body.get("run_after")

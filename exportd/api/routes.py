@@ -11,7 +11,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from exportd.api.context import CONTEXT, ApiContext
@@ -19,7 +18,6 @@ from exportd.api.middleware import ApiError
 from exportd.api.query_params import Cursor, ListQuery, owner_scope, parse_list_query
 from exportd.api.requests import (
     FieldError,
-    NewJob,
     RequestInvalid,
     parse_job_id,
     parse_json_body,
@@ -28,7 +26,7 @@ from exportd.api.requests import (
 from exportd.api.views import job_document, with_download
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
-from exportd.queue.sql import queries
+from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob
 from exportd.s3.objects import delete_object
 from exportd.s3.presign import download_signer, open_presigner
 
@@ -36,8 +34,6 @@ OWNER_HEADER = "X-Exportd-Owner"
 # Deleting an export's object is one request, made while the job's row is
 # locked and a caller waits: S3 that takes longer is down.
 _DELETE_SECONDS = 10.0
-# A dedupe conflict with a job that ends at that very moment: insert again.
-_ENQUEUE_TRIES = 3
 
 
 def formats_for(kind: Kind | None) -> tuple[str, ...]:
@@ -92,7 +88,7 @@ async def _visible_job(request: web.Request) -> tuple[ApiContext, Any]:
     ctx = request.app[CONTEXT]
     scope = _scope(request)
     job_id = _job_id(request)
-    row = await ctx.pool.fetchrow(queries()["get_job"], job_id)
+    row = await ctx.queue.job(job_id)
     if not _visible(row, scope):
         raise _not_found(str(job_id))
     return ctx, row
@@ -108,16 +104,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     multi = {key: request.query.getall(key) for key in request.query}
     q: ListQuery = parse_list_query(multi, _scope(request))
     cursor = q.cursor
-    rows = await ctx.pool.fetch(
-        queries()["api_list_jobs"],
+    rows = await ctx.queue.list_jobs(
         q.owner,
-        q.states,
-        q.kinds,
-        q.created_after,
-        q.created_before,
-        cursor.created_at if cursor else None,
-        cursor.id if cursor else None,
-        q.limit + 1,
+        states=q.states,
+        kinds=q.kinds,
+        created_after=q.created_after,
+        created_before=q.created_before,
+        after=(cursor.created_at, cursor.id) if cursor else None,
+        limit=q.limit + 1,
     )
     page, more = rows[: q.limit], len(rows) > q.limit
     next_cursor = Cursor(page[-1]["created_at"], page[-1]["id"]).encode() if more else None
@@ -131,37 +125,19 @@ async def _json_body(request: web.Request) -> object:
 
 async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
     """The new job's row, or the live duplicate's; and whether it is new."""
-    q = queries()
-    args = (
-        job.owner,
-        job.kind,
-        job.params,
-        job.format,
-        job.priority,
-        job.run_after,
-        job.max_attempts,
-        job.dedupe_key,
-    )
-    for _ in range(_ENQUEUE_TRIES):
-        try:
-            row = await ctx.pool.fetchrow(q["api_enqueue"], *args)
-        except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
-            # The checks above mirror the table's; should a value still pass
-            # them and not the table (a bound counted differently), it is the
-            # caller's input all the same: 400 with the constraint, not 500.
-            raise RequestInvalid(
-                [
-                    FieldError(
-                        "", f"the queue table refused the job: {exc.__class__.__name__}: {exc}"
-                    )
-                ]
-            ) from None
-        if row is not None:
-            return row, True
-        existing = await ctx.pool.fetchrow(q["api_live_duplicate"], job.owner, job.dedupe_key)
-        if existing is not None:
-            return existing, False
-    raise ApiError(503, "busy", "the duplicate job kept changing state; retry")
+    try:
+        enqueued = await ctx.queue.enqueue(job)
+    except JobRefused as refused:
+        # The checks above mirror the table's; should a value still pass
+        # them and not the table (a bound counted differently), it is the
+        # caller's input all the same: 400 with the constraint, not 500.
+        exc = refused.cause
+        raise RequestInvalid(
+            [FieldError("", f"the queue table refused the job: {exc.__class__.__name__}: {exc}")]
+        ) from None
+    except DuplicateBusy as busy:
+        raise ApiError(503, "busy", str(busy)) from None
+    return enqueued.row, enqueued.created
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -187,15 +163,13 @@ async def delete_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = _scope(request)
     job_id = _job_id(request)
-    q = queries()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q["api_lock_job"], job_id)
+    async with ctx.queue.locked_job(job_id) as locked:
+        row: Any = locked.row
         if not _visible(row, scope):
             raise _not_found(str(job_id))
         state = row["state"]
         if state in ("pending", "processing"):
-            await conn.fetchval(q["cancel"], job_id)
-            row = await conn.fetchrow(q["get_job"], job_id)
+            row = await locked.cancel()
         elif state == "completed":
             # The object goes first, with the row locked: should S3 fail, the
             # job stays completed and downloadable and the caller retries.
@@ -203,7 +177,7 @@ async def delete_job(request: web.Request) -> web.Response:
                 await delete_object(
                     ctx.s3, ctx.settings.bucket(), row["object_key"], seconds=_DELETE_SECONDS
                 )
-            row = await conn.fetchrow(q["api_expire"], job_id)
+            row = await locked.expire()
         else:
             raise ApiError(
                 409,

@@ -8,11 +8,13 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
-from exportd import database
+from exportd import database, limits
+from exportd.api.requests import identifier_problem
 from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
@@ -25,9 +27,16 @@ from exportd.export.formats import format_for
 from exportd.export.memory import keep_large_buffers_mapped
 from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
 from exportd.logs import configure_logging
+from exportd.queue.enqueue import (
+    DEFAULT_FORMAT,
+    PRIORITY_RANGE,
+    DuplicateBusy,
+    JobRefused,
+    NewJob,
+)
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
-from exportd.queue.sql import queries
+from exportd.queue.postgres import PgJobStore
 from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import open_s3_client
 from exportd.s3.objects import check_bucket
@@ -64,6 +73,21 @@ async def _connect(url: str) -> asyncpg.Connection:
         raise CliError(
             f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
         ) from None
+
+
+@contextlib.asynccontextmanager
+async def _queue(url: str) -> AsyncIterator[PgJobStore]:
+    """The queue on one connection of its own, closed when the block ends."""
+    try:
+        pool = await database.create_pool(url, min_size=1, max_size=1, timeout=10)
+    except Exception as exc:
+        raise CliError(
+            f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
+        ) from None
+    try:
+        yield PgJobStore(pool)
+    finally:
+        await pool.close()
 
 
 def run(settings: Settings) -> int:
@@ -220,33 +244,38 @@ async def enqueue(
             format_for(found, fmt)
         except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
             raise CliError(exc.message, EXIT_USAGE) from None
-    fmt = fmt or "csv"  # without definitions, the table's default
-    conn = await _connect(settings.database_url)
-    try:
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        # The driver would refuse it before the table could.
+        raise CliError(f"--priority must be from {low} to {high}", EXIT_USAGE)
+    if dedupe_key is not None and (
+        problem := identifier_problem(dedupe_key, limits.DEDUPE_KEY_MAX_BYTES)
+    ):
+        # The key POST /v1/jobs would refuse: dedupe works the same by either door.
+        raise CliError(f"--dedupe-key {problem}", EXIT_USAGE)
+    job = NewJob(
+        owner,
+        kind,
+        params,
+        format=fmt or DEFAULT_FORMAT,  # without definitions, the table's default
+        priority=priority,
+        max_attempts=max_attempts,
+        dedupe_key=dedupe_key,
+    )
+    async with _queue(settings.database_url) as queue:
         try:
-            job_id = await conn.fetchval(
-                queries()["enqueue"],
-                owner,
-                kind,
-                params,
-                fmt,
-                priority,
-                None,
-                max_attempts,
-                dedupe_key,
-            )
-        except asyncpg.UniqueViolationError:
-            raise CliError(
-                f"owner {owner!r} already has a live job with dedupe key {dedupe_key!r}"
-            ) from None
-        except asyncpg.CheckViolationError as exc:
-            raise CliError(f"the job was refused: {exc}", EXIT_USAGE) from None
+            enqueued = await queue.enqueue(job)
+        except JobRefused as refused:
+            raise CliError(f"the job was refused: {refused.cause}", EXIT_USAGE) from None
+        except DuplicateBusy as busy:
+            raise CliError(str(busy)) from None
+        if not enqueued.created:
+            raise CliError(f"owner {owner!r} already has a live job with dedupe key {dedupe_key!r}")
+        job_id = enqueued.row["id"]
         print(job_id, flush=True)
         if not wait:
             return EXIT_OK
-        return await _wait(settings, conn, job_id, wait_seconds)
-    finally:
-        await conn.close()
+        return await _wait(settings, queue, job_id, wait_seconds)
 
 
 def _progress_line(row: Any) -> str:
@@ -258,12 +287,14 @@ def _progress_line(row: Any) -> str:
 
 
 async def _wait(
-    settings: Settings, conn: asyncpg.Connection, job_id: uuid.UUID, wait_seconds: float | None
+    settings: Settings, queue: PgJobStore, job_id: uuid.UUID, wait_seconds: float | None
 ) -> int:
     deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
     last = ""
     while True:
-        row = await conn.fetchrow(queries()["get_job"], job_id)
+        row = await queue.job(job_id)
+        # Ours, and not ended yet at the last look: only ended jobs are purged.
+        assert row is not None
         line = _progress_line(row)
         if line != last:
             print(line, file=sys.stderr, flush=True)
@@ -307,11 +338,8 @@ async def _with_url(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def status(settings: Settings, job_id: uuid.UUID) -> int:
-    conn = await _connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(queries()["get_job"], job_id)
-    finally:
-        await conn.close()
+    async with _queue(settings.database_url) as queue:
+        row = await queue.job(job_id)
     if row is None:
         raise CliError(f"no job {job_id}")
     print_json(await _with_url(settings, job_document(row)))

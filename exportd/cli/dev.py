@@ -27,8 +27,7 @@ from exportd.cli.exits import EXIT_OK, CliError
 from exportd.daemon.serve import StartupError, serve
 from exportd.definitions.loader import load_definitions
 from exportd.logs import configure_logging
-from exportd.queue.migrations import migrate
-from exportd.queue.sql import queries
+from exportd.queue.migrations import create_database, migrate
 from exportd.redaction import redact_url
 from exportd.settings.environment import load_settings
 
@@ -156,9 +155,7 @@ def _with_database(url: str, name: str) -> str:
 async def _prepare_database(server_url: str, name: str) -> str:
     conn = await database.connect(server_url, timeout=10)
     try:
-        if not await conn.fetchval(queries()["dev_database_exists"], name):
-            statement = await conn.fetchval(queries()["dev_create_database_statement"], name)
-            await conn.execute(statement)
+        await create_database(conn, name)
     finally:
         await conn.close()
     url = _with_database(server_url, name)

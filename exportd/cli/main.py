@@ -14,6 +14,7 @@ import asyncpg
 
 from exportd import __version__
 from exportd.cli.exits import EXIT_USAGE, CliError
+from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from exportd.settings.environment import load_settings
 from exportd.settings.model import Settings, SettingsError
 
@@ -52,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="output format (default: csv, or zip for a kind that only fits in a bundle)",
     )
-    enqueue.add_argument("--priority", type=int, default=0, help="higher runs first")
-    enqueue.add_argument("--max-attempts", type=int, default=5)
+    enqueue.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="higher runs first")
+    enqueue.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS)
     enqueue.add_argument("--dedupe-key", default=None)
     enqueue.add_argument(
         "--wait", action="store_true", help="show progress until the job ends, then its URL"

@@ -172,12 +172,18 @@ async def serve(
         )
         breaker = StorageBreaker(settings.storage_failure_threshold)
         metrics.storage_breaker_open.set_function(lambda: 0.0 if breaker.allows_claims else 1.0)
+        # The queue's one front door: the worker, maintenance and the API all
+        # go through it. The API's own connections: a burst of requests never
+        # keeps a claim or a completion waiting; its one-statement requests
+        # need no reset.
+        queue = PgJobStore(
+            pool,
+            max_per_owner=settings.max_per_owner,
+            heartbeat_pool=await queue_pool(1),
+            api_pool=await queue_pool(settings.api_pool_size),
+        )
         worker = Worker(
-            PgJobStore(
-                pool,
-                max_per_owner=settings.max_per_owner,
-                heartbeat_pool=await queue_pool(1),
-            ),
+            queue,
             exporter,
             WorkerConfig(
                 concurrency=settings.concurrency,
@@ -191,11 +197,11 @@ async def serve(
         )
 
         abort = functools.partial(abort_upload, s3, bucket)
-        reaper = Reaper(pool, policy, abort_upload=abort, metrics=metrics)
+        reaper = Reaper(queue, policy, abort_upload=abort, metrics=metrics)
         chores: list[maintenance.MaintenanceTask] = [
-            Retention(pool, functools.partial(delete_object, s3, bucket)),
-            Purge(pool, settings.history_retention.total_seconds()),
-            UploadsSweep(pool, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
+            Retention(queue, functools.partial(delete_object, s3, bucket)),
+            Purge(queue, settings.history_retention.total_seconds()),
+            UploadsSweep(queue, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
         ]
         listener = Listener(
             settings.database_url,
@@ -204,11 +210,8 @@ async def serve(
             timeout_seconds=settings.database_seconds,
         )
 
-        # The API's own connections: a burst of requests never keeps a
-        # heartbeat waiting, and its one-statement requests need no reset.
-        api_pool = await queue_pool(settings.api_pool_size)
         api_ctx = ApiContext(
-            pool=api_pool,
+            queue=queue,
             s3=s3,
             settings=settings,
             definitions=definitions,

@@ -9,15 +9,13 @@ fails the round: the others go, and it is logged and passed over.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import structlog
 
-from exportd.queue.isolation import Passed, per_row_on_failure
-from exportd.queue.sql import queries
+from exportd.queue.isolation import Passed
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.upkeep import PurgeRound
 
 
 class Purge:
@@ -25,36 +23,25 @@ class Purge:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        queue: PgJobStore,
         history_seconds: float,
         *,
         batch_size: int = 1000,
         logger: Any = None,
     ) -> None:
-        self._pool = pool
+        self._queue = queue
         self._history = float(history_seconds)
         self.batch_size = batch_size
-        self._q = queries()
         self.log = logger or structlog.get_logger()
         self._refused = Passed()
 
     async def run_once(self) -> int:
         """Delete up to a batch of old terminal rows; returns how many."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._q["purge_lock"]):
+        async with self._queue.upkeep_round(PurgeRound) as round_:
+            if round_ is None:
                 return 0
-            ids: list[uuid.UUID] = [
-                r["id"]
-                for r in await conn.fetch(
-                    self._q["purge_select"], self._history, self.batch_size, self._refused.ids()
-                )
-            ]
-
-            async def delete(part: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
-                done: list[asyncpg.Record] = await conn.fetch(self._q["purge_delete"], list(part))
-                return done
-
-            rows, refused = await per_row_on_failure(conn, ids, delete)
+            ids = await round_.old(self._history, self.batch_size, self._refused.ids())
+            rows, refused = await round_.delete(ids)
         for job_id, exc in refused:
             self._refused.add(job_id)
             self.log.error(

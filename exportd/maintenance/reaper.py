@@ -15,18 +15,18 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide
-from exportd.queue.isolation import Passed, per_row_on_failure
-from exportd.queue.sql import queries
+from exportd.queue.isolation import Passed
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.upkeep import Reap, ReapRound
 
 # (key, upload id) -> True when aborted, False when S3 no longer had it open;
 # bounded by its own deadline (``exportd.s3.objects.abort_upload``), since S3
@@ -40,15 +40,7 @@ class Reaped:
     state: str  # 'pending' or 'failed'
 
 
-@dataclass(frozen=True)
-class _Decision:
-    job_id: uuid.UUID
-    state: str
-    delay: float
-    message: str
-
-
-def reap_decision(row: Any, policy: BackoffPolicy, rng: random.Random | None = None) -> _Decision:
+def reap_decision(row: Any, policy: BackoffPolicy, rng: random.Random | None = None) -> Reap:
     """What becomes of one job whose lease ran out (pure)."""
     attempts, max_attempts = int(row["attempts"]), int(row["max_attempts"])
     what = (
@@ -57,15 +49,15 @@ def reap_decision(row: Any, policy: BackoffPolicy, rng: random.Random | None = N
     )
     decision = decide(ErrorKind.LEASE_EXPIRED, attempts, max_attempts, policy, rng)
     if isinstance(decision, Fail):
-        return _Decision(row["id"], "failed", 0.0, f"{what}; {decision.reason}")
+        return Reap(row["id"], "failed", 0.0, f"{what}; {decision.reason}")
     assert isinstance(decision, Retry)
-    return _Decision(row["id"], "pending", decision.delay_seconds, f"{what}; will retry")
+    return Reap(row["id"], "pending", decision.delay_seconds, f"{what}; will retry")
 
 
 class Reaper:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        queue: PgJobStore,
         policy: BackoffPolicy,
         *,
         abort_upload: AbortUpload | None = None,
@@ -73,39 +65,25 @@ class Reaper:
         logger: Any = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self._pool = pool
+        self._queue = queue
         self.metrics = metrics or Metrics()
         self._policy = policy
         self._abort_upload = abort_upload
         self._batch_size = batch_size
-        self._q = queries()
         self.log = logger or structlog.get_logger()
         # Rows that refused their update even alone: passed over from then on.
         self._unreapable = Passed()
 
     async def run_once(self) -> list[Reaped]:
         """One round: reap up to a batch of expired leases."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._q["reap_lock"]):
+        async with self._queue.upkeep_round(ReapRound) as round_:
+            if round_ is None:
                 return []
-            rows = await conn.fetch(
-                self._q["reap_select"], self._batch_size, self._unreapable.ids()
-            )
+            rows = await round_.expired_leases(self._batch_size, self._unreapable.ids())
             if not rows:
                 return []
             decisions = [reap_decision(r, self._policy) for r in rows]
-
-            async def update(part: Sequence[_Decision]) -> list[asyncpg.Record]:
-                done: list[asyncpg.Record] = await conn.fetch(
-                    self._q["reap_update"],
-                    [d.job_id for d in part],
-                    [d.state for d in part],
-                    [d.delay for d in part],
-                    [d.message for d in part],
-                )
-                return done
-
-            updated, refused = await per_row_on_failure(conn, decisions, update)
+            updated, refused = await round_.reap(decisions)
         for decision, exc in refused:
             self._unreapable.add(decision.job_id)
             self.metrics.error("database", "reap")

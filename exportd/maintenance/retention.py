@@ -12,14 +12,14 @@ fails the round: the others are expired, and it is logged and passed over.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import structlog
 
-from exportd.queue.isolation import Passed, per_row_on_failure
-from exportd.queue.sql import queries
+from exportd.queue.isolation import Passed
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.upkeep import RetentionRound
 
 # key -> None once deleted; bounded by its own deadline
 # (``exportd.s3.objects.delete_object``).
@@ -31,27 +31,24 @@ class Retention:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        queue: PgJobStore,
         delete_object: DeleteObject,
         *,
         batch_size: int = 100,
         logger: Any = None,
     ) -> None:
-        self._pool = pool
+        self._queue = queue
         self._delete = delete_object
         self.batch_size = batch_size
-        self._q = queries()
         self.log = logger or structlog.get_logger()
         self._refused = Passed()
 
     async def run_once(self) -> int:
         """Expire up to a batch of jobs; returns how many became ``expired``."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._q["retention_lock"]):
+        async with self._queue.upkeep_round(RetentionRound) as round_:
+            if round_ is None:
                 return 0
-            rows = await conn.fetch(
-                self._q["retention_select"], self.batch_size, self._refused.ids()
-            )
+            rows = await round_.due(self.batch_size, self._refused.ids())
             deleted: list[uuid.UUID] = []
             for row in rows:
                 if not await self._delete_object(row):
@@ -61,15 +58,7 @@ class Retention:
                 deleted.append(row["id"])
             if not deleted:
                 return 0
-
-            async def expire(ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
-                done: list[asyncpg.Record] = await conn.fetch(
-                    self._q["retention_expire"], list(ids)
-                )
-                return done
-
-            updated, refused = await per_row_on_failure(conn, deleted, expire)
-            expired = {r["id"] for r in updated}
+            expired, refused = await round_.expire(deleted)
         for job_id, exc in refused:
             self._refused.add(job_id)
             self.log.error(

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 
 from exportd.export.keys import job_id_of, listing_prefix
-from exportd.queue.sql import queries
+from exportd.queue.postgres import PgJobStore
+from exportd.queue.upkeep import SweepRound
 from exportd.s3.client import S3Client
 from exportd.s3.objects import OpenUpload, abort_upload, list_open_uploads
 
@@ -62,7 +62,7 @@ class UploadsSweep:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        queue: PgJobStore,
         s3: S3Client,
         bucket: str,
         prefix: str,
@@ -71,28 +71,26 @@ class UploadsSweep:
         batch_size: int = 1000,
         logger: Any = None,
     ) -> None:
-        self._pool = pool
+        self._queue = queue
         self._s3 = s3
         self._bucket = bucket
         self._prefix = listing_prefix(prefix)
         self._min_age = min_age
         self.batch_size = batch_size
         self._first_seen: dict[str, datetime] = {}
-        self._q = queries()
         self.log = logger or structlog.get_logger()
 
     async def run_once(self) -> int:
         """Abort up to a batch of orphaned uploads; returns how many were aborted."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(self._q["sweep_lock"]):
+        async with self._queue.upkeep_round(SweepRound) as round_:
+            if round_ is None:
                 return 0
             uploads = await list_open_uploads(self._s3, self._bucket, self._prefix)
             if not uploads:
                 return 0
             # Read after listing: a job that starts in between is younger
             # than min_age, and so safe either way.
-            rows = await conn.fetch(self._q["sweep_live_uploads"])
-            live = {r["id"]: r["upload_id"] for r in rows}
+            live = await round_.live_uploads()
             now = datetime.now(UTC)
             # Forget uploads no longer open, so the map stays as small as the list.
             self._first_seen = {

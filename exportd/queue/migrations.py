@@ -34,3 +34,13 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
             await conn.execute(migration.sql)
             await conn.execute(q["migration_record"], migration.version, migration.name)
     return todo
+
+
+async def create_database(conn: asyncpg.Connection, name: str) -> bool:
+    """Create the database ``name`` on ``conn``'s server unless it exists; True
+    when it was created. ``conn`` is to another database of that server."""
+    q = queries()
+    if await conn.fetchval(q["dev_database_exists"], name):
+        return False
+    await conn.execute(await conn.fetchval(q["dev_create_database_statement"], name))
+    return True

@@ -1,22 +1,31 @@
 """``JobStore`` on the ``exportd.jobs`` table, with the named queries of sql/queries.sql.
 
-The claim (``exportd.queue.claim``) and the completion
-(``exportd.queue.completion``) have modules of their own; the guarded
-single-row writes and the heartbeat are here.
+``PgJobStore`` is the queue's one front door: the worker, the API, the CLI
+and maintenance all run the queue's statements through it. The claim
+(``exportd.queue.claim``) and the completion (``exportd.queue.completion``)
+have modules of their own; the guarded single-row writes and the heartbeat
+are here, and the methods for the API, the CLI and maintenance delegate to
+the modules they name.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
 from exportd.errors import ErrorKind
+from exportd.metrics import QueueSnapshot
+from exportd.queue import reads, upkeep
+from exportd.queue.cancel import LockedJob, locked_job
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
+from exportd.queue.enqueue import Enqueued, NewJob, enqueue
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.isolation import per_row_on_failure, row_error
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
@@ -32,9 +41,13 @@ class PgJobStore:
         *,
         max_per_owner: int | None = None,
         heartbeat_pool: asyncpg.Pool | None = None,
+        api_pool: asyncpg.Pool | None = None,
         logger: Any = None,
     ) -> None:
         self._pool = pool
+        # The API's requests (and the CLI's) on connections of their own: a
+        # burst of requests never keeps a claim or a completion waiting.
+        self._api_pool = api_pool or pool
         self.log = logger or structlog.get_logger()
         # Heartbeats on connections of their own: completions, the reaper and
         # maintenance hold pool connections across S3 requests, and a slow
@@ -158,3 +171,55 @@ class PgJobStore:
         return JobState(
             str(row["state"]), row["worker_id"], int(row["attempts"]), str(row["owner"])
         )
+
+    # --- For the API, the CLI and maintenance (the statements are in the modules named) ---
+
+    async def enqueue(self, job: NewJob) -> Enqueued:
+        """``exportd.queue.enqueue.enqueue`` on the API's connections."""
+        return await enqueue(self._api_pool, job)
+
+    async def job(self, job_id: uuid.UUID) -> asyncpg.Record | None:
+        """The job's whole row, or None (``reads.job``)."""
+        return await reads.job(self._api_pool, job_id)
+
+    async def list_jobs(
+        self,
+        owner: str,
+        *,
+        states: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        """A page of ``owner``'s jobs, newest first (``reads.list_jobs``)."""
+        return await reads.list_jobs(
+            self._api_pool,
+            owner,
+            states=states,
+            kinds=kinds,
+            created_after=created_after,
+            created_before=created_before,
+            after=after,
+            limit=limit,
+        )
+
+    def locked_job(self, job_id: uuid.UUID) -> AbstractAsyncContextManager[LockedJob]:
+        """The job's row locked, to cancel or expire it (``cancel.locked_job``)."""
+        return locked_job(self._api_pool, job_id)
+
+    async def snapshot(self) -> QueueSnapshot:
+        """Jobs per state and the oldest ready pending job's wait (``reads.snapshot``)."""
+        return await reads.snapshot(self._api_pool)
+
+    async def ping(self) -> None:
+        """One round trip to the queue database, for readiness."""
+        await reads.ping(self._api_pool)
+
+    def upkeep_round(
+        self, kind: type[upkeep.RoundT]
+    ) -> AbstractAsyncContextManager[upkeep.RoundT | None]:
+        """A maintenance round of ``kind``, or None when another daemon has it
+        (``upkeep.upkeep_round``)."""
+        return upkeep.upkeep_round(self._pool, kind)

@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
 import structlog
 
-from exportd.metrics import Metrics, QueueSnapshot
-from exportd.queue.sql import queries
+from exportd.metrics import Metrics
+from exportd.queue.postgres import PgJobStore
 
 
 class QueueStats:
     def __init__(
-        self, pool: asyncpg.Pool, metrics: Metrics, *, max_age: float = 5.0, timeout: float = 2.0
+        self, queue: PgJobStore, metrics: Metrics, *, max_age: float = 5.0, timeout: float = 2.0
     ) -> None:
-        self._pool = pool
+        self._queue = queue
         self._metrics = metrics
         self._max_age = max_age
         self._timeout = timeout
@@ -41,18 +40,11 @@ class QueueStats:
             if self._fresh():
                 return  # read by the scrape this one waited for
             try:
-                row = await asyncio.wait_for(
-                    self._pool.fetchrow(queries()["api_queue_stats"]), self._timeout
-                )
+                snapshot = await asyncio.wait_for(self._queue.snapshot(), self._timeout)
             except Exception as exc:
                 self._metrics.error("database", "queue_stats")
                 self._metrics.set_queue(None)
                 structlog.get_logger().warning("queue_stats_failed", error=repr(exc))
             else:
-                self._metrics.set_queue(
-                    QueueSnapshot(
-                        {str(k): int(v) for k, v in row["by_state"].items()},
-                        float(row["oldest_pending_seconds"]),
-                    )
-                )
+                self._metrics.set_queue(snapshot)
             self._read_at = time.monotonic()
