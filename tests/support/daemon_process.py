@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.fixtures_s3 import S3Endpoint
-from tests.helpers import clean_env
+from tests.support.fixtures_s3 import S3Endpoint
+from tests.support.helpers import clean_env
 
 
 def daemon_env(

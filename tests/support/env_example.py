@@ -1,6 +1,7 @@
 """Renders deploy/exportd.env.example from ``Settings``, so the file cannot drift.
 
-Regenerate after adding a setting: ``python -m tests.env_example > deploy/exportd.env.example``.
+Regenerate after adding a setting:
+``python -m tests.support.env_example > deploy/exportd.env.example``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from exportd import database
-from tests.fault_world import KINDS, PARAMS, Dataset
+from tests.support.fault_world import KINDS, PARAMS, Dataset
 
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_process import log_events
+from tests.support.daemon_process import log_events
 
 
 @dataclass

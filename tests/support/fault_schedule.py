@@ -1,9 +1,9 @@
 """The fault suite's random plan, a pure function of a seed and a profile.
 
-Everything random about a run of tests/test_faults.py (which jobs are
+Everything random about a run of tests/system/faults/test_faults.py (which jobs are
 enqueued, which daemon is killed when, when Postgres restarts, when S3 is
 away and for how long) comes from here, so that the seed printed by a
-failing run replays it: ``EXPORTD_FAULT_SEED=<seed> pytest tests/test_faults.py``.
+failing run replays it: ``EXPORTD_FAULT_SEED=<seed> pytest tests/system/faults/test_faults.py``.
 Timing on a loaded machine still varies between runs; the plan does not.
 """
 
@@ -24,7 +24,7 @@ DAEMONS = 3
 class Action(StrEnum):
     SIGKILL = "sigkill"  # the daemon dies at once; restarted after `duration`
     # The same, to a daemon chosen when it strikes among those with an upload
-    # open (tests/fault_uploads.py), `pick` choosing among them.
+    # open (tests/support/fault_uploads.py), `pick` choosing among them.
     SIGKILL_MID_UPLOAD = "sigkill_mid_upload"
     SIGTERM = "sigterm"  # the daemon drains and exits; restarted once it has
     POSTGRES_RESTART = "postgres_restart"  # stopped, started again after `duration`

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from tests.fault_fleet import Fleet
-from tests.fault_schedule import Fault
+from tests.support.fault_fleet import Fleet
+from tests.support.fault_schedule import Fault
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ import pytest
 from exportd.api.app import ApiContext, start_api
 from exportd.definitions.kinds import definitions_from_text
 from exportd.s3.client import S3Client
-from tests.daemon_harness import TOKEN
-from tests.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.daemon_harness import TOKEN
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

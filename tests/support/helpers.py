@@ -16,9 +16,9 @@ import aiohttp
 import asyncpg
 
 from exportd import database
-from tests.daemon_harness import TOKEN
+from tests.support.daemon_harness import TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def insert_job(

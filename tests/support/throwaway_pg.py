@@ -22,7 +22,7 @@ import pytest
 
 from exportd import database
 from exportd.queue.migrations import migrate
-from tests.fixtures_s3 import free_port
+from tests.support.fixtures_s3 import free_port
 
 _CANDIDATES = [
     Path("/usr/lib/postgresql/15/bin"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "exportd"
+PACKAGE = Path(__file__).resolve().parents[2] / "exportd"
 IO_LIBRARIES = {"asyncpg", "aiobotocore", "botocore", "aiohttp"}
 
 PURE = [

@@ -8,10 +8,10 @@ import pytest
 from exportd import database
 from exportd.api.app import ApiContext
 from exportd.s3.client import S3Client
-from tests.daemon_harness import TOKEN
-from tests.fixtures_api import AUTH, call, serving
-from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import insert_job
+from tests.support.daemon_harness import TOKEN
+from tests.support.fixtures_api import AUTH, call, serving
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.helpers import insert_job
 
 
 async def test_health_follows_the_worker_loop(api_ctx: ApiContext) -> None:

@@ -19,10 +19,10 @@ from multidict import CIMultiDict
 from structlog.testing import capture_logs
 
 from exportd import limits
-from tests.daemon_harness import TOKEN
-from tests.fixtures_api import AUTH, call
-from tests.fixtures_s3 import S3Endpoint
-from tests.helpers import insert_job
+from tests.support.daemon_harness import TOKEN
+from tests.support.fixtures_api import AUTH, call
+from tests.support.fixtures_s3 import S3Endpoint
+from tests.support.helpers import insert_job
 
 RANGE = "must lie from 1970-01-01T00:00:00+00:00 up to (not including) 9999-01-01T00:00:00+00:00"
 

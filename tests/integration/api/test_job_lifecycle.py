@@ -9,10 +9,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exportd.s3.client import S3Client
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_api import AUTH, call
-from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import eventually
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_api import AUTH, call
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.helpers import eventually
 
 KINDS = """
 [kinds.numbers]

@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from exportd.api.openapi import openapi_document
 from tests.conftest import _admin, database_url
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_api import AUTH, KINDS
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_api import AUTH, KINDS
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 
 EXAMPLES = int(os.environ.get("EXPORTD_SCHEMATHESIS_EXAMPLES", "30"))
 

@@ -14,8 +14,8 @@ from exportd.api.app import ApiContext
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import queries
 from exportd.s3.client import S3Client
-from tests.fixtures_api import AUTH, call
-from tests.helpers import insert_job, job_row
+from tests.support.fixtures_api import AUTH, call
+from tests.support.helpers import insert_job, job_row
 
 SCOPED_U1 = {**AUTH, "X-Exportd-Owner": "u1"}
 

@@ -17,10 +17,10 @@ from exportd.api.openapi import openapi_document
 from exportd.metrics import Metrics
 from exportd.queue.stats import QueueStats
 from exportd.s3.client import S3Client
-from tests.daemon_harness import TOKEN
-from tests.fixtures_api import AUTH, call, serving
-from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import insert_job
+from tests.support.daemon_harness import TOKEN
+from tests.support.fixtures_api import AUTH, call, serving
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.helpers import insert_job
 
 
 async def scrape(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

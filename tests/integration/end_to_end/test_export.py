@@ -17,9 +17,9 @@ from exportd.maintenance.reaper import Reaper
 from exportd.queue.backoff import BackoffPolicy
 from exportd.s3.client import S3Client, abort_upload, list_open_uploads, open_s3_client
 from exportd.settings import MIB
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import (
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
+from tests.support.helpers import (
     api_get,
     direct_export,
     download,

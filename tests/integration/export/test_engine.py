@@ -19,9 +19,9 @@ from exportd import database
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.sources import SinkGuard, copy_csv
 from exportd.s3.client import open_s3_client
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
-from tests.helpers import (
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.support.helpers import (
     clean_env,
     download_job,
     eventually,
@@ -31,11 +31,11 @@ from tests.helpers import (
     job_row,
     wait_for_state,
 )
-from tests.test_cli import deployment_env
+from tests.system.cli.test_commands import deployment_env
 
 HANDLERS = """
 [kinds.squares]
-handler = "tests.custom_kinds:squares"
+handler = "tests.support.custom_kinds:squares"
 [kinds.squares.params.upto]
 type = "integer"
 max = 5000
@@ -43,19 +43,19 @@ max = 5000
 [kinds.report]
 filename = "report"
 [kinds.report.datasets.report]
-handler = "tests.custom_kinds.report_pdf"
+handler = "tests.support.custom_kinds.report_pdf"
 output = "bytes"
 extension = "pdf"
 [kinds.report.datasets.numbers]
 query = "SELECT g FROM generate_series(1, 3) AS g WHERE :owner <> ''"
 
 [kinds.pdf]
-handler = "tests.custom_kinds:report_pdf"
+handler = "tests.support.custom_kinds:report_pdf"
 output = "bytes"
 extension = "pdf"
 
 [kinds.ink]
-handler = "tests.custom_kinds:broken"
+handler = "tests.support.custom_kinds:broken"
 """
 
 

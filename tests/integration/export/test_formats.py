@@ -17,9 +17,9 @@ import asyncpg
 import pytest
 
 from exportd.settings import MIB
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import direct_export, download_job, insert_job, wait_for_state
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.helpers import direct_export, download_job, insert_job, wait_for_state
 
 TYPES = r"""
 CREATE TABLE typed (
@@ -267,8 +267,8 @@ query = "SELECT count(*) AS n, sum(amount) AS total FROM ledger WHERE :owner <> 
 async def test_a_bundle_is_read_in_one_snapshot_while_another_transaction_writes(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool
 ) -> None:
-    from tests.fixtures_s3 import create_bucket
-    from tests.helpers import eventually
+    from tests.support.fixtures_s3 import create_bucket
+    from tests.support.helpers import eventually
 
     await pool.execute(
         "CREATE TABLE ledger (id serial PRIMARY KEY, amount numeric);"

@@ -21,9 +21,9 @@ import pytest
 from exportd.export.row_limit import longest_record
 from exportd.limits import MAX_ROW_BYTES_FLOOR, ROW_WATCH_SLACK_BYTES
 from exportd.settings import SettingsError, load_settings
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, s3_settings
-from tests.helpers import api_get, download, insert_job, wait_for_state
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, s3_settings
+from tests.support.helpers import api_get, download, insert_job, wait_for_state
 
 LIMIT = MAX_ROW_BYTES_FLOOR
 CSV_REST = len("2,\n")
@@ -49,7 +49,7 @@ type = "integer"
 required = true
 
 [kinds.wide_handler]
-handler = "tests.custom_kinds:wide_rows"
+handler = "tests.support.custom_kinds:wide_rows"
 [kinds.wide_handler.params.width]
 type = "integer"
 required = true

@@ -24,7 +24,7 @@ from exportd.maintenance.runner import tick
 from exportd.maintenance.uploads_sweep import UploadsSweep, job_id_of, orphaned
 from exportd.metrics import Metrics
 from exportd.s3.client import OpenUpload, S3Client, delete_object, list_open_uploads
-from tests.helpers import insert_job, job_row
+from tests.support.helpers import insert_job, job_row
 
 PREFIX = "exports"
 

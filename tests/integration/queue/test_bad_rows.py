@@ -1,7 +1,7 @@
 """Rows the main application could write wrongly: the table refuses each, by name.
 
 The rows the table accepts although they are wrong (an unknown kind, params
-of the wrong type...) are run by real daemons in tests/test_faults.py, where
+of the wrong type...) are run by real daemons in tests/system/faults/test_faults.py, where
 each must end failed with a clear error while the other jobs complete.
 """
 
@@ -13,8 +13,8 @@ import pytest
 from exportd.errors import ErrorKind
 from exportd.queue.job import LetGo
 from exportd.queue.postgres import PgJobStore
-from tests.fault_bad_rows import REFUSED, BadRow, insert_statement
-from tests.helpers import insert_job, job_row
+from tests.support.fault_bad_rows import REFUSED, BadRow, insert_statement
+from tests.support.helpers import insert_job, job_row
 
 LEASE = 30.0
 

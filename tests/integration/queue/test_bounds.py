@@ -33,7 +33,7 @@ from exportd.queue.migrations import migrate
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import migrations, queries
 from exportd.worker.loop import JobContext, Worker, WorkerConfig
-from tests.helpers import eventually, insert_job
+from tests.support.helpers import eventually, insert_job
 
 LEASE = 30.0
 BOUNDS = {

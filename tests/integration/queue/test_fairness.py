@@ -12,7 +12,7 @@ import pytest
 
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import queries
-from tests.helpers import add_history, insert_job
+from tests.support.helpers import add_history, insert_job
 
 LEASE = 30.0
 LIMIT = 2

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 
 from exportd.queue.listener import Listener
-from tests.helpers import eventually, insert_job
+from tests.support.helpers import eventually, insert_job
 
 
 async def test_listener_wakes_on_new_jobs_and_hears_cancellations(

@@ -16,7 +16,7 @@ from exportd.maintenance.reaper import Reaper
 from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.job import ExportResult, Heartbeat, JobState, LetGo
 from exportd.queue.postgres import PgJobStore
-from tests.helpers import add_history, insert_job, job_row
+from tests.support.helpers import add_history, insert_job, job_row
 
 LEASE = 30.0
 

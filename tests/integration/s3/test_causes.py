@@ -28,11 +28,11 @@ from exportd.s3.client import (
 )
 from exportd.s3.upload import ObjectUpload
 from exportd.worker.breaker import StorageBreaker
-from tests.daemon_harness import FAST, running_daemon
-from tests.daemon_process import status
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
-from tests.helpers import eventually, insert_job, job_row
-from tests.s3_proxy import failing_proxy
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.daemon_process import status
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.support.helpers import eventually, insert_job, job_row
+from tests.support.s3_proxy import failing_proxy
 
 
 def client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:

@@ -29,7 +29,7 @@ from exportd.s3.client import (
     open_s3_client,
 )
 from exportd.s3.upload import ObjectUpload, UploadResult
-from tests.fixtures_s3 import S3Endpoint, free_port, s3_settings
+from tests.support.fixtures_s3 import S3Endpoint, free_port, s3_settings
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # the smallest part S3 accepts

@@ -15,10 +15,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportd import limits
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
-from tests.helpers import download_job, exportd, insert_job, wait_for_state
-from tests.test_cli import deployment_env
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
+from tests.support.helpers import download_job, exportd, insert_job, wait_for_state
+from tests.system.cli.test_commands import deployment_env
 
 DEFINITIONS = r"""
 [kinds.labels]
@@ -287,7 +287,7 @@ async def test_settings_that_change_how_a_definition_reads_do_not_change_the_fil
 
 PAUSING = """
 [kinds.pausing]
-handler = "tests.custom_kinds:pauses"
+handler = "tests.support.custom_kinds:pauses"
 [kinds.pausing.params.pause_ms]
 type = "integer"
 """

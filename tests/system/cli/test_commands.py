@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 
 from exportd.queue.sql import migrations
-from tests.daemon_harness import FAST, running_daemon
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
-from tests.helpers import clean_env, exportd, job_count, job_row
+from tests.support.daemon_harness import FAST, running_daemon
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
+from tests.support.helpers import clean_env, exportd, job_count, job_row
 
 KINDS = """
 [kinds.numbers]

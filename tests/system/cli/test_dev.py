@@ -14,8 +14,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.fixtures_s3 import free_port
-from tests.helpers import clean_env, eventually, exportd, healthy
+from tests.support.fixtures_s3 import free_port
+from tests.support.helpers import clean_env, eventually, exportd, healthy
 
 
 @pytest.fixture

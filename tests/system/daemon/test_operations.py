@@ -13,10 +13,10 @@ from botocore.exceptions import ClientError
 
 from exportd import database
 from exportd.s3.client import open_s3_client
-from tests.daemon_process import daemon_env, daemon_process, log_events, status
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import eventually, insert_job, job_row, wait_for_state
-from tests.throwaway_pg import throwaway_cluster
+from tests.support.daemon_process import daemon_env, daemon_process, log_events, status
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
+from tests.support.helpers import eventually, insert_job, job_row, wait_for_state
+from tests.support.throwaway_pg import throwaway_cluster
 
 KINDS = """
 [kinds.numbers]

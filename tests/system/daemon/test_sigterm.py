@@ -15,8 +15,8 @@ from pathlib import Path
 import asyncpg
 
 from exportd.s3.client import list_open_uploads, open_s3_client
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.helpers import ROOT, eventually, healthy, insert_job, job_row
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
+from tests.support.helpers import ROOT, eventually, healthy, insert_job, job_row
 
 SLOW = """
 [kinds.slow]

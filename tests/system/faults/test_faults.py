@@ -11,7 +11,7 @@ multipart upload left open once maintenance has run; no job completed twice
 in the history a trigger of the test's own kept.
 
 The seed is printed and named in every failure:
-``EXPORTD_FAULT_SEED=<seed> pytest tests/test_faults.py -s`` replays the
+``EXPORTD_FAULT_SEED=<seed> pytest tests/system/faults/test_faults.py -s`` replays the
 schedule. ``EXPORTD_FAULT_PROFILE=long`` runs the longer profile
 (docs/faults.md).
 """
@@ -32,17 +32,17 @@ import pytest
 
 from exportd import database
 from exportd.s3.client import list_open_uploads, open_s3_client
-from tests.daemon_process import daemon_env
-from tests.fault_bad_rows import FAILED, ODD_BUT_LEGAL, insert_statement
-from tests.fault_checks import (
+from tests.support.daemon_process import daemon_env
+from tests.support.fault_bad_rows import FAILED, ODD_BUT_LEGAL, insert_statement
+from tests.support.fault_checks import (
     TERMINAL,
     DirectExport,
     expected_for,
     history_problems,
     object_problems,
 )
-from tests.fault_fleet import Fleet
-from tests.fault_schedule import (
+from tests.support.fault_fleet import Fleet
+from tests.support.fault_schedule import (
     DAEMONS,
     Action,
     Fault,
@@ -53,17 +53,17 @@ from tests.fault_schedule import (
     profile_from_env,
     seed_from_env,
 )
-from tests.fault_uploads import (
+from tests.support.fault_uploads import (
     MidUploadKills,
     aborts_by,
     cleaned_up_uploads,
     kill_mid_upload,
     mid_upload_problems,
 )
-from tests.fault_world import AUDIT_SQL, DEFINITIONS, SOURCE_SQL
-from tests.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
-from tests.tcp_gate import TcpGate, tcp_gate
-from tests.throwaway_pg import Cluster, throwaway_cluster
+from tests.support.fault_world import AUDIT_SQL, DEFINITIONS, SOURCE_SQL
+from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_settings
+from tests.support.tcp_gate import TcpGate, tcp_gate
+from tests.support.throwaway_pg import Cluster, throwaway_cluster
 
 PROFILE = profile_from_env()
 MIB = 1024 * 1024
@@ -110,7 +110,7 @@ class Run:
         return (
             f"seed {self.seed} (replay: EXPORTD_FAULT_SEED={self.seed}"
             f" EXPORTD_FAULT_PROFILE={self.profile.name}"
-            f" pytest tests/test_faults.py -k {self.server} -s)"
+            f" pytest tests/system/faults/test_faults.py -k {self.server} -s)"
         )
 
     def fail_if(self, problems: list[str], what: str) -> None:

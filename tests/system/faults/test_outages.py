@@ -22,8 +22,8 @@ import pytest
 
 from exportd import database
 from exportd.s3.client import list_open_uploads, open_s3_client
-from tests.daemon_process import daemon_env, daemon_process, log_events, status
-from tests.fixtures_s3 import (
+from tests.support.daemon_process import daemon_env, daemon_process, log_events, status
+from tests.support.fixtures_s3 import (
     ACCESS_KEY,
     SECRET_KEY,
     S3Endpoint,
@@ -33,9 +33,9 @@ from tests.fixtures_s3 import (
     run_server,
     s3_settings,
 )
-from tests.helpers import eventually, insert_job
-from tests.s3_proxy import failing_proxy
-from tests.throwaway_pg import throwaway_cluster
+from tests.support.helpers import eventually, insert_job
+from tests.support.s3_proxy import failing_proxy
+from tests.support.throwaway_pg import throwaway_cluster
 
 # About ten MiB in two parts, paced so that an outage lands mid-export.
 KINDS = """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from exportd.queue.sql import migrations, queries
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_named_query_parses_and_migrations_are_numbered() -> None:

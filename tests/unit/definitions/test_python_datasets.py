@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from exportd.definitions.python_datasets import ENTRY_POINT_GROUP, HandlerNotFound, load_handler
-from tests import custom_kinds
+from tests.support import custom_kinds
 
 
 def test_a_dotted_path_names_a_function_either_way() -> None:
-    assert load_handler("tests.custom_kinds:squares") is custom_kinds.squares
-    assert load_handler("tests.custom_kinds.report_pdf") is custom_kinds.report_pdf
+    assert load_handler("tests.support.custom_kinds:squares") is custom_kinds.squares
+    assert load_handler("tests.support.custom_kinds.report_pdf") is custom_kinds.report_pdf
 
 
 def test_an_entry_point_of_an_installed_distribution_names_a_handler(
@@ -25,7 +25,7 @@ def test_an_entry_point_of_an_installed_distribution_names_a_handler(
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-exports\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\nsquares = tests.custom_kinds:squares\n"
+        f"[{ENTRY_POINT_GROUP}]\nsquares = tests.support.custom_kinds:squares\n"
     )
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     assert load_handler("squares") is custom_kinds.squares
@@ -35,8 +35,8 @@ def test_an_entry_point_of_an_installed_distribution_names_a_handler(
     ("reference", "message"),
     [
         ("tests.no_such_module:rows", "cannot import 'tests.no_such_module'"),
-        ("tests.custom_kinds:nothing", "has no attribute 'nothing'"),
-        ("tests.custom_kinds:annotations", "is not callable"),
+        ("tests.support.custom_kinds:nothing", "has no attribute 'nothing'"),
+        ("tests.support.custom_kinds:annotations", "is not callable"),
         (
             "no-such-entry-point",
             f"no entry point 'no-such-entry-point' in group {ENTRY_POINT_GROUP!r}",

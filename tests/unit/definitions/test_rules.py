@@ -14,7 +14,7 @@ from exportd.definitions.kinds import Kind, definitions_from_text
 from exportd.definitions.params import InvalidParams, to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of
-from tests.test_definitions import problems_of
+from tests.unit.definitions.test_kinds import problems_of
 
 REPORT = """
 [kinds.report]
@@ -151,9 +151,9 @@ query = "SELECT 1 WHERE :owner <> ''"
 query = "SELECT :missing"
 format = "xml"
 [kinds.k.datasets.b]
-handler = "tests.custom_kinds:nothing_here"
+handler = "tests.support.custom_kinds:nothing_here"
 [kinds.k.datasets.c]
-handler = "tests.custom_kinds:report_pdf"
+handler = "tests.support.custom_kinds:report_pdf"
 output = "bytes"
 [kinds.k.datasets.D]
 query = "SELECT 1"
@@ -162,7 +162,7 @@ query = "SELECT 1"
     assert "a kind with datasets keeps query" in found
     assert "dataset 'a': query uses :missing" in found
     assert "dataset 'a': format must be one of csv, jsonl, got 'xml'" in found
-    assert "dataset 'b': handler 'tests.custom_kinds:nothing_here'" in found
+    assert "dataset 'b': handler 'tests.support.custom_kinds:nothing_here'" in found
     assert "dataset 'c': output = \"bytes\" needs extension" in found
     assert "dataset 'D': a dataset name must match" in found
 

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from exportd.settings import Settings
-from tests.env_example import render
-from tests.helpers import ROOT
+from tests.support.env_example import render
+from tests.support.helpers import ROOT
 
 DEPLOY = ROOT / "deploy"
 DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -29,7 +29,9 @@ DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
 
 def test_env_example_lists_every_setting_as_rendered_from_settings() -> None:
     text = (DEPLOY / "exportd.env.example").read_text()
-    assert text == render(), "regenerate: python -m tests.env_example > deploy/exportd.env.example"
+    assert text == render(), (
+        "regenerate: python -m tests.support.env_example > deploy/exportd.env.example"
+    )
     named = set(re.findall(r"^#?(EXPORTD_[A-Z0-9_]+)=", text, re.MULTILINE))
     assert named == {f"EXPORTD_{n.upper()}" for n in Settings.model_fields}
 

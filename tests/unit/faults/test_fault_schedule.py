@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.fault_schedule import (
+from tests.support.fault_schedule import (
     DAEMONS,
     FORMATS,
     PROFILES,
@@ -18,7 +18,7 @@ from tests.fault_schedule import (
     profile_from_env,
     seed_from_env,
 )
-from tests.fault_uploads import (
+from tests.support.fault_uploads import (
     MidUploadKills,
     OpenUpload,
     aborts_by,
