@@ -17,6 +17,7 @@ import asyncpg
 
 from exportd import database
 from tests.support.daemon_harness import TOKEN
+from tests.support.fixtures_s3 import S3Endpoint, s3_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,3 +174,15 @@ async def job_count(dsn: str) -> int:
     finally:
         await conn.close()
     return count
+
+
+def deployment_env(
+    tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, definitions: str
+) -> dict[str, str]:
+    """Settings of a whole deployment: database, ``definitions`` and bucket."""
+    (tmp_path / "kinds.toml").write_text(definitions)
+    return clean_env(
+        EXPORTD_DATABASE_URL=dsn,
+        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
+        **s3_env(endpoint, bucket),
+    )

@@ -23,6 +23,7 @@ from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
 from tests.support.helpers import (
     clean_env,
+    deployment_env,
     download_job,
     eventually,
     exportd,
@@ -31,7 +32,6 @@ from tests.support.helpers import (
     job_row,
     wait_for_state,
 )
-from tests.system.cli.test_commands import deployment_env
 
 HANDLERS = """
 [kinds.squares]

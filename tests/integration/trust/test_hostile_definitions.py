@@ -17,8 +17,7 @@ from structlog.testing import capture_logs
 from exportd import limits
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, create_bucket, s3_settings
-from tests.support.helpers import download_job, exportd, insert_job, wait_for_state
-from tests.system.cli.test_commands import deployment_env
+from tests.support.helpers import deployment_env, download_job, exportd, insert_job, wait_for_state
 
 DEFINITIONS = r"""
 [kinds.labels]

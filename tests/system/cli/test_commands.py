@@ -14,7 +14,7 @@ import pytest
 from exportd.queue.sql import migrations
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port, s3_env, s3_settings
-from tests.support.helpers import clean_env, exportd, job_count, job_row
+from tests.support.helpers import clean_env, deployment_env, exportd, job_count, job_row
 
 KINDS = """
 [kinds.numbers]
@@ -69,7 +69,7 @@ async def test_check_passes_on_a_sound_deployment(
     rclone_server: S3Endpoint, dsn: str, tmp_path: Path
 ) -> None:
     bucket = create_bucket(rclone_server)
-    env = deployment_env(tmp_path, dsn, rclone_server, bucket)
+    env = deployment_env(tmp_path, dsn, rclone_server, bucket, KINDS)
     result = await exportd("check", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
@@ -95,18 +95,6 @@ async def test_check_reports_every_problem(
     assert any(line.startswith("ok    kind numbers") for line in lines), lines
     assert any(line.startswith("FAIL  bucket:") for line in lines), lines
     assert any(line.startswith("ok    database") for line in lines), lines
-
-
-def deployment_env(
-    tmp_path: Path, dsn: str, endpoint: S3Endpoint, bucket: str, definitions: str = KINDS
-) -> dict[str, str]:
-    """Settings of a whole deployment: database, definitions (KINDS) and bucket."""
-    (tmp_path / "kinds.toml").write_text(definitions)
-    return clean_env(
-        EXPORTD_DATABASE_URL=dsn,
-        EXPORTD_DEFINITIONS=str(tmp_path / "kinds.toml"),
-        **s3_env(endpoint, bucket),
-    )
 
 
 @pytest.mark.parametrize(
@@ -233,7 +221,7 @@ async def test_enqueue_wait_prints_a_working_download_url_and_status_shows_the_j
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     bucket = create_bucket(rclone_server)
-    env = deployment_env(tmp_path, dsn, rclone_server, bucket)
+    env = deployment_env(tmp_path, dsn, rclone_server, bucket, KINDS)
     settings = s3_settings(rclone_server, bucket, database_url=dsn, **FAST)
     async with running_daemon(settings, KINDS):
         result = await exportd(

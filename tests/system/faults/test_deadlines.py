@@ -28,10 +28,10 @@ from exportd.queue.job import ExportResult
 from exportd.queue.postgres import PgJobStore
 from exportd.worker.loop import JobContext, PreparedExport, Worker, WorkerConfig
 from tests.support.daemon_process import daemon_env, log_events, status
+from tests.support.fake_store import FakeStore, make_job
 from tests.support.fixtures_s3 import S3Endpoint, free_port
 from tests.support.helpers import eventually, insert_job, job_row
 from tests.support.s3_proxy import FailingProxy, commits_an_object, failing_proxy
-from tests.unit.worker.test_loop import FakeStore, make_job
 
 KINDS = """
 [kinds.small]

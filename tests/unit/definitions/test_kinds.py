@@ -19,6 +19,7 @@ from exportd.definitions.kinds import (
 )
 from exportd.definitions.params import InvalidParams, ParamType
 from exportd.errors import ErrorKind, ExportError
+from tests.support.definition_problems import problems_of
 
 ORDERS = '''
 [kinds.orders]
@@ -59,12 +60,6 @@ description = "Invoices over an amount"
 query = "SELECT * FROM shop.invoices WHERE account = :owner AND total >= :min_total"
 params.min_total = { type = "number", min = 0, default = "0.00" }
 """
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(DefinitionError) as caught:
-        definitions_from_text(text, "shop.toml")
-    return caught.value.problems
 
 
 def orders() -> Kind:

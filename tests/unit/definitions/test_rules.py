@@ -14,7 +14,7 @@ from exportd.definitions.kinds import Kind, definitions_from_text
 from exportd.definitions.params import InvalidParams, to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import SUPPORTED_FORMATS, format_for, formats_of
-from tests.unit.definitions.test_kinds import problems_of
+from tests.support.definition_problems import problems_of
 
 REPORT = """
 [kinds.report]

@@ -10,8 +10,8 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.metrics import Metrics
 from exportd.worker.breaker import BreakerState, StorageBreaker
 from exportd.worker.loop import JobContext, PreparedExport, Worker, WorkerConfig
+from tests.support.fake_store import FakeStore, make_job
 from tests.support.helpers import eventually
-from tests.unit.worker.test_loop import FakeStore, make_job
 
 
 def test_opens_after_consecutive_storage_failures_only() -> None:
