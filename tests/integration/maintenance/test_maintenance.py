@@ -10,20 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.retention import Retention
 from exportd.maintenance.runner import tick
-from exportd.maintenance.uploads_sweep import UploadsSweep, job_id_of, orphaned
-from exportd.metrics import Metrics
-from exportd.s3.client import OpenUpload, S3Client, delete_object, list_open_uploads
+from exportd.maintenance.uploads_sweep import UploadsSweep
+from exportd.s3.client import S3Client, delete_object, list_open_uploads
 from tests.support.helpers import insert_job, job_row
 
 PREFIX = "exports"
@@ -163,52 +161,6 @@ async def test_purge_deletes_old_terminal_rows_only(pool: asyncpg.Pool) -> None:
 # --- orphaned uploads -------------------------------------------------------------
 
 
-def upload(key: str, upload_id: str, age: timedelta) -> OpenUpload:
-    return OpenUpload(Key=key, UploadId=upload_id, Initiated=datetime.now(UTC) - age)
-
-
-def test_orphaned_spares_live_jobs_and_young_uploads() -> None:
-    live_recorded, live_unrecorded, dead = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    hour = timedelta(hours=1)
-    uploads = [
-        upload(f"p/o/{live_recorded}/a.csv", "u-recorded", 2 * hour),
-        upload(f"p/o/{live_recorded}/old.csv", "u-other-attempt", 2 * hour),
-        upload(f"p/o/{live_unrecorded}/a.csv", "u-unrecorded", 2 * hour),
-        upload(f"p/o/{dead}/a.csv", "u-dead", 2 * hour),
-        upload(f"p/o/{dead}/b.csv", "u-dead-young", timedelta(minutes=5)),
-        upload("p/stray-object", "u-not-ours", 2 * hour),
-        upload(f"p/o/{uuid.uuid4()}/a.csv", "u-stray", 2 * hour),
-    ]
-    live = {live_recorded: "u-recorded", live_unrecorded: None}
-    now = datetime.now(UTC)
-    seen_long_ago = {u["UploadId"]: now - 3 * hour for u in uploads}
-    found = orphaned(uploads, live, seen_long_ago, now, hour)
-    assert [u["UploadId"] for u in found] == ["u-dead", "u-stray"]
-
-
-def test_orphaned_waits_until_this_daemon_has_seen_an_upload_long_enough() -> None:
-    # Some servers report a fixed, ancient initiation date; S3's clock may be skewed.
-    ancient = upload(f"p/o/{uuid.uuid4()}/a.csv", "u-1", timedelta(days=5000))
-    now = datetime.now(UTC)
-    hour = timedelta(hours=1)
-    assert orphaned([ancient], {}, {}, now, hour) == []
-    assert orphaned([ancient], {}, {"u-1": now - timedelta(minutes=5)}, now, hour) == []
-    assert orphaned([ancient], {}, {"u-1": now - 2 * hour}, now, hour) == [ancient]
-
-
-@pytest.mark.parametrize(
-    ("key", "expected"),
-    [
-        ("exports/o/00000000-0000-0000-0000-000000000001/x.csv", 1),
-        ("exports/owner/with/slashes/00000000-0000-0000-0000-000000000002/x.csv", 2),
-        ("exports/o/not-a-uuid/x.csv", None),
-        ("x.csv", None),
-    ],
-)
-def test_job_id_of_key(key: str, expected: int | None) -> None:
-    assert job_id_of(key) == (None if expected is None else uuid.UUID(int=expected))
-
-
 async def start_upload(s3: S3Client, bucket: str, key: str) -> str:
     created: dict[str, Any] = await s3.create_multipart_upload(Bucket=bucket, Key=key)
     return str(created["UploadId"])
@@ -262,38 +214,3 @@ async def test_sweep_aborts_orphaned_uploads_and_never_a_live_jobs(
 
 
 # --- the runner -------------------------------------------------------------------
-
-
-class Countdown:
-    """A task that has ``left`` items to do, ``batch_size`` per round."""
-
-    name = "countdown"
-
-    def __init__(self, left: int, batch_size: int, fail_at: int | None = None) -> None:
-        self.left = left
-        self.batch_size = batch_size
-        self.rounds = 0
-        self.fail_at = fail_at
-
-    async def run_once(self) -> int:
-        self.rounds += 1
-        if self.rounds == self.fail_at:
-            raise ConnectionResetError("database gone")
-        done = min(self.left, self.batch_size)
-        self.left -= done
-        return done
-
-
-async def test_tick_runs_full_rounds_again_and_survives_a_failure() -> None:
-    metrics = Metrics()
-    task = Countdown(left=5, batch_size=2)
-    assert await tick(task, metrics=metrics) == 5
-    assert task.rounds == 3
-    assert metrics.value("exportd_maintenance_items_total", {"task": "countdown"}) == 5
-
-    failing = Countdown(left=5, batch_size=2, fail_at=2)
-    with capture_logs() as logs:
-        assert await tick(failing, metrics=metrics) == 2
-    assert [e["event"] for e in logs] == ["maintenance_failed"]
-    assert logs[0]["task"] == "countdown"
-    assert metrics.value("exportd_maintenance_failures_total", {"task": "countdown"}) == 1

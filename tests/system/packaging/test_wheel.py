@@ -13,12 +13,6 @@ from exportd.queue.sql import migrations, queries
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_every_named_query_parses_and_migrations_are_numbered() -> None:
-    names = queries().names()
-    assert {"claim", "heartbeat", "complete", "retry", "fail", "release"} <= set(names)
-    assert [m.version for m in migrations()] == list(range(1, len(migrations()) + 1))
-
-
 def test_wheel_ships_sql_and_demo_files(tmp_path: Path) -> None:
     subprocess.run(
         [

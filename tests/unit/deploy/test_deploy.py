@@ -6,11 +6,7 @@ import configparser
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,27 +72,6 @@ def test_unit_notifies_outlasts_the_grace_period_and_is_hardened() -> None:
         assert service[directive] == value, directive
     assert set(service["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
     assert service["ExecStart"].endswith("exportd run")
-
-
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
-    # verify checks that the executables exist: point the unit at this
-    # environment's exportd instead of the /opt install path.
-    exe = Path(sys.executable).parent / "exportd"
-    text = (DEPLOY / "systemd" / "exportd.service").read_text()
-    (tmp_path / "exportd.service").write_text(text.replace("/opt/exportd/bin/exportd", str(exe)))
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(tmp_path / "exportd.service")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    mine = [line for line in result.stderr.splitlines() if "exportd.service" in line]
-    assert result.returncode == 0, result.stderr
-    assert mine == [], result.stderr
 
 
 # --- the container image ------------------------------------------------------------
