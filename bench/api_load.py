@@ -46,7 +46,7 @@ from bench.common import (  # noqa: E402
     s3_client,
 )
 from exportd.queue.migrations import migrate  # noqa: E402
-from tests.fixtures_s3 import free_port  # noqa: E402
+from tests.support.fixtures_s3 import free_port  # noqa: E402
 
 TOKEN = "bench-token"
 KINDS = """

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY, find_binary, free_port, run_server  # noqa: E402
+from tests.support.fixtures_s3 import ACCESS_KEY, SECRET_KEY, find_binary, free_port, run_server  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # How long a daemon may take to answer /healthz after it is started.

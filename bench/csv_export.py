@@ -62,7 +62,7 @@ from bench.common import (  # noqa: E402
     s3_client,
 )
 from exportd.queue.migrations import migrate  # noqa: E402
-from tests.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
+from tests.support.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
 COLUMNS = "id, owner, created_at, amount, status, note"
 

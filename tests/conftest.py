@@ -22,7 +22,7 @@ import pytest
 from exportd import database
 from exportd.queue.migrations import migrate
 
-pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_api"]
+pytest_plugins = ["tests.support.fixtures_s3", "tests.support.fixtures_api"]
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
