@@ -84,7 +84,7 @@ def is_unavailable(exc: BaseException) -> bool:
     missing column, a constraint, bad data) and for anything that is not the
     database's. The worker retries what is True (``classify_pg_error``), the
     API answers it 503 with Retry-After, and a batch is not retried row by
-    row for it (``exportd.queue.isolation``).
+    row for it (``exportd.queue.row_by_row``).
     """
     if isinstance(exc, asyncpg.PostgresError):
         return str(getattr(exc, "sqlstate", "") or "")[:2] in _UNAVAILABLE_CLASSES

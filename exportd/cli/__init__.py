@@ -1,0 +1,1 @@
+"""The ``exportd`` command line: argument parsing, the verbs, and ``exportd dev``."""

@@ -19,9 +19,9 @@ from exportd.definitions.params.spec import InvalidParams, ParamSpec
 from exportd.definitions.params.validation import validate_params as _validate_params
 from exportd.definitions.params.values import render
 from exportd.definitions.placeholders import CompiledQuery, inline
-from exportd.definitions.python_datasets import Handler
 from exportd.definitions.rules import Rule, check_rules
 from exportd.errors import ErrorKind, ExportError
+from exportd.handlers import Handler
 
 FILENAME_MAX_CHARS = 150
 # Most file systems stop at 255 bytes; leave room for the extension and a suffix.

@@ -8,36 +8,15 @@ async iterator: of rows (mappings of column name to value) when the dataset's
 
 Handlers are imported when definitions load, so a missing module or function
 stops ``exportd run`` and fails ``exportd check`` instead of a user's job.
+What a handler's author imports (``HandlerContext``) is ``exportd.handlers``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
 
-ENTRY_POINT_GROUP = "exportd.handlers"
-
-
-@dataclass(frozen=True)
-class HandlerContext:
-    """What a handler gets: whose data, the validated params, and a connection.
-
-    ``connection`` is inside the job's read-only REPEATABLE READ transaction,
-    so what a handler reads agrees with the job's other datasets.
-    """
-
-    owner: str
-    params: Mapping[str, object]
-    connection: Any  # asyncpg.Connection
-    kind: str
-    dataset: str
-    log: Any
-
-
-Handler = Callable[[HandlerContext], AsyncIterator[Any]]
+from exportd.handlers import ENTRY_POINT_GROUP, Handler
 
 
 class HandlerNotFound(LookupError):

@@ -22,7 +22,6 @@ from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.params.values import to_json
-from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import Container, Format, format_for
 from exportd.export.interface import JobContext
@@ -39,6 +38,7 @@ from exportd.export.sources import (
     start_session,
 )
 from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
+from exportd.handlers import HandlerContext
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
 from exportd.queue.lease import locked_call_timeout

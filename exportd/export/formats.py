@@ -32,7 +32,8 @@ class Format:
     content_type: str
 
 
-# Keyed by the names of ``SUPPORTED_FORMATS``, one writer for each (tests/test_rules.py).
+# Keyed by the names of ``SUPPORTED_FORMATS``, one writer for each
+# (tests/unit/definitions/test_rules.py).
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (

@@ -21,10 +21,10 @@ import asyncpg
 
 from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset
-from exportd.definitions.python_datasets import HandlerContext
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.row_encoding import encode_csv, encode_jsonl
 from exportd.export.streams import ByteSink, CsvRecords
+from exportd.handlers import HandlerContext
 from exportd.queue.sql import queries
 
 # The marker in the wrapping named queries that the dataset's SQL replaces.

@@ -13,8 +13,8 @@ from typing import Any
 
 import structlog
 
-from exportd.queue.isolation import Passed
 from exportd.queue.postgres import PgJobStore
+from exportd.queue.row_by_row import Passed
 from exportd.queue.upkeep import PurgeRound
 
 

@@ -24,8 +24,8 @@ import structlog
 from exportd.errors import ErrorKind
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy, Fail, Retry, decide
-from exportd.queue.isolation import Passed
 from exportd.queue.postgres import PgJobStore
+from exportd.queue.row_by_row import Passed
 from exportd.queue.upkeep import Reap, ReapRound
 
 # (key, upload id) -> True when aborted, False when S3 no longer had it open;

@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
-from exportd.queue.isolation import Passed
 from exportd.queue.postgres import PgJobStore
+from exportd.queue.row_by_row import Passed
 from exportd.queue.upkeep import RetentionRound
 
 # key -> None once deleted; bounded by its own deadline

@@ -4,7 +4,7 @@ One statement in the common case (``claim``: a CTE that selects ready rows
 ``FOR UPDATE SKIP LOCKED`` and updates them). Should a row make it fail (an
 application trigger that raises, say), the claim is retried one row at a
 time, and a row that cannot be claimed even alone is failed or passed over
-(``isolation``): one bad row never stops the queue.
+(``row_by_row``): one bad row never stops the queue.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from exportd.queue.isolation import Passed, per_row_on_failure, row_error
 from exportd.queue.job import Job
+from exportd.queue.row_by_row import Passed, per_row_on_failure, row_error
 from exportd.queue.sql import Queries
 
 

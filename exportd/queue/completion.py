@@ -15,7 +15,7 @@ written, with the object's commit (``Completions.submit``), and gets a
 - records the committed jobs in one statement (``complete``), and renews the
   lease of those whose commit failed (``renew_locked``), so that the reaper
   cannot take them before their worker records the failure; a row that
-  refuses its statement is handled alone (``isolation``);
+  refuses its statement is handled alone (``row_by_row``);
 - answers each ``outcome`` only once the transaction has committed.
 
 The order is the guarantee: an object is committed only under its row's lock,
@@ -37,9 +37,9 @@ import asyncpg
 from exportd.database import classify_pg_error
 from exportd.errors import ErrorKind, ExportError
 from exportd.queue.interface import Commit, Completing
-from exportd.queue.isolation import per_row_on_failure, row_error
 from exportd.queue.job import ExportResult, Job
 from exportd.queue.lease import locked_call_timeout
+from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.sql import Queries
 
 

@@ -22,13 +22,13 @@ import structlog
 from exportd.errors import ErrorKind
 from exportd.metrics import QueueSnapshot
 from exportd.queue import reads, upkeep
-from exportd.queue.cancel import LockedJob, locked_job
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
 from exportd.queue.enqueue import Enqueued, NewJob, enqueue
 from exportd.queue.interface import Commit, Completing
-from exportd.queue.isolation import per_row_on_failure, row_error
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
+from exportd.queue.locked_job import LockedJob, locked_job
+from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.sql import queries
 
 
@@ -206,7 +206,7 @@ class PgJobStore:
         )
 
     def locked_job(self, job_id: uuid.UUID) -> AbstractAsyncContextManager[LockedJob]:
-        """The job's row locked, to cancel or expire it (``cancel.locked_job``)."""
+        """The job's row locked, to cancel or expire it (``locked_job.locked_job``)."""
         return locked_job(self._api_pool, job_id)
 
     async def snapshot(self) -> QueueSnapshot:

@@ -20,7 +20,7 @@ from typing import ClassVar, TypeVar
 
 import asyncpg
 
-from exportd.queue.isolation import per_row_on_failure
+from exportd.queue.row_by_row import per_row_on_failure
 from exportd.queue.sql import queries
 
 Refused = list[tuple[uuid.UUID, Exception]]

@@ -47,7 +47,7 @@ from exportd.queue.interface import JobStore
 from exportd.queue.job import Job, Progress, UploadRef
 from exportd.queue.lease import heartbeat_interval
 from exportd.worker.breaker import StorageBreaker
-from exportd.worker.leases import LeaseKeeper
+from exportd.worker.lease_keeper import LeaseKeeper
 from exportd.worker.outcomes import Outcomes
 from exportd.worker.running import RunningJob, StopReason
 

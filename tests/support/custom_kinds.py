@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from exportd.definitions.python_datasets import HandlerContext
+from exportd.handlers import HandlerContext
 
 
 async def squares(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:

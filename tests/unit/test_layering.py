@@ -38,7 +38,7 @@ PURE = [
 ]
 NO_DRIVER = [
     "worker/loop",
-    "worker/leases",
+    "worker/lease_keeper",
     "worker/outcomes",
     "worker/running",
     "queue/interface",
@@ -257,3 +257,22 @@ def test_unit_tests_use_no_server_and_start_no_process() -> None:
                 if node.name.startswith("test_") or is_fixture:
                     servers = {a.arg for a in node.args.args} & SERVER_FIXTURES
                     assert not servers, f"{path.name}::{node.name} uses {servers}"
+
+
+# Of the queue, the worker knows the Protocol and the pure rules, never the driver.
+WORKER_QUEUE_MODULES = {
+    "exportd.queue.interface",
+    "exportd.queue.job",
+    "exportd.queue.backoff",
+    "exportd.queue.lease",
+}
+
+
+def test_the_worker_knows_the_queue_by_its_protocol_and_pure_rules() -> None:
+    used = {
+        module: {".".join(n.split(".")[:3]) for n in names if n.startswith("exportd.queue.")}
+        for module, names in imported_modules("worker").items()
+    }
+    assert {
+        m: sorted(u - WORKER_QUEUE_MODULES) for m, u in used.items() if u - WORKER_QUEUE_MODULES
+    } == {}

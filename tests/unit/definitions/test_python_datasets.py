@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exportd.definitions.python_datasets import ENTRY_POINT_GROUP, HandlerNotFound, load_handler
+from exportd.definitions.python_datasets import HandlerNotFound, load_handler
+from exportd.handlers import ENTRY_POINT_GROUP
 from tests.support import custom_kinds
 
 

@@ -1,25 +1,23 @@
 """S3 failures classified by cause, without a server.
 
-What each answer becomes, what a message says, which failures feed the storage circuit
-breaker, and that every client operation has a deadline.
+What each answer becomes, what a message says, and which failures feed the storage
+circuit breaker.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Coroutine
-from typing import Any
-
 import aiohttp
 import pytest
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from exportd.errors import STORAGE_OUTAGES, ErrorKind, is_retryable
+from exportd.errors import STORAGE_OUTAGES, ErrorKind, ExportError, is_retryable
 from exportd.s3.causes import classify_s3_error
-from exportd.s3.client import DeadlineClient, open_s3_client
 from exportd.worker.breaker import StorageBreaker
-from tests.support.fixtures_s3 import S3Endpoint, s3_settings
 
 
 def client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:
@@ -127,49 +125,47 @@ def test_refused_requests_never_open_the_breaker_outages_do() -> None:
     assert not breaker.allows_claims
 
 
-class _Hangs:
-    """A client boundary whose operations accept the request and never answer."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    # As aiobotocore's operations are: a plain function returning a coroutine.
-    def put_object(self, **kwargs: Any) -> Coroutine[Any, Any, dict[str, Any]]:
-        self.calls += 1
-        return self._never()
-
-    async def _never(self) -> dict[str, Any]:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    def get_paginator(self, name: str) -> str:
-        return f"paginator {name}"
-
-
-async def test_every_operation_of_the_client_has_a_deadline() -> None:
-    hangs = _Hangs()
-    client = DeadlineClient(hangs, 0.05)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    with pytest.raises(TimeoutError) as caught:
-        await client.put_object(Bucket="b", Key="k", Body=b"")
-    assert loop.time() - began < 1.0
-    assert hangs.calls == 1
-    error = classify_s3_error(caught.value, operation="PutObject", bucket="b")
-    assert error.kind is ErrorKind.STORAGE_UNAVAILABLE
-    assert "did not answer PutObject on bucket 'b' within its deadline" in error.message
-    # A body buys time at 1 MiB/s; synchronous attributes pass through.
-    assert client.deadline(b"x" * 1024 * 1024) == pytest.approx(1.05)
-    assert client.deadline() == 0.05
-    assert client.get_paginator("list_multipart_uploads") == "paginator list_multipart_uploads"
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (client_error("AccessDenied", 403), ErrorKind.ACCESS_DENIED),
+        (client_error("InvalidAccessKeyId", 403), ErrorKind.ACCESS_DENIED),
+        (client_error("SignatureDoesNotMatch", 403), ErrorKind.ACCESS_DENIED),
+        (client_error("AllAccessDisabled", 403), ErrorKind.ACCESS_DENIED),
+        (client_error("NoSuchBucket", 404), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("SlowDown", 503), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("InternalError", 500), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("RequestTimeout", 400), ErrorKind.STORAGE_UNAVAILABLE),
+        (client_error("SomethingNew", 400), ErrorKind.STORAGE_REJECTED),
+        (client_error("SomethingNew", 599), ErrorKind.STORAGE_UNAVAILABLE),
+        (EndpointConnectionError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
+        (ReadTimeoutError(endpoint_url="http://s3.invalid"), ErrorKind.STORAGE_UNAVAILABLE),
+        (aiohttp.ClientConnectionError("reset"), ErrorKind.STORAGE_UNAVAILABLE),
+        (ConnectionResetError(104, "reset by peer"), ErrorKind.STORAGE_UNAVAILABLE),
+        (TimeoutError(), ErrorKind.STORAGE_UNAVAILABLE),
+        (ValueError("a bug"), ErrorKind.INTERNAL),
+    ],
+)
+def test_classification(exc: BaseException, kind: ErrorKind) -> None:
+    error = classify_s3_error(exc, bucket="exports")
+    assert error.kind is kind
+    assert "'exports'" in error.message
 
 
-async def test_the_settings_give_every_client_a_deadline_from_the_lease() -> None:
-    endpoint = S3Endpoint("unused", "http://127.0.0.1:9", "exportdkey", "exportdsecret")
-    async with contextlib.AsyncExitStack() as stack:
-        client = await open_s3_client(s3_settings(endpoint, "bkt", lease_seconds=60), stack)
-        assert client.request_seconds == 20.0
-        client = await open_s3_client(s3_settings(endpoint, "bkt", lease_seconds=6), stack)
-        assert client.request_seconds == 5.0, "never below 5 s"
-        client = await open_s3_client(s3_settings(endpoint, "bkt", s3_request_timeout=2.5), stack)
-        assert client.request_seconds == 2.5
+def test_classification_messages_are_actionable() -> None:
+    denied = classify_s3_error(client_error("AccessDenied", 403), bucket="x")
+    assert denied.message.startswith("S3 refused PutObject on bucket 'x': AccessDenied")
+    assert "s3:PutObject" in denied.message
+
+    slow = classify_s3_error(client_error("SlowDown", 503, "UploadPart"), bucket="x")
+    assert "UploadPart" in slow.message
+    assert "throttling" in slow.message
+
+    odd = classify_s3_error(client_error("SomethingNew", 400), bucket="x")
+    assert odd.message.startswith("S3 refused PutObject on bucket 'x' for this job's request")
+    assert "SomethingNew" in odd.message
+
+
+def test_classification_keeps_export_errors() -> None:
+    error = ExportError(ErrorKind.TOO_LARGE, "big")
+    assert classify_s3_error(error) is error
