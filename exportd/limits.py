@@ -147,3 +147,40 @@ def loads_bounded(
         return json.loads(text)
     except ValueError as exc:
         raise JsonBoundsError(f"{what} are not valid JSON: {exc}") from exc
+
+
+# --- Caller text ---------------------------------------------------------------------------
+
+# Control characters: never in an owner, a kind or a dedupe key (they end up in
+# keys, headers and log lines).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def text_problem(text: str, max_bytes: int | None = None) -> str | None:
+    """Why ``text`` cannot be taken, or None.
+
+    A NUL character or a lone surrogate (JSON allows both) makes the driver or
+    the server refuse the whole statement: a 400 naming the field, not a 500.
+    ``max_bytes`` bounds its UTF-8 encoding (``exportd.limits``): bytes, not
+    characters, because every limit downstream counts bytes.
+    """
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "must be valid Unicode text"
+    if max_bytes is not None and size > max_bytes:
+        return f"must be at most {max_bytes} bytes of UTF-8 (it has {size})"
+    return None
+
+
+def identifier_problem(text: str, max_bytes: int) -> str | None:
+    """Why ``text`` cannot be an owner, kind or dedupe key, or None: it must be
+    non-empty, storable, free of control characters and at most ``max_bytes``."""
+    if not text:
+        return "must not be empty"
+    problem = text_problem(text, max_bytes)
+    if problem is None and _CONTROL.search(text):
+        problem = "must not contain control characters"
+    return problem

@@ -24,7 +24,7 @@
 -- partial index, and every ready row passes.
 -- $5 (NULL: any) restricts the claim to those ids and $6 passes over ids:
 -- a claim that failed as a whole is retried row by row with them, and rows
--- that cannot be claimed at all are passed over (see exportd/pgstore.py).
+-- that cannot be claimed at all are passed over (see exportd/queue/claim.py).
 -- params come back as text: each job decodes its own, so that one row that
 -- cannot be decoded fails alone instead of failing the whole claim.
 WITH running AS (
@@ -359,7 +359,7 @@ INSERT INTO exportd.schema_migrations (version, name) VALUES ($1, $2);
 -- types), lc_time and lc_numeric (to_char), gin_fuzzy_search_limit (which
 -- rows a GIN index scan returns) and row_security (off would turn a policy
 -- into an error). standard_conforming_strings is pinned because the placeholder
--- compiler (exportd.sqlnames) reads a definition's strings the way it
+-- compiler (exportd.definitions.placeholders) reads a definition's strings the way it
 -- prescribes, and Postgres must read them the same way. A stopped export
 -- closes its connection (see SinkGuard); client_connection_check_interval
 -- (from Postgres 14, hence looked up) makes the server notice within a

@@ -28,8 +28,6 @@ from exportd.metrics import CONTENT_TYPE
 from exportd.queue.stats import QueueStats
 from exportd.s3.objects import check_bucket
 
-__all__ = ["CONTEXT", "ApiContext", "build_app", "start_api"]
-
 # Readiness is probed every few seconds by every load balancer and kubelet;
 # checking the bucket that often would cost requests and add latency.
 _READY_CACHE_SECONDS = 2.0

@@ -22,10 +22,9 @@ from exportd.api.requests import (
     RequestInvalid,
     _aware,
     _shown,
-    identifier_problem,
     parse_timestamp,
-    text_problem,
 )
+from exportd.limits import identifier_problem, text_problem
 from exportd.queue.job import STATES
 
 DEFAULT_LIMIT = 50

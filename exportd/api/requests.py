@@ -26,7 +26,7 @@ from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import default_format
 from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
-from exportd.limits import json_depth
+from exportd.limits import identifier_problem, json_depth, text_problem
 from exportd.queue.enqueue import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
@@ -41,7 +41,6 @@ TIMESTAMP_MAX = datetime.fromisoformat(limits.TIMESTAMP_MAX_ISO)
 _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{limits.REQUEST_ID_MAX_BYTES}}}")
 # C0 controls and DEL: no owner, kind or dedupe key needs them, and in a log
 # line, a header or a terminal they forge structure.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON string (escapes included), and the brackets left once strings are gone.
 
 
@@ -116,36 +115,6 @@ def parse_timestamp(raw: str) -> datetime:
     if not TIMESTAMP_MIN <= value < TIMESTAMP_MAX:
         raise ValueError(_TIMESTAMP_RANGE)
     return value
-
-
-def text_problem(text: str, max_bytes: int | None = None) -> str | None:
-    """Why ``text`` cannot be taken, or None.
-
-    A NUL character or a lone surrogate (JSON allows both) makes the driver or
-    the server refuse the whole statement: a 400 naming the field, not a 500.
-    ``max_bytes`` bounds its UTF-8 encoding (``exportd.limits``): bytes, not
-    characters, because every limit downstream counts bytes.
-    """
-    if "\x00" in text:
-        return "must not contain NUL characters"
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "must be valid Unicode text"
-    if max_bytes is not None and size > max_bytes:
-        return f"must be at most {max_bytes} bytes of UTF-8 (it has {size})"
-    return None
-
-
-def identifier_problem(text: str, max_bytes: int) -> str | None:
-    """Why ``text`` cannot be an owner, kind or dedupe key, or None: it must be
-    non-empty, storable, free of control characters and at most ``max_bytes``."""
-    if not text:
-        return "must not be empty"
-    problem = text_problem(text, max_bytes)
-    if problem is None and _CONTROL.search(text):
-        problem = "must not contain control characters"
-    return problem
 
 
 def _shown(name: str) -> str:

@@ -13,8 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from exportd import database, limits
-from exportd.api.requests import identifier_problem
+from exportd import database
 from exportd.api.views import job_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
@@ -29,10 +28,10 @@ from exportd.export.sources import csv_statement, estimate_rows, json_statement,
 from exportd.logs import configure_logging
 from exportd.queue.enqueue import (
     DEFAULT_FORMAT,
-    PRIORITY_RANGE,
     DuplicateBusy,
     JobRefused,
     NewJob,
+    problems,
 )
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
@@ -244,15 +243,6 @@ async def enqueue(
             format_for(found, fmt)
         except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
             raise CliError(exc.message, EXIT_USAGE) from None
-    low, high = PRIORITY_RANGE
-    if not low <= priority <= high:
-        # The driver would refuse it before the table could.
-        raise CliError(f"--priority must be from {low} to {high}", EXIT_USAGE)
-    if dedupe_key is not None and (
-        problem := identifier_problem(dedupe_key, limits.DEDUPE_KEY_MAX_BYTES)
-    ):
-        # The key POST /v1/jobs would refuse: dedupe works the same by either door.
-        raise CliError(f"--dedupe-key {problem}", EXIT_USAGE)
     job = NewJob(
         owner,
         kind,
@@ -262,6 +252,11 @@ async def enqueue(
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
     )
+    # What the table would refuse, refused here with the flag's name, by the
+    # rules POST /v1/jobs applies: dedupe works the same by either door.
+    if wrong := problems(job):
+        flags = (f"--{name.replace('_', '-')} {why}" for name, why in wrong)
+        raise CliError("; ".join(flags), EXIT_USAGE)
     async with _queue(settings.database_url) as queue:
         try:
             enqueued = await queue.enqueue(job)

@@ -15,7 +15,8 @@ import asyncpg
 import structlog
 
 from exportd import database
-from exportd.api.app import ApiContext, start_api
+from exportd.api.app import start_api
+from exportd.api.context import ApiContext
 from exportd.daemon.supervision import probe_storage, watchdog
 from exportd.daemon.systemd import Notifier, watchdog_interval
 from exportd.definitions.kinds import Definitions

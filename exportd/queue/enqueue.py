@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from exportd import limits
 from exportd.queue.sql import queries
 
 DEFAULT_FORMAT = "csv"
@@ -38,6 +39,30 @@ class NewJob:
     run_after: datetime | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     dedupe_key: str | None = None
+
+
+def problems(job: NewJob) -> list[tuple[str, str]]:
+    """What the table or the driver would refuse in ``job``, as (field, why) pairs,
+    found before anything is sent: identifiers bounded and free of control
+    characters (``limits.identifier_problem``), numbers in their column's range.
+    ``POST /v1/jobs`` checks the same rules as it reads the body, field by field.
+    """
+    found: list[tuple[str, str]] = []
+    texts = [
+        ("owner", job.owner, limits.OWNER_MAX_BYTES),
+        ("kind", job.kind, limits.KIND_MAX_BYTES),
+        ("dedupe_key", job.dedupe_key, limits.DEDUPE_KEY_MAX_BYTES),
+    ]
+    for name, text, max_bytes in texts:
+        if text is not None and (why := limits.identifier_problem(text, max_bytes)):
+            found.append((name, why))
+    for name, value, (low, high) in (
+        ("priority", job.priority, PRIORITY_RANGE),
+        ("max_attempts", job.max_attempts, MAX_ATTEMPTS_RANGE),
+    ):
+        if not low <= value <= high:
+            found.append((name, f"must be from {low} to {high}"))
+    return found
 
 
 @dataclass(frozen=True)

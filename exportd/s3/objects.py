@@ -4,9 +4,12 @@ An abort or a delete talks to S3, which may be the thing that is down, and
 its caller (a job being cancelled, a maintenance round, an API request
 holding a row lock) must go on: each operation here ends within its
 deadline and raises only ``ExportError`` (``causes.classify_s3_error``). The
-deadline is the client's request deadline (``client.request_deadline``),
-or a shorter one a caller asks for; ``DeadlineClient`` bounds every request
-too, and the bound here also holds for a bare client.
+deadline is the client's request deadline (``client.request_deadline``)
+but at most ``CLEANUP_SECONDS``, or a shorter one a caller asks for:
+a long lease (and so a long request deadline) must not let a cleanup keep
+a maintenance round's locks or a cancelled job's slot for minutes.
+``DeadlineClient`` bounds every request too, and the bound here also holds
+for a bare client.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import TypedDict
 from exportd.s3.causes import classify_s3_error, is_no_such_upload
 from exportd.s3.client import S3Client, request_deadline
 
+# The longest an abort or a delete may take by default: one small request.
+CLEANUP_SECONDS = 30.0
+
 
 def _seconds(client: S3Client, seconds: float | None) -> float:
-    return request_deadline(client) if seconds is None else seconds
+    return min(request_deadline(client), CLEANUP_SECONDS) if seconds is None else seconds
 
 
 async def check_bucket(client: S3Client, bucket: str) -> None:
@@ -35,7 +41,8 @@ async def delete_object(
     client: S3Client, bucket: str, key: str, *, seconds: float | None = None
 ) -> None:
     """Delete ``key`` from ``bucket`` within ``seconds`` (None: the client's request
-    deadline). A key that does not exist is deleted already: S3 answers success.
+    deadline, at most ``CLEANUP_SECONDS``). A key that does not exist is deleted
+    already: S3 answers success.
 
     Raises ``ExportError``: ``storage_unavailable`` when the deadline passes
     or the store is down, ``access_denied`` without the DeleteObject permission.
@@ -50,7 +57,8 @@ async def delete_object(
 async def abort_upload(
     client: S3Client, bucket: str, key: str, upload_id: str, *, seconds: float | None = None
 ) -> bool:
-    """Abort a multipart upload within ``seconds`` (None: the client's request deadline).
+    """Abort a multipart upload within ``seconds`` (None: the client's request
+    deadline, at most ``CLEANUP_SECONDS``).
 
     True when aborted, False when S3 no longer has it open (``NoSuchUpload``):
     a worker killed between S3's CompleteMultipartUpload and its row's update

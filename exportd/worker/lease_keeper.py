@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from exportd.metrics import Metrics
@@ -21,9 +21,12 @@ from exportd.queue.job import Heartbeat
 from exportd.queue.lease import lease_lost_locally, renewal_timeout
 from exportd.worker.running import RunningJob, StopReason
 
+# How the worker stops one of its jobs, and why (its task is cancelled).
+Stop = Callable[[RunningJob, StopReason], None]
+
 
 class LeaseKeeper:
-    """Renews the leases of one worker's jobs; says which of them to stop."""
+    """Renews the leases of one worker's jobs, and stops those it lost."""
 
     def __init__(
         self, store: JobStore, worker_id: str, lease_seconds: float, metrics: Metrics, log: Any
@@ -34,20 +37,29 @@ class LeaseKeeper:
         self.metrics = metrics
         self.log = log
 
-    async def renew(self, live: Sequence[RunningJob]) -> list[tuple[RunningJob, StopReason]]:
-        """Renew the leases of ``live``; returns the jobs to stop, each with why.
+    async def renew(self, live: Sequence[RunningJob], stop: Stop) -> None:
+        """Renew the leases of ``live``; ``stop(job, why)`` each job found lost,
+        as soon as it is found (a cancelled job stops without waiting for the
+        other checks).
 
         Sets ``renewal_sent`` on each job renewed. A renewal that fails or takes
         longer than ``renewal_timeout`` is logged and counted, never raised.
         """
         if not live:
-            return []
+            return
         beats = [
             Heartbeat(r.job.id, r.job.attempt, r.job.owner, *r.progress.snapshot()) for r in live
         ]
         sent = time.monotonic()
         timeout = renewal_timeout(self.lease_seconds)
-        stop: list[tuple[RunningJob, StopReason]] = []
+        stopped: set[int] = set()
+
+        async def check(running: RunningJob) -> None:
+            why = await self._check_ownership(running)
+            if why is not None:
+                stopped.add(id(running))
+                stop(running, why)
+
         try:
             owned = await asyncio.wait_for(
                 self.store.heartbeat(self.worker_id, self.lease_seconds, beats), timeout
@@ -60,24 +72,18 @@ class LeaseKeeper:
             for running in live:
                 if running.job.id in owned:
                     running.renewal_sent = sent
-            unrenewed = [r for r in live if r.job.id not in owned]
-            reasons = await asyncio.gather(*(self._check_ownership(r) for r in unrenewed))
-            stop = [(r, why) for r, why in zip(unrenewed, reasons, strict=True) if why is not None]
+            await asyncio.gather(*(check(r) for r in live if r.job.id not in owned))
         # Whatever the reason a lease went unrenewed, once a whole lease has
         # passed the reaper may hand the job to another worker: stop first.
         now = time.monotonic()
-        stopping = {id(r) for r, _ in stop}
         for running in live:
             renewed = (
-                running.stop_reason is not None
-                or id(running) in stopping
-                or running.job.id in owned
+                running.stop_reason is not None or id(running) in stopped or running.job.id in owned
             )
             if not renewed and lease_lost_locally(running.renewal_sent, now, self.lease_seconds):
                 running.log.warning("lease_expired_locally")
                 self.metrics.lease_renewals_lost.inc()
-                stop.append((running, StopReason.LOST))
-        return stop
+                stop(running, StopReason.LOST)
 
     async def _check_ownership(self, running: RunningJob) -> StopReason | None:
         """A job the heartbeat did not renew: gone (why), or only locked for a moment (None)?"""

@@ -377,5 +377,4 @@ class Worker:
     async def heartbeat_once(self) -> None:
         """Renew every running job's lease; stop the jobs this worker lost."""
         live = [r for r in self._running.values() if not r.finishing and r.stop_reason is None]
-        for running, reason in await self.leases.renew(live):
-            self._stop(running, reason)
+        await self.leases.renew(live, self._stop)

@@ -10,7 +10,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from exportd.api.app import ApiContext, start_api
+from exportd.api.app import start_api
+from exportd.api.context import ApiContext
 from exportd.definitions.loader import definitions_from_text
 from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client

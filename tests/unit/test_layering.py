@@ -1,7 +1,7 @@
 """Import rules: decisions stay pure, and the worker loop knows no driver.
 
 The pure modules decide (backoff, leases, part sizes, parameter rules); the
-worker loop schedules; only the edges (store, exporter, storage, API) talk
+worker loop schedules; only the edges (the queue, the export engine, S3, the API) talk
 to Postgres, S3 or HTTP. A stray import would quietly tie a decision to I/O.
 And no module passes 400 lines: past that, one holds two concepts.
 """
@@ -276,3 +276,23 @@ def test_the_worker_knows_the_queue_by_its_protocol_and_pure_rules() -> None:
     assert {
         m: sorted(u - WORKER_QUEUE_MODULES) for m, u in used.items() if u - WORKER_QUEUE_MODULES
     } == {}
+
+
+# Of the queue, the export engine reads the job's records, the lease arithmetic
+# and its own COPY statements; maintenance reads of the export package only the
+# key layout.
+REACH = [
+    ("export", "exportd.queue.", {"exportd.queue.job", "exportd.queue.lease", "exportd.queue.sql"}),
+    ("maintenance", "exportd.export.", {"exportd.export.keys"}),
+]
+
+
+@pytest.mark.parametrize(("package", "prefix", "allowed"), REACH, ids=[p for p, _, _ in REACH])
+def test_what_a_package_reaches_of_another(package: str, prefix: str, allowed: set[str]) -> None:
+    strays = {
+        module: sorted(
+            {".".join(n.split(".")[:3]) for n in names if n.startswith(prefix)} - allowed
+        )
+        for module, names in imported_modules(package).items()
+    }
+    assert {m: s for m, s in strays.items() if s} == {}

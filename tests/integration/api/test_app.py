@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from exportd import database
-from exportd.api.app import ApiContext
+from exportd.api.context import ApiContext
 from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from tests.support.daemon_harness import TOKEN

@@ -10,7 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from exportd.api.app import ApiContext
+from exportd.api.context import ApiContext
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import queries
 from exportd.s3.client import S3Client

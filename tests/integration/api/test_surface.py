@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from exportd import database
-from exportd.api.app import ApiContext, build_app
+from exportd.api.app import build_app
+from exportd.api.context import ApiContext
 from exportd.api.openapi import openapi_document
 from exportd.metrics import Metrics
 from exportd.queue.postgres import PgJobStore

@@ -511,3 +511,35 @@ async def test_a_job_left_to_its_defaults_is_the_same_by_every_door(pool: asyncp
     assert enqueued.created
     assert [tuple(r[c] for c in columns) for r in rows] == [({}, "csv", 0, 5, None)] * 3
     assert all(r["run_after"] <= r["created_at"] for r in rows)
+
+
+async def test_the_store_says_an_object_is_committed_before_its_row_is_recorded(
+    pool: asyncpg.Pool,
+) -> None:
+    # The worker frees a job's slot on the first answer, while the row is still
+    # being recorded: the real store must give that answer at that moment.
+    job_id = await insert_job(pool)
+    store = PgJobStore(pool)
+    [job] = await store.claim("w1", 1, LEASE)
+    await pool.execute(
+        """
+        CREATE FUNCTION public.slow_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'completed' THEN PERFORM pg_sleep(0.5); END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER slow_completion BEFORE UPDATE ON exportd.jobs
+            FOR EACH ROW EXECUTE FUNCTION public.slow_completion();
+        """
+    )
+
+    async def commit() -> ExportResult:
+        return ExportResult("exports/u/x.csv", 123, 7, "ab" * 32)
+
+    completing = store.begin_completion(job, "w1", 60, LEASE, commit)
+    assert await completing.committed is True
+    assert not completing.outcome.done()
+    assert (await job_row(pool, job_id))["state"] == "processing"
+    result = await completing.outcome
+    assert result is not None
+    assert (await job_row(pool, job_id))["state"] == "completed"
