@@ -521,25 +521,31 @@ async def test_the_store_says_an_object_is_committed_before_its_row_is_recorded(
     job_id = await insert_job(pool)
     store = PgJobStore(pool)
     [job] = await store.claim("w1", 1, LEASE)
+    # The row's update waits on an advisory lock the test holds, so "the
+    # object is committed, the row is not yet recorded" lasts exactly as long
+    # as the test looks at it.
     await pool.execute(
         """
-        CREATE FUNCTION public.slow_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION public.held_completion() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF NEW.state = 'completed' THEN PERFORM pg_sleep(0.5); END IF;
+            IF NEW.state = 'completed' THEN PERFORM pg_advisory_xact_lock(4242); END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER slow_completion BEFORE UPDATE ON exportd.jobs
-            FOR EACH ROW EXECUTE FUNCTION public.slow_completion();
+        CREATE TRIGGER held_completion BEFORE UPDATE ON exportd.jobs
+            FOR EACH ROW EXECUTE FUNCTION public.held_completion();
         """
     )
 
     async def commit() -> ExportResult:
         return ExportResult("exports/u/x.csv", 123, 7, "ab" * 32)
 
-    completing = store.begin_completion(job, "w1", 60, LEASE, commit)
-    assert await completing.committed is True
-    assert not completing.outcome.done()
-    assert (await job_row(pool, job_id))["state"] == "processing"
+    async with pool.acquire() as holder:
+        await holder.execute("SELECT pg_advisory_lock(4242)")
+        completing = store.begin_completion(job, "w1", 60, LEASE, commit)
+        assert await completing.committed is True
+        assert not completing.outcome.done()
+        assert (await job_row(pool, job_id))["state"] == "processing"
+        await holder.execute("SELECT pg_advisory_unlock(4242)")
     result = await completing.outcome
     assert result is not None
     assert (await job_row(pool, job_id))["state"] == "completed"
