@@ -118,6 +118,13 @@ def _cron(raw_cron: object, raw_zone: object, errors: list[FieldError]) -> cron.
     elif problem := identifier_problem(raw_cron, limits.SCHEDULE_CRON_MAX_BYTES):
         errors.append(FieldError("cron", problem))
         ok = False
+    else:
+        try:
+            # Its shape, whatever the zone: a wrong zone must not hide it.
+            cron.cron_fields(raw_cron)
+        except cron.CronError as exc:
+            errors.append(FieldError("cron", str(exc)))
+            ok = False
     if not isinstance(raw_zone, str) or not raw_zone:
         errors.append(FieldError("timezone", "must be an IANA time zone name, e.g. Europe/Zurich"))
         return None
@@ -155,7 +162,9 @@ def parse_new_schedule(
     if not isinstance(body, dict):
         raise RequestInvalid([FieldError("", "the body must be a JSON object")])
     errors = _unknown(body, _CREATE_FIELDS)
-    owner = body.get("owner", scope)
+    owner = body.get("owner")
+    if owner is None:
+        owner = scope
     if not isinstance(owner, str) or not owner:
         errors.append(FieldError("owner", "is required: a non-empty string"))
         owner = None

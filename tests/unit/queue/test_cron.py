@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,8 +16,8 @@ ZURICH = ZoneInfo("Europe/Zurich")
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def occurrences(expression: str, zone: str, start: datetime, count: int) -> list[datetime]:
@@ -39,7 +40,7 @@ def test_monday_eight_oclock_in_zurich_stays_at_eight_across_both_changes() -> N
     assert utc(2025, 10, 27, 7) in runs  # first winter Monday
     # A week apart on the wall clock: an hour less in spring, an hour more in autumn.
     week = timedelta(days=7)
-    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert gaps.count(week - timedelta(hours=1)) == 1
     assert gaps.count(week + timedelta(hours=1)) == 1
     assert set(gaps) == {week, week - timedelta(hours=1), week + timedelta(hours=1)}
@@ -59,7 +60,9 @@ def test_spring_forward_a_skipped_time_runs_once_at_the_end_of_the_gap(
 ) -> None:
     runs = occurrences("30 2 * * *", zone, before, 5)
     local = [r.astimezone(ZoneInfo(zone)) for r in runs]
-    on_the_day = [r for r, loc in zip(runs, local) if loc.timetuple()[:3] == skipped_day]
+    on_the_day = [
+        r for r, loc in zip(runs, local, strict=True) if loc.timetuple()[:3] == skipped_day
+    ]
     assert on_the_day == [at_gap_end]
     assert at_gap_end.astimezone(ZoneInfo(zone)).strftime("%H:%M") == "03:00"
     # One run per day, every day.
@@ -96,7 +99,9 @@ def test_fall_back_a_repeated_time_runs_once_at_its_first_pass(
 ) -> None:
     runs = occurrences(expression, zone, before, 5)
     local = [r.astimezone(ZoneInfo(zone)) for r in runs]
-    on_the_day = [r for r, loc in zip(runs, local) if loc.timetuple()[:3] == repeated_day]
+    on_the_day = [
+        r for r, loc in zip(runs, local, strict=True) if loc.timetuple()[:3] == repeated_day
+    ]
     assert on_the_day == [first_pass]
     assert len({loc.date() for loc in local}) == 5  # a daily job, never twice a day
 
@@ -113,7 +118,7 @@ def test_fall_back_an_hourly_job_runs_in_both_passes_of_the_repeated_hour() -> N
 
 def test_every_thirty_minutes_in_new_york_counts_elapsed_time_through_fall_back() -> None:
     runs = occurrences("*/30 * * * *", "America/New_York", utc(2025, 11, 2, 4), 6)
-    assert all(b - a == timedelta(minutes=30) for a, b in zip(runs, runs[1:]))
+    assert all(b - a == timedelta(minutes=30) for a, b in itertools.pairwise(runs))
 
 
 @pytest.mark.parametrize(
