@@ -712,3 +712,8 @@ SET next_run_at = $2,
     last_error = $5
 WHERE id = $1
 RETURNING id;
+
+-- name: schedule_clock
+-- The scheduler's "now": the database's clock, the one every daemon shares
+-- (a daemon's own clock may be off), read at the start of the round.
+SELECT clock_timestamp();

@@ -63,10 +63,11 @@ class Scheduler:
         self._passed = Passed()
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Run up to a batch of schedules due at ``now`` (default: the present);
-        returns how many were run. Raises only outages (the next tick retries)."""
-        now = now or datetime.now(UTC)
+        """Run up to a batch of schedules due at ``now`` (default: the database's
+        clock, which all daemons share); returns how many were run. Raises only
+        outages (the next tick retries)."""
         async with self._queue.schedule_round() as round_:
+            now = now or await round_.clock()
             rows = await round_.due(now, self.batch_size, self._passed.ids())
             for row in rows:
                 await self._run(round_, row, now)

@@ -155,6 +155,11 @@ class ScheduleRound:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
+    async def clock(self) -> datetime:
+        """The database's clock now: the instant every daemon's rounds compare."""
+        now: datetime = await self._conn.fetchval(queries()["schedule_clock"])
+        return now
+
     async def due(self, now: datetime, limit: int, passed: list[uuid.UUID]) -> list[asyncpg.Record]:
         """Up to ``limit`` enabled schedules due at ``now``, locked, but those of
         ``passed``: id, owner, kind, params_text, format, cron, timezone, next_run_at."""

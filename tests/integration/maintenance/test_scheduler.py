@@ -249,3 +249,15 @@ async def test_due_schedules_are_found_through_their_index(conn: asyncpg.Connect
 async def test_postgres_knows_every_zone_a_schedule_may_use(conn: asyncpg.Connection) -> None:
     names = {r["name"] for r in await conn.fetch("SELECT name FROM pg_timezone_names")}
     assert cron.known_zones() <= names
+
+
+async def test_without_a_given_instant_the_round_runs_on_the_database_clock(
+    pool: asyncpg.Pool,
+) -> None:
+    db_now: datetime = await pool.fetchval("SELECT now()")
+    due = await add_schedule(pool, "* * * * *", next_run_at=db_now - timedelta(minutes=1))
+    later = await add_schedule(pool, "* * * * *", next_run_at=db_now + timedelta(hours=1))
+    assert await Scheduler(PgJobStore(pool), valid).run_once() == 1
+    assert len(await jobs_of(pool, due)) == 1
+    assert await jobs_of(pool, later) == []
+    assert (await schedule(pool, due))["next_run_at"] > db_now
