@@ -97,7 +97,8 @@ class Scheduler:
         if problems := self._problems(row):
             error = bounded_message(
                 f"the run of {occurrence}: the params no longer fit kind {row['kind']!r} "
-                f"({'; '.join(problems)}); its job was made and fails as invalid_params"
+                f"({'; '.join(problems)}); its job was made, and fails as invalid_params "
+                "(unknown_kind when the kind is gone)"
             )
         key = cron.occurrence_key(schedule_id, plan.occurrence)
         try:
