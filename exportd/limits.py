@@ -184,3 +184,14 @@ def identifier_problem(text: str, max_bytes: int) -> str | None:
     if problem is None and _CONTROL.search(text):
         problem = "must not contain control characters"
     return problem
+
+
+# --- Schedules (migration 0007_schedules) --------------------------------------------------
+
+# A cron expression: five fields or an @name are a few dozen bytes; the bound
+# only keeps a row, a log line and an error message small.
+SCHEDULE_CRON_MAX_BYTES = 256
+# An IANA time zone name: the longest in the database is about 30 bytes.
+SCHEDULE_TIMEZONE_MAX_BYTES = 64
+# A schedule's job options, as JSON text (a few keys and short values).
+SCHEDULE_OPTIONS_MAX_BYTES = 4096

@@ -620,3 +620,100 @@ SELECT pg_try_advisory_xact_lock(hashtext('exportd.uploads_sweep'));
 SELECT id, upload_id
 FROM exportd.jobs
 WHERE state = 'processing';
+
+-- name: schedule_insert
+-- POST /v1/schedules and `exportd schedule add`, after every check passed:
+-- $1 owner, $2 kind, $3 params, $4 format, $5 options, $6 cron, $7 time
+-- zone, $8 enabled, $9 the first occurrence (computed by the daemon from
+-- the cron expression in its zone).
+INSERT INTO exportd.schedules
+    (owner, kind, params, format, options, cron, timezone, enabled, next_run_at)
+VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7, $8, $9)
+RETURNING *;
+
+-- name: schedule_get
+SELECT * FROM exportd.schedules WHERE id = $1;
+
+-- name: schedule_lock
+-- PATCH /v1/schedules/{id} decides on the row as it is while no scheduler
+-- can run it: a changed cron expression and a run cannot cross.
+SELECT * FROM exportd.schedules WHERE id = $1 FOR UPDATE;
+
+-- name: schedule_update
+-- The fields PATCH changed ($2 params, $3 format, $4 options, $5 cron, $6
+-- time zone, $7 enabled, $8 next run), all given (the unchanged ones as
+-- they were), on the row schedule_lock holds.
+UPDATE exportd.schedules
+SET params = $2::jsonb, format = $3, options = $4::jsonb, cron = $5, timezone = $6,
+    enabled = $7, next_run_at = $8
+WHERE id = $1
+RETURNING *;
+
+-- name: schedule_delete
+-- DELETE /v1/schedules/{id}: $2 the owner scope (NULL: any). The jobs it
+-- made keep their schedule_id and are not touched.
+DELETE FROM exportd.schedules
+WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+RETURNING id;
+
+-- name: schedule_list
+-- One page of an owner's schedules ($1; NULL, for the operator's `exportd
+-- schedule list`: everyone's), newest first: keyset pagination on
+-- (created_at, id), served by schedules_owner_created_idx. $2/$3 the last
+-- schedule of the previous page (NULL: the first page), $4 the page size.
+SELECT *
+FROM exportd.schedules
+WHERE ($1::text IS NULL OR owner = $1)
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $4;
+
+-- name: schedule_due
+-- The scheduler: up to $2 enabled schedules due at $1 (a row never started,
+-- next_run_at NULL, is due at once), locked, so that two daemons never run
+-- one occurrence: SKIP LOCKED passes over a row another daemon is running,
+-- and a row another daemon ran since this statement's snapshot is checked
+-- again on its new version (READ COMMITTED), which is no longer due. $3
+-- are rows that could not even record their error, passed over. params and
+-- options come back as text: each row decodes its own, so that one row
+-- cannot fail the round. Served by schedules_due_idx.
+SELECT id, owner, kind, params::text AS params_text, format, cron, timezone, next_run_at
+FROM exportd.schedules
+WHERE enabled AND (next_run_at <= $1 OR next_run_at IS NULL)
+  AND NOT (id = ANY ($3::uuid[]))
+ORDER BY next_run_at NULLS FIRST, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: schedule_make_job
+-- The job of one occurrence, from the schedule's row as it is locked now
+-- ($1): its owner, kind, params and format, its id, and the dedupe key $2
+-- of schedule and occurrence. ON CONFLICT: a live job with that key exists
+-- (only an application could have made it), so nothing is inserted and no
+-- row returns.
+INSERT INTO exportd.jobs (owner, kind, params, format, dedupe_key, schedule_id)
+SELECT s.owner, s.kind, s.params, s.format, $2, s.id
+FROM exportd.schedules AS s
+WHERE s.id = $1
+ON CONFLICT (owner, dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state IN ('pending', 'processing')
+    DO NOTHING
+RETURNING id;
+
+-- name: schedule_advance
+-- After a run of schedule $1, in the same transaction as its job: $2 the
+-- next occurrence, $3 the run's instant (NULL: nothing ran, the last one is
+-- kept), $4 the job made (NULL: none, the last one is kept), $5 the run's
+-- error (NULL: it went well).
+UPDATE exportd.schedules
+SET next_run_at = $2,
+    last_run_at = coalesce($3, last_run_at),
+    last_job_id = coalesce($4, last_job_id),
+    last_error = $5
+WHERE id = $1
+RETURNING id;
+
+-- name: schedule_clock
+-- The scheduler's "now": the database's clock, the one every daemon shares
+-- (a daemon's own clock may be off), read at the start of the round.
+SELECT clock_timestamp();

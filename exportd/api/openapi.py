@@ -11,6 +11,7 @@ from typing import Any
 
 from exportd import __version__, limits
 from exportd.api.openapi_components import SCHEMAS, STATE, TS, TS_RANGE, bounded, ref
+from exportd.api.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
 from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 
 
@@ -74,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS},
         },
         "paths": {
             "/healthz": {
@@ -291,6 +292,7 @@ def openapi_document() -> dict[str, Any]:
                     ("410", _error("The export expired and its object was deleted.")),
                 ),
             },
+            **schedule_paths(),
             "/v1/kinds": {
                 "get": _v1(
                     {"summary": "Export kinds with the JSON Schema of their params."},

@@ -84,6 +84,11 @@ _JOB = {
         },
         "error": _TEXT_OR_NULL,
         "error_kind": _TEXT_OR_NULL,
+        "schedule_id": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "The schedule that made this job (kept after it is deleted).",
+        },
         "download_url": {
             "type": "string",
             "description": "Only on a completed job: a fresh presigned URL.",

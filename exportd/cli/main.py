@@ -1,4 +1,4 @@
-"""The ``exportd`` command line: run, migrate, check, enqueue, status, dev."""
+"""The ``exportd`` command line: run, migrate, check, enqueue, status, schedule, dev."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from exportd import __version__
+from exportd.cli import schedules
 from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from exportd.settings.environment import load_settings
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show a job, with a download URL when completed")
     status.add_argument("job_id")
+
+    schedules.add_parser(sub)
 
     dev = sub.add_parser(
         "dev",
@@ -151,6 +154,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 wait_seconds=args.timeout,
             )
         )
+    if args.command == "schedule":
+        return schedules.run(args, settings, _parse_params(getattr(args, "param", [])))
     if args.command == "status":
         try:
             job_id = uuid.UUID(args.job_id)

@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -20,11 +21,14 @@ from exportd.api.context import ApiContext
 from exportd.daemon.supervision import probe_storage, watchdog
 from exportd.daemon.systemd import Notifier, watchdog_interval
 from exportd.definitions.kinds import Definitions
+from exportd.definitions.params.spec import InvalidParams
+from exportd.errors import ExportError
 from exportd.export.engine import Exporter, ExportOptions
 from exportd.maintenance import runner as maintenance
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.reaper import Reaper
 from exportd.maintenance.retention import Retention
+from exportd.maintenance.scheduler import Scheduler
 from exportd.maintenance.uploads_sweep import UploadsSweep
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy
@@ -203,6 +207,7 @@ async def serve(
             Retention(queue, functools.partial(delete_object, s3, bucket)),
             Purge(queue, settings.history_retention.total_seconds()),
             UploadsSweep(queue, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
+            _scheduler(queue, definitions, settings),
         ]
         listener = Listener(
             settings.database_url,
@@ -301,6 +306,24 @@ async def serve(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             log.info("daemon_stopped", worker_id=worker.worker_id)
+
+
+def _scheduler(queue: PgJobStore, definitions: Definitions, settings: Settings) -> Scheduler:
+    """The scheduler, checking each run's params against these definitions. An
+    occurrence found within two maintenance intervals (at least a minute) of its
+    time is on time; with catch-up 'none', a later one is skipped."""
+
+    def validate(kind: str, params: Any) -> list[str]:
+        try:
+            definitions.require(kind).validate(params)
+        except InvalidParams as exc:
+            return [f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors]
+        except ExportError as exc:  # an unknown kind
+            return [exc.message]
+        return []
+
+    grace = timedelta(seconds=max(2 * settings.maintenance_interval, 60.0))
+    return Scheduler(queue, validate, catch_up=settings.schedule_catch_up, grace=grace)
 
 
 def _deadline_settings(settings: Settings) -> dict[str, str]:

@@ -29,6 +29,7 @@ from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
 from exportd.queue.row_by_row import per_row_on_failure, row_error
+from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
 
 
@@ -223,3 +224,14 @@ class PgJobStore:
         """A maintenance round of ``kind``, or None when another daemon has it
         (``upkeep.upkeep_round``)."""
         return upkeep.upkeep_round(self._pool, kind)
+
+    # --- Schedules (the statements are in exportd.queue.schedules) ---
+
+    @property
+    def schedules(self) -> ScheduleStore:
+        """The schedules the API and the CLI read and write, on the API's connections."""
+        return ScheduleStore(self._api_pool)
+
+    def schedule_round(self) -> AbstractAsyncContextManager[ScheduleRound]:
+        """A round of the scheduler, in one transaction (``queue.schedules.schedule_round``)."""
+        return schedule_round(self._pool)

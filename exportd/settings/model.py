@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         description="How often retention, the history purge and the sweep of orphaned "
         "uploads run (one daemon at a time does each).",
     )
+    schedule_catch_up: Literal["latest", "none"] = Field(
+        "latest",
+        description="Occurrences of a schedule missed while no daemon ran: 'latest' makes "
+        "one job on recovery (never one per occurrence); 'none' skips those found over twice "
+        "maintenance_interval (at least a minute) late. See docs/schedules.md.",
+    )
     orphan_upload_age: timedelta = Field(
         timedelta(hours=1),
         description="An open multipart upload under the prefix that no processing job "

@@ -19,6 +19,7 @@ IO_LIBRARIES = {"asyncpg", "aiobotocore", "botocore", "aiohttp"}
 PURE = [
     "queue/backoff",
     "queue/lease",
+    "queue/cron",
     "s3/parts",
     "errors",
     "queue/job",

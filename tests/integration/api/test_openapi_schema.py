@@ -157,3 +157,25 @@ def test_answers_about_real_jobs_match_the_document(served: Served) -> None:
         ("DELETE /v1/jobs/{id}", 409),
         ("GET /v1/jobs", 200),
     }
+
+
+def test_answers_about_real_schedules_match_the_document(served: Served) -> None:
+    """A schedule created, read, listed, changed and deleted: each answer as described."""
+    by_label = {op.label: op for op in OPERATIONS}
+    body = {"owner": "u1", "kind": "everything", "cron": "0 8 * * 1", "timezone": "Europe/Zurich"}
+    created = _validate(by_label["POST /v1/schedules"].Case(body=body), served.url)
+    assert created.status_code == 201, created.text
+    path = {"id": created.json()["id"]}
+    seen = [
+        _validate(by_label["GET /v1/schedules/{id}"].Case(path_parameters=path), served.url),
+        _validate(by_label["GET /v1/schedules"].Case(query={"owner": "u1"}), served.url),
+        _validate(
+            by_label["PATCH /v1/schedules/{id}"].Case(
+                path_parameters=path, body={"cron": "@daily", "enabled": False}
+            ),
+            served.url,
+        ),
+        _validate(by_label["DELETE /v1/schedules/{id}"].Case(path_parameters=path), served.url),
+        _validate(by_label["GET /v1/schedules/{id}"].Case(path_parameters=path), served.url),
+    ]
+    assert [r.status_code for r in seen] == [200, 200, 200, 204, 404]

@@ -1,0 +1,305 @@
+"""What a schedule request asks for (``POST``/``PATCH /v1/schedules``, ``exportd
+schedule add``), read and checked without any I/O, every problem at once.
+
+The params are checked as ``POST /v1/jobs`` checks a job's (the kind's own
+validator, ``params_problems``), the owner and the kind by the same byte
+bounds. No job option is known yet: any key of ``options`` is a problem.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exportd import limits
+from exportd.api.query_params import Cursor, single_value
+from exportd.api.requests import FieldError, RequestInvalid, _shown, params_problems
+from exportd.definitions.kinds import Definitions, Kind
+from exportd.definitions.offered_formats import default_format
+from exportd.definitions.params.spec import InvalidParams
+from exportd.errors import ExportError
+from exportd.limits import identifier_problem
+from exportd.queue import cron
+from exportd.queue.cron import CronSpec
+from exportd.queue.enqueue import NewJob, problems
+
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+_CREATE_FIELDS = ("owner", "kind", "params", "format", "options", "cron", "timezone", "enabled")
+_PATCH_FIELDS = ("params", "format", "options", "cron", "timezone", "enabled")
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """A schedule's caller-written fields, every check passed; ``spec`` its cron
+    expression read in its zone."""
+
+    owner: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    options: dict[str, Any]
+    cron: str
+    timezone: str
+    enabled: bool
+    spec: CronSpec
+
+
+def _unknown(body: Mapping[str, Any], allowed: Sequence[str]) -> list[FieldError]:
+    return [
+        FieldError(_shown(name), f"unknown field; allowed: {', '.join(allowed)}")
+        for name in body
+        if name not in allowed
+    ]
+
+
+def _params(
+    raw: object, kind: Kind | None, errors: list[FieldError], kind_errors: bool = True
+) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.append(FieldError("params", "must be a JSON object"))
+        return {}
+    errors.extend(params_problems(raw))
+    if kind is not None:
+        try:
+            kind.validate(raw)
+        except InvalidParams as exc:
+            errors.extend(
+                FieldError(f"params.{e.field}" if e.field else "params", e.message)
+                for e in exc.errors
+            )
+    return raw
+
+
+def options_problems(raw: object) -> list[FieldError]:
+    """What makes ``raw`` a schedule's options the daemon cannot take: not an
+    object, over ``limits.SCHEDULE_OPTIONS_MAX_BYTES``, or any key at all (no job
+    option is known yet; each key is ``options.<key>: unknown option``)."""
+    if not isinstance(raw, dict):
+        return [FieldError("options", "must be a JSON object")]
+    found = [FieldError(f"options.{_shown(key)}", "unknown option") for key in raw]
+    size = len(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
+    if size > limits.SCHEDULE_OPTIONS_MAX_BYTES:
+        found.append(
+            FieldError(
+                "options",
+                f"must be at most {limits.SCHEDULE_OPTIONS_MAX_BYTES} bytes as JSON text "
+                f"(it has {size})",
+            )
+        )
+    return found
+
+
+def _format(
+    raw: object, known: Sequence[str], errors: list[FieldError], default: str | None
+) -> str:
+    if raw is None and default is not None:
+        return default
+    if raw is None:
+        return default_format(tuple(known))
+    if raw not in known:
+        errors.append(FieldError("format", f"must be one of {', '.join(known)}"))
+        return str(known[0])
+    return str(raw)
+
+
+def _cron(raw_cron: object, raw_zone: object, errors: list[FieldError]) -> cron.CronSpec | None:
+    ok = True
+    if not isinstance(raw_cron, str) or not raw_cron:
+        errors.append(FieldError("cron", "is required: five fields, e.g. '0 8 * * 1', or @daily"))
+        ok = False
+    elif problem := identifier_problem(raw_cron, limits.SCHEDULE_CRON_MAX_BYTES):
+        errors.append(FieldError("cron", problem))
+        ok = False
+    else:
+        try:
+            # Its shape, whatever the zone: a wrong zone must not hide it.
+            cron.cron_fields(raw_cron)
+        except cron.CronError as exc:
+            errors.append(FieldError("cron", str(exc)))
+            ok = False
+    if not isinstance(raw_zone, str) or not raw_zone:
+        errors.append(FieldError("timezone", "must be an IANA time zone name, e.g. Europe/Zurich"))
+        return None
+    if problem := cron.zone_problem(raw_zone):
+        errors.append(FieldError("timezone", problem))
+        return None
+    if not ok:
+        return None
+    assert isinstance(raw_cron, str)
+    try:
+        return cron.parse(raw_cron, raw_zone)
+    except cron.CronError as exc:
+        errors.append(FieldError("cron", str(exc)))
+        return None
+
+
+def _enabled(raw: object, default: bool, errors: list[FieldError]) -> bool:
+    if raw is None:
+        return default
+    if not isinstance(raw, bool):
+        errors.append(FieldError("enabled", "must be true or false"))
+        return default
+    return raw
+
+
+def parse_new_schedule(
+    body: object,
+    definitions: Definitions | None,
+    formats_for: Callable[[Kind | None], Sequence[str]],
+    scope: str | None,
+) -> ScheduleRequest:
+    """``POST /v1/schedules``: a schedule every check passed, or RequestInvalid
+    listing every problem. ``definitions`` None (the CLI without definitions)
+    leaves the kind and its params to be checked at each run."""
+    if not isinstance(body, dict):
+        raise RequestInvalid([FieldError("", "the body must be a JSON object")])
+    errors = _unknown(body, _CREATE_FIELDS)
+    owner = body.get("owner")
+    if owner is None:
+        owner = scope
+    if not isinstance(owner, str) or not owner:
+        errors.append(FieldError("owner", "is required: a non-empty string"))
+        owner = None
+    elif scope is not None and owner != scope:
+        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+    kind_name = body.get("kind")
+    kind: Kind | None = None
+    if not isinstance(kind_name, str) or not kind_name:
+        errors.append(FieldError("kind", "is required: the name of an export kind (GET /v1/kinds)"))
+        kind_name = None
+    elif definitions is not None and identifier_problem(kind_name, limits.KIND_MAX_BYTES) is None:
+        try:
+            kind = definitions.require(kind_name)
+        except ExportError as exc:
+            errors.append(FieldError("kind", exc.message))
+    # The job's own rules, by the function POST /v1/jobs and `exportd enqueue` use.
+    errors.extend(
+        FieldError(name, why) for name, why in problems(NewJob(owner or "-", kind_name or "-"))
+    )
+    params = _params(body.get("params"), kind, errors)
+    fmt = _format(body.get("format"), list(formats_for(kind)), errors, None)
+    options = body.get("options", {})
+    options = {} if options is None else options
+    errors.extend(options_problems(options))
+    spec = _cron(body.get("cron"), body.get("timezone", DEFAULT_TIMEZONE), errors)
+    enabled = _enabled(body.get("enabled"), True, errors)
+    if errors:
+        raise RequestInvalid(errors)
+    assert owner is not None
+    assert kind_name is not None
+    assert spec is not None
+    return ScheduleRequest(
+        owner,
+        kind_name,
+        params,
+        fmt,
+        options,
+        str(body["cron"]),
+        str(body.get("timezone", DEFAULT_TIMEZONE)),
+        enabled,
+        spec,
+    )
+
+
+def parse_schedule_patch(
+    body: object,
+    row: Mapping[str, Any],
+    definitions: Definitions,
+    formats_for: Callable[[Kind | None], Sequence[str]],
+) -> ScheduleRequest:
+    """``PATCH /v1/schedules/{id}``: the schedule ``row`` with ``body``'s changes
+    (params, format, options, cron, timezone, enabled), every check passed, or
+    RequestInvalid listing every problem. Changed params and formats are checked
+    against the schedule's kind; the owner and the kind never change."""
+    if not isinstance(body, dict):
+        raise RequestInvalid([FieldError("", "the body must be a JSON object")])
+    errors = _unknown(body, _PATCH_FIELDS)
+    kind = definitions.get(row["kind"])
+    params = dict(json.loads(row["params"])) if isinstance(row["params"], str) else row["params"]
+    if "params" in body:
+        params = _params(body["params"], kind, errors)
+    fmt = row["format"]
+    if body.get("format") is not None:
+        fmt = _format(body["format"], list(formats_for(kind)), errors, row["format"])
+    options = row["options"]
+    if "options" in body:
+        options = {} if body["options"] is None else body["options"]
+        errors.extend(options_problems(options))
+    cron_text = body.get("cron", row["cron"])
+    zone = body.get("timezone", row["timezone"])
+    spec = _cron(cron_text, zone, errors)
+    enabled = _enabled(body.get("enabled"), bool(row["enabled"]), errors)
+    if errors:
+        raise RequestInvalid(errors)
+    assert spec is not None
+    return ScheduleRequest(
+        row["owner"], row["kind"], params, fmt, options, cron_text, zone, enabled, spec
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleListQuery:
+    owner: str
+    limit: int
+    cursor: Cursor | None
+
+
+_LIST_PARAMS = frozenset({"owner", "limit", "cursor", "owner_scope"})
+
+
+def parse_schedule_list_query(
+    multi: Mapping[str, Sequence[str]], scope: str | None
+) -> ScheduleListQuery:
+    """``GET /v1/schedules``: the owner (or the request's scope), the page size and
+    the cursor; RequestInvalid listing every problem."""
+    errors = [
+        FieldError(_shown(name), f"unknown parameter; allowed: {', '.join(sorted(_LIST_PARAMS))}")
+        for name in sorted(set(multi) - _LIST_PARAMS)
+    ]
+    single_value(multi, "owner_scope", limits.OWNER_MAX_BYTES, errors)
+    owner = single_value(multi, "owner", limits.OWNER_MAX_BYTES, errors)
+    if owner is None:
+        if "owner" not in multi:
+            owner = scope
+            if owner is None:
+                errors.append(FieldError("owner", "is required"))
+    elif problem := identifier_problem(owner, limits.OWNER_MAX_BYTES):
+        errors.append(FieldError("owner", problem))
+    elif scope is not None and owner != scope:
+        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+    limit = DEFAULT_LIMIT
+    raw_limit = single_value(multi, "limit", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
+    cursor = None
+    raw_cursor = single_value(multi, "cursor", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_cursor:
+        try:
+            cursor = Cursor.decode(raw_cursor)
+        except ValueError as exc:
+            errors.append(FieldError("cursor", str(exc)))
+    if errors:
+        raise RequestInvalid(errors)
+    assert owner is not None
+    return ScheduleListQuery(owner, limit, cursor)
+
+
+def parse_schedule_id(raw: str) -> uuid.UUID | None:
+    """The schedule id in a path, or None: a malformed id is an unknown id."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
