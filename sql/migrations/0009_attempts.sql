@@ -11,10 +11,10 @@
 
 -- Daemon-owned, like attempts. Rows from before this column start at 0 and
 -- the claim counts on from greatest(claims, attempts), so a row's claim
--- number is never below the attempts it has spent.
-ALTER TABLE exportd.jobs
-    ADD COLUMN claims integer NOT NULL DEFAULT 0,
-    ADD CONSTRAINT jobs_claims_not_negative CHECK (claims >= 0);
+-- number is never below the attempts it has spent, and no row is rewritten
+-- here: a column with a constant default is only recorded in the catalog,
+-- and the queue is not held up while a long history is read or rewritten.
+ALTER TABLE exportd.jobs ADD COLUMN claims integer NOT NULL DEFAULT 0;
 
 -- One row per attempt that ended, written by the trigger below in the same
 -- transaction as the state change that ended it, whoever made it (the
