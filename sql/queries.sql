@@ -1,10 +1,12 @@
 -- Named queries of exportd. Each starts with "-- name: NAME"; the comment
 -- lines that follow the name say why the query is shaped the way it is.
 -- Every state change after the claim is guarded by
--- "state = 'processing' AND worker_id = <me> AND attempts = <my attempt>
+-- "state = 'processing' AND worker_id = <me> AND claims = <my claim>
 -- AND owner = <the owner claimed>": the worker id names the process, the
--- attempt names the claim, so a stale task of a process that claimed the
--- same job again cannot act on the new claim; the owner, because the
+-- claim number names the claim, so a stale task of a process that claimed
+-- the same job again cannot act on the new claim (claims counts every claim
+-- and is never reset; attempts, which a retry on request resets to 0, could
+-- name two claims of one process); the owner, because the
 -- application may change it while the job runs, and an export made for one
 -- owner must never be recorded as another's. A worker whose guarded update
 -- touches no row has lost the job and must stop.
@@ -58,6 +60,8 @@ WITH running AS (
 UPDATE exportd.jobs AS j
 SET state = 'processing',
     attempts = j.attempts + 1,
+    -- Never below attempts: rows from before the claims column count on.
+    claims = greatest(j.claims, j.attempts) + 1,
     worker_id = $1,
     lease_expires_at = now() + make_interval(secs => $3),
     started_at = now(),
@@ -69,7 +73,7 @@ SET state = 'processing',
 FROM allowed
 WHERE j.id = allowed.id
 RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.priority,
-          j.attempts, j.max_attempts, j.created_at;
+          j.attempts, j.max_attempts, j.created_at, j.claims;
 
 -- name: claim_candidates
 -- The ids a claim would consider now ($1 at most, $2 passed over), in claim
@@ -96,7 +100,7 @@ RETURNING id;
 
 -- name: heartbeat
 -- Renew the leases of worker $1's jobs by $2 seconds and record their
--- progress, in one statement for all of them: $3 ids, $4 attempts, $5 rows,
+-- progress, in one statement for all of them: $3 ids, $4 claims, $5 rows,
 -- $6 bytes, $7 progress, $8 owners. It returns the jobs renewed. SKIP LOCKED: a row
 -- locked right now (a cancel in progress, this worker completing the job)
 -- is passed over rather than waited for, so one slow transaction never holds
@@ -106,12 +110,12 @@ WITH beats AS (
     SELECT *
     FROM unnest($3::uuid[], $4::int[], $5::bigint[], $6::bigint[], $7::smallint[],
                 $8::text[])
-         AS u(id, attempt, rows_written, bytes_written, progress, owner)
+         AS u(id, claim, rows_written, bytes_written, progress, owner)
 ), mine AS (
     SELECT j.id
     FROM exportd.jobs AS j
     JOIN beats AS b ON b.id = j.id
-    WHERE j.state = 'processing' AND j.worker_id = $1 AND j.attempts = b.attempt
+    WHERE j.state = 'processing' AND j.worker_id = $1 AND j.claims = b.claim
       AND j.owner = b.owner
     FOR UPDATE OF j SKIP LOCKED
 )
@@ -126,7 +130,7 @@ RETURNING j.id;
 
 -- name: renew_locked
 -- Inside the completing transaction, for the jobs whose object could not be
--- committed ($1 ids, $2 workers, $3 attempts, $4 owners, $5 lease seconds): their rows
+-- committed ($1 ids, $2 workers, $3 claims, $4 owners, $5 lease seconds): their rows
 -- are still locked by this worker, so renewing before letting go means the
 -- reaper cannot take a job between the failure and its outcome being
 -- recorded. clock_timestamp(), not now(): now() is when the transaction
@@ -134,30 +138,30 @@ RETURNING j.id;
 UPDATE exportd.jobs AS j
 SET lease_expires_at = clock_timestamp() + make_interval(secs => r.lease)
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::float8[])
-     AS r(id, worker_id, attempt, owner, lease)
+     AS r(id, worker_id, claim, owner, lease)
 WHERE j.id = r.id AND j.state = 'processing' AND j.worker_id = r.worker_id
-  AND j.attempts = r.attempt AND j.owner = r.owner;
+  AND j.claims = r.claim AND j.owner = r.owner;
 
 -- name: record_upload
 -- Remember the open multipart upload, so that it can be aborted by whoever
 -- finds the job abandoned.
 UPDATE exportd.jobs
 SET upload_id = $4, upload_key = $5
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $6
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND claims = $3 AND owner = $6
 RETURNING id;
 
 -- name: lock_owned
 -- Taken in the completing transaction before the objects are committed to
--- S3, for every job completing in it ($1 ids, $2 workers, $3 attempts,
+-- S3, for every job completing in it ($1 ids, $2 workers, $3 claims,
 -- $4 owners):
 -- while these row locks are held, neither a cancel nor the reaper can take
 -- a job, so an object is only committed for a job that will complete. Rows
 -- are locked in id order, so two such transactions cannot deadlock. The
 -- rows returned are the jobs still owned; the others were lost.
-SELECT j.id, j.attempts
+SELECT j.id, j.claims
 FROM exportd.jobs AS j
-JOIN unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS o(id, worker_id, attempt, owner)
-  ON j.id = o.id AND j.worker_id = o.worker_id AND j.attempts = o.attempt
+JOIN unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS o(id, worker_id, claim, owner)
+  ON j.id = o.id AND j.worker_id = o.worker_id AND j.claims = o.claim
      AND j.owner = o.owner
 WHERE j.state = 'processing'
 ORDER BY j.id
@@ -165,7 +169,7 @@ FOR UPDATE OF j;
 
 -- name: complete
 -- In the transaction that committed the objects, one row per job: $1 ids,
--- $2 workers, $3 attempts, $4 owners, $5 retention seconds, $6 object keys,
+-- $2 workers, $3 claims, $4 owners, $5 retention seconds, $6 object keys,
 -- $7 sizes, $8 row counts, $9 checksums, $10 download file names. clock_timestamp() is when the export really
 -- finished, now() when the transaction began.
 UPDATE exportd.jobs AS j
@@ -187,10 +191,10 @@ SET state = 'completed',
     error_kind = NULL
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
             $7::bigint[], $8::bigint[], $9::text[], $10::text[])
-     AS c(id, worker_id, attempt, owner, retention, object_key, size_bytes, row_count, checksum,
+     AS c(id, worker_id, claim, owner, retention, object_key, size_bytes, row_count, checksum,
           filename)
 WHERE j.id = c.id AND j.state = 'processing' AND j.worker_id = c.worker_id
-  AND j.attempts = c.attempt AND j.owner = c.owner
+  AND j.claims = c.claim AND j.owner = c.owner
 RETURNING j.id;
 
 -- name: retry
@@ -213,7 +217,7 @@ SET state = CASE WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END,
     upload_id = NULL,
     upload_key = NULL,
     progress = CASE WHEN attempts < max_attempts THEN 0 ELSE progress END
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $7
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND claims = $3 AND owner = $7
 RETURNING run_after, state;
 
 -- name: fail
@@ -225,7 +229,7 @@ SET state = 'failed',
     lease_expires_at = NULL,
     upload_id = NULL,
     upload_key = NULL
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $6
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND claims = $3 AND owner = $6
 RETURNING finished_at;
 
 -- name: release
@@ -252,7 +256,7 @@ SET state = CASE WHEN attempts - 1 < max_attempts THEN 'pending' ELSE 'failed' E
     upload_id = NULL,
     upload_key = NULL,
     progress = CASE WHEN attempts - 1 < max_attempts THEN 0 ELSE progress END
-WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND attempts = $3 AND owner = $4
+WHERE id = $1 AND state = 'processing' AND worker_id = $2 AND claims = $3 AND owner = $4
 RETURNING state;
 
 -- name: claim_fair_lock
@@ -265,7 +269,7 @@ RETURNING state;
 SELECT pg_advisory_xact_lock(hashtext('exportd.claim_fair'));
 
 -- name: job_state
-SELECT state, worker_id, attempts, owner FROM exportd.jobs WHERE id = $1;
+SELECT state, worker_id, claims, owner FROM exportd.jobs WHERE id = $1;
 
 -- name: reap_lock
 -- One reaper at a time across all daemons; the others skip this round.
@@ -717,3 +721,43 @@ RETURNING id;
 -- The scheduler's "now": the database's clock, the one every daemon shares
 -- (a daemon's own clock may be off), read at the start of the round.
 SELECT clock_timestamp();
+-- name: requeue
+-- POST /v1/jobs/{id}/retry and `exportd retry`: a failed or cancelled job
+-- ($1) runs again, now, with its attempts reset (max_attempts unchanged).
+-- One guarded statement: of two retries at once, the second waits for the
+-- first's row lock, then finds the job pending and changes nothing. $2 is
+-- the owner scope (NULL: any owner): another owner's job is not touched.
+-- error and error_kind stay, as after a retryable failure, until the next
+-- attempt ends; each ended attempt is in exportd.job_attempts. claims is
+-- not reset: it names each claim for good (see the header). A live job with
+-- the same (owner, dedupe_key) makes jobs_dedupe_idx refuse the update.
+UPDATE exportd.jobs
+SET state = 'pending',
+    attempts = 0,
+    run_after = now(),
+    finished_at = NULL,
+    worker_id = NULL,
+    lease_expires_at = NULL,
+    progress = 0,
+    rows_written = 0,
+    bytes_written = 0,
+    upload_id = NULL,
+    upload_key = NULL
+WHERE id = $1 AND state IN ('failed', 'cancelled')
+  AND ($2::text IS NULL OR owner = $2::text)
+RETURNING *;
+
+-- name: job_attempts
+-- The last $2 ended attempts of job $1, oldest first (the primary key serves
+-- both orders): an operator may retry a job any number of times, and the
+-- job's document must not grow with it.
+SELECT *
+FROM (
+    SELECT seq, attempt, claim, worker_id, started_at, finished_at, outcome, next_state,
+           error_kind, error
+    FROM exportd.job_attempts
+    WHERE job_id = $1
+    ORDER BY seq DESC
+    LIMIT $2
+) AS last
+ORDER BY seq;

@@ -265,6 +265,32 @@ def openapi_document() -> dict[str, Any]:
                     ("409", _error("Failed, cancelled or expired: nothing to do; see `job`.")),
                 ),
             },
+            "/v1/jobs/{id}/retry": {
+                "post": _v1(
+                    {
+                        "summary": "Run a failed or cancelled job again: pending now, its "
+                        "attempts reset, max_attempts unchanged, earlier runs kept.",
+                        "parameters": [_JOB_ID, *_SCOPED],
+                    },
+                    (
+                        "202",
+                        _json(
+                            ref("Job"),
+                            "Pending again; `runs` lists the attempts so far.",
+                            headers={"Location": {"schema": {"type": "string"}}},
+                        ),
+                    ),
+                    ("400", _INVALID),
+                    ("404", _NOT_FOUND),
+                    (
+                        "409",
+                        _error(
+                            "Not failed or cancelled (`state` says what it is), or its "
+                            "dedupe_key has a live job (`duplicate_id`)."
+                        ),
+                    ),
+                ),
+            },
             "/v1/jobs/{id}/download": {
                 "get": _v1(
                     {

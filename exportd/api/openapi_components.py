@@ -94,6 +94,36 @@ _JOB = {
             "description": "Only on a completed job: a fresh presigned URL.",
         },
         "download_url_expires_at": TS,
+        "runs": {
+            "type": "array",
+            "items": ref("Run"),
+            "description": "Only on GET /v1/jobs/{id} and a retry's answer: the job's "
+            "ended attempts, oldest first (the last 100), kept across retries.",
+        },
+    },
+}
+
+# One ended attempt of a job (exportd.job_attempts, docs/api.md).
+_RUN = {
+    "type": "object",
+    "required": ["attempt", "finished_at", "outcome", "next_state"],
+    "properties": {
+        "attempt": {
+            "type": "integer",
+            "description": "The job's attempt number when it ended (a retry starts again at 1).",
+        },
+        "worker_id": _TEXT_OR_NULL,
+        "started_at": _TS_OR_NULL,
+        "finished_at": TS,
+        "outcome": {
+            "type": "string",
+            "description": "completed, failed, retry_scheduled, cancelled, reaped "
+            "(its worker stopped renewing the lease) or handed_back (at a shutdown, "
+            "the attempt given back).",
+        },
+        "next_state": {"type": "string", "description": "The state it left the job in."},
+        "error_kind": _TEXT_OR_NULL,
+        "error": {"type": ["string", "null"], "maxLength": limits.ERROR_MAX_CHARS},
     },
 }
 
@@ -155,8 +185,13 @@ _ERROR = {
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
         "job": ref("Job"),
         "state": {"type": "string"},
+        "duplicate_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "On a refused retry: the live job with the same dedupe_key.",
+        },
     },
 }
 
 
-SCHEMAS = {"Job": _JOB, "NewJob": _NEW_JOB, "Error": _ERROR}
+SCHEMAS = {"Job": _JOB, "NewJob": _NEW_JOB, "Error": _ERROR, "Run": _RUN}

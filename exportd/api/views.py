@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from exportd.export.keys import filename_of
+from exportd.queue.requeue import Attempt
 
-# Daemon bookkeeping that means nothing to a caller.
-_INTERNAL = frozenset({"upload_id", "upload_key"})
+# Daemon bookkeeping that means nothing to a caller (claims names each claim
+# in the guarded writes; a caller counts attempts, and reads the runs).
+_INTERNAL = frozenset({"upload_id", "upload_key", "claims"})
 
 
 def timestamp(value: datetime) -> str:
@@ -89,3 +91,22 @@ async def with_download(doc: dict[str, Any], sign: Sign, ttl: timedelta) -> dict
     url = await sign(key, download_filename(doc), lifetime)
     expires = now + lifetime
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}
+
+
+def runs_document(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+    """The ended attempts of a job as callers see them (``runs`` of a job's
+    document), oldest first: which attempt, who ran it, when, how it ended
+    (``outcome``), the state it left the job in, and its error."""
+    return [
+        {
+            "attempt": a.attempt,
+            "worker_id": a.worker_id,
+            "started_at": _plain(a.started_at),
+            "finished_at": _plain(a.finished_at),
+            "outcome": a.outcome,
+            "next_state": a.next_state,
+            "error_kind": a.error_kind,
+            "error": a.error,
+        }
+        for a in attempts
+    ]

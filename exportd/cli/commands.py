@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from exportd import database
-from exportd.api.views import job_document, with_download
+from exportd.api.views import job_document, runs_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from exportd.daemon.serve import StartupError, serve
 from exportd.definitions.kinds import Dataset, Definitions, Kind
@@ -335,7 +335,10 @@ async def _with_url(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
 async def status(settings: Settings, job_id: uuid.UUID) -> int:
     async with _queue(settings.database_url) as queue:
         row = await queue.job(job_id)
+        runs = await queue.attempts(job_id)
     if row is None:
         raise CliError(f"no job {job_id}")
-    print_json(await _with_url(settings, job_document(row)))
+    doc = job_document(row)
+    doc["runs"] = runs_document(runs)
+    print_json(await _with_url(settings, doc))
     return EXIT_OK

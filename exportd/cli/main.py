@@ -1,4 +1,4 @@
-"""The ``exportd`` command line: run, migrate, check, enqueue, status, schedule, dev."""
+"""The ``exportd`` command line: run, migrate, check, enqueue, status, retry, schedule, dev."""
 
 from __future__ import annotations
 
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
 
     schedules.add_parser(sub)
+    retry = sub.add_parser(
+        "retry", help="run a failed or cancelled job again (attempts reset, earlier runs kept)"
+    )
+    retry.add_argument("job_id")
 
     dev = sub.add_parser(
         "dev",
@@ -125,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _retry(settings: Settings, raw_id: str) -> int:
+    from exportd.cli import retry
+
+    try:
+        job_id = uuid.UUID(raw_id)
+    except ValueError:
+        raise CliError(f"not a job id: {raw_id!r}", EXIT_USAGE) from None
+    return asyncio.run(retry.retry(settings, job_id))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from exportd.cli import commands
 
@@ -162,4 +176,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"not a job id: {args.job_id!r}", EXIT_USAGE) from None
         return asyncio.run(commands.status(settings, job_id))
+    if args.command == "retry":
+        return _retry(settings, args.job_id)
     raise CliError(f"unknown command {args.command!r}", EXIT_USAGE)

@@ -3,6 +3,8 @@
 The queue table is the hot path of every claim; rows of jobs long finished
 only make it, its indexes and its vacuums bigger. ``completed`` rows are
 never purged (their object exists): retention makes them ``expired`` first.
+A job's history of attempts (``exportd.job_attempts``) goes with it, by its
+foreign key's ``ON DELETE CASCADE``, in the same statement.
 A row whose delete is refused (an application trigger, a foreign key) never
 fails the round: the others go, and it is logged and passed over.
 """

@@ -6,7 +6,7 @@ written, with the object's commit (``Completions.submit``), and gets a
 
 - batches the completions that arrive in one turn of the event loop into one
   transaction (a job that ends alone is completed alone, at once);
-- locks the rows still owned by the worker, attempt and owner that claimed
+- locks the rows still owned by the worker, claim and owner that claimed
   them (``lock_owned``): a job lost meanwhile is answered None, and its object
   is never committed;
 - commits each owned job's object while its row is locked, side by side,
@@ -100,11 +100,11 @@ _Outcome = ExportResult | BaseException | None
 def _columns(
     batch: Sequence[_Request],
 ) -> tuple[list[uuid.UUID], list[str], list[int], list[str]]:
-    """Ids, workers, attempts and owners: the claim each guarded statement names."""
+    """Ids, workers, claim numbers and owners: the claim each guarded statement names."""
     return (
         [c.job.id for c in batch],
         [c.worker_id for c in batch],
-        [c.job.attempt for c in batch],
+        [c.job.claim for c in batch],
         [c.job.owner for c in batch],
     )
 
@@ -184,8 +184,8 @@ class Completions:
         """The statements of one completing transaction; the outcome of each job."""
         q = self._q
         rows = await conn.fetch(q["lock_owned"], *_columns(batch))
-        owned_keys = {(r["id"], r["attempts"]) for r in rows}
-        owned = [c for c in batch if (c.job.id, c.job.attempt) in owned_keys]
+        owned_keys = {(r["id"], r["claims"]) for r in rows}
+        owned = [c for c in batch if (c.job.id, c.job.claim) in owned_keys]
         settled: list[tuple[_Request, _Outcome]] = [(c, None) for c in batch if c not in owned]
 
         async def commit(c: _Request) -> ExportResult:

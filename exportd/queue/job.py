@@ -22,9 +22,12 @@ class Job:
     params: Any  # whatever the caller stored; validated before use
     format: str
     priority: int
-    attempt: int  # this attempt's number, from 1
+    attempt: int  # this attempt's number, from 1 (reset by a retry on request)
     max_attempts: int
     created_at: datetime
+    # This claim's number: counts every claim of the job and is never reset,
+    # so it names the claim in every guarded write (sql/queries.sql).
+    claim: int
     # Why the stored params could not be decoded (too deep, too big); the
     # worker then fails the job as invalid_params without running it.
     params_error: str | None = None
@@ -51,6 +54,7 @@ class Job:
             attempt=row["attempts"],
             max_attempts=row["max_attempts"],
             created_at=row["created_at"],
+            claim=row["claims"],
             params_error=error,
         )
 
@@ -95,16 +99,16 @@ class JobState:
 
     state: str
     worker_id: str | None
-    attempts: int
+    claims: int
     owner: str
 
-    def held_by(self, worker_id: str, attempt: int, owner: str) -> bool:
-        """Still this claim's: processing, by this worker, in this attempt, for
-        this owner (an owner changed by the application means the job is lost)."""
-        return (self.state, self.worker_id, self.attempts, self.owner) == (
+    def held_by(self, worker_id: str, claim: int, owner: str) -> bool:
+        """Still this claim's: processing, by this worker, under this claim number,
+        for this owner (an owner changed by the application means the job is lost)."""
+        return (self.state, self.worker_id, self.claims, self.owner) == (
             "processing",
             worker_id,
-            attempt,
+            claim,
             owner,
         )
 
@@ -123,7 +127,7 @@ class Heartbeat:
     """One job's entry in a heartbeat."""
 
     job_id: uuid.UUID
-    attempt: int
+    claim: int  # the claim's number (Job.claim)
     owner: str  # as claimed: a job whose owner was changed is not renewed
     rows: int
     bytes: int

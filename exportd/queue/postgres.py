@@ -21,13 +21,14 @@ import structlog
 
 from exportd.errors import ErrorKind
 from exportd.metrics import QueueSnapshot
-from exportd.queue import reads, upkeep
+from exportd.queue import reads, requeue, upkeep
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
 from exportd.queue.enqueue import Enqueued, NewJob, enqueue
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
+from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
@@ -83,7 +84,7 @@ class PgJobStore:
                 worker_id,
                 lease,
                 [b.job_id for b in part],
-                [b.attempt for b in part],
+                [b.claim for b in part],
                 [b.rows for b in part],
                 [b.bytes for b in part],
                 [b.percent for b in part],
@@ -106,7 +107,7 @@ class PgJobStore:
             self._q["record_upload"],
             job.id,
             worker_id,
-            job.attempt,
+            job.claim,
             ref.upload_id,
             ref.key,
             job.owner,
@@ -145,7 +146,7 @@ class PgJobStore:
             self._q["retry"],
             job.id,
             worker_id,
-            job.attempt,
+            job.claim,
             float(delay_seconds),
             error,
             str(kind),
@@ -155,23 +156,19 @@ class PgJobStore:
 
     async def fail(self, job: Job, worker_id: str, error: str, kind: ErrorKind) -> bool:
         row = await self._pool.fetchrow(
-            self._q["fail"], job.id, worker_id, job.attempt, error, str(kind), job.owner
+            self._q["fail"], job.id, worker_id, job.claim, error, str(kind), job.owner
         )
         return row is not None
 
     async def release(self, job: Job, worker_id: str) -> LetGo | None:
-        row = await self._pool.fetchrow(
-            self._q["release"], job.id, worker_id, job.attempt, job.owner
-        )
+        row = await self._pool.fetchrow(self._q["release"], job.id, worker_id, job.claim, job.owner)
         return None if row is None else LetGo(row["state"])
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         row = await self._pool.fetchrow(self._q["job_state"], job_id)
         if row is None:
             return None
-        return JobState(
-            str(row["state"]), row["worker_id"], int(row["attempts"]), str(row["owner"])
-        )
+        return JobState(str(row["state"]), row["worker_id"], int(row["claims"]), str(row["owner"]))
 
     # --- For the API, the CLI and maintenance (the statements are in the modules named) ---
 
@@ -235,3 +232,16 @@ class PgJobStore:
     def schedule_round(self) -> AbstractAsyncContextManager[ScheduleRound]:
         """A round of the scheduler, in one transaction (``queue.schedules.schedule_round``)."""
         return schedule_round(self._pool)
+    # --- Retry on request and the attempts' history (``exportd.queue.requeue``) ---
+
+    async def requeue(
+        self, job_id: uuid.UUID, owner_scope: str | None = None
+    ) -> asyncpg.Record | None:
+        """A failed or cancelled job pending again, its attempts reset: its row
+        after, or None when unknown (or outside ``owner_scope``); raises
+        ``requeue.RetryRefused`` (see ``requeue.requeue``)."""
+        return await requeue.requeue(self._api_pool, job_id, owner_scope)
+
+    async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
+        """The job's last ended attempts, oldest first (``requeue.attempts``)."""
+        return await requeue.attempts(self._api_pool, job_id)

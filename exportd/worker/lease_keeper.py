@@ -6,6 +6,13 @@ One renewal for every running job, carrying its progress, on the schedule of
 stopped; only locked for a moment, it is renewed at the next beat. Whatever
 the reason a lease goes unrenewed, once half a lease has passed the job is to
 be stopped before the reaper may hand it to another worker.
+
+A job may start finishing while its renewal is under way: its own completing
+transaction then locks its row (the renewal passes over it), and may commit
+before the job is asked after, which then reads ``completed``. Such a job is
+neither lost nor to be stopped: a job whose running record says it is
+finishing (``RunningJob.finishing``), or that is already being stopped, is
+left alone, and a loss is counted and logged only where a stop is issued.
 """
 
 from __future__ import annotations
@@ -48,17 +55,26 @@ class LeaseKeeper:
         if not live:
             return
         beats = [
-            Heartbeat(r.job.id, r.job.attempt, r.job.owner, *r.progress.snapshot()) for r in live
+            Heartbeat(r.job.id, r.job.claim, r.job.owner, *r.progress.snapshot()) for r in live
         ]
         sent = time.monotonic()
         timeout = renewal_timeout(self.lease_seconds)
         stopped: set[int] = set()
 
+        def stop_once(running: RunningJob, why: StopReason) -> None:
+            # Decided after the awaits: the job may have started finishing, or
+            # been stopped by someone else, meanwhile.
+            if running.finishing or running.stop_reason is not None or id(running) in stopped:
+                return
+            stopped.add(id(running))
+            if why is StopReason.LOST:
+                self.metrics.lease_renewals_lost.inc()
+            stop(running, why)
+
         async def check(running: RunningJob) -> None:
             why = await self._check_ownership(running)
             if why is not None:
-                stopped.add(id(running))
-                stop(running, why)
+                stop_once(running, why)
 
         try:
             owned = await asyncio.wait_for(
@@ -77,16 +93,19 @@ class LeaseKeeper:
         # passed the reaper may hand the job to another worker: stop first.
         now = time.monotonic()
         for running in live:
-            renewed = (
-                running.stop_reason is not None or id(running) in stopped or running.job.id in owned
-            )
-            if not renewed and lease_lost_locally(running.renewal_sent, now, self.lease_seconds):
+            if running.job.id in owned or running.finishing or running.stop_reason is not None:
+                continue
+            if id(running) not in stopped and lease_lost_locally(
+                running.renewal_sent, now, self.lease_seconds
+            ):
                 running.log.warning("lease_expired_locally")
-                self.metrics.lease_renewals_lost.inc()
-                stop(running, StopReason.LOST)
+                stop_once(running, StopReason.LOST)
 
     async def _check_ownership(self, running: RunningJob) -> StopReason | None:
-        """A job the heartbeat did not renew: gone (why), or only locked for a moment (None)?"""
+        """A job the heartbeat did not renew: gone (why), or only locked for a moment,
+        or finishing (None)? Decides only; the caller counts and stops."""
+        if running.finishing:
+            return None  # its own completion locked the row: not to be asked after
         try:
             found = await asyncio.wait_for(
                 self.store.state_of(running.job.id), renewal_timeout(self.lease_seconds)
@@ -96,10 +115,8 @@ class LeaseKeeper:
             running.log.warning("job_state_unknown", error=repr(exc))
             return None
         if found is not None and found.held_by(
-            self.worker_id, running.job.attempt, running.job.owner
+            self.worker_id, running.job.claim, running.job.owner
         ):
             return None  # still ours, its row was locked: renewed at the next beat
         cancelled = found is not None and found.state == "cancelled"
-        if not cancelled:
-            self.metrics.lease_renewals_lost.inc()
         return StopReason.CANCELLED if cancelled else StopReason.LOST

@@ -15,7 +15,7 @@ from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import Heartbeat, Job, JobState, LetGo
 
 
-def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:
+def make_job(attempt: int = 1, max_attempts: int = 5, claim: int | None = None) -> Job:
     return Job(
         id=uuid.uuid4(),
         owner="u1",
@@ -26,6 +26,7 @@ def make_job(attempt: int = 1, max_attempts: int = 5) -> Job:
         attempt=attempt,
         max_attempts=max_attempts,
         created_at=datetime.now(UTC),
+        claim=attempt if claim is None else claim,
     )
 
 
@@ -49,6 +50,8 @@ class FakeStore:
     no_attempt_left: set[uuid.UUID] = field(default_factory=set)
     # The completions under way, each a task of its own, as in the real store.
     completions: set[asyncio.Task[None]] = field(default_factory=set)
+    # The claim number of each claimed job, as state_of reports it.
+    claims: dict[uuid.UUID, int] = field(default_factory=dict)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -56,6 +59,7 @@ class FakeStore:
             self.owned.add(job.id)
             self.states[job.id] = "processing"
             self.workers[job.id] = worker_id
+            self.claims[job.id] = job.claim
         return taken
 
     async def heartbeat(
@@ -128,7 +132,7 @@ class FakeStore:
         if state is None:
             return None
         worker = self.workers[job_id] if job_id in self.owned else None
-        return JobState(state, worker, 1, "u1")
+        return JobState(state, worker, self.claims.get(job_id, 1), "u1")
 
     def lose(self, job_id: uuid.UUID, state: str) -> None:
         self.owned.discard(job_id)

@@ -142,7 +142,13 @@ def test_answers_about_real_jobs_match_the_document(served: Served) -> None:
     ids = asyncio.run(_seed(served.dsn))
     by_label = {op.label: op for op in OPERATIONS}
     seen = set()
-    for label in ("GET /v1/jobs/{id}", "GET /v1/jobs/{id}/download", "DELETE /v1/jobs/{id}"):
+    for label in (
+        "GET /v1/jobs/{id}",
+        "GET /v1/jobs/{id}/download",
+        "DELETE /v1/jobs/{id}",
+        # After DELETE: the pending job is cancelled by then, the completed one expired.
+        "POST /v1/jobs/{id}/retry",
+    ):
         for job_id in ids.values():
             case = by_label[label].Case(path_parameters={"id": job_id})
             seen.add((label, _validate(case, served.url).status_code))
@@ -155,6 +161,8 @@ def test_answers_about_real_jobs_match_the_document(served: Served) -> None:
         ("GET /v1/jobs/{id}/download", 410),
         ("DELETE /v1/jobs/{id}", 200),
         ("DELETE /v1/jobs/{id}", 409),
+        ("POST /v1/jobs/{id}/retry", 202),
+        ("POST /v1/jobs/{id}/retry", 409),
         ("GET /v1/jobs", 200),
     }
 

@@ -523,7 +523,7 @@ async def test_a_heartbeat_isolates_a_row_that_refuses_its_renewal(pool: asyncpg
     store = PgJobStore(pool)
     jobs = await store.claim("w1", 3, LEASE)
     await raise_on_update(pool, jobs[0].id)
-    beats = [Heartbeat(j.id, j.attempt, j.owner, 1, 1, 1) for j in jobs]
+    beats = [Heartbeat(j.id, j.claim, j.owner, 1, 1, 1) for j in jobs]
     assert await store.heartbeat("w1", LEASE, beats) == {jobs[1].id, jobs[2].id}
 
 

@@ -397,7 +397,7 @@ async def test_heartbeat_is_not_kept_waiting_by_a_busy_queue_pool(
         # Every queue connection held, as by completions waiting on a slow bucket.
         async with queue.acquire():
             owned = await asyncio.wait_for(
-                store.heartbeat("w1", LEASE, [Heartbeat(job.id, job.attempt, "user_1", 0, 0, 0)]), 5
+                store.heartbeat("w1", LEASE, [Heartbeat(job.id, job.claim, "user_1", 0, 0, 0)]), 5
             )
         assert owned == {job_id}
         assert (await job_row(pool, job_id))["lease_expires_at"] > before
