@@ -150,6 +150,10 @@ _ERROR = {
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
         "job": ref("Job"),
         "state": {"type": "string"},
+        "retry_at": {
+            **TS,
+            "description": "On 429 quota_exceeded: when the job can be asked for again.",
+        },
     },
 }
 

@@ -24,12 +24,13 @@ from exportd.metrics import QueueSnapshot
 from exportd.queue import reads, upkeep
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
-from exportd.queue.enqueue import Enqueued, NewJob, enqueue
+from exportd.queue.enqueue import Enqueued, NewJob, enqueue, quota_decision
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.sql import queries
+from exportd.quotas import Quota
 
 
 class PgJobStore:
@@ -172,11 +173,19 @@ class PgJobStore:
             str(row["state"]), row["worker_id"], int(row["attempts"]), str(row["owner"])
         )
 
+    async def quota_retry_at(self, job: Job, quota: Quota) -> datetime | None:
+        """See ``JobStore.quota_retry_at`` (``enqueue.quota_decision``)."""
+        refused = await quota_decision(
+            self._pool, job.owner, job.kind, quota, (job.created_at, job.id)
+        )
+        return None if refused is None else refused[0]
+
     # --- For the API, the CLI and maintenance (the statements are in the modules named) ---
 
-    async def enqueue(self, job: NewJob) -> Enqueued:
-        """``exportd.queue.enqueue.enqueue`` on the API's connections."""
-        return await enqueue(self._api_pool, job)
+    async def enqueue(self, job: NewJob, quota: Quota | None = None) -> Enqueued:
+        """``exportd.queue.enqueue.enqueue`` on the API's connections; ``quota``
+        is the job's kind's, when it has one (QuotaExceeded over it)."""
+        return await enqueue(self._api_pool, job, quota)
 
     async def job(self, job_id: uuid.UUID) -> asyncpg.Record | None:
         """The job's whole row, or None (``reads.job``)."""

@@ -35,12 +35,14 @@ PURE = [
     "export/keys",
     "limits",
     "redaction",
+    "quotas",
 ]
 NO_DRIVER = [
     "worker/loop",
     "worker/lease_keeper",
     "worker/outcomes",
     "worker/running",
+    "worker/quota_gate",
     "queue/interface",
     "export/interface",
     *PURE,
