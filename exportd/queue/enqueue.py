@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from exportd import limits
-from exportd.queue.sql import Queries, queries
+from exportd.queue.sql import queries
 from exportd.quotas import Quota, Standing, retry_at, seconds_until
 
 DEFAULT_FORMAT = "csv"
@@ -158,7 +158,9 @@ async def quota_decision(
 
 
 async def _insert(db: asyncpg.Pool | asyncpg.Connection, job: NewJob) -> Enqueued:
-    q: Queries = queries()
+    """``enqueue``'s insert, or its live duplicate, on ``db`` (a pool, or the
+    connection whose transaction holds the quota's lock)."""
+    q = queries()
     args = (
         job.owner,
         job.kind,
