@@ -39,6 +39,9 @@ class ErrorKind(StrEnum):
     STORAGE_REJECTED = "storage_rejected"
     # The whole job ran longer than its kind's max_duration (or EXPORTD_MAX_JOB_DURATION).
     TOO_LONG = "too_long"
+    # The kind's quota: the owner asked for too many of its exports in its window
+    # (a row inserted directly; the API and the CLI refuse such a job up front).
+    QUOTA_EXCEEDED = "quota_exceeded"
     # Retryable: an outage or an accident of timing.
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"

@@ -761,3 +761,46 @@ FROM (
     LIMIT $2
 ) AS last
 ORDER BY seq;
+-- name: quota_lock
+-- Taken by POST /v1/jobs and `exportd enqueue` for a kind with a quota,
+-- in the transaction that counts the owner's jobs of the kind and inserts
+-- the new one: two requests for one (kind, owner) take turns, so the count
+-- each sees includes the other's job, on any daemon. Keyed on both, with a
+-- separator no kind or owner holds (control characters are refused in
+-- both); a hash collision only makes two pairs take turns too.
+SELECT pg_advisory_xact_lock(
+    hashtextextended('exportd.quota' || chr(31) || $1::text || chr(31) || $2::text, 0));
+
+-- name: quota_history
+-- What a quota of owner $1's jobs of kind $2 is decided from: their jobs
+-- in creation order, each with its standing, and the database's now. A job
+-- refused for quota itself is 'refused'; one pending or processing in its
+-- first attempt is 'undecided' (the worker decides after the claim, and a
+-- row inserted directly may not be decided yet); any other is 'counted'. $4/$5 are the decided job's (created_at, id): only jobs
+-- before it in that order are read, so every daemon decides the same,
+-- whatever the order of the claims; NULL for a job not inserted yet, created
+-- now: every job counts then, those of transactions that started later too.
+-- An undecided job is decided by the same rule, from the jobs in its own
+-- window (exportd/quotas.py), so the rows start a window ($3, an interval)
+-- before the earliest of them, and never later than one before the decided
+-- job. jobs_owner_created_idx serves the order.
+WITH target AS (
+    SELECT coalesce($4::timestamptz, now()) AS at
+), since AS (
+    SELECT least(t.at, (SELECT min(u.created_at)
+                        FROM exportd.jobs AS u
+                        WHERE u.owner = $1 AND u.kind = $2
+                          AND u.state IN ('pending', 'processing') AND u.attempts <= 1
+                          AND u.error_kind IS DISTINCT FROM 'quota_exceeded'
+                          AND u.created_at <= t.at)) - $3::interval AS at
+    FROM target AS t
+)
+SELECT j.created_at,
+       CASE WHEN j.error_kind = 'quota_exceeded' THEN 'refused'
+            WHEN j.state IN ('pending', 'processing') AND j.attempts <= 1 THEN 'undecided'
+            ELSE 'counted' END AS standing,
+       now() AS now
+FROM exportd.jobs AS j, since AS s
+WHERE j.owner = $1 AND j.kind = $2 AND j.created_at > s.at
+  AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))
+ORDER BY j.created_at, j.id;

@@ -59,6 +59,30 @@ _UNAVAILABLE = _error("The database or the bucket does not answer; retry after R
 _NOT_FOUND = _error("No such job (or another owner's, under an owner scope).")
 _INVALID = _error("The request is invalid; `errors` lists every problem.")
 
+# Quotas (exportd.quotas): a kind's, as GET /v1/kinds shows it, and the refusal.
+_KIND_QUOTA = {
+    "type": ["object", "null"],
+    "description": "At most `max` jobs of one owner created within `per` (a sliding "
+    "window); null: no quota.",
+    "required": ["max", "per", "per_seconds"],
+    "properties": {
+        "max": {"type": "integer", "minimum": 1},
+        "per": {"type": "string", "description": "ISO 8601 duration, e.g. P1D."},
+        "per_seconds": {"type": "number"},
+    },
+}
+_QUOTA_EXCEEDED = _json(
+    ref("Error"),
+    "The owner has had the kind's quota of jobs in its window (`error` is "
+    "quota_exceeded); `retry_at` says when the job can be asked for again.",
+    headers={
+        "Retry-After": {
+            "description": "Whole seconds until retry_at, rounded up.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+)
+
 
 def _v1(operation: dict[str, Any], *statuses: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     responses = {"401": _UNAUTHORIZED, "503": _UNAVAILABLE, **dict(statuses)}
@@ -237,6 +261,7 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     ("400", _INVALID),
                     ("409", _error("A live job with this dedupe_key exists; it is in `job`.")),
+                    ("429", _QUOTA_EXCEEDED),
                     (
                         "413",
                         _error(f"The body is over {limits.REQUEST_BODY_MAX_BYTES} bytes."),
@@ -342,6 +367,7 @@ def openapi_document() -> dict[str, Any]:
                                                     "items": {"type": "string"},
                                                 },
                                                 "params_schema": {"type": "object"},
+                                                "quota": _KIND_QUOTA,
                                             },
                                         },
                                     }

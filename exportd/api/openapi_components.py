@@ -190,6 +190,10 @@ _ERROR = {
             "format": "uuid",
             "description": "On a refused retry: the live job with the same dedupe_key.",
         },
+        "retry_at": {
+            **TS,
+            "description": "On 429 quota_exceeded: when the job can be asked for again.",
+        },
     },
 }
 

@@ -26,22 +26,23 @@ from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import default_format
 from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
-from exportd.limits import identifier_problem, json_depth, text_problem
+from exportd.limits import json_depth, text_problem
 from exportd.queue.enqueue import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     MAX_ATTEMPTS_RANGE,
     PRIORITY_RANGE,
     NewJob,
+    problems,
 )
 
 TIMESTAMP_MIN = datetime.fromisoformat(limits.TIMESTAMP_MIN_ISO)
 TIMESTAMP_MAX = datetime.fromisoformat(limits.TIMESTAMP_MAX_ISO)
 
+# A caller's X-Request-Id as echoed and logged: short, and nothing that could
+# forge structure in a log line or a header. (Owners, kinds and dedupe keys are
+# checked by ``limits.identifier_problem``, through ``queue.enqueue.problems``.)
 _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{limits.REQUEST_ID_MAX_BYTES}}}")
-# C0 controls and DEL: no owner, kind or dedupe key needs them, and in a log
-# line, a header or a terminal they forge structure.
-# A JSON string (escapes included), and the brackets left once strings are gone.
 
 
 @dataclass(frozen=True)
@@ -224,17 +225,13 @@ _JOB_FIELDS = (
 )
 
 
-def _text(
-    body: Mapping[str, Any], name: str, max_bytes: int, errors: list[FieldError]
-) -> str | None:
+def _text(body: Mapping[str, Any], name: str, errors: list[FieldError]) -> str | None:
+    """The field's string; its value's rules are ``queue.enqueue.problems``'s."""
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
-        errors.append(FieldError(name, "must be a non-empty string"))
-        return None
-    if problem := identifier_problem(value, max_bytes):
-        errors.append(FieldError(name, problem))
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "must be a string"))
         return None
     return value
 
@@ -243,17 +240,57 @@ def _integer(
     body: Mapping[str, Any],
     name: str,
     bounds: tuple[int, int],
-    default: int,
     errors: list[FieldError],
-) -> int:
+) -> int | None:
+    """The field's whole number; its range is ``queue.enqueue.problems``'s."""
     value = body.get(name)
     if value is None:
-        return default
+        return None
     # JSON true is not 1, and 2.0 is a float that happens to be whole.
-    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+    if isinstance(value, bool) or not isinstance(value, int):
         errors.append(FieldError(name, f"must be a whole number from {bounds[0]} to {bounds[1]}"))
-        return default
+        return None
     return value
+
+
+# Stands in for a value the body left out or gave with the wrong type, so that
+# the queue's rules can judge the values it did give: its problems are not reported.
+_ABSENT = "-"
+
+
+def _value_problems(
+    errors: list[FieldError],
+    *,
+    owner: str | None,
+    kind: str | None,
+    dedupe_key: str | None,
+    priority: int | None,
+    max_attempts: int | None,
+) -> set[str]:
+    """The queue's one check of a new job's values (``queue.enqueue.problems``) on
+    the fields the body gave with the right type (those not None); the problems
+    appended to ``errors``, the names of the refused fields returned."""
+    given = {
+        name
+        for name, value in (
+            ("owner", owner),
+            ("kind", kind),
+            ("dedupe_key", dedupe_key),
+            ("priority", priority),
+            ("max_attempts", max_attempts),
+        )
+        if value is not None
+    }
+    job = NewJob(
+        _ABSENT if owner is None else owner,
+        _ABSENT if kind is None else kind,
+        priority=DEFAULT_PRIORITY if priority is None else priority,
+        max_attempts=DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        dedupe_key=dedupe_key,
+    )
+    refused = [(name, why) for name, why in problems(job) if name in given]
+    errors.extend(FieldError(name, why) for name, why in refused)
+    return {name for name, _ in refused}
 
 
 def parse_new_job(
@@ -276,26 +313,38 @@ def parse_new_job(
         if name not in _JOB_FIELDS
     ]
 
-    owner = _text(body, "owner", limits.OWNER_MAX_BYTES, errors)
+    owner = _text(body, "owner", errors)
+    kind_name = body.get("kind")
+    if not isinstance(kind_name, str):
+        what = "is required" if kind_name is None else "must be a string"
+        errors.append(FieldError("kind", f"{what}: the name of an export kind (GET /v1/kinds)"))
+        kind_name = None
+    dedupe_key = _text(body, "dedupe_key", errors)
+    priority = _integer(body, "priority", PRIORITY_RANGE, errors)
+    max_attempts = _integer(body, "max_attempts", MAX_ATTEMPTS_RANGE, errors)
+    refused = _value_problems(
+        errors,
+        owner=owner,
+        kind=kind_name,
+        dedupe_key=dedupe_key,
+        priority=priority,
+        max_attempts=max_attempts,
+    )
+
     if body.get("owner") is None:
         if scope is None:
             errors.append(FieldError("owner", "is required"))
         owner = scope
-    elif owner is not None and scope is not None and owner != scope:
+    elif "owner" not in refused and scope is not None and owner != scope:
         errors.append(FieldError("owner", "must equal the owner scope of the request"))
 
-    kind_name = body.get("kind")
     params = body.get("params", {})
     if params is None:
         params = {}
     if isinstance(params, dict):
         errors.extend(params_problems(params))
     kind: Kind | None = None
-    if not isinstance(kind_name, str) or not kind_name:
-        errors.append(FieldError("kind", "is required: the name of an export kind (GET /v1/kinds)"))
-    elif problem := identifier_problem(kind_name, limits.KIND_MAX_BYTES):
-        errors.append(FieldError("kind", problem))
-    else:
+    if kind_name is not None and "kind" not in refused:
         try:
             kind = definitions.require(kind_name)
             kind.validate(params)
@@ -314,9 +363,6 @@ def parse_new_job(
     elif fmt not in known_formats:
         errors.append(FieldError("format", f"must be one of {', '.join(known_formats)}"))
 
-    priority = _integer(body, "priority", PRIORITY_RANGE, DEFAULT_PRIORITY, errors)
-    max_attempts = _integer(body, "max_attempts", MAX_ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, errors)
-
     run_after = None
     raw_run_after = body.get("run_after")
     if raw_run_after is not None:
@@ -327,12 +373,19 @@ def parse_new_job(
         except ValueError as exc:
             errors.append(FieldError("run_after", str(exc)))
 
-    dedupe_key = _text(body, "dedupe_key", limits.DEDUPE_KEY_MAX_BYTES, errors)
-
     if errors:
         raise RequestInvalid(errors)
     # Every check above passed, so these hold; mypy learns it here.
     assert owner is not None
     assert isinstance(kind_name, str)
     assert isinstance(params, dict)
-    return NewJob(owner, kind_name, params, str(fmt), priority, run_after, max_attempts, dedupe_key)
+    return NewJob(
+        owner,
+        kind_name,
+        params,
+        str(fmt),
+        DEFAULT_PRIORITY if priority is None else priority,
+        run_after,
+        DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        dedupe_key,
+    )

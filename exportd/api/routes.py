@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd.api.context import CONTEXT, ApiContext
-from exportd.api.middleware import ApiError
+from exportd.api.middleware import ApiError, error_response
 from exportd.api.query_params import Cursor, ListQuery, owner_scope, parse_list_query
 from exportd.api.requests import (
     FieldError,
@@ -26,7 +26,8 @@ from exportd.api.requests import (
 from exportd.api.views import job_document, runs_document, with_download
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
-from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob
+from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob, QuotaExceeded
+from exportd.quotas import iso_utc, refusal_message
 from exportd.s3.objects import delete_object
 from exportd.s3.presign import download_signer, open_presigner
 
@@ -127,9 +128,10 @@ async def _json_body(request: web.Request) -> object:
 
 
 async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
-    """The new job's row, or the live duplicate's; and whether it is new."""
+    """The new job's row, or the live duplicate's; and whether it is new.
+    Raises QuotaExceeded over the kind's quota."""
     try:
-        enqueued = await ctx.queue.enqueue(job)
+        enqueued = await ctx.queue.enqueue(job, ctx.definitions.quota_of(job.kind))
     except JobRefused as refused:
         # The checks above mirror the table's; should a value still pass
         # them and not the table (a bound counted differently), it is the
@@ -147,7 +149,10 @@ async def create_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = _scope(request)
     job = parse_new_job(await _json_body(request), ctx.definitions, formats_for, scope)
-    row, created = await _insert(ctx, job)
+    try:
+        row, created = await _insert(ctx, job)
+    except QuotaExceeded as over:
+        return _over_quota(job, over)
     doc = job_document(row)
     if not created:
         raise ApiError(
@@ -158,6 +163,19 @@ async def create_job(request: web.Request) -> web.Response:
         )
     response = web.json_response(doc, status=202)
     response.headers["Location"] = _location(row["id"])
+    return response
+
+
+def _over_quota(job: NewJob, over: QuotaExceeded) -> web.Response:
+    """429: the owner has had the kind's quota of jobs in its window; ask again
+    at ``retry_at`` (``Retry-After``: whole seconds, rounded up)."""
+    response = error_response(
+        429,
+        "quota_exceeded",
+        refusal_message(job.kind, over.quota, over.retry_at),
+        retry_at=iso_utc(over.retry_at),
+    )
+    response.headers["Retry-After"] = str(over.retry_after)
     return response
 
 
@@ -226,6 +244,7 @@ async def list_kinds(request: web.Request) -> web.Response:
             "description": kind.description,
             "formats": list(formats_for(kind)),
             "params_schema": kind.json_schema(),
+            "quota": None if kind.quota is None else kind.quota.describe(),
         }
         for kind in ctx.definitions.values()
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -15,14 +16,14 @@ import asyncpg
 
 from exportd import database
 from exportd.api.views import job_document, runs_document, with_download
-from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TRY_LATER, EXIT_USAGE, CliError
+from exportd.cli.job_checks import argument_name, check_quotas, check_with_definition
 from exportd.daemon.serve import StartupError, serve
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.loader import DefinitionError, load_definitions
-from exportd.definitions.offered_formats import default_format, formats_of, writes_json
+from exportd.definitions.offered_formats import writes_json
 from exportd.definitions.params.schema import PROBE_TEXT, probe_value
 from exportd.errors import ExportError
-from exportd.export.formats import format_for
 from exportd.export.memory import keep_large_buffers_mapped
 from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
 from exportd.logs import configure_logging
@@ -31,11 +32,13 @@ from exportd.queue.enqueue import (
     DuplicateBusy,
     JobRefused,
     NewJob,
+    QuotaExceeded,
     problems,
 )
 from exportd.queue.migrations import migrate as apply_migrations
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.postgres import PgJobStore
+from exportd.quotas import refusal_message
 from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import open_s3_client
 from exportd.s3.objects import check_bucket
@@ -150,6 +153,7 @@ async def check(settings: Settings) -> int:
             await conn.close()
 
     if definitions is not None:
+        check_quotas(settings, definitions, report)
         await _prepare_queries(settings, definitions, report)
 
     try:
@@ -233,16 +237,6 @@ async def enqueue(
     wait: bool,
     wait_seconds: float | None,
 ) -> int:
-    if settings.definitions is not None:
-        # Fail early, here, with every error at once; the daemon checks again.
-        definitions = load_kinds(settings)
-        try:
-            found = definitions.require(kind)
-            found.validate(params)
-            fmt = fmt or default_format(formats_of(found))
-            format_for(found, fmt)
-        except ExportError as exc:  # an unknown kind, invalid params, a format it cannot fill
-            raise CliError(exc.message, EXIT_USAGE) from None
     job = NewJob(
         owner,
         kind,
@@ -252,14 +246,26 @@ async def enqueue(
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
     )
-    # What the table would refuse, refused here with the flag's name, by the
-    # rules POST /v1/jobs applies: dedupe works the same by either door.
-    if wrong := problems(job):
-        flags = (f"--{name.replace('_', '-')} {why}" for name, why in wrong)
-        raise CliError("; ".join(flags), EXIT_USAGE)
+    # What the table would refuse, by the rules POST /v1/jobs applies (dedupe
+    # works the same by either door), then what the kind refuses: every
+    # problem at once, each named as it was typed.
+    wrong = problems(job)
+    found = [f"{argument_name(name)} {why}" for name, why in wrong]
+    quota = None
+    if settings.definitions is not None and not any(name == "kind" for name, _ in wrong):
+        # The daemon checks again; this fails early, here.
+        checked = check_with_definition(load_kinds(settings), kind, params, fmt, found)
+        if checked is not None:
+            job = dataclasses.replace(job, format=checked[0])
+            quota = checked[1]
+    if found:
+        raise CliError("; ".join(found), EXIT_USAGE)
     async with _queue(settings.database_url) as queue:
         try:
-            enqueued = await queue.enqueue(job)
+            enqueued = await queue.enqueue(job, quota)
+        except QuotaExceeded as over:
+            message = refusal_message(kind, over.quota, over.retry_at)
+            raise CliError(message, EXIT_TRY_LATER) from None
         except JobRefused as refused:
             raise CliError(f"the job was refused: {refused.cause}", EXIT_USAGE) from None
         except DuplicateBusy as busy:

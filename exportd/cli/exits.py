@@ -5,6 +5,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and something is wrong (a failed job, a failed check)
 EXIT_USAGE = 2  # the command could not run as asked (settings, arguments, definitions)
+# Refused for now, fine later: the kind's quota is used up (sysexits' EX_TEMPFAIL).
+EXIT_TRY_LATER = 75
 
 
 class CliError(Exception):

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     enqueue = sub.add_parser("enqueue", help="enqueue an export")
-    enqueue.add_argument("kind", help="name of an export definition")
+    enqueue.add_argument("kind", metavar="KIND", help="name of an export definition")
     enqueue.add_argument("--owner", required=True, help="user or tenant whose data is exported")
     enqueue.add_argument(
         "--param",

@@ -199,6 +199,8 @@ async def serve(
             ),
             breaker=breaker,
             metrics=metrics,
+            # Rows inserted directly are counted against their kind's quota here.
+            quota_of=definitions.quota_of,
         )
 
         abort = functools.partial(abort_upload, s3, bucket)

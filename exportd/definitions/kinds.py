@@ -22,6 +22,7 @@ from exportd.definitions.placeholders import CompiledQuery, inline
 from exportd.definitions.rules import Rule, check_rules
 from exportd.errors import ErrorKind, ExportError
 from exportd.handlers import Handler
+from exportd.quotas import Quota
 
 FILENAME_MAX_CHARS = 150
 # Most file systems stop at 255 bytes; leave room for the extension and a suffix.
@@ -74,6 +75,7 @@ class Kind:
     rules: tuple[Rule, ...] = ()
     max_bytes: int | None = None  # None: the daemon's EXPORTD_S3_MAX_EXPORT_BYTES
     max_duration_seconds: int | None = None  # None: the daemon's EXPORTD_MAX_JOB_DURATION
+    quota: Quota | None = None  # None: an owner may ask for any number of exports
 
     @property
     def query(self) -> str | None:
@@ -166,6 +168,12 @@ class Definitions(Mapping[str, Kind]):
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._kinds)
+
+    def quota_of(self, name: str) -> Quota | None:
+        """The quota of the kind called ``name``; None when it has none or there is
+        no such kind (a job of it then fails as unknown_kind)."""
+        kind = self._kinds.get(name)
+        return None if kind is None else kind.quota
 
     def require(self, name: str) -> Kind:
         """The kind called ``name``, or the UNKNOWN_KIND error a job asking for it fails with."""

@@ -3,11 +3,15 @@
 The values a job may leave out get their defaults here, the same as the
 table's column defaults (migration 0001; a test holds the two equal), and
 a second live job with the same (owner, dedupe_key) is never inserted: the
-caller gets the live one instead, whichever door the job came in by.
+caller gets the live one instead, whichever door the job came in by. A kind
+with a quota (``exportd.quotas``) is counted and inserted under a lock of its
+(kind, owner), so concurrent requests on any number of daemons see each
+other's jobs and exactly ``max`` of them get in.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +20,7 @@ import asyncpg
 
 from exportd import limits
 from exportd.queue.sql import queries
+from exportd.quotas import Quota, Standing, retry_at, seconds_until
 
 DEFAULT_FORMAT = "csv"
 DEFAULT_PRIORITY = 0
@@ -45,7 +50,8 @@ def problems(job: NewJob) -> list[tuple[str, str]]:
     """What the table or the driver would refuse in ``job``, as (field, why) pairs,
     found before anything is sent: identifiers bounded and free of control
     characters (``limits.identifier_problem``), numbers in their column's range.
-    ``POST /v1/jobs`` checks the same rules as it reads the body, field by field.
+    ``POST /v1/jobs`` (``api.requests.parse_new_job``) and ``exportd enqueue``
+    both refuse with these, in this order.
     """
     found: list[tuple[str, str]] = []
     texts = [
@@ -61,7 +67,7 @@ def problems(job: NewJob) -> list[tuple[str, str]]:
         ("max_attempts", job.max_attempts, MAX_ATTEMPTS_RANGE),
     ):
         if not low <= value <= high:
-            found.append((name, f"must be from {low} to {high}"))
+            found.append((name, f"must be a whole number from {low} to {high}"))
     return found
 
 
@@ -89,13 +95,71 @@ class DuplicateBusy(Exception):
         super().__init__("the duplicate job kept changing state; retry")
 
 
-async def enqueue(pool: asyncpg.Pool, job: NewJob) -> Enqueued:
+class QuotaExceeded(Exception):
+    """The owner has asked for ``quota.max`` jobs of the kind within ``quota.per``:
+    ``retry_at`` (UTC) is when the job can be asked for again, ``retry_after``
+    the whole seconds until then (rounded up, by the database's clock)."""
+
+    def __init__(self, quota: Quota, retry_at: datetime, retry_after: int) -> None:
+        super().__init__(f"quota exceeded; ask again at {retry_at.isoformat()}")
+        self.quota = quota
+        self.retry_at = retry_at
+        self.retry_after = retry_after
+
+
+async def enqueue(pool: asyncpg.Pool, job: NewJob, quota: Quota | None = None) -> Enqueued:
     """Insert ``job``, unless its owner has a live (pending or processing) job with
     the same ``dedupe_key``: then that job's row comes back, not ``created``.
 
-    Raises JobRefused when the table refuses a value, DuplicateBusy when the
-    live duplicate ended, and another took its place, on every try.
+    With a ``quota`` (the kind's), the owner's jobs of the kind are counted and
+    the job inserted in one transaction under the (kind, owner) advisory lock;
+    over the quota it raises QuotaExceeded, unless a live duplicate answers
+    first (a dedupe hit is never refused). Raises JobRefused when the table
+    refuses a value, DuplicateBusy when the live duplicate ended, and another
+    took its place, on every try.
     """
+    if quota is None:
+        return await _insert(pool, job)
+    q = queries()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(q["quota_lock"], job.kind, job.owner)
+        refused = await quota_decision(conn, job.owner, job.kind, quota, None)
+        if refused is None:
+            return await _insert(conn, job)
+        if job.dedupe_key is not None:
+            existing = await conn.fetchrow(q["live_duplicate"], job.owner, job.dedupe_key)
+            if existing is not None:
+                return Enqueued(existing, created=False)
+        when, now = refused
+        raise QuotaExceeded(quota, when, seconds_until(when, now))
+
+
+async def quota_decision(
+    db: asyncpg.Pool | asyncpg.Connection,
+    owner: str,
+    kind: str,
+    quota: Quota,
+    job: tuple[datetime, uuid.UUID] | None,
+) -> tuple[datetime, datetime] | None:
+    """None when a job of ``owner`` and ``kind`` is within ``quota``; else when it
+    can be asked for again, and the database's now.
+
+    ``job`` is the decided job's (created_at, id); None for a job not inserted
+    yet, decided as of now (``quotas.retry_at`` says the rule).
+    """
+    created, job_id = job if job is not None else (None, None)
+    rows = await db.fetch(queries()["quota_history"], owner, kind, quota.per, created, job_id)
+    if not rows:
+        return None
+    now: datetime = rows[0]["now"]
+    history = [(r["created_at"], Standing(r["standing"])) for r in rows]
+    when = retry_at(history, quota, now if created is None else created)
+    return None if when is None else (when, now)
+
+
+async def _insert(db: asyncpg.Pool | asyncpg.Connection, job: NewJob) -> Enqueued:
+    """``enqueue``'s insert, or its live duplicate, on ``db`` (a pool, or the
+    connection whose transaction holds the quota's lock)."""
     q = queries()
     args = (
         job.owner,
@@ -109,12 +173,12 @@ async def enqueue(pool: asyncpg.Pool, job: NewJob) -> Enqueued:
     )
     for _ in range(_TRIES):
         try:
-            row = await pool.fetchrow(q["enqueue"], *args)
+            row = await db.fetchrow(q["enqueue"], *args)
         except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
             raise JobRefused(exc) from exc
         if row is not None:
             return Enqueued(row, created=True)
-        existing = await pool.fetchrow(q["live_duplicate"], job.owner, job.dedupe_key)
+        existing = await db.fetchrow(q["live_duplicate"], job.owner, job.dedupe_key)
         if existing is not None:
             return Enqueued(existing, created=False)
     raise DuplicateBusy()

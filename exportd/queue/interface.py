@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from exportd.errors import ErrorKind
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
+from exportd.quotas import Quota
 
 # The object's commit, handed over to be made under the job's row lock.
 Commit = Callable[[], Awaitable[ExportResult]]
@@ -104,4 +106,11 @@ class JobStore(Protocol):
 
     async def state_of(self, job_id: uuid.UUID) -> JobState | None:
         """Who holds the job now, or None when there is no such job."""
+        ...
+
+    async def quota_retry_at(self, job: Job, quota: Quota) -> datetime | None:
+        """None when ``job`` is within its kind's ``quota``; else when it can be
+        asked for again (UTC). Counts the jobs of its owner and kind created
+        within ``quota.per`` before it, by ``(created_at, id)``, except those
+        refused for quota themselves (``exportd.quotas``)."""
         ...

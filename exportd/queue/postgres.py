@@ -24,7 +24,7 @@ from exportd.metrics import QueueSnapshot
 from exportd.queue import reads, requeue, upkeep
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
-from exportd.queue.enqueue import Enqueued, NewJob, enqueue
+from exportd.queue.enqueue import Enqueued, NewJob, enqueue, quota_decision
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
@@ -32,6 +32,7 @@ from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
+from exportd.quotas import Quota
 
 
 class PgJobStore:
@@ -170,11 +171,19 @@ class PgJobStore:
             return None
         return JobState(str(row["state"]), row["worker_id"], int(row["claims"]), str(row["owner"]))
 
+    async def quota_retry_at(self, job: Job, quota: Quota) -> datetime | None:
+        """See ``JobStore.quota_retry_at`` (``enqueue.quota_decision``)."""
+        refused = await quota_decision(
+            self._pool, job.owner, job.kind, quota, (job.created_at, job.id)
+        )
+        return None if refused is None else refused[0]
+
     # --- For the API, the CLI and maintenance (the statements are in the modules named) ---
 
-    async def enqueue(self, job: NewJob) -> Enqueued:
-        """``exportd.queue.enqueue.enqueue`` on the API's connections."""
-        return await enqueue(self._api_pool, job)
+    async def enqueue(self, job: NewJob, quota: Quota | None = None) -> Enqueued:
+        """``exportd.queue.enqueue.enqueue`` on the API's connections; ``quota``
+        is the job's kind's, when it has one (QuotaExceeded over it)."""
+        return await enqueue(self._api_pool, job, quota)
 
     async def job(self, job_id: uuid.UUID) -> asyncpg.Record | None:
         """The job's whole row, or None (``reads.job``)."""

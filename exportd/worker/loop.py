@@ -17,7 +17,8 @@ The leases are kept by ``worker.leases``, failures and stops recorded by
   is one whose lease could not be renewed for half a lease (the database was
   unreachable or too slow), before the lease can run out;
 - a job whose params could not be decoded (``Job.params_error``) fails alone
-  as ``invalid_params`` without running;
+  as ``invalid_params`` without running, and one over its kind's quota
+  (``worker.quota_gate``) as ``quota_exceeded``;
 - no claims while the storage breaker it feeds with each job's outcome is
   open (S3 failing), so an outage does not spend every job's attempts;
 - on stop: no new claims at once, running jobs get a grace period, then they
@@ -49,6 +50,7 @@ from exportd.queue.lease import heartbeat_interval
 from exportd.worker.breaker import StorageBreaker
 from exportd.worker.lease_keeper import LeaseKeeper
 from exportd.worker.outcomes import Outcomes
+from exportd.worker.quota_gate import QuotaOf, check_quota, no_quotas
 from exportd.worker.running import RunningJob, StopReason
 
 
@@ -83,8 +85,10 @@ class Worker:
         breaker: StorageBreaker | None = None,
         logger: Any = None,
         metrics: Metrics | None = None,
+        quota_of: QuotaOf = no_quotas,
     ) -> None:
         self.store = store
+        self.quota_of = quota_of
         # Jobs' outcomes feed it; while it is open, nothing is claimed.
         self.breaker = breaker
         self.metrics = metrics or Metrics()
@@ -269,6 +273,7 @@ class Worker:
         try:
             if job.params_error is not None:
                 raise ExportError(ErrorKind.INVALID_PARAMS, job.params_error)
+            await check_quota(self.store, job, self.quota_of)
             prepared = await self.runner.run(ctx)
             running.finishing = True
             completing = self.store.begin_completion(

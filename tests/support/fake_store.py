@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from exportd.errors import ErrorKind
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import Heartbeat, Job, JobState, LetGo
+from exportd.quotas import Quota
 
 
 def make_job(attempt: int = 1, max_attempts: int = 5, claim: int | None = None) -> Job:
@@ -52,6 +53,10 @@ class FakeStore:
     completions: set[asyncio.Task[None]] = field(default_factory=set)
     # The claim number of each claimed job, as state_of reports it.
     claims: dict[uuid.UUID, int] = field(default_factory=dict)
+    # Jobs over their kind's quota, with when they can be asked for again; a
+    # count that fails raises quota_error.
+    over_quota: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    quota_error: Exception | None = None
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         taken, self.ready = self.ready[:limit], self.ready[limit:]
@@ -133,6 +138,12 @@ class FakeStore:
             return None
         worker = self.workers[job_id] if job_id in self.owned else None
         return JobState(state, worker, self.claims.get(job_id, 1), "u1")
+
+    async def quota_retry_at(self, job: Job, quota: Quota) -> datetime | None:
+        self.calls.append(("quota", job.id))
+        if self.quota_error is not None:
+            raise self.quota_error
+        return self.over_quota.get(job.id)
 
     def lose(self, job_id: uuid.UUID, state: str) -> None:
         self.owned.discard(job_id)

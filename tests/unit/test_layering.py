@@ -38,12 +38,14 @@ PURE = [
     "redaction",
     # What a handler's author imports: types only, no driver of its own.
     "handlers",
+    "quotas",
 ]
 NO_DRIVER = [
     "worker/loop",
     "worker/lease_keeper",
     "worker/outcomes",
     "worker/running",
+    "worker/quota_gate",
     "queue/interface",
     "export/interface",
     *PURE,

@@ -24,17 +24,17 @@ def test_a_job_the_table_takes_has_no_problems() -> None:
         (NewJob("u1", "orders", dedupe_key=""), [("dedupe_key", "must not be empty")]),
         (
             NewJob("u1", "orders", priority=PRIORITY_RANGE[1] + 1),
-            [("priority", "must be from -32768 to 32767")],
+            [("priority", "must be a whole number from -32768 to 32767")],
         ),
         (
             NewJob("u1", "orders", max_attempts=10**10),
-            [("max_attempts", f"must be from {MAX_ATTEMPTS_RANGE[0]} to {MAX_ATTEMPTS_RANGE[1]}")],
+            [("max_attempts", "must be a whole number from {} to {}".format(*MAX_ATTEMPTS_RANGE))],
         ),
         (
             NewJob("é\x00", "orders", max_attempts=0),
             [
                 ("owner", "must not contain NUL characters"),
-                ("max_attempts", "must be from 1 to 100"),
+                ("max_attempts", "must be a whole number from 1 to 100"),
             ],
         ),
     ],
