@@ -22,6 +22,7 @@ from exportd.definitions.params.spec import ParamSpec
 from exportd.definitions.placeholders import CompiledQuery, UnknownNames, compile_named
 from exportd.definitions.python_datasets import HandlerNotFound, load_handler
 from exportd.definitions.rules import parse_rules
+from exportd.definitions.webhook_url import webhook_url_problem
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 # A dataset name becomes a file name inside a zip: keep it plain.
@@ -38,6 +39,7 @@ KIND_KEYS = frozenset(
         "rules",
         "max_bytes",
         "max_duration",
+        "webhook_url",
         *(DATASET_KEYS - {"description"}),
     }
 )
@@ -149,6 +151,9 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
     ):
         found.append(f"max_bytes must be a positive whole number of bytes, got {max_bytes!r}")
     template = _string(table, "filename", found) or DEFAULT_FILENAME
+    webhook_url = _string(table, "webhook_url", found)
+    if webhook_url is not None and (problem := webhook_url_problem(webhook_url)):
+        found.append(f"webhook_url {problem}")
 
     params, param_problems = _parse_params(table.get("params", {}))
     found.extend(param_problems)
@@ -185,6 +190,7 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
         rules=tuple(rules),
         max_bytes=max_bytes,
         max_duration_seconds=max_duration,
+        webhook_url=webhook_url,
     )
 
 

@@ -28,6 +28,7 @@ from exportd.queue.enqueue import Enqueued, NewJob, enqueue
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
+from exportd.queue.outbox import ATTEMPTS_SHOWN, deliveries_of
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.sql import queries
 
@@ -223,3 +224,8 @@ class PgJobStore:
         """A maintenance round of ``kind``, or None when another daemon has it
         (``upkeep.upkeep_round``)."""
         return upkeep.upkeep_round(self._pool, kind)
+
+    async def deliveries(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The job's webhook deliveries, oldest first, each with its last attempts
+        (``outbox.deliveries_of``), on the API's connections."""
+        return await deliveries_of(self._api_pool, job_id, ATTEMPTS_SHOWN)
