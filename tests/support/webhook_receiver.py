@@ -104,9 +104,7 @@ async def receiving(secrets_: list[str], port: int = 0) -> AsyncIterator[Receive
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    server = site._server
-    assert server is not None
-    receiver.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    receiver.port = runner.addresses[0][1]
     try:
         yield receiver
     finally:
