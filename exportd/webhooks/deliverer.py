@@ -33,12 +33,15 @@ from exportd.queue.outbox import Claimed, OutboxFigures, Outcome
 from exportd.webhooks import policy
 from exportd.webhooks.metrics import WebhookMetrics
 from exportd.webhooks.payload import event_body
-from exportd.webhooks.sender import post
+from exportd.webhooks.policy import Answer
+from exportd.webhooks.sender import Sent, post
 from exportd.webhooks.signing import message_id
 from exportd.webhooks.targets import target_of
 
 # How often the pending figures of /metrics are read again.
 _FIGURES_EVERY = 5.0
+# Events claimed at once when no URL is configured anywhere (none is sent).
+_NO_TARGET_BATCH = 500
 # At shutdown, how long handing back unsent deliveries may take.
 _RELEASE_SECONDS = 2.0
 
@@ -119,8 +122,8 @@ class Deliverer:
         async with aiohttp.ClientSession(connector=connector) as session:
             try:
                 while True:
-                    await self._round(session)
-                    await self._wait()
+                    if not await self._round(session):
+                        await self._wait()
             finally:
                 await self._stop()
 
@@ -138,18 +141,25 @@ class Deliverer:
                     waiter.cancel()
         self._wake.clear()
 
-    async def _round(self, session: aiohttp.ClientSession) -> None:
+    async def _round(self, session: aiohttp.ClientSession) -> bool:
+        """Claim into the free slots and start their requests; True when the
+        claim was full (more may be due: claim again without waiting)."""
         await self._refresh_figures()
         free = self._config.concurrency - len(self._in_flight)
         if free <= 0:
-            return
+            return False
+        if self._config.default_url is None and not any(
+            k.webhook_url for k in self._kinds.values()
+        ):
+            # Nothing is ever sent: every event only needs marking, in big batches.
+            free = _NO_TARGET_BATCH
         try:
             claimed = await self._outbox.claim(self._daemon_id, free, self._config.lease_seconds)
             jobs = await self._outbox.jobs([c.job_id for c in claimed]) if claimed else {}
         except Exception as exc:
             # An outage: the next round tries again; claimed rows' leases run out.
             self.log.warning("webhook_claim_failed", error=repr(exc)[:500])
-            return
+            return False
         targets = {
             c.id: target_of(jobs[c.job_id]["kind"], self._kinds, self._config.default_url)
             if c.job_id in jobs
@@ -174,6 +184,7 @@ class Deliverer:
             )
             self._in_flight[task] = c
             task.add_done_callback(self._finished)
+        return len(claimed) == free
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -185,17 +196,24 @@ class Deliverer:
     ) -> None:
         msg_id = message_id(claimed.id.hex)
         started_at = datetime.now(UTC)
-        body = event_body(claimed.event_type, claimed.occurred_at, self._document(job))
-        sent = await post(
-            session, url, self._config.keys, msg_id, body, deadline=self._config.timeout_seconds
-        )
-        decision = policy.decide(
-            sent.answer,
-            claimed.attempt,
-            claimed.retrying_seconds,
-            self._config.retry,
-            datetime.now(UTC),
-        )
+        try:
+            body = event_body(claimed.event_type, claimed.occurred_at, self._document(job))
+        except Exception as exc:
+            # One row that cannot be turned into a body fails alone, recorded,
+            # rather than crashing its task at every lease until the end of time.
+            sent = Sent(Answer(None, f"cannot build the body: {exc!r}"[:500]), 0)
+            decision: policy.Decision = policy.GiveUp(sent.answer.error or "")
+        else:
+            sent = await post(
+                session, url, self._config.keys, msg_id, body, deadline=self._config.timeout_seconds
+            )
+            decision = policy.decide(
+                sent.answer,
+                claimed.attempt,
+                claimed.retrying_seconds,
+                self._config.retry,
+                datetime.now(UTC),
+            )
         state, delay, label, error = _recorded_as(decision)
         outcome = Outcome(state, delay, sent.answer.status, error, started_at, sent.latency_ms)
         try:

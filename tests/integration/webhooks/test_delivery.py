@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,12 +55,14 @@ async def delivering(
     own: str = "/own",
     timeout: float = 1.0,
     period: float = 60.0,
+    document: Callable[[Any], dict[str, Any]] = job_document,
+    no_urls: bool = False,
 ) -> AsyncIterator[Metrics]:
     """A deliverer on ``pool`` sending to ``receiver`` until the block ends."""
     kinds = definitions_from_text(KINDS.replace("{own}", receiver.url(own)))
     metrics = Metrics()
     config = DelivererConfig(
-        default_url=receiver.url(default) if default else None,
+        default_url=receiver.url(default) if default and not no_urls else None,
         keys=[k for s in receiver.secrets for k in decode_secrets(s)],
         timeout_seconds=timeout,
         concurrency=4,
@@ -69,9 +71,9 @@ async def delivering(
     )
     deliverer = Deliverer(
         Outbox(pool),
-        {} if default == "/none" else kinds,
+        {} if no_urls else kinds,
         config,
-        job_document,
+        document,
         f"test-{uuid.uuid4().hex[:6]}",
         metrics=WebhookMetrics(metrics.registry),
     )
@@ -250,6 +252,31 @@ async def test_a_kind_s_own_url_wins_and_no_target_is_not_retried(pool: asyncpg.
     assert (none_row["state"], none_row["attempts"]) == ("no_target", 1)
 
 
+async def test_without_any_url_events_are_finished_in_bulk(pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "INSERT INTO exportd.jobs (owner, kind, state, finished_at) "
+        "SELECT 'o', 'orders', 'failed', now() FROM generate_series(1, 1200)"
+    )
+    started = time.monotonic()
+    async with receiving([new_secret()]) as receiver, delivering(pool, receiver, no_urls=True):
+
+        async def done() -> bool:
+            left = await pool.fetchval(
+                "SELECT count(*) FROM exportd.webhook_deliveries WHERE state = 'pending'"
+            )
+            return bool(left == 0)
+
+        await eventually(done, timeout=30)
+    assert time.monotonic() - started < 10
+    assert receiver.received == []
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM exportd.webhook_deliveries WHERE state = 'no_target'"
+        )
+        == 1200
+    )
+
+
 async def test_in_order_per_job(pool: asyncpg.Pool) -> None:
     job_id = await insert_job(pool, owner="o")
     # completed, then expired: two events of one job, the first refused for a while.
@@ -285,6 +312,26 @@ async def test_a_receiver_that_never_answers_holds_up_no_other_delivery(
     assert elapsed < 3.0
     assert stuck_row["state"] == "pending"
     assert len(receiver.at("/hook")) == 6
+
+
+async def test_a_row_whose_body_cannot_be_built_fails_alone(pool: asyncpg.Pool) -> None:
+    bad, good = await cancelled_job(pool), await cancelled_job(pool)
+
+    def document(row: Any) -> dict[str, Any]:
+        if row["id"] == bad:
+            raise ValueError("a value no JSON can carry")
+        return job_document(row)
+
+    async with (
+        receiving([new_secret()]) as receiver,
+        delivering(pool, receiver, document=document),
+    ):
+        [bad_row] = await settled(pool, bad)
+        [good_row] = await settled(pool, good)
+    assert (bad_row["state"], bad_row["attempts"]) == ("failed", 1)
+    assert "cannot build the body" in bad_row["last_error"]
+    assert good_row["state"] == "delivered"
+    assert [r.payload["data"]["id"] for r in receiver.received] == [str(good)]
 
 
 async def test_a_lease_that_ran_out_is_delivered_again(pool: asyncpg.Pool) -> None:
