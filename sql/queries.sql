@@ -658,10 +658,12 @@ SELECT * FROM exportd.jobs WHERE id = ANY ($1::uuid[]);
 
 -- name: webhook_no_target
 -- Deliveries ($1, with their attempts $2) that no webhook URL applies to:
--- finished at once, in one statement, never retried. Guarded by the attempt
+-- finished at once, in one statement, never retried; the attempt the claim
+-- spent is given back, since no request was made. Guarded by the attempt
 -- like every outcome.
 UPDATE exportd.webhook_deliveries AS d
 SET state = 'no_target',
+    attempts = d.attempts - 1,
     finished_at = now(),
     locked_by = NULL,
     locked_until = NULL

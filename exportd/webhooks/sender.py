@@ -9,6 +9,7 @@ streams forever costs nothing but the deadline.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,13 @@ USER_AGENT = f"exportd/{__version__} (webhooks; +https://www.standardwebhooks.co
 ANSWER_READ_BYTES = 512
 # An error message kept with the attempt, at most.
 ERROR_MAX_CHARS = 500
+# Control characters of a receiver's answer: Postgres text cannot hold NUL, and
+# none of them helps whoever reads the error.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub("?", text)[:ERROR_MAX_CHARS]
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ def _describe(exc: BaseException, url: str, timeout: float) -> str:
         return f"no answer within {timeout:g} s"
     text = f"{exc.__class__.__name__}: {exc}"
     # An error may quote the URL, whose path or query may carry a token.
-    return text.replace(url, shown(url))[:ERROR_MAX_CHARS]
+    return _clean(text.replace(url, shown(url)))
 
 
 async def post(
@@ -84,7 +92,7 @@ async def post(
                     text = head.decode("utf-8", "replace").strip()
                     if 300 <= status < 400:
                         text = "a redirect, not followed; point the URL at its target"
-                    error = (f"HTTP {status}" + (f": {text}" if text else ""))[:ERROR_MAX_CHARS]
+                    error = _clean(f"HTTP {status}" + (f": {text}" if text else ""))
         answer = Answer(status, error, retry_after)
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         answer = Answer(None, _describe(exc, url, deadline))

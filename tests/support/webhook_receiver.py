@@ -4,7 +4,8 @@ Every request is recorded and its signature verified with the Standard
 Webhooks reference library (``standardwebhooks``), once per secret given, so
 that each signature of a rotation is checked, never exportd's own code.
 Answers are scripted per path: a status, ``HANG`` (never answers until the
-receiver stops), or a redirect; once a path's script is used up it answers 200.
+receiver stops), or ``(status, headers[, body])``; once a path's script is
+used up it answers 200.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class Receiver:
         if answer == HANG:
             await self._release.wait()
             return web.Response(status=200)
-        if isinstance(answer, tuple):  # (status, headers)
-            return web.Response(status=answer[0], headers=answer[1])
+        if isinstance(answer, tuple):  # (status, headers) or (status, headers, body)
+            body_out = answer[2] if len(answer) > 2 else b""
+            return web.Response(status=answer[0], headers=answer[1], body=body_out)
         return web.Response(status=int(answer), text="ok" if answer < 300 else "no")
 
     async def wait_for(self, count: int, path: str = "/hook", timeout: float = 30.0) -> None:
