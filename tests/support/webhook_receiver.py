@@ -98,7 +98,8 @@ class Receiver:
 
 @contextlib.asynccontextmanager
 async def receiving(secrets_: list[str], port: int = 0) -> AsyncIterator[Receiver]:
-    """A receiver serving on 127.0.0.1 until the block ends."""
+    """A receiver serving on 127.0.0.1 until the block ends; then every request it
+    received must have verified with every secret."""
     receiver = Receiver(secrets_)
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", receiver.handle)
@@ -112,3 +113,6 @@ async def receiving(secrets_: list[str], port: int = 0) -> AsyncIterator[Receive
     finally:
         receiver._release.set()
         await runner.cleanup()
+    # Every request any test received carried a valid signature for each secret.
+    refused = [(r.id, r.verified) for r in receiver.received if not all(r.verified)]
+    assert refused == [], f"signatures the reference library refused: {refused}"
