@@ -804,3 +804,126 @@ FROM exportd.jobs AS j, since AS s
 WHERE j.owner = $1 AND j.kind = $2 AND j.created_at > s.at
   AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))
 ORDER BY j.created_at, j.id;
+-- name: webhook_claim
+-- Claim up to $1 deliveries that are due for daemon $2, each with a lease of
+-- $3 seconds, spending an attempt. The CTE keeps the LIMIT honest and SKIP
+-- LOCKED lets several daemons claim at once. A delivery whose lease is
+-- still running is being sent; one whose lease ran out (its daemon died
+-- mid-request) is due again, so every event is sent at least once. Order
+-- per job: a delivery waits while an earlier one of the same job is still
+-- pending (in flight, or waiting for its retry). The locks end with the
+-- statement: nothing is held while the request is made.
+WITH ready AS (
+    SELECT d.id
+    FROM exportd.webhook_deliveries AS d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND (d.locked_until IS NULL OR d.locked_until < now())
+      AND NOT EXISTS (
+          SELECT 1 FROM exportd.webhook_deliveries AS e
+          WHERE e.job_id = d.job_id AND e.seq < d.seq AND e.state = 'pending')
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $1
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE exportd.webhook_deliveries AS d
+SET attempts = d.attempts + 1,
+    locked_by = $2,
+    locked_until = now() + make_interval(secs => $3),
+    first_attempt_at = coalesce(d.first_attempt_at, now())
+FROM ready
+WHERE d.id = ready.id
+RETURNING d.id, d.job_id, d.event_type, d.occurred_at, d.attempts,
+          extract(epoch FROM now() - d.first_attempt_at)::float8 AS retrying_seconds;
+
+-- name: webhook_jobs
+-- The rows of the jobs whose events are being sent ($1), for the bodies.
+SELECT * FROM exportd.jobs WHERE id = ANY ($1::uuid[]);
+
+-- name: webhook_no_target
+-- Deliveries ($1, with their attempts $2) that no webhook URL applies to:
+-- finished at once, in one statement, never retried; the attempt the claim
+-- spent is given back, since no request was made. Guarded by the attempt
+-- like every outcome.
+UPDATE exportd.webhook_deliveries AS d
+SET state = 'no_target',
+    attempts = d.attempts - 1,
+    finished_at = now(),
+    locked_by = NULL,
+    locked_until = NULL
+FROM unnest($1::uuid[], $2::int[]) AS n(id, attempt)
+WHERE d.id = n.id AND d.attempts = n.attempt AND d.state = 'pending'
+RETURNING d.id;
+
+-- name: webhook_outcome
+-- The outcome of attempt $2 of delivery $1, recorded only if that attempt
+-- still holds the delivery (a daemon whose lease ran out while it waited
+-- for the receiver records nothing: another daemon has the delivery).
+-- $3: the next state ('pending' to retry, 'delivered', 'failed'); $4 the
+-- seconds before the retry; $5 the HTTP status (NULL: no answer); $6 the
+-- error; $7 when the attempt started; $8 its latency in milliseconds.
+WITH updated AS (
+    UPDATE exportd.webhook_deliveries
+    SET state = $3,
+        next_attempt_at = CASE WHEN $3 = 'pending'
+                               THEN now() + make_interval(secs => $4) ELSE next_attempt_at END,
+        finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
+        locked_by = NULL,
+        locked_until = NULL,
+        last_status = $5,
+        last_error = $6
+    WHERE id = $1 AND attempts = $2 AND state = 'pending'
+    RETURNING id
+)
+INSERT INTO exportd.webhook_attempts (delivery_id, attempt, started_at, status, error, latency_ms)
+SELECT id, $2, $7, $5, $6, $8 FROM updated
+RETURNING delivery_id;
+
+-- name: webhook_release
+-- At shutdown, deliveries claimed by daemon $1 ($2 ids, $3 attempts) that
+-- were not sent: due again at once, their attempt given back.
+UPDATE exportd.webhook_deliveries AS d
+SET attempts = greatest(d.attempts - 1, 0),
+    locked_by = NULL,
+    locked_until = NULL
+FROM unnest($2::uuid[], $3::int[]) AS r(id, attempt)
+WHERE d.id = r.id AND d.attempts = r.attempt AND d.locked_by = $1 AND d.state = 'pending';
+
+-- name: webhook_stats
+-- For /metrics: pending deliveries, and how long ago the oldest of them
+-- happened. Reads the pending rows of webhook_deliveries_due_idx only.
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(occurred_at))::float8, 0) AS oldest_seconds
+FROM exportd.webhook_deliveries
+WHERE state = 'pending';
+
+-- name: webhook_deliveries_of
+-- GET /v1/jobs/{id}: the job's deliveries, oldest first, each with its
+-- attempts (the last $2 of them, oldest first).
+SELECT d.id, d.event_type, d.occurred_at, d.state, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.finished_at,
+       coalesce((
+           SELECT jsonb_agg(jsonb_build_object(
+                      'attempt', a.attempt, 'started_at', a.started_at, 'status', a.status,
+                      'error', a.error, 'latency_ms', a.latency_ms) ORDER BY a.attempt)
+           FROM (SELECT * FROM exportd.webhook_attempts AS w
+                 WHERE w.delivery_id = d.id ORDER BY w.attempt DESC LIMIT $2) AS a
+       ), '[]'::jsonb) AS attempt_log
+FROM exportd.webhook_deliveries AS d
+WHERE d.job_id = $1
+ORDER BY d.seq;
+
+-- name: webhook_purge_lock
+SELECT pg_try_advisory_xact_lock(hashtext('exportd.webhook_purge'));
+
+-- name: webhook_purge
+-- Deliveries finished over $1 seconds ago (the history retention), a batch
+-- of $2 at a time; their attempts go with them. Pending ones are never
+-- purged: they are still to be sent.
+DELETE FROM exportd.webhook_deliveries
+WHERE id IN (
+    SELECT id FROM exportd.webhook_deliveries
+    WHERE state <> 'pending' AND finished_at < now() - make_interval(secs => $1)
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING id;

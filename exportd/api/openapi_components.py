@@ -100,6 +100,12 @@ _JOB = {
             "description": "Only on GET /v1/jobs/{id} and a retry's answer: the job's "
             "ended attempts, oldest first (the last 100), kept across retries.",
         },
+        "deliveries": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/WebhookDelivery"},
+            "description": "Only in GET /v1/jobs/{id}: the job's webhook deliveries, "
+            "oldest first (docs/notifications.md).",
+        },
     },
 }
 
@@ -124,6 +130,41 @@ _RUN = {
         "next_state": {"type": "string", "description": "The state it left the job in."},
         "error_kind": _TEXT_OR_NULL,
         "error": {"type": ["string", "null"], "maxLength": limits.ERROR_MAX_CHARS},
+    },
+}
+
+
+_WEBHOOK_DELIVERY = {
+    "type": "object",
+    "required": ["id", "type", "occurred_at", "state", "attempts", "recent_attempts"],
+    "properties": {
+        "id": {"type": "string", "description": "The webhook-id header: msg_ and 32 hex digits."},
+        "type": {
+            "type": "string",
+            "enum": ["export.completed", "export.failed", "export.cancelled", "export.expired"],
+        },
+        "occurred_at": TS,
+        "state": {"type": "string", "enum": ["pending", "delivered", "failed", "no_target"]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "next_attempt_at": {**_TS_OR_NULL, "description": "While pending: the next attempt."},
+        "finished_at": _TS_OR_NULL,
+        "last_status": {**_INT_OR_NULL, "description": "The last attempt's HTTP status."},
+        "last_error": _TEXT_OR_NULL,
+        "recent_attempts": {
+            "type": "array",
+            "description": "The last attempts (at most 20), oldest first.",
+            "items": {
+                "type": "object",
+                "required": ["attempt", "started_at", "latency_ms"],
+                "properties": {
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "started_at": TS,
+                    "status": {**_INT_OR_NULL, "description": "null: no answer came."},
+                    "error": _TEXT_OR_NULL,
+                    "latency_ms": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
     },
 }
 
@@ -198,4 +239,10 @@ _ERROR = {
 }
 
 
-SCHEMAS = {"Job": _JOB, "NewJob": _NEW_JOB, "Error": _ERROR, "Run": _RUN}
+SCHEMAS = {
+    "Job": _JOB,
+    "NewJob": _NEW_JOB,
+    "Error": _ERROR,
+    "Run": _RUN,
+    "WebhookDelivery": _WEBHOOK_DELIVERY,
+}

@@ -23,7 +23,7 @@ from exportd.api.requests import (
     parse_json_body,
     parse_new_job,
 )
-from exportd.api.views import job_document, runs_document, with_download
+from exportd.api.views import job_document, runs_document, with_deliveries, with_download
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
 from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob, QuotaExceeded
@@ -97,7 +97,7 @@ async def _visible_job(request: web.Request) -> tuple[ApiContext, Any]:
 
 async def get_job(request: web.Request) -> web.Response:
     ctx, row = await _visible_job(request)
-    doc = await _presented(ctx, row)
+    doc = with_deliveries(await _presented(ctx, row), await ctx.queue.deliveries(row["id"]))
     # Each ended attempt (exportd.queue.requeue): a retried job keeps them all.
     doc["runs"] = runs_document(await ctx.queue.attempts(row["id"]))
     return web.json_response(doc)

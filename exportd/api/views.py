@@ -110,3 +110,28 @@ def runs_document(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
         }
         for a in attempts
     ]
+
+
+def delivery_document(row: dict[str, Any]) -> dict[str, Any]:
+    """One webhook delivery as callers see it: ``id`` is the ``webhook-id`` its
+    receiver got (``msg_`` and 32 hex digits), ``recent_attempts`` its last
+    attempts, oldest first (``queue.outbox.ATTEMPTS_SHOWN`` at most)."""
+    pending = row["state"] == "pending"
+    return {
+        "id": f"msg_{row['id'].hex}",
+        "type": row["event_type"],
+        "occurred_at": timestamp(row["occurred_at"]),
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "next_attempt_at": timestamp(row["next_attempt_at"]) if pending else None,
+        "finished_at": _plain(row["finished_at"]),
+        "last_status": row["last_status"],
+        "last_error": row["last_error"],
+        "recent_attempts": list(row["attempt_log"]),
+    }
+
+
+def with_deliveries(doc: dict[str, Any], deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The job's document with its webhook deliveries (rows of
+    ``PgJobStore.deliveries``), oldest first, under ``deliveries``."""
+    return {**doc, "deliveries": [delivery_document(d) for d in deliveries]}

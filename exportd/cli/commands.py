@@ -19,10 +19,12 @@ from exportd.api.views import job_document, runs_document, with_download
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TRY_LATER, EXIT_USAGE, CliError
 from exportd.cli.job_checks import argument_name, check_quotas, check_with_definition
 from exportd.daemon.serve import StartupError, serve
+from exportd.daemon.webhooks import webhook_config
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.loader import DefinitionError, load_definitions
 from exportd.definitions.offered_formats import writes_json
 from exportd.definitions.params.schema import PROBE_TEXT, probe_value
+from exportd.definitions.webhook_url import shown
 from exportd.errors import ExportError
 from exportd.export.memory import keep_large_buffers_mapped
 from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
@@ -43,7 +45,7 @@ from exportd.redaction import redact_text, redact_url
 from exportd.s3.client import open_s3_client
 from exportd.s3.objects import check_bucket
 from exportd.s3.presign import download_signer, open_presigner
-from exportd.settings.model import Settings
+from exportd.settings.model import Settings, SettingsError
 
 
 def print_json(doc: Any) -> None:
@@ -154,6 +156,7 @@ async def check(settings: Settings) -> int:
 
     if definitions is not None:
         check_quotas(settings, definitions, report)
+        _check_webhooks(settings, definitions, report)
         await _prepare_queries(settings, definitions, report)
 
     try:
@@ -165,6 +168,27 @@ async def check(settings: Settings) -> int:
     except Exception as exc:
         report(False, "bucket", str(getattr(exc, "message", exc)))
     return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def _check_webhooks(settings: Settings, definitions: Definitions, report: Any) -> None:
+    """Where job events go and how many secrets sign them (never the secrets, nor
+    a URL's path or query, which may hold a token)."""
+    try:
+        config = webhook_config(settings, definitions)
+    except SettingsError as exc:
+        report(False, "webhooks", str(exc).removeprefix("invalid settings: "))
+        return
+    own = [f"{n} -> {shown(k.webhook_url)}" for n, k in definitions.items() if k.webhook_url]
+    if config.default_url is None and not own:
+        report(True, "webhooks", "off (neither EXPORTD_WEBHOOK_URL nor a kind's webhook_url)")
+        return
+    default = shown(config.default_url) if config.default_url else "none"
+    report(
+        True,
+        "webhooks",
+        f"default target {default}; kinds with their own: {', '.join(own) or 'none'}; "
+        f"signed with {len(config.keys)} secret(s)",
+    )
 
 
 async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> None:

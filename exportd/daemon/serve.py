@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import signal
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ from exportd.api.app import start_api
 from exportd.api.context import ApiContext
 from exportd.daemon.supervision import probe_storage, watchdog
 from exportd.daemon.systemd import Notifier, watchdog_interval
+from exportd.daemon.webhooks import webhook_config, webhook_deliverer
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
@@ -30,6 +32,7 @@ from exportd.maintenance.reaper import Reaper
 from exportd.maintenance.retention import Retention
 from exportd.maintenance.scheduler import Scheduler
 from exportd.maintenance.uploads_sweep import UploadsSweep
+from exportd.maintenance.webhook_purge import WebhookPurge
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.listener import Listener
@@ -98,6 +101,7 @@ async def serve(
     """Run until SIGTERM/SIGINT (or ``Daemon.stop``), then drain and return."""
     log = structlog.get_logger()
     bucket = settings.bucket()
+    hooks = webhook_config(settings, definitions)
     try:
         part_size = choose_part_size(settings.s3_max_export_bytes, settings.s3_part_size)
     except ValueError as exc:
@@ -210,11 +214,20 @@ async def serve(
             Purge(queue, settings.history_retention.total_seconds()),
             UploadsSweep(queue, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
             _scheduler(queue, definitions, settings),
+            WebhookPurge(queue, settings.history_retention.total_seconds()),
         ]
+        deliverer = webhook_deliverer(
+            hooks, definitions, await queue_pool(2), metrics, worker.worker_id
+        )
+
+        def on_job_event(job_id: uuid.UUID, state: str) -> None:
+            worker.on_job_event(job_id, state)
+            deliverer.wake()  # the event's webhook was recorded with it
+
         listener = Listener(
             settings.database_url,
             worker.wake,
-            worker.on_job_event,
+            on_job_event,
             timeout_seconds=settings.database_seconds,
         )
 
@@ -252,6 +265,7 @@ async def serve(
                 maintenance.run_forever(chores, settings.maintenance_interval, metrics=metrics),
                 name="exportd-maintenance",
             ),
+            asyncio.create_task(deliverer.run(), name="exportd-webhooks"),
             asyncio.create_task(
                 probe_storage(breaker, s3, bucket, settings.storage_probe_interval, worker.wake),
                 name="exportd-storage-probe",

@@ -76,6 +76,9 @@ class Kind:
     max_bytes: int | None = None  # None: the daemon's EXPORTD_S3_MAX_EXPORT_BYTES
     max_duration_seconds: int | None = None  # None: the daemon's EXPORTD_MAX_JOB_DURATION
     quota: Quota | None = None  # None: an owner may ask for any number of exports
+    # Where this kind's webhooks go, written by the operator in the definition
+    # (never taken from a job or a request); None: EXPORTD_WEBHOOK_URL.
+    webhook_url: str | None = None
 
     @property
     def query(self) -> str | None:

@@ -23,6 +23,7 @@ from exportd.definitions.placeholders import CompiledQuery, UnknownNames, compil
 from exportd.definitions.python_datasets import HandlerNotFound, load_handler
 from exportd.definitions.rules import parse_rules
 from exportd.quotas import Quota, parse_quota
+from exportd.definitions.webhook_url import webhook_url_problem
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 # A dataset name becomes a file name inside a zip: keep it plain.
@@ -40,6 +41,7 @@ KIND_KEYS = frozenset(
         "max_bytes",
         "max_duration",
         "quota",
+        "webhook_url",
         *(DATASET_KEYS - {"description"}),
     }
 )
@@ -155,6 +157,9 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
     if "quota" in table:
         quota, quota_problems = parse_quota(table["quota"])
         found.extend(quota_problems)
+    webhook_url = _string(table, "webhook_url", found)
+    if webhook_url is not None and (problem := webhook_url_problem(webhook_url)):
+        found.append(f"webhook_url {problem}")
 
     params, param_problems = _parse_params(table.get("params", {}))
     found.extend(param_problems)
@@ -192,6 +197,7 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
         max_bytes=max_bytes,
         max_duration_seconds=max_duration,
         quota=quota,
+        webhook_url=webhook_url,
     )
 
 

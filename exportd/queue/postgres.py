@@ -29,6 +29,7 @@ from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
 from exportd.queue.requeue import Attempt
+from exportd.queue.outbox import ATTEMPTS_SHOWN, deliveries_of
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
@@ -241,6 +242,7 @@ class PgJobStore:
     def schedule_round(self) -> AbstractAsyncContextManager[ScheduleRound]:
         """A round of the scheduler, in one transaction (``queue.schedules.schedule_round``)."""
         return schedule_round(self._pool)
+
     # --- Retry on request and the attempts' history (``exportd.queue.requeue``) ---
 
     async def requeue(
@@ -254,3 +256,8 @@ class PgJobStore:
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
         """The job's last ended attempts, oldest first (``requeue.attempts``)."""
         return await requeue.attempts(self._api_pool, job_id)
+
+    async def deliveries(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The job's webhook deliveries, oldest first, each with its last attempts
+        (``outbox.deliveries_of``), on the API's connections."""
+        return await deliveries_of(self._api_pool, job_id, ATTEMPTS_SHOWN)

@@ -140,3 +140,14 @@ async def upkeep_round(pool: asyncpg.Pool, kind: type[RoundT]) -> AsyncIterator[
             yield None
         else:
             yield kind(conn)
+
+
+class WebhookPurgeRound(_Round):
+    lock = "webhook_purge_lock"
+
+    async def purge(self, history_seconds: float, limit: int) -> int:
+        """Delete up to ``limit`` webhook deliveries (with their attempts) that
+        finished over ``history_seconds`` ago; returns how many. Only daemon-owned
+        rows, and no trigger: the statement is not refused row by row."""
+        rows = await self._conn.fetch(queries()["webhook_purge"], history_seconds, limit)
+        return len(rows)

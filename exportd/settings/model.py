@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
+from exportd.settings.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
 _SECONDS = re.compile(r"\d+(\.\d+)?")
@@ -35,7 +36,7 @@ def _check_postgres_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, WebhookSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTD_",
         env_file=".env",

@@ -39,6 +39,11 @@ PURE = [
     # What a handler's author imports: types only, no driver of its own.
     "handlers",
     "quotas",
+    "definitions/webhook_url",
+    "webhooks/signing",
+    "webhooks/payload",
+    "webhooks/policy",
+    "webhooks/targets",
 ]
 NO_DRIVER = [
     "worker/loop",
@@ -125,6 +130,16 @@ FORBIDDEN = [
     # S3 is the bottom of a job's path: it stores what the export engine hands it
     # and knows nothing of jobs, so any store can be driven without the queue.
     ("s3", {"queue", "worker", "export", "api", "cli", "daemon", "maintenance"}),
+    # Webhooks send what the outbox holds: of the queue the outbox's records and the
+    # backoff (REACH below), of the definitions a kind's webhook_url; they never
+    # run a job or touch its object. The event's data is the job as the API shows
+    # it: the daemon hands the deliverer api.views' document function.
+    ("webhooks", {"worker", "export", "s3", "api", "cli", "daemon", "maintenance"}),
+]
+# Nothing on a job's path depends on its webhooks: they only read what happened.
+FORBIDDEN = [
+    (package, forbidden | {"webhooks"}) if package != "webhooks" else (package, forbidden)
+    for package, forbidden in FORBIDDEN
 ]
 
 # The exceptions, each with its reason. The object key's layout is one rule in
@@ -302,6 +317,7 @@ def test_the_worker_knows_the_queue_by_its_protocol_and_pure_rules() -> None:
 REACH = [
     ("export", "exportd.queue", {"exportd.queue.job", "exportd.queue.lease", "exportd.queue.sql"}),
     ("maintenance", "exportd.export", {"exportd.export.keys"}),
+    ("webhooks", "exportd.queue", {"exportd.queue.outbox", "exportd.queue.backoff"}),
 ]
 
 
