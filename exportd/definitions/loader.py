@@ -22,8 +22,8 @@ from exportd.definitions.params.spec import ParamSpec
 from exportd.definitions.placeholders import CompiledQuery, UnknownNames, compile_named
 from exportd.definitions.python_datasets import HandlerNotFound, load_handler
 from exportd.definitions.rules import parse_rules
-from exportd.quotas import Quota, parse_quota
 from exportd.definitions.webhook_url import webhook_url_problem
+from exportd.quotas import Quota, parse_quota
 
 KIND_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*")
 # A dataset name becomes a file name inside a zip: keep it plain.

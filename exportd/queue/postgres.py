@@ -28,8 +28,8 @@ from exportd.queue.enqueue import Enqueued, NewJob, enqueue, quota_decision
 from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
-from exportd.queue.requeue import Attempt
 from exportd.queue.outbox import ATTEMPTS_SHOWN, deliveries_of
+from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries

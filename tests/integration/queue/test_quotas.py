@@ -59,6 +59,7 @@ async def as_claimed(pool: asyncpg.Pool, job_id: uuid.UUID) -> Job:
         format="csv",
         priority=0,
         attempt=1,
+        claim=1,
         max_attempts=5,
         created_at=row["created_at"],
     )
