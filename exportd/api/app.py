@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd import limits
-from exportd.api import middleware, routes
+from exportd.api import middleware, pauses, routes
 from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.middleware import error_response
 from exportd.api.openapi import openapi_document
@@ -124,6 +124,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/openapi.json", openapi)
     routes.add_routes(app.router)
+    pauses.add_pause_routes(app.router)
     return app
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
+from exportd.api import openapi_pauses
 from exportd.api.openapi_components import SCHEMAS, STATE, TS, TS_RANGE, bounded, ref
 from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -74,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_pauses.SCHEMAS},
         },
         "paths": {
             "/healthz": {
@@ -314,6 +315,7 @@ def openapi_document() -> dict[str, Any]:
                                                     "items": {"type": "string"},
                                                 },
                                                 "params_schema": {"type": "object"},
+                                                **openapi_pauses.KIND_LISTING_PROPERTIES,
                                             },
                                         },
                                     }
@@ -324,5 +326,6 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 ),
             },
+            **openapi_pauses.PATHS,
         },
     }

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from exportd.export.keys import filename_of
+from exportd.queue.pauses import Pause, PauseState
 
 # Daemon bookkeeping that means nothing to a caller.
 _INTERNAL = frozenset({"upload_id", "upload_key"})
@@ -89,3 +90,33 @@ async def with_download(doc: dict[str, Any], sign: Sign, ttl: timedelta) -> dict
     url = await sign(key, download_filename(doc), lifetime)
     expires = now + lifetime
     return {**doc, "download_url": url, "download_url_expires_at": expires.isoformat()}
+
+
+# --- Paused kinds (exportd.queue.pauses) ---
+
+
+def pause_fields(pause: Pause | None) -> dict[str, Any]:
+    """A pause's time, author and reason; all None for none."""
+    return {
+        "paused_at": None if pause is None else timestamp(pause.paused_at),
+        "paused_by": None if pause is None else pause.paused_by,
+        "reason": None if pause is None else pause.reason,
+    }
+
+
+def kind_pause_document(state: PauseState) -> dict[str, Any]:
+    """A kind's pause state: ``paused`` (claimed by no daemon), ``paused_all`` (held
+    by the pause of every kind), and the pause that holds it (its own first)."""
+    return {
+        "kind": state.kind,
+        "paused": state.paused,
+        "paused_all": state.every_kind is not None,
+        **pause_fields(state.effective),
+    }
+
+
+def kind_listing_fields(state: PauseState) -> dict[str, Any]:
+    """What ``GET /v1/kinds`` shows of a kind's pause: no author, which is an
+    operator's name and not an application's business."""
+    doc = kind_pause_document(state)
+    return {k: doc[k] for k in ("paused", "paused_all", "paused_at", "reason")}

@@ -148,6 +148,10 @@ async def check(settings: Settings) -> int:
             )
         finally:
             await conn.close()
+        if not missing:
+            from exportd.cli.pauses import report_paused
+
+            await report_paused(settings, report)
 
     if definitions is not None:
         await _prepare_queries(settings, definitions, report)

@@ -1,4 +1,4 @@
-"""The ``exportd`` command line: run, migrate, check, enqueue, status, dev."""
+"""The ``exportd`` command line: run, migrate, check, enqueue, status, pause, resume, dev."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from exportd import __version__
+from exportd.cli import pauses
 from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from exportd.settings.environment import load_settings
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show a job, with a download URL when completed")
     status.add_argument("job_id")
+
+    pauses.add_parsers(sub)
 
     dev = sub.add_parser(
         "dev",
@@ -157,4 +160,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"not a job id: {args.job_id!r}", EXIT_USAGE) from None
         return asyncio.run(commands.status(settings, job_id))
+    if args.command in ("pause", "resume"):
+        return pauses.main(settings, args)
     raise CliError(f"unknown command {args.command!r}", EXIT_USAGE)

@@ -191,7 +191,8 @@ async def test_an_upgrade_over_rows_past_the_bounds_never_wedges(
     await conn.execute("ALTER TABLE exportd.jobs ENABLE TRIGGER jobs_notify_event")
     fine = await conn.fetchval(insert, "u", "k", "pending", None, None, None, "{}")
 
-    assert [m.version for m in await migrate(conn)] == [4, 5]
+    # Every later migration applies over these rows too.
+    assert [m.version for m in await migrate(conn)] == [m.version for m in migrations()][3:]
 
     for job_id, what in [
         (pending, "owner is 9000 bytes, over the 256 allowed"),
@@ -287,7 +288,7 @@ async def test_an_upgrade_clamps_run_after_no_reader_could_decode(
     old = await conn.fetchval(insert, "failed", datetime.now(UTC), "4713-01-01 00:00:00+00 BC")
     fine = await conn.fetchval(insert, "pending", None, "2030-01-01 00:00:00+00")
 
-    assert [m.version for m in await migrate(conn)] == [5]
+    assert [m.version for m in await migrate(conn)] == [m.version for m in migrations()][4:]
 
     def read(job_id: uuid.UUID) -> Any:
         # The whole row, as the API and the CLI read it: no column may fail to decode.
