@@ -6,14 +6,13 @@ import asyncio
 import json
 import random
 import uuid
-from typing import Any
 
 import asyncpg
 import pytest
 
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import queries
-from tests.support.helpers import add_history, insert_job
+from tests.support.helpers import add_history, insert_job, plan_nodes
 
 LEASE = 30.0
 LIMIT = 2
@@ -110,17 +109,6 @@ async def test_claim_walks_the_partial_indexes(pool: asyncpg.Pool, per_owner: in
     assert {n.get("Relation Name") for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"} <= {
         "paused_kinds"
     }
-
-
-def plan_nodes(plan: Any) -> list[dict[str, Any]]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan."""
-    found: list[dict[str, Any]] = []
-    stack = [(json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        stack.extend(node.get("Plans", []))
-    return found
 
 
 async def test_an_overdue_backlog_is_claimed_in_priority_order_a_few_at_a_time(

@@ -4,9 +4,7 @@ what a pause never stops (a job already running)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from typing import Any
 
 import asyncpg
 import pytest
@@ -16,7 +14,7 @@ from exportd.queue.job import ExportResult
 from exportd.queue.pauses import ALL_KINDS, PauseRefused
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import queries
-from tests.support.helpers import insert_job, job_row
+from tests.support.helpers import insert_job, job_row, plan_nodes
 
 LEASE = 30.0
 
@@ -185,16 +183,6 @@ async def test_the_table_refuses_what_no_pause_may_hold_by_name(
         await PgJobStore(pool).pause_kind(kind, paused_by=paused_by, reason=reason)
 
 
-def _plan_nodes(plan: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    stack = [(json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        stack.extend(node.get("Plans", []))
-    return found
-
-
 @pytest.mark.parametrize("paused", [0, 1, 50], ids=["none", "one", "fifty"])
 async def test_the_claim_walks_the_claim_index_whatever_is_paused(
     pool: asyncpg.Pool, paused: int
@@ -219,7 +207,7 @@ async def test_the_claim_walks_the_claim_index_whatever_is_paused(
     )
     on_jobs = {
         (n["Node Type"], n.get("Index Name"))
-        for n in _plan_nodes(plan)
+        for n in plan_nodes(plan)
         if n.get("Relation Name") == "jobs" and "Scan" in n["Node Type"]
     }
     assert on_jobs == {("Index Scan", "jobs_claim_idx"), ("Index Scan", "jobs_pkey")}
