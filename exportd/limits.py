@@ -60,6 +60,12 @@ TIMESTAMP_MAX_ISO = "9999-01-01T00:00:00+00:00"
 RUN_AFTER_MIN_ISO = "0001-01-01 00:00:00+00"
 RUN_AFTER_END_ISO = "10000-01-01 00:00:00+00"
 
+# A paused kind (exportd.paused_kinds, migration 0008_pauses): who paused it
+# (the API, or the OS user and host of the command line) and the operator's
+# reason, shown by GET /v1/kinds and logged.
+PAUSED_BY_MAX_BYTES = 256
+PAUSE_REASON_MAX_BYTES = 1024
+
 # What the daemon writes from caller input.
 # pg_notify refuses payloads of 8000 bytes or more.
 NOTIFY_MAX_BYTES = 8000

@@ -154,6 +154,34 @@ class _QueueCollector(Collector):
         )
 
 
+class _PausedCollector(Collector):
+    """``exportd_kind_paused``: 1 for each of the daemon's kinds that no daemon
+    claims now, else 0; ``kind="*"`` is 1 while every kind is paused."""
+
+    def __init__(self, kinds: tuple[str, ...] | None) -> None:
+        self._kinds = kinds
+        self.paused: frozenset[str] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        paused = self.paused
+        if paused is None:
+            return  # never read: absent, not "nothing paused"
+        # The kind of the pause of every kind (exportd.queue.pauses.ALL_KINDS,
+        # which imports the driver this module stays clear of).
+        every = "*" in paused
+        # Without definitions, the kinds paused (bounded like any kind label).
+        kinds = self._kinds or sorted(paused - {"*"})[:UNDECLARED_KINDS_MAX]
+        family = GaugeMetricFamily(
+            "exportd_kind_paused",
+            'Whether a kind is paused (1) or claimed (0); kind="*" is 1 while every kind is.',
+            labels=["kind"],
+        )
+        for kind in kinds:
+            family.add_metric([kind], float(every or kind in paused))
+        family.add_metric(["*"], float(every))
+        yield family
+
+
 class Metrics:
     """The daemon's collectors. One per daemon; tests make their own.
 
@@ -164,7 +192,8 @@ class Metrics:
     def __init__(self, kinds: Iterable[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        kind = LabelSet(kinds)
+        known = None if kinds is None else tuple(kinds)
+        kind = LabelSet(known)
         error_kind = _in(_ERROR_KINDS)
         state = _in(_STATES)
         self.jobs_claimed = Bounded(
@@ -299,6 +328,8 @@ class Metrics:
         )
         self._queue = _QueueCollector()
         r.register(self._queue)
+        self._paused = _PausedCollector(known)
+        r.register(self._paused)
         # What every Prometheus target reports: the process's memory, CPU,
         # open files and start time, the interpreter, the garbage collector.
         # They describe the process, not this registry, so sharing them is right.
@@ -329,6 +360,11 @@ class Metrics:
     def set_queue(self, snapshot: QueueSnapshot | None) -> None:
         """The queue figures to report, or None to report none (unknown)."""
         self._queue.snapshot = snapshot
+
+    def set_paused(self, kinds: Iterable[str] | None) -> None:
+        """The kinds paused now (exportd.paused_kinds, '*' for every kind), or None
+        to report none (unknown)."""
+        self._paused.paused = None if kinds is None else frozenset(kinds)
 
     # --- reading -----------------------------------------------------------------
 

@@ -29,6 +29,18 @@
 -- that cannot be claimed at all are passed over (see exportd/queue/claim.py).
 -- params come back as text: each job decodes its own, so that one row that
 -- cannot be decoded fails alone instead of failing the whole claim.
+-- Paused kinds (exportd.paused_kinds) are left out: the table is read once
+-- per claim, into an array each row of the index is checked against as
+-- jobs_claim_idx is walked, and a pause of every kind ('*') stops the claim
+-- before it reads a row. The check is on "j.kind || ''", an expression the
+-- planner has no statistics for, so it estimates that most rows pass (as they
+-- do: pauses are rare) and keeps walking the index in order. On the column
+-- itself, or as a join, a table of one or two kinds, a fresh paused_kinds or
+-- a few paused kinds make it estimate that almost none pass, and it sorts the
+-- whole backlog instead: 40 ms a claim at 20,000 pending jobs instead of 1.
+-- LIMIT applies after the filter: a paused kind's jobs at the head of the
+-- queue are walked past, not counted (each claim reads them again: about
+-- 20 ms per 20,000 on a small machine).
 WITH running AS (
     SELECT owner, count(*) AS n
     FROM exportd.jobs
@@ -41,6 +53,8 @@ WITH running AS (
       AND NOT EXISTS (SELECT 1 FROM running AS r WHERE r.owner = j.owner AND r.n >= $4)
       AND ($5::uuid[] IS NULL OR j.id = ANY ($5::uuid[]))
       AND NOT (j.id = ANY ($6::uuid[]))
+      AND (j.kind || '') <> ALL (ARRAY(SELECT p.kind FROM exportd.paused_kinds AS p))
+      AND NOT EXISTS (SELECT 1 FROM exportd.paused_kinds AS p WHERE p.kind = '*')
     ORDER BY j.priority DESC, j.run_after, j.id
     LIMIT $2
     FOR UPDATE OF j SKIP LOCKED
@@ -79,10 +93,13 @@ RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.prio
 -- The ids a claim would consider now ($1 at most, $2 passed over), in claim
 -- order; used only to retry, one row at a time, a claim that failed as a
 -- whole. Not locked: each is claimed (or found gone) by the claim itself.
-SELECT id
-FROM exportd.jobs
-WHERE state = 'pending' AND run_after <= now() AND NOT (id = ANY ($2::uuid[]))
-ORDER BY priority DESC, run_after, id
+-- Paused kinds are left out as by the claim.
+SELECT j.id
+FROM exportd.jobs AS j
+WHERE j.state = 'pending' AND j.run_after <= now() AND NOT (j.id = ANY ($2::uuid[]))
+  AND (j.kind || '') <> ALL (ARRAY(SELECT p.kind FROM exportd.paused_kinds AS p))
+  AND NOT EXISTS (SELECT 1 FROM exportd.paused_kinds AS p WHERE p.kind = '*')
+ORDER BY j.priority DESC, j.run_after, j.id
 LIMIT $1;
 
 -- name: claim_refuse
@@ -927,3 +944,35 @@ WHERE id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
+-- name: pause_kind
+-- Pause kind $1 ('*': every kind), by $2, for reason $3 (NULL: none). A kind
+-- paused already keeps its first pause (time, author, reason) and no row
+-- comes back: the caller reads it with pause_of.
+INSERT INTO exportd.paused_kinds (kind, paused_by, reason)
+VALUES ($1, $2, $3)
+ON CONFLICT (kind) DO NOTHING
+RETURNING kind, paused_at, paused_by, reason;
+
+-- name: pause_of
+SELECT kind, paused_at, paused_by, reason
+FROM exportd.paused_kinds
+WHERE kind = $1;
+
+-- name: resume_kind
+-- Lift kind $1's own pause ('*': only the pause of every kind). The table's
+-- trigger wakes idle daemons (exportd_jobs).
+DELETE FROM exportd.paused_kinds
+WHERE kind = $1
+RETURNING kind, paused_at, paused_by, reason;
+
+-- name: resume_all_kinds
+-- Lift every pause: of every kind ('*'), and each kind's own.
+DELETE FROM exportd.paused_kinds
+RETURNING kind, paused_at, paused_by, reason;
+
+-- name: paused_kinds
+-- Every pause, for GET /v1/kinds, the pause routes and /metrics: a handful
+-- of rows at most.
+SELECT kind, paused_at, paused_by, reason
+FROM exportd.paused_kinds
+ORDER BY kind;

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
+from exportd.api import openapi_pauses
 from exportd.api.openapi_components import SCHEMAS, STATE, TS, TS_RANGE, bounded, ref
 from exportd.api.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
 from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
@@ -99,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS},
+            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS, **openapi_pauses.SCHEMAS},
         },
         "paths": {
             "/healthz": {
@@ -368,6 +369,7 @@ def openapi_document() -> dict[str, Any]:
                                                 },
                                                 "params_schema": {"type": "object"},
                                                 "quota": _KIND_QUOTA,
+                                                **openapi_pauses.KIND_LISTING_PROPERTIES,
                                             },
                                         },
                                     }
@@ -378,5 +380,6 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 ),
             },
+            **openapi_pauses.PATHS,
         },
     }

@@ -1,4 +1,5 @@
-"""The /v1 routes: jobs (list, read, enqueue, cancel or delete, download) and kinds.
+"""The /v1 routes: jobs (list, read, enqueue, cancel or delete, download) and kinds
+(pausing and resuming kinds: ``exportd.api.pauses``).
 
 Owner scope: a request carrying ``X-Exportd-Owner`` (or ``owner_scope=``) acts
 for that owner alone. Another owner's job is answered exactly as an unknown
@@ -23,10 +24,17 @@ from exportd.api.requests import (
     parse_json_body,
     parse_new_job,
 )
-from exportd.api.views import job_document, runs_document, with_deliveries, with_download
+from exportd.api.views import (
+    job_document,
+    kind_listing_fields,
+    runs_document,
+    with_deliveries,
+    with_download,
+)
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
 from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob, QuotaExceeded
+from exportd.queue.pauses import state_of
 from exportd.quotas import iso_utc, refusal_message
 from exportd.s3.objects import delete_object
 from exportd.s3.presign import download_signer, open_presigner
@@ -238,6 +246,7 @@ async def download(request: web.Request) -> web.Response:
 
 async def list_kinds(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    paused = await ctx.queue.paused_kinds()
     kinds = [
         {
             "name": kind.name,
@@ -245,6 +254,7 @@ async def list_kinds(request: web.Request) -> web.Response:
             "formats": list(formats_for(kind)),
             "params_schema": kind.json_schema(),
             "quota": None if kind.quota is None else kind.quota.describe(),
+            **kind_listing_fields(state_of(kind.name, paused)),
         }
         for kind in ctx.definitions.values()
     ]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from exportd.export.keys import filename_of
+from exportd.queue.pauses import Pause, PauseState
 from exportd.queue.requeue import Attempt
 
 # Daemon bookkeeping that means nothing to a caller (claims names each claim
@@ -135,3 +136,33 @@ def with_deliveries(doc: dict[str, Any], deliveries: list[dict[str, Any]]) -> di
     """The job's document with its webhook deliveries (rows of
     ``PgJobStore.deliveries``), oldest first, under ``deliveries``."""
     return {**doc, "deliveries": [delivery_document(d) for d in deliveries]}
+
+
+# --- Paused kinds (exportd.queue.pauses) ---
+
+
+def pause_fields(pause: Pause | None) -> dict[str, Any]:
+    """A pause's time, author and reason; all None for none."""
+    return {
+        "paused_at": None if pause is None else timestamp(pause.paused_at),
+        "paused_by": None if pause is None else pause.paused_by,
+        "reason": None if pause is None else pause.reason,
+    }
+
+
+def kind_pause_document(state: PauseState) -> dict[str, Any]:
+    """A kind's pause state: ``paused`` (claimed by no daemon), ``paused_all`` (held
+    by the pause of every kind), and the pause that holds it (its own first)."""
+    return {
+        "kind": state.kind,
+        "paused": state.paused,
+        "paused_all": state.every_kind is not None,
+        **pause_fields(state.effective),
+    }
+
+
+def kind_listing_fields(state: PauseState) -> dict[str, Any]:
+    """What ``GET /v1/kinds`` shows of a kind's pause: no author, which is an
+    operator's name and not an application's business."""
+    doc = kind_pause_document(state)
+    return {k: doc[k] for k in ("paused", "paused_all", "paused_at", "reason")}

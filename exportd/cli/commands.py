@@ -153,6 +153,10 @@ async def check(settings: Settings) -> int:
             )
         finally:
             await conn.close()
+        if not missing:
+            from exportd.cli.pauses import report_paused
+
+            await report_paused(settings, report)
 
     if definitions is not None:
         check_quotas(settings, definitions, report)

@@ -1,4 +1,5 @@
-"""The ``exportd`` command line: run, migrate, check, enqueue, status, retry, schedule, dev."""
+"""The ``exportd`` command line: run, migrate, check, enqueue, status, retry,
+schedule, pause, resume, dev."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from exportd import __version__
-from exportd.cli import schedules
+from exportd.cli import pauses, schedules
 from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from exportd.settings.environment import load_settings
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         "retry", help="run a failed or cancelled job again (attempts reset, earlier runs kept)"
     )
     retry.add_argument("job_id")
+    pauses.add_parsers(sub)
 
     dev = sub.add_parser(
         "dev",
@@ -178,4 +180,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(commands.status(settings, job_id))
     if args.command == "retry":
         return _retry(settings, args.job_id)
+    if args.command in ("pause", "resume"):
+        return pauses.main(settings, args)
     raise CliError(f"unknown command {args.command!r}", EXIT_USAGE)

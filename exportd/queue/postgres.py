@@ -21,7 +21,7 @@ import structlog
 
 from exportd.errors import ErrorKind
 from exportd.metrics import QueueSnapshot
-from exportd.queue import reads, requeue, upkeep
+from exportd.queue import pauses, reads, requeue, upkeep
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
 from exportd.queue.enqueue import Enqueued, NewJob, enqueue, quota_decision
@@ -29,6 +29,7 @@ from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
 from exportd.queue.outbox import ATTEMPTS_SHOWN, deliveries_of
+from exportd.queue.pauses import Pause
 from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
@@ -261,3 +262,44 @@ class PgJobStore:
         """The job's webhook deliveries, oldest first, each with its last attempts
         (``outbox.deliveries_of``), on the API's connections."""
         return await deliveries_of(self._api_pool, job_id, ATTEMPTS_SHOWN)
+
+    # --- Paused kinds (exportd.queue.pauses), for the API and the CLI ---
+
+    async def pause_kind(
+        self, kind: str, *, paused_by: str, reason: str | None = None
+    ) -> tuple[Pause, bool]:
+        """Pause ``kind`` (``pauses.ALL_KINDS``: every kind); the pause, and whether it
+        is new (``pauses.pause``). Logged as ``kind_paused`` with who did it."""
+        found, created = await pauses.pause(self._api_pool, kind, paused_by, reason)
+        self.log.info(
+            "kind_paused",
+            kind=kind,
+            paused_by=paused_by,
+            reason=reason,
+            already_paused=not created,
+            paused_at=found.paused_at.isoformat(),
+        )
+        return found, created
+
+    async def resume_kind(self, kind: str, *, resumed_by: str) -> Pause | None:
+        """Lift ``kind``'s own pause; the pause lifted, or None (``pauses.resume``).
+        Logged as ``kind_resumed`` with who did it."""
+        lifted = await pauses.resume(self._api_pool, kind)
+        self.log.info("kind_resumed", kind=kind, resumed_by=resumed_by, was_paused=bool(lifted))
+        return lifted
+
+    async def resume_all_kinds(self, *, resumed_by: str) -> list[Pause]:
+        """Lift every pause; those lifted (``pauses.resume_all``). Logged as
+        ``kind_resumed`` with kind '*' and the kinds lifted."""
+        lifted = await pauses.resume_all(self._api_pool)
+        self.log.info(
+            "kind_resumed",
+            kind=pauses.ALL_KINDS,
+            resumed_by=resumed_by,
+            lifted=[p.kind for p in lifted],
+        )
+        return lifted
+
+    async def paused_kinds(self) -> list[Pause]:
+        """Every pause (``pauses.pauses``)."""
+        return await pauses.pauses(self._api_pool)

@@ -1,4 +1,5 @@
-"""Queue figures for /metrics, read from Postgres at scrape time, briefly cached.
+"""Queue figures for /metrics (jobs by state, the oldest pending job's wait, the
+paused kinds), read from Postgres at scrape time, briefly cached.
 
 Several Prometheus servers may scrape every few seconds; counting the table
 for each scrape would cost more than the figures are worth. One query serves
@@ -14,7 +15,7 @@ import time
 
 import structlog
 
-from exportd.metrics import Metrics
+from exportd.metrics import Metrics, QueueSnapshot
 from exportd.queue.postgres import PgJobStore
 
 
@@ -40,11 +41,18 @@ class QueueStats:
             if self._fresh():
                 return  # read by the scrape this one waited for
             try:
-                snapshot = await asyncio.wait_for(self._queue.snapshot(), self._timeout)
+                snapshot, paused = await asyncio.wait_for(self._read(), self._timeout)
             except Exception as exc:
                 self._metrics.error("database", "queue_stats")
                 self._metrics.set_queue(None)
+                self._metrics.set_paused(None)
                 structlog.get_logger().warning("queue_stats_failed", error=repr(exc))
             else:
                 self._metrics.set_queue(snapshot)
+                self._metrics.set_paused(paused)
             self._read_at = time.monotonic()
+
+    async def _read(self) -> tuple[QueueSnapshot, list[str]]:
+        """The queue's figures and the kinds paused now (a handful of rows)."""
+        snapshot = await self._queue.snapshot()
+        return snapshot, [p.kind for p in await self._queue.paused_kinds()]

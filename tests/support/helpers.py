@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,17 @@ async def add_history(conn: asyncpg.Connection, rows: int = 20000, owners: int =
         owners,
     )
     await conn.execute("ANALYZE exportd.jobs")
+
+
+def plan_nodes(plan: Any) -> list[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, as read by asyncpg (text or decoded)."""
+    found: list[dict[str, Any]] = []
+    stack = [(json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(node.get("Plans", []))
+    return found
 
 
 async def job_row(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> Any:

@@ -122,9 +122,17 @@ async def test_metrics_keep_a_bounded_label_set_whatever_kinds_the_table_holds(
         sample.labels["kind"]
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if "kind" in sample.labels
+        if "kind" in sample.labels and family.name != "exportd_kind_paused"
     }
     assert kinds == {"other"}
+    # The paused gauge names the daemon's own kinds (and "*", every kind) only.
+    paused = {
+        sample.labels["kind"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name == "exportd_kind_paused"
+    }
+    assert paused == {"numbers", "slow", "*"}
     claimed = [
         s.value
         for f in text_string_to_metric_families(text)

@@ -191,6 +191,7 @@ async def test_an_upgrade_over_rows_past_the_bounds_never_wedges(
     await conn.execute("ALTER TABLE exportd.jobs ENABLE TRIGGER jobs_notify_event")
     fine = await conn.fetchval(insert, "u", "k", "pending", None, None, None, "{}")
 
+    # Every later migration applies over these rows too.
     assert [m.version for m in await migrate(conn)] == [m.version for m in migrations()][3:]
 
     for job_id, what in [
