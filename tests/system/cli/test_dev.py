@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,9 +101,15 @@ async def test_dev_runs_the_demo_on_local_postgres(tmp_path: Path, dev_database:
     assert all(",alice," not in line for line in lines[:5])  # customer is not exported
 
 
-async def test_dev_starts_an_embedded_postgres_when_asked(tmp_path: Path) -> None:
-    body = await run_dev_and_export(tmp_path, "exportd_dev", "--embedded-postgres")
-    assert body.startswith("id,placed_at,status")
-    # The embedded server was stopped with the command.
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    assert str(tmp_path / "state") not in ps.stdout
+async def test_dev_starts_an_embedded_postgres_when_asked() -> None:
+    # Not under pytest's tmp_path: the embedded server runs as another user,
+    # and pytest keeps /tmp/pytest-of-<user> private (it narrows the folder's
+    # mode again whenever a pytest session starts), so that user could lose
+    # its way to the data directory while the test runs.
+    with tempfile.TemporaryDirectory(prefix="exportd-dev-") as folder:
+        root = Path(folder)
+        body = await run_dev_and_export(root, "exportd_dev", "--embedded-postgres")
+        assert body.startswith("id,placed_at,status")
+        # The embedded server was stopped with the command.
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+        assert str(root / "state") not in ps.stdout
