@@ -207,13 +207,26 @@ class Deliverer:
             sent = await post(
                 session, url, self._config.keys, msg_id, body, deadline=self._config.timeout_seconds
             )
-            decision = policy.decide(
-                sent.answer,
-                claimed.attempt,
-                claimed.retrying_seconds,
-                self._config.retry,
-                datetime.now(UTC),
-            )
+            try:
+                decision = policy.decide(
+                    sent.answer,
+                    claimed.attempt,
+                    claimed.retrying_seconds,
+                    self._config.retry,
+                    datetime.now(UTC),
+                )
+            except Exception as exc:
+                # Whatever the receiver answered, the attempt is recorded: as
+                # one that got no usable answer (retried within the period),
+                # never a crashed task whose lease runs out at every attempt.
+                sent = Sent(Answer(None, f"unusable answer: {exc!r}"[:500]), sent.latency_ms)
+                decision = policy.decide(
+                    sent.answer,
+                    claimed.attempt,
+                    claimed.retrying_seconds,
+                    self._config.retry,
+                    datetime.now(UTC),
+                )
         state, delay, label, error = _recorded_as(decision)
         outcome = Outcome(state, delay, sent.answer.status, error, started_at, sent.latency_ms)
         try:

@@ -212,6 +212,26 @@ async def test_a_4xx_fails_the_delivery_at_once_and_429_is_retried(pool: asyncpg
     assert metrics.value("exportd_webhook_deliveries_total", {"outcome": "failed"}) == 1
 
 
+async def test_a_429_with_an_odd_retry_after_is_recorded_and_retried(pool: asyncpg.Pool) -> None:
+    # "²" passed str.isdigit() and failed float(): the delivery's task crashed
+    # before recording its attempt, and the event waited for its lease (7 s
+    # here) at every attempt, for ever.
+    async with receiving([new_secret()]) as receiver:
+        receiver.on("/hook", (429, {"Retry-After": "\u00b2"}, b""), 200)
+        job_id = await cancelled_job(pool)
+        started = time.monotonic()
+        async with delivering(pool, receiver) as metrics:
+            [row] = await settled(pool, job_id)
+            assert time.monotonic() - started < 6
+    attempts = await pool.fetch(
+        "SELECT attempt, status FROM exportd.webhook_attempts WHERE delivery_id = $1 "
+        "ORDER BY attempt",
+        row["id"],
+    )
+    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, 429), (2, 200)]
+    assert metrics.value("exportd_webhook_deliveries_total", {"outcome": "retrying"}) == 1
+
+
 async def test_a_redirect_is_not_followed(pool: asyncpg.Pool) -> None:
     async with receiving([new_secret()]) as receiver:
         receiver.on("/hook", (302, {"Location": receiver.url("/elsewhere")}))
