@@ -24,6 +24,7 @@ from exportd.definitions.loader import definitions_from_text
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.webhook_purge import WebhookPurge
 from exportd.metrics import Metrics
+from exportd.queue.outbox import DELIVERIES_SHOWN as OUTBOX_DELIVERIES_SHOWN
 from exportd.queue.outbox import Outbox
 from exportd.queue.postgres import PgJobStore
 from exportd.webhooks.deliverer import Deliverer, DelivererConfig
@@ -430,3 +431,19 @@ async def test_purge_takes_finished_deliveries_and_those_of_purged_jobs(
     assert await pool.fetchval("SELECT count(*) FROM exportd.webhook_attempts") == 0
     pending = await deliveries(pool, waiting)
     assert len(pending) == (1 if what == "delivery" else 0)
+
+
+async def test_get_job_shows_a_bounded_number_of_deliveries(pool: asyncpg.Pool) -> None:
+    # Every terminal change records an event: a job retried again and again
+    # (or flipped by an application's UPDATEs) has as many deliveries as it
+    # likes, and GET /v1/jobs/{id} listed every one, each with 20 attempts.
+    job_id = await insert_job(pool, owner="o", kind="quiet")
+    async with pool.acquire() as conn:
+        for _ in range(OUTBOX_DELIVERIES_SHOWN + 30):
+            await conn.execute("UPDATE exportd.jobs SET state = 'failed' WHERE id = $1", job_id)
+            await conn.execute("UPDATE exportd.jobs SET state = 'pending' WHERE id = $1", job_id)
+    all_rows = await deliveries(pool, job_id)
+    assert len(all_rows) == OUTBOX_DELIVERIES_SHOWN + 30
+    shown = await PgJobStore(pool).deliveries(job_id)
+    # The last ones, oldest first.
+    assert [d["id"] for d in shown] == [r["id"] for r in all_rows[-OUTBOX_DELIVERIES_SHOWN:]]
