@@ -447,3 +447,27 @@ async def test_get_job_shows_a_bounded_number_of_deliveries(pool: asyncpg.Pool) 
     shown = await PgJobStore(pool).deliveries(job_id)
     # The last ones, oldest first.
     assert [d["id"] for d in shown] == [r["id"] for r in all_rows[-OUTBOX_DELIVERIES_SHOWN:]]
+
+
+async def test_a_job_row_python_cannot_read_fails_its_delivery_alone(pool: asyncpg.Pool) -> None:
+    # A row the application wrote directly, within every bound of the table
+    # (5 KB of params), whose params hold a number longer than the 4300
+    # digits Python's int() accepts: decoding it failed the fetch of the
+    # whole claimed batch, every event in it waited for its lease and was
+    # claimed with the bad one again, for ever.
+    good = await cancelled_job(pool)
+    bad = await insert_job(pool, owner="o", kind="orders")
+    await pool.execute(
+        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", bad
+    )
+    assert await pool.fetchval("SELECT exportd.cancel($1)", bad)
+    async with receiving([new_secret()]) as receiver:
+        started = time.monotonic()
+        async with delivering(pool, receiver):
+            [good_row] = await settled(pool, good)
+            [bad_row] = await settled(pool, bad)
+            assert time.monotonic() - started < 6
+    assert good_row["state"] == "delivered"
+    assert bad_row["state"] == "failed"
+    assert "cannot read the job" in bad_row["last_error"]
+    assert [r.payload["data"]["id"] for r in receiver.received] == [str(good)]
