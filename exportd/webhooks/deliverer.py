@@ -157,10 +157,12 @@ class Deliverer:
         free = self._config.concurrency - len(self._in_flight)
         if free <= 0:
             return False
-        if self._config.default_url is None and not any(
+        sends = self._config.default_url is not None or any(
             k.webhook_url for k in self._kinds.values()
-        ):
-            # Nothing is ever sent: every event only needs marking, in big batches.
+        )
+        if not sends:
+            # Nothing is ever sent: every event only needs marking, in big batches,
+            # and no job's row needs reading.
             free = _NO_TARGET_BATCH
         try:
             claimed = await self._outbox.claim(self._daemon_id, free, self._config.lease_seconds)
@@ -168,7 +170,7 @@ class Deliverer:
             # An outage: the next round tries again.
             self.log.warning("webhook_claim_failed", error=repr(exc)[:500])
             return False
-        read = await self._jobs_of(claimed)
+        read = await self._jobs_of(claimed) if sends else ({}, {})
         if read is None:
             return False  # an outage: the claimed rows' leases run out
         jobs, unreadable = read

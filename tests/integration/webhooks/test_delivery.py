@@ -471,3 +471,16 @@ async def test_a_job_row_python_cannot_read_fails_its_delivery_alone(pool: async
     assert bad_row["state"] == "failed"
     assert "cannot read the job" in bad_row["last_error"]
     assert [r.payload["data"]["id"] for r in receiver.received] == [str(good)]
+
+
+async def test_without_any_url_an_unreadable_row_is_no_target_too(pool: asyncpg.Pool) -> None:
+    # With no URL anywhere the rows are never read: a row Python cannot
+    # decode is marked no_target like every other, not failed.
+    bad = await insert_job(pool, owner="o", kind="orders")
+    await pool.execute(
+        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", bad
+    )
+    assert await pool.fetchval("SELECT exportd.cancel($1)", bad)
+    async with receiving([new_secret()]) as receiver, delivering(pool, receiver, no_urls=True):
+        [row] = await settled(pool, bad)
+    assert row["state"] == "no_target"
