@@ -914,8 +914,10 @@ FROM exportd.webhook_deliveries
 WHERE state = 'pending';
 
 -- name: webhook_deliveries_of
--- GET /v1/jobs/{id}: the job's deliveries, oldest first, each with its
--- attempts (the last $2 of them, oldest first).
+-- GET /v1/jobs/{id}: the job's last $3 deliveries, oldest first, each with
+-- its attempts (the last $2 of them, oldest first). Bounded both ways: a job
+-- retried without end has deliveries without end. Reads the last $3 entries
+-- of webhook_deliveries_job_idx.
 SELECT d.id, d.event_type, d.occurred_at, d.state, d.attempts, d.next_attempt_at,
        d.last_status, d.last_error, d.finished_at,
        coalesce((
@@ -925,8 +927,8 @@ SELECT d.id, d.event_type, d.occurred_at, d.state, d.attempts, d.next_attempt_at
            FROM (SELECT * FROM exportd.webhook_attempts AS w
                  WHERE w.delivery_id = d.id ORDER BY w.attempt DESC LIMIT $2) AS a
        ), '[]'::jsonb) AS attempt_log
-FROM exportd.webhook_deliveries AS d
-WHERE d.job_id = $1
+FROM (SELECT * FROM exportd.webhook_deliveries AS l
+      WHERE l.job_id = $1 ORDER BY l.seq DESC LIMIT $3) AS d
 ORDER BY d.seq;
 
 -- name: webhook_purge_lock

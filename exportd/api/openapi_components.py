@@ -104,7 +104,7 @@ _JOB = {
             "type": "array",
             "items": {"$ref": "#/components/schemas/WebhookDelivery"},
             "description": "Only in GET /v1/jobs/{id}: the job's webhook deliveries, "
-            "oldest first (docs/notifications.md).",
+            "oldest first, the last 50 (docs/notifications.md).",
         },
     },
 }

@@ -22,6 +22,10 @@ from exportd.queue.sql import queries
 # Attempts of one delivery that GET /v1/jobs/{id} shows: the last ones. A
 # delivery retried for a day makes a few dozen; all are kept until it is purged.
 ATTEMPTS_SHOWN = 20
+# Deliveries of one job that GET /v1/jobs/{id} shows: the last ones. Each
+# terminal change records one, and a job may be retried (or an application
+# may flip its state) any number of times: the answer stays bounded.
+DELIVERIES_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -131,11 +135,16 @@ class Outbox:
 
 
 async def deliveries_of(
-    pool: asyncpg.Pool, job_id: uuid.UUID, attempts_shown: int
+    pool: asyncpg.Pool,
+    job_id: uuid.UUID,
+    attempts_shown: int,
+    deliveries_shown: int = DELIVERIES_SHOWN,
 ) -> list[dict[str, Any]]:
-    """A job's deliveries, oldest first, as plain values: id, event_type,
+    """A job's last ``deliveries_shown`` deliveries, oldest first, as plain values: id, event_type,
     occurred_at, state, attempts, next_attempt_at, last_status, last_error,
     finished_at and attempt_log (its last ``attempts_shown`` attempts, each
     attempt, started_at, status, error, latency_ms)."""
-    rows = await pool.fetch(queries()["webhook_deliveries_of"], job_id, attempts_shown)
+    rows = await pool.fetch(
+        queries()["webhook_deliveries_of"], job_id, attempts_shown, deliveries_shown
+    )
     return [dict(r) for r in rows]

@@ -259,7 +259,7 @@ class PgJobStore:
         return await requeue.attempts(self._api_pool, job_id)
 
     async def deliveries(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
-        """The job's webhook deliveries, oldest first, each with its last attempts
+        """The job's last webhook deliveries, oldest first, each with its last attempts
         (``outbox.deliveries_of``), on the API's connections."""
         return await deliveries_of(self._api_pool, job_id, ATTEMPTS_SHOWN)
 

@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiohttp
+import asyncpg
 import structlog
 
+from exportd.database import is_unavailable
 from exportd.definitions.kinds import Kind
 from exportd.definitions.webhook_url import shown
 from exportd.queue.outbox import Claimed, OutboxFigures, Outcome
@@ -44,6 +46,13 @@ _FIGURES_EVERY = 5.0
 _NO_TARGET_BATCH = 500
 # At shutdown, how long handing back unsent deliveries may take.
 _RELEASE_SECONDS = 2.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failed outbox statement says the database is out of reach for
+    now (retry the round) rather than that a row cannot be read (that row's
+    delivery fails alone)."""
+    return is_unavailable(exc) or isinstance(exc, TimeoutError | OSError | asyncpg.InterfaceError)
 
 
 def _recorded_as(decision: policy.Decision) -> tuple[str, float, str, str | None]:
@@ -148,25 +157,30 @@ class Deliverer:
         free = self._config.concurrency - len(self._in_flight)
         if free <= 0:
             return False
-        if self._config.default_url is None and not any(
+        sends = self._config.default_url is not None or any(
             k.webhook_url for k in self._kinds.values()
-        ):
-            # Nothing is ever sent: every event only needs marking, in big batches.
+        )
+        if not sends:
+            # Nothing is ever sent: every event only needs marking, in big batches,
+            # and no job's row needs reading.
             free = _NO_TARGET_BATCH
         try:
             claimed = await self._outbox.claim(self._daemon_id, free, self._config.lease_seconds)
-            jobs = await self._outbox.jobs([c.job_id for c in claimed]) if claimed else {}
         except Exception as exc:
-            # An outage: the next round tries again; claimed rows' leases run out.
+            # An outage: the next round tries again.
             self.log.warning("webhook_claim_failed", error=repr(exc)[:500])
             return False
+        read = await self._jobs_of(claimed) if sends else ({}, {})
+        if read is None:
+            return False  # an outage: the claimed rows' leases run out
+        jobs, unreadable = read
         targets = {
             c.id: target_of(jobs[c.job_id]["kind"], self._kinds, self._config.default_url)
             if c.job_id in jobs
             else None
             for c in claimed
         }
-        untargeted = [c for c in claimed if targets[c.id] is None]
+        untargeted = [c for c in claimed if targets[c.id] is None and c.job_id not in unreadable]
         if untargeted:
             try:
                 done = await self._outbox.no_target(untargeted)
@@ -177,14 +191,44 @@ class Deliverer:
                     self._metrics.deliveries.labels("no_target").inc(done)
         for c in claimed:
             url = targets[c.id]
-            if url is None:
+            problem = unreadable.get(c.job_id)
+            if url is None and problem is None:
                 continue
             task = asyncio.create_task(
-                self._deliver(session, c, jobs[c.job_id], url), name=f"exportd-webhook-{c.id}"
+                self._deliver(session, c, jobs.get(c.job_id), url or "", problem),
+                name=f"exportd-webhook-{c.id}",
             )
             self._in_flight[task] = c
             task.add_done_callback(self._finished)
         return len(claimed) == free
+
+    async def _jobs_of(
+        self, claimed: Sequence[Claimed]
+    ) -> tuple[Mapping[uuid.UUID, Any], dict[uuid.UUID, str]] | None:
+        """The rows of the claimed deliveries' jobs by id, and why each job whose
+        row cannot be read even alone cannot (its delivery fails alone: one row
+        Python cannot decode must not hold up the batch it was claimed with,
+        at every lease, for ever); None on an outage (logged)."""
+        ids = list(dict.fromkeys(c.job_id for c in claimed))
+        if not ids:
+            return {}, {}
+        try:
+            return await self._outbox.jobs(ids), {}
+        except Exception as exc:
+            if is_outage(exc):
+                self.log.warning("webhook_claim_failed", error=repr(exc)[:500])
+                return None
+        found: dict[uuid.UUID, Any] = {}
+        unreadable: dict[uuid.UUID, str] = {}
+        for job_id in ids:
+            try:
+                found.update(await self._outbox.jobs([job_id]))
+            except Exception as exc:
+                if is_outage(exc):
+                    self.log.warning("webhook_claim_failed", error=repr(exc)[:500])
+                    return None
+                unreadable[job_id] = f"cannot read the job's row: {exc!r}"[:500]
+        return found, unreadable
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -192,28 +236,51 @@ class Deliverer:
             self.log.error("webhook_delivery_crashed", error=repr(task.exception())[:500])
 
     async def _deliver(
-        self, session: aiohttp.ClientSession, claimed: Claimed, job: Any, url: str
+        self,
+        session: aiohttp.ClientSession,
+        claimed: Claimed,
+        job: Any,
+        url: str,
+        unreadable: str | None = None,
     ) -> None:
+        """Send ``claimed``'s event of ``job`` (its row) to ``url`` and record how it
+        went; with ``unreadable`` (why the row cannot be read), fail it at once."""
         msg_id = message_id(claimed.id.hex)
         started_at = datetime.now(UTC)
         try:
+            if unreadable is not None:
+                raise ValueError(unreadable)
             body = event_body(claimed.event_type, claimed.occurred_at, self._document(job))
         except Exception as exc:
             # One row that cannot be turned into a body fails alone, recorded,
             # rather than crashing its task at every lease until the end of time.
-            sent = Sent(Answer(None, f"cannot build the body: {exc!r}"[:500]), 0)
+            reason = unreadable or f"cannot build the body: {exc!r}"[:500]
+            sent = Sent(Answer(None, reason), 0)
             decision: policy.Decision = policy.GiveUp(sent.answer.error or "")
         else:
             sent = await post(
                 session, url, self._config.keys, msg_id, body, deadline=self._config.timeout_seconds
             )
-            decision = policy.decide(
-                sent.answer,
-                claimed.attempt,
-                claimed.retrying_seconds,
-                self._config.retry,
-                datetime.now(UTC),
-            )
+            try:
+                decision = policy.decide(
+                    sent.answer,
+                    claimed.attempt,
+                    claimed.retrying_seconds,
+                    self._config.retry,
+                    datetime.now(UTC),
+                )
+            except Exception as exc:
+                # Whatever the receiver answered, the attempt is recorded: as
+                # one that got no usable answer (retried within the period),
+                # never a crashed task whose lease runs out at every attempt.
+                sent = Sent(Answer(None, f"unusable answer: {exc!r}"[:500]), sent.latency_ms)
+                decision = policy.decide(
+                    sent.answer,
+                    claimed.attempt,
+                    claimed.retrying_seconds,
+                    self._config.retry,
+                    datetime.now(UTC),
+                )
         state, delay, label, error = _recorded_as(decision)
         outcome = Outcome(state, delay, sent.answer.status, error, started_at, sent.latency_ms)
         try:
@@ -232,7 +299,7 @@ class Deliverer:
             webhook_id=msg_id,
             job_id=str(claimed.job_id),
             type=claimed.event_type,
-            target=shown(url),
+            target=shown(url) if url else None,
             attempt=claimed.attempt,
             status=sent.answer.status,
             latency_ms=sent.latency_ms,

@@ -19,11 +19,17 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from exportd.queue.backoff import exponential_delay
+
+# Retry-After's delay-seconds: ASCII digits only (RFC 9110 DIGIT). str.isdigit()
+# also accepts "²" or Arabic-Indic digits, which float() refuses or reads as a number no
+# receiver meant.
+_DELAY_SECONDS = re.compile(r"[0-9]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,11 @@ def is_retryable(answer: Answer) -> bool:
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """A ``Retry-After`` header (seconds, or an HTTP date) in seconds from ``now``;
-    None when absent or unreadable."""
+    None when absent or unreadable. Never raises, whatever the receiver wrote."""
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _DELAY_SECONDS.fullmatch(text):
         return float(text)
     try:
         when = parsedate_to_datetime(text)

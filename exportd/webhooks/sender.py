@@ -27,6 +27,8 @@ ERROR_MAX_CHARS = 500
 # Control characters of a receiver's answer: Postgres text cannot hold NUL, and
 # none of them helps whoever reads the error.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A URL quoted in an error message: up to a space, a quote or an angle bracket.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def _clean(text: str) -> str:
@@ -55,8 +57,11 @@ def _describe(exc: BaseException, url: str, timeout: float) -> str:
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return f"no answer within {timeout:g} s"
     text = f"{exc.__class__.__name__}: {exc}"
-    # An error may quote the URL, whose path or query may carry a token.
-    return _clean(text.replace(url, shown(url)))
+    # An error may quote the URL, whose path, query or credentials may carry a
+    # token, and not as configured (aiohttp quotes it normalised, without its
+    # credentials): every URL in the text is cut to what shown() keeps.
+    text = text.replace(url, shown(url))
+    return _clean(_URL_IN_TEXT.sub(lambda m: shown(m.group(0)), text))
 
 
 async def post(

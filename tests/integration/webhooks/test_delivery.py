@@ -24,6 +24,7 @@ from exportd.definitions.loader import definitions_from_text
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.webhook_purge import WebhookPurge
 from exportd.metrics import Metrics
+from exportd.queue.outbox import DELIVERIES_SHOWN as OUTBOX_DELIVERIES_SHOWN
 from exportd.queue.outbox import Outbox
 from exportd.queue.postgres import PgJobStore
 from exportd.webhooks.deliverer import Deliverer, DelivererConfig
@@ -210,6 +211,26 @@ async def test_a_4xx_fails_the_delivery_at_once_and_429_is_retried(pool: asyncpg
     assert "refused" in row["last_error"]
     assert len(row["last_error"]) < 700
     assert metrics.value("exportd_webhook_deliveries_total", {"outcome": "failed"}) == 1
+
+
+async def test_a_429_with_an_odd_retry_after_is_recorded_and_retried(pool: asyncpg.Pool) -> None:
+    # "²" passed str.isdigit() and failed float(): the delivery's task crashed
+    # before recording its attempt, and the event waited for its lease (7 s
+    # here) at every attempt, for ever.
+    async with receiving([new_secret()]) as receiver:
+        receiver.on("/hook", (429, {"Retry-After": "\u00b2"}, b""), 200)
+        job_id = await cancelled_job(pool)
+        started = time.monotonic()
+        async with delivering(pool, receiver) as metrics:
+            [row] = await settled(pool, job_id)
+            assert time.monotonic() - started < 6
+    attempts = await pool.fetch(
+        "SELECT attempt, status FROM exportd.webhook_attempts WHERE delivery_id = $1 "
+        "ORDER BY attempt",
+        row["id"],
+    )
+    assert [(a["attempt"], a["status"]) for a in attempts] == [(1, 429), (2, 200)]
+    assert metrics.value("exportd_webhook_deliveries_total", {"outcome": "retrying"}) == 1
 
 
 async def test_a_redirect_is_not_followed(pool: asyncpg.Pool) -> None:
@@ -410,3 +431,56 @@ async def test_purge_takes_finished_deliveries_and_those_of_purged_jobs(
     assert await pool.fetchval("SELECT count(*) FROM exportd.webhook_attempts") == 0
     pending = await deliveries(pool, waiting)
     assert len(pending) == (1 if what == "delivery" else 0)
+
+
+async def test_get_job_shows_a_bounded_number_of_deliveries(pool: asyncpg.Pool) -> None:
+    # Every terminal change records an event: a job retried again and again
+    # (or flipped by an application's UPDATEs) has as many deliveries as it
+    # likes, and GET /v1/jobs/{id} listed every one, each with 20 attempts.
+    job_id = await insert_job(pool, owner="o", kind="quiet")
+    async with pool.acquire() as conn:
+        for _ in range(OUTBOX_DELIVERIES_SHOWN + 30):
+            await conn.execute("UPDATE exportd.jobs SET state = 'failed' WHERE id = $1", job_id)
+            await conn.execute("UPDATE exportd.jobs SET state = 'pending' WHERE id = $1", job_id)
+    all_rows = await deliveries(pool, job_id)
+    assert len(all_rows) == OUTBOX_DELIVERIES_SHOWN + 30
+    shown = await PgJobStore(pool).deliveries(job_id)
+    # The last ones, oldest first.
+    assert [d["id"] for d in shown] == [r["id"] for r in all_rows[-OUTBOX_DELIVERIES_SHOWN:]]
+
+
+async def test_a_job_row_python_cannot_read_fails_its_delivery_alone(pool: asyncpg.Pool) -> None:
+    # A row the application wrote directly, within every bound of the table
+    # (5 KB of params), whose params hold a number longer than the 4300
+    # digits Python's int() accepts: decoding it failed the fetch of the
+    # whole claimed batch, every event in it waited for its lease and was
+    # claimed with the bad one again, for ever.
+    good = await cancelled_job(pool)
+    bad = await insert_job(pool, owner="o", kind="orders")
+    await pool.execute(
+        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", bad
+    )
+    assert await pool.fetchval("SELECT exportd.cancel($1)", bad)
+    async with receiving([new_secret()]) as receiver:
+        started = time.monotonic()
+        async with delivering(pool, receiver):
+            [good_row] = await settled(pool, good)
+            [bad_row] = await settled(pool, bad)
+            assert time.monotonic() - started < 6
+    assert good_row["state"] == "delivered"
+    assert bad_row["state"] == "failed"
+    assert "cannot read the job" in bad_row["last_error"]
+    assert [r.payload["data"]["id"] for r in receiver.received] == [str(good)]
+
+
+async def test_without_any_url_an_unreadable_row_is_no_target_too(pool: asyncpg.Pool) -> None:
+    # With no URL anywhere the rows are never read: a row Python cannot
+    # decode is marked no_target like every other, not failed.
+    bad = await insert_job(pool, owner="o", kind="orders")
+    await pool.execute(
+        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", bad
+    )
+    assert await pool.fetchval("SELECT exportd.cancel($1)", bad)
+    async with receiving([new_secret()]) as receiver, delivering(pool, receiver, no_urls=True):
+        [row] = await settled(pool, bad)
+    assert row["state"] == "no_target"

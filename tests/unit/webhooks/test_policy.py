@@ -99,3 +99,19 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(" 30 ", NOW) == 30.0
     assert retry_after_seconds(format_datetime(NOW - timedelta(hours=1), usegmt=True), NOW) == 0.0
     assert retry_after_seconds("", NOW) is None
+
+
+@pytest.mark.parametrize(
+    "header", ["²", "³⁰", "1²", "\u0663\u0660x", "1e9", "-5", "inf", "NaN", "9" * 5000]
+)
+def test_retry_after_of_any_text_never_raises(header: str) -> None:
+    # A receiver writes the header: a Unicode digit that str.isdigit() accepts
+    # and float() refuses ("²") raised ValueError out of decide(), crashing the
+    # delivery's task before its outcome was recorded, at every lease, for
+    # ever (never past the retry period) and holding up every later event of
+    # the job.
+    seconds = retry_after_seconds(header, NOW)
+    assert seconds is None or seconds >= 0.0
+    decision = decide(Answer(429, retry_after=header), 1, 0, POLICY, NOW)
+    assert isinstance(decision, RetryLater)
+    assert POLICY.base_seconds <= decision.delay_seconds <= POLICY.max_seconds
