@@ -88,7 +88,10 @@ class WebhookSettings(BaseModel):
     @model_validator(mode="after")
     def _webhooks_consistent(self) -> Any:
         if self.webhook_url is not None and self.webhook_secret is None:
-            raise ValueError("webhook_url needs webhook_secret (events are always signed)")
+            raise ValueError(
+                "EXPORTD_WEBHOOK_URL needs EXPORTD_WEBHOOK_SECRET (events are always signed): "
+                "whsec_ and the base64 of 24 to 64 random bytes, see docs/notifications.md"
+            )
         if self.webhook_backoff_max_seconds < self.webhook_backoff_base_seconds:
             raise ValueError("webhook_backoff_max_seconds must be at least its base")
         if self.webhook_retry_period.total_seconds() < 1:

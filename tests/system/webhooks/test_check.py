@@ -52,7 +52,7 @@ async def test_a_bad_url_or_secret_stops_every_command_in_one_line(
     for extra, message in (
         ({"EXPORTD_WEBHOOK_URL": "ftp://x/y", "EXPORTD_WEBHOOK_SECRET": new_secret()}, "http"),
         ({"EXPORTD_WEBHOOK_SECRET": "whsec_c2hvcnQ="}, "5 bytes"),
-        ({"EXPORTD_WEBHOOK_URL": "https://app.example/h"}, "needs webhook_secret"),
+        ({"EXPORTD_WEBHOOK_URL": "https://app.example/h"}, "needs EXPORTD_WEBHOOK_SECRET"),
     ):
         for command in ("check", "run"):
             result = await exportd(command, env={**env, **extra}, cwd=tmp_path)

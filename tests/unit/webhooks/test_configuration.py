@@ -50,7 +50,7 @@ def test_a_kind_s_own_url_else_the_default() -> None:
 
 
 def test_a_url_needs_a_secret() -> None:
-    with pytest.raises(SettingsError, match="needs webhook_secret"):
+    with pytest.raises(SettingsError, match="EXPORTD_WEBHOOK_URL needs EXPORTD_WEBHOOK_SECRET"):
         load_settings(None, webhook_url="https://app.example/hooks")
     kinds = definitions_from_text(KIND.format(url="https://app.example/hooks"))
     assert "kind(s) k" in str(configuration_problem(kinds, None, 0))
