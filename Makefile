@@ -20,9 +20,9 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.embedded
 
-## run: the daemon on embedded defaults (local S3 server, local Postgres, demo data)
+## run: the daemon on embedded defaults (local S3 server, local Postgres, demo data); DEV_ARGS="--port 8081 --definitions my.toml" passes options to `exportd dev`
 run: $(VENV)/.embedded
-	$(BIN)/exportd dev
+	$(BIN)/exportd dev $(DEV_ARGS)
 
 ## lint: ruff and mypy (strict)
 lint: $(VENV)/.test

@@ -25,7 +25,7 @@ import asyncpg
 from exportd import database
 from exportd.cli.exits import EXIT_OK, CliError
 from exportd.daemon.serve import StartupError, serve
-from exportd.definitions.loader import load_definitions
+from exportd.definitions.loader import DefinitionError, load_definitions
 from exportd.logs import configure_logging
 from exportd.queue.migrations import create_database, migrate
 from exportd.redaction import redact_url
@@ -169,10 +169,29 @@ async def _prepare_database(server_url: str, name: str) -> str:
     return url
 
 
-def main(state: Path, api_port: int, database: str, embedded_postgres: bool) -> int:
+def main(
+    state: Path,
+    api_port: int,
+    database: str,
+    embedded_postgres: bool,
+    definitions: Path | None = None,
+) -> int:
+    """``exportd dev``: the daemon on embedded defaults until Ctrl-C; its exit code.
+
+    ``definitions`` (a TOML file or folder; None: the demo's) are loaded
+    before anything starts, so a problem in them is reported, naming its
+    file, before a server is started. Raises ``CliError`` for a daemon that cannot start.
+    """
     state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
-    definitions_path = Path(str(resources.files("exportd.demo").joinpath("definitions.toml")))
+    if definitions is None:
+        definitions_path = Path(str(resources.files("exportd.demo").joinpath("definitions.toml")))
+    else:
+        definitions_path = definitions.resolve()
+    try:
+        loaded = load_definitions(definitions_path)
+    except DefinitionError as exc:
+        raise CliError(str(exc)) from None
     with (
         local_s3(state) as s3_url,
         local_postgres(state, embedded=embedded_postgres) as server_url,
@@ -215,7 +234,7 @@ In another terminal, export alice's orders and fetch the file:
         )
         configure_logging(settings.log_format, settings.log_level)
         try:
-            asyncio.run(serve(settings, load_definitions(definitions_path)))
+            asyncio.run(serve(settings, loaded))
         except StartupError as exc:
             raise CliError(str(exc)) from None
     return EXIT_OK

@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start an embedded Postgres even when one answers on localhost:5432",
     )
+    dev.add_argument(
+        "--definitions",
+        type=Path,
+        default=None,
+        help="export definitions (a TOML file or folder) instead of the demo's",
+    )
     return parser
 
 
@@ -147,7 +153,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from exportd.cli import dev
 
-        return dev.main(args.dir, args.port, args.database, args.embedded_postgres)
+        return dev.main(
+            args.dir, args.port, args.database, args.embedded_postgres, args.definitions
+        )
     settings = _settings(args)
     if args.command == "run":
         return commands.run(settings)

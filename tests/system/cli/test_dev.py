@@ -9,6 +9,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import aiohttp
@@ -113,3 +114,32 @@ async def test_dev_starts_an_embedded_postgres_when_asked() -> None:
         # The embedded server was stopped with the command.
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
         assert str(root / "state") not in ps.stdout
+
+
+async def test_dev_runs_the_definitions_it_is_given(tmp_path: Path, dev_database: str) -> None:
+    demo = Path(str(resources.files("exportd.demo").joinpath("definitions.toml")))
+    mine = tmp_path / "mine.toml"
+    mine.write_text(demo.read_text("utf-8") + '\n[kinds.orders.quota]\nmax = 9\nper = "P1D"\n')
+    body = await run_dev_and_export(tmp_path, dev_database, "--definitions", str(mine))
+    assert body.startswith("id,placed_at,status")
+    settings = (tmp_path / "state" / "exportd.env").read_text("utf-8")
+    assert f"EXPORTD_DEFINITIONS={mine}\n" in settings
+
+
+async def test_dev_refuses_definitions_with_a_problem_before_it_starts(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[kinds.orders]\nquery = "SELECT 1"\nformats = ["xls"]\n')
+    result = await exportd(
+        "dev",
+        "--dir",
+        str(tmp_path / "state"),
+        "--definitions",
+        str(broken),
+        env=clean_env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "problem" in result.stderr
+    assert str(broken) in result.stderr
+    # Nothing was started: no S3 server's files, no settings written.
+    assert not (tmp_path / "state" / "exportd.env").exists()
