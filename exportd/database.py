@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 import asyncpg
@@ -22,11 +23,37 @@ from exportd.redaction import redact_text
 _UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "40", "58", "XX"})
 
 
+def _int_or_digits(text: str) -> int | str:
+    # Python refuses to turn more than 4,300 digits into an int
+    # (sys.get_int_max_str_digits), and an application may store such a
+    # number (1e5000 is a valid jsonb value of 5,001 digits).
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _float_or_digits(text: str) -> float | str:
+    # A number past a float's range would become inf, which no JSON document
+    # can hold: such a number keeps its digits instead.
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def decode_json(text: str) -> Any:
+    """A json/jsonb value from Postgres as Python values; never raises on what
+    Postgres stored. Numbers no int or float can hold (over 4,300 digits, past
+    a float's range) come back as their digits, a ``str``, so that one row an
+    application wrote never fails a read of many rows or a document built
+    from it."""
+    return json.loads(text, parse_int=_int_or_digits, parse_float=_float_or_digits)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb arrives as Python values, not as text to parse at every call site.
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
-            typename, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+            typename, schema="pg_catalog", encoder=json.dumps, decoder=decode_json
         )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 
-from exportd.database import classify_pg_error, is_unavailable
+from exportd.database import classify_pg_error, decode_json, is_unavailable
 from exportd.errors import ErrorKind
 
 
@@ -72,3 +74,19 @@ def test_outages_are_unavailable_and_retried(exc: BaseException) -> None:
 def test_refusals_and_bugs_are_not_unavailable(exc: BaseException) -> None:
     assert not is_unavailable(exc)
     assert classify_pg_error(exc, "x").kind in {ErrorKind.QUERY_ERROR, ErrorKind.INTERNAL}
+
+
+def test_a_number_past_pythons_int_digit_limit_keeps_its_digits() -> None:
+    digits = "1" + "0" * 5000
+    assert decode_json(f'{{"n": {digits}, "m": -{digits}, "k": 7}}') == {
+        "n": digits,
+        "m": "-" + digits,
+        "k": 7,
+    }
+
+
+def test_a_number_past_a_floats_range_keeps_its_digits_and_stays_valid_json() -> None:
+    text = "1" + "0" * 400 + ".5"
+    value = decode_json(f"[{text}, 0.25]")
+    assert value == [text, 0.25]
+    json.dumps(value, allow_nan=False)  # no Infinity in what is built from it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -428,3 +429,32 @@ async def test_kinds_come_with_their_parameter_schemas(api: str) -> None:
     assert orders["params_schema"]["required"] == ["since"]
     assert orders["params_schema"]["properties"]["since"]["format"] == "date"
     assert "csv" in orders["formats"]
+
+
+async def test_a_row_with_a_number_python_cannot_hold_is_read_like_any_other(
+    api: str, pool: asyncpg.Pool
+) -> None:
+    # An application may store 1e5000 (5,001 digits in jsonb): Python refuses
+    # it as an int, and that must not fail the job's reads, nor the owner's
+    # list, nor make a document no JSON parser takes.
+    good = await insert_job(pool, owner="u1", kind="orders")
+    odd = await pool.fetchval(
+        "INSERT INTO exportd.jobs (owner, kind, params)"
+        " VALUES ('u1', 'orders', '{\"n\": 1e5000, \"f\": 1.5e400}') RETURNING id"
+    )
+
+    def strict(text: str) -> Any:
+        def refuse(name: str) -> None:
+            pytest.fail(f"{name} in a document")
+
+        return json.loads(text, parse_constant=refuse)
+
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(f"{api}/v1/jobs/{odd}") as response:
+            assert response.status == 200
+            doc = strict(await response.text())
+        async with session.get(f"{api}/v1/jobs", params={"owner": "u1"}) as response:
+            assert response.status == 200
+            page = strict(await response.text())
+    assert doc["params"]["n"] == "1" + "0" * 5000
+    assert {j["id"] for j in page["jobs"]} == {str(good), str(odd)}
