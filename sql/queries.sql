@@ -697,8 +697,14 @@ LIMIT $4;
 -- again on its new version (READ COMMITTED), which is no longer due. $3
 -- are rows that could not even record their error, passed over. params and
 -- options come back as text: each row decodes its own, so that one row
--- cannot fail the round. Served by schedules_due_idx.
-SELECT id, owner, kind, params::text AS params_text, format, cron, timezone, next_run_at
+-- cannot fail the round. Served by schedules_due_idx. A next_run_at before
+-- the year 1 ends ('-infinity', an application's "at once", or a date BC)
+-- comes back NULL, as a row never started: the driver reads '-infinity' as a
+-- naive datetime.min no instant compares with, and refuses a date BC
+-- (OverflowError), which would fail the round. A date after it is never due.
+SELECT id, owner, kind, params::text AS params_text, format, cron, timezone,
+       CASE WHEN next_run_at >= '0001-01-02T00:00:00Z'::timestamptz THEN next_run_at END
+           AS next_run_at
 FROM exportd.schedules
 WHERE enabled AND (next_run_at <= $1 OR next_run_at IS NULL)
   AND NOT (id = ANY ($3::uuid[]))
