@@ -99,6 +99,7 @@ async def create_schedule(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = parse_json_body(await request.read())
     wanted = parse_new_schedule(body, ctx.definitions, formats_for, _scope(request))
+    assert wanted.spec is not None  # a new schedule's cron is always read
     first = cron.next_after(wanted.spec, datetime.now(UTC))
     try:
         row = await ctx.queue.schedules.create(new_schedule(wanted, first))
@@ -132,7 +133,9 @@ async def patch_schedule(request: web.Request) -> web.Response:
         next_run_at = row["next_run_at"]
         # A new cron expression or zone, or a schedule enabled again, starts
         # from its next occurrence: the time it was off is not caught up.
-        if (
+        # A schedule disabled with its cron and zone untouched (spec None) keeps
+        # its next run: it is not due while disabled.
+        if changed.spec is not None and (
             (changed.cron, changed.timezone) != (row["cron"], row["timezone"])
             or (changed.enabled and not row["enabled"])
             or next_run_at is None

@@ -88,6 +88,7 @@ async def _add(args: argparse.Namespace, settings: Settings, params: dict[str, A
     except RequestInvalid as exc:
         flags = (f"--{e.field.replace('_', '-')}: {e.message}" for e in exc.errors)
         raise CliError("; ".join(flags), EXIT_USAGE) from None
+    assert wanted.spec is not None  # a new schedule's cron is always read
     first = cron.next_after(wanted.spec, datetime.now(UTC))
     async with _queue(settings.database_url) as queue:
         try:

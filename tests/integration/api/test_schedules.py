@@ -214,3 +214,36 @@ async def test_delete_answers_204_then_404_and_keeps_the_jobs(api: str, pool: as
     assert await delete(f"{api}/v1/schedules/not-an-id", AUTH) == 404
     status, job, _ = await call("GET", f"{api}/v1/jobs/{job_id}", AUTH)
     assert (status, job["schedule_id"]) == (200, made["id"])
+
+
+async def test_patch_disables_a_schedule_whose_cron_or_zone_cannot_be_read(
+    api: str, pool: asyncpg.Pool
+) -> None:
+    # Rows an application inserted itself: the table takes both, the daemon reads neither.
+    for cron_text, zone, field in (
+        ("0 0 30 2 *", "UTC", "cron"),
+        ("0 8 * * 1", "Mars/Olympus", "timezone"),
+    ):
+        schedule_id = await pool.fetchval(
+            "INSERT INTO exportd.schedules (owner, kind, params, cron, timezone)"
+            " VALUES ('u1', 'orders', '{\"since\": \"2025-01-01\"}', $1, $2) RETURNING id",
+            cron_text,
+            zone,
+        )
+        url = f"{api}/v1/schedules/{schedule_id}"
+        status, body, _ = await call("PATCH", url, U1, json={"enabled": False})
+        assert (status, body["enabled"], body["cron"], body["timezone"]) == (
+            200,
+            False,
+            cron_text,
+            zone,
+        ), body
+        # Enabling it again needs what it runs on to be readable: 400 says which.
+        status, body, _ = await call("PATCH", url, U1, json={"enabled": True})
+        assert status == 400
+        assert [e["field"] for e in body["errors"]] == [field]
+        status, body, _ = await call(
+            "PATCH", url, U1, json={"enabled": True, "cron": "0 8 * * 1", "timezone": "UTC"}
+        )
+        assert (status, body["enabled"]) == (200, True), body
+        assert datetime.fromisoformat(body["next_run_at"]) > datetime.now(UTC)
