@@ -802,7 +802,11 @@ SELECT pg_advisory_xact_lock(
 -- row inserted directly may not be decided yet); any other is 'counted'. $4/$5 are the decided job's (created_at, id): only jobs
 -- before it in that order are read, so every daemon decides the same,
 -- whatever the order of the claims; NULL for a job not inserted yet, created
--- now: every job counts then, those of transactions that started later too.
+-- now: every job counts then, those of transactions that started later too,
+-- but none created after this statement's clock (clock_timestamp(): no
+-- committed transaction's now() is later), which only an INSERT that set
+-- created_at ahead makes: it is in no window that ends now, and counting it
+-- would refuse the owner until it leaves a window years away.
 -- An undecided job is decided by the same rule, from the jobs in its own
 -- window (exportd/quotas.py), so the rows start a window ($3, an interval)
 -- before the earliest of them, and never later than one before the decided
@@ -825,7 +829,8 @@ SELECT j.created_at,
        now() AS now
 FROM exportd.jobs AS j, since AS s
 WHERE j.owner = $1 AND j.kind = $2 AND j.created_at > s.at
-  AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))
+  AND CASE WHEN $4::timestamptz IS NULL THEN j.created_at <= clock_timestamp()
+           ELSE (j.created_at, j.id) < ($4::timestamptz, $5::uuid) END
 ORDER BY j.created_at, j.id;
 -- name: webhook_claim
 -- Claim up to $1 deliveries that are due for daemon $2, each with a lease of
