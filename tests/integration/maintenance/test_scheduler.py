@@ -288,3 +288,13 @@ async def test_a_next_run_no_datetime_can_hold_fails_no_round(
         # Started from its next occurrence, or tried again later with the reason.
         assert now < row["next_run_at"] <= now + UNREADABLE_RETRY
         assert row["last_error"] is None or "cannot plan the run" in row["last_error"]
+
+
+async def test_a_posix_zone_the_table_takes_fails_its_row_alone(pool: asyncpg.Pool) -> None:
+    # The table's pattern takes 'UTC+3' (Postgres: three hours west of UTC).
+    posix = await add_schedule(pool, "0 * * * *", zone="UTC+3", next_run_at=T0)
+    good = await add_schedule(pool, "0 * * * *", next_run_at=T0)
+    assert await Scheduler(PgJobStore(pool), valid).run_once(T0 + timedelta(minutes=1)) == 2
+    assert len(await jobs_of(pool, good)) == 1
+    assert await jobs_of(pool, posix) == []
+    assert "IANA time zone" in (await schedule(pool, posix))["last_error"]
