@@ -742,7 +742,9 @@ RETURNING id;
 
 -- name: schedule_clock
 -- The scheduler's "now": the database's clock, the one every daemon shares
--- (a daemon's own clock may be off), read at the start of the round.
+-- (a daemon's own clock may be off), read at the start of the round; and the
+-- instant the API and the command line compute a schedule's next run from,
+-- so that it is never an occurrence the scheduler sees as already passed.
 SELECT clock_timestamp();
 -- name: requeue
 -- POST /v1/jobs/{id}/retry and `exportd retry`: a failed or cancelled job

@@ -10,7 +10,7 @@ whenever its cron expression or time zone changes, or it is enabled again.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -100,7 +100,7 @@ async def create_schedule(request: web.Request) -> web.Response:
     body = parse_json_body(await request.read())
     wanted = parse_new_schedule(body, ctx.definitions, formats_for, _scope(request))
     assert wanted.spec is not None  # a new schedule's cron is always read
-    first = cron.next_after(wanted.spec, datetime.now(UTC))
+    first = cron.next_after(wanted.spec, await ctx.queue.schedules.clock())
     try:
         row = await ctx.queue.schedules.create(new_schedule(wanted, first))
     except ScheduleRefused as exc:
@@ -140,7 +140,7 @@ async def patch_schedule(request: web.Request) -> web.Response:
             or (changed.enabled and not row["enabled"])
             or next_run_at is None
         ):
-            next_run_at = cron.next_after(changed.spec, datetime.now(UTC))
+            next_run_at = cron.next_after(changed.spec, await locked.clock())
         try:
             updated = await locked.update(new_schedule(changed, next_run_at))
         except ScheduleRefused as exc:

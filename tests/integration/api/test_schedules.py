@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
+import pytest
 
+from exportd.api import schedules as api_schedules
 from tests.support.fixtures_api import AUTH, call
 
 U1 = {**AUTH, "X-Exportd-Owner": "u1"}
@@ -247,3 +250,26 @@ async def test_patch_disables_a_schedule_whose_cron_or_zone_cannot_be_read(
         )
         assert (status, body["enabled"]) == (200, True), body
         assert datetime.fromisoformat(body["next_run_at"]) > datetime.now(UTC)
+
+
+async def test_next_runs_follow_the_database_clock_not_the_daemons(
+    api: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This daemon's clock is an hour behind the database's, which the scheduler's
+    # rounds compare: a next run computed from it would be due at once, and run
+    # an occurrence from before the schedule existed.
+    class Behind(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Behind:
+            return cls.fromtimestamp(time.time() - 3600, tz)
+
+    monkeypatch.setattr(api_schedules, "datetime", Behind)
+    every5 = {**MONDAYS, "cron": "*/5 * * * *"}
+    status, made, _ = await call("POST", f"{api}/v1/schedules", AUTH, json=every5)
+    assert status == 201, made
+    db_now = await pool.fetchval("SELECT clock_timestamp()")
+    assert datetime.fromisoformat(made["next_run_at"]) > db_now
+    url = f"{api}/v1/schedules/{made['id']}"
+    status, body, _ = await call("PATCH", url, AUTH, json={"cron": "*/10 * * * *"})
+    assert status == 200, body
+    assert datetime.fromisoformat(body["next_run_at"]) > db_now
