@@ -697,8 +697,14 @@ LIMIT $4;
 -- again on its new version (READ COMMITTED), which is no longer due. $3
 -- are rows that could not even record their error, passed over. params and
 -- options come back as text: each row decodes its own, so that one row
--- cannot fail the round. Served by schedules_due_idx.
-SELECT id, owner, kind, params::text AS params_text, format, cron, timezone, next_run_at
+-- cannot fail the round. Served by schedules_due_idx. A next_run_at before
+-- the year 1 ends ('-infinity', an application's "at once", or a date BC)
+-- comes back NULL, as a row never started: the driver reads '-infinity' as a
+-- naive datetime.min no instant compares with, and refuses a date BC
+-- (OverflowError), which would fail the round. A date after it is never due.
+SELECT id, owner, kind, params::text AS params_text, format, cron, timezone,
+       CASE WHEN next_run_at >= '0001-01-02T00:00:00Z'::timestamptz THEN next_run_at END
+           AS next_run_at
 FROM exportd.schedules
 WHERE enabled AND (next_run_at <= $1 OR next_run_at IS NULL)
   AND NOT (id = ANY ($3::uuid[]))
@@ -736,7 +742,9 @@ RETURNING id;
 
 -- name: schedule_clock
 -- The scheduler's "now": the database's clock, the one every daemon shares
--- (a daemon's own clock may be off), read at the start of the round.
+-- (a daemon's own clock may be off), read at the start of the round; and the
+-- instant the API and the command line compute a schedule's next run from,
+-- so that it is never an occurrence the scheduler sees as already passed.
 SELECT clock_timestamp();
 -- name: requeue
 -- POST /v1/jobs/{id}/retry and `exportd retry`: a failed or cancelled job
@@ -796,7 +804,11 @@ SELECT pg_advisory_xact_lock(
 -- row inserted directly may not be decided yet); any other is 'counted'. $4/$5 are the decided job's (created_at, id): only jobs
 -- before it in that order are read, so every daemon decides the same,
 -- whatever the order of the claims; NULL for a job not inserted yet, created
--- now: every job counts then, those of transactions that started later too.
+-- now: every job counts then, those of transactions that started later too,
+-- but none created after this statement's clock (clock_timestamp(): no
+-- committed transaction's now() is later), which only an INSERT that set
+-- created_at ahead makes: it is in no window that ends now, and counting it
+-- would refuse the owner until it leaves a window years away.
 -- An undecided job is decided by the same rule, from the jobs in its own
 -- window (exportd/quotas.py), so the rows start a window ($3, an interval)
 -- before the earliest of them, and never later than one before the decided
@@ -819,7 +831,8 @@ SELECT j.created_at,
        now() AS now
 FROM exportd.jobs AS j, since AS s
 WHERE j.owner = $1 AND j.kind = $2 AND j.created_at > s.at
-  AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4::timestamptz, $5::uuid))
+  AND CASE WHEN $4::timestamptz IS NULL THEN j.created_at <= clock_timestamp()
+           ELSE (j.created_at, j.id) < ($4::timestamptz, $5::uuid) END
 ORDER BY j.created_at, j.id;
 -- name: webhook_claim
 -- Claim up to $1 deliveries that are due for daemon $2, each with a lease of

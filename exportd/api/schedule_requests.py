@@ -37,7 +37,8 @@ _PATCH_FIELDS = ("params", "format", "options", "cron", "timezone", "enabled")
 @dataclass(frozen=True)
 class ScheduleRequest:
     """A schedule's caller-written fields, every check passed; ``spec`` its cron
-    expression read in its zone."""
+    expression read in its zone (None only for a PATCH that disables a schedule
+    and leaves its cron expression and zone as they are: they are not read)."""
 
     owner: str
     kind: str
@@ -47,7 +48,7 @@ class ScheduleRequest:
     cron: str
     timezone: str
     enabled: bool
-    spec: CronSpec
+    spec: CronSpec | None
 
 
 def _unknown(body: Mapping[str, Any], allowed: Sequence[str]) -> list[FieldError]:
@@ -235,11 +236,15 @@ def parse_schedule_patch(
         errors.extend(options_problems(options))
     cron_text = body.get("cron", row["cron"])
     zone = body.get("timezone", row["timezone"])
-    spec = _cron(cron_text, zone, errors)
     enabled = _enabled(body.get("enabled"), bool(row["enabled"]), errors)
+    # A schedule that stays or becomes disabled with its cron expression and
+    # zone untouched never needs them read: a row the application inserted
+    # with an expression or zone the daemon cannot read can still be turned
+    # off (and its other fields changed) without first guessing a fix.
+    keeps_schedule = "cron" not in body and "timezone" not in body
+    spec = None if keeps_schedule and not enabled else _cron(cron_text, zone, errors)
     if errors:
         raise RequestInvalid(errors)
-    assert spec is not None
     return ScheduleRequest(
         row["owner"], row["kind"], params, fmt, options, cron_text, zone, enabled, spec
     )

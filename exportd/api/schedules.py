@@ -10,7 +10,7 @@ whenever its cron expression or time zone changes, or it is enabled again.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -99,7 +99,8 @@ async def create_schedule(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = parse_json_body(await request.read())
     wanted = parse_new_schedule(body, ctx.definitions, formats_for, _scope(request))
-    first = cron.next_after(wanted.spec, datetime.now(UTC))
+    assert wanted.spec is not None  # a new schedule's cron is always read
+    first = cron.next_after(wanted.spec, await ctx.queue.schedules.clock())
     try:
         row = await ctx.queue.schedules.create(new_schedule(wanted, first))
     except ScheduleRefused as exc:
@@ -132,12 +133,14 @@ async def patch_schedule(request: web.Request) -> web.Response:
         next_run_at = row["next_run_at"]
         # A new cron expression or zone, or a schedule enabled again, starts
         # from its next occurrence: the time it was off is not caught up.
-        if (
+        # A schedule disabled with its cron and zone untouched (spec None) keeps
+        # its next run: it is not due while disabled.
+        if changed.spec is not None and (
             (changed.cron, changed.timezone) != (row["cron"], row["timezone"])
             or (changed.enabled and not row["enabled"])
             or next_run_at is None
         ):
-            next_run_at = cron.next_after(changed.spec, datetime.now(UTC))
+            next_run_at = cron.next_after(changed.spec, await locked.clock())
         try:
             updated = await locked.update(new_schedule(changed, next_run_at))
         except ScheduleRefused as exc:

@@ -79,17 +79,34 @@ async def _connect(url: str) -> asyncpg.Connection:
         ) from None
 
 
+# The deadline of each statement a command sends on the queue, in seconds: a
+# row or advisory lock another session holds (a daemon's round, an
+# application's open transaction, a psql session) or a hung server ends the
+# command with a message instead of leaving the operator's shell waiting.
+CLI_STATEMENT_SECONDS = 30.0
+
+
 @contextlib.asynccontextmanager
 async def _queue(url: str) -> AsyncIterator[PgJobStore]:
-    """The queue on one connection of its own, closed when the block ends."""
+    """The queue on one connection of its own, closed when the block ends; each
+    statement waits at most ``CLI_STATEMENT_SECONDS``, else CliError EXIT_TRY_LATER."""
+    statement_seconds = CLI_STATEMENT_SECONDS
     try:
-        pool = await database.create_pool(url, min_size=1, max_size=1, timeout=10)
+        pool = await database.create_pool(
+            url, min_size=1, max_size=1, timeout=10, command_timeout=statement_seconds
+        )
     except Exception as exc:
         raise CliError(
             f"cannot reach the database at {redact_url(url)}: {redact_text(str(exc), url)}"
         ) from None
     try:
         yield PgJobStore(pool)
+    except TimeoutError:
+        raise CliError(
+            f"the database did not answer within {statement_seconds:g} s (a row or lock "
+            "another session holds, or a server that hangs); the command stopped; try again",
+            EXIT_TRY_LATER,
+        ) from None
     finally:
         await pool.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from exportd.api.requests import RequestInvalid
@@ -88,8 +87,9 @@ async def _add(args: argparse.Namespace, settings: Settings, params: dict[str, A
     except RequestInvalid as exc:
         flags = (f"--{e.field.replace('_', '-')}: {e.message}" for e in exc.errors)
         raise CliError("; ".join(flags), EXIT_USAGE) from None
-    first = cron.next_after(wanted.spec, datetime.now(UTC))
+    assert wanted.spec is not None  # a new schedule's cron is always read
     async with _queue(settings.database_url) as queue:
+        first = cron.next_after(wanted.spec, await queue.schedules.clock())
         try:
             row = await queue.schedules.create(new_schedule(wanted, first))
         except ScheduleRefused as refused:

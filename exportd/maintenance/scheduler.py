@@ -78,9 +78,23 @@ class Scheduler:
         try:
             spec = cron.parse(row["cron"], row["timezone"])
             plan = cron.plan(spec, row["next_run_at"], now, self._catch_up, self._grace)
+            key = (
+                None
+                if plan.occurrence is None
+                else cron.occurrence_key(schedule_id, plan.occurrence)
+            )
         except cron.CronError as exc:
             unreadable = f"cannot read cron {row['cron']!r} in time zone {row['timezone']!r}: {exc}"
             await self._failed(round_, row, Run(None, now + UNREADABLE_RETRY, now, unreadable))
+            return
+        except (ValueError, OverflowError, TypeError) as exc:
+            # An instant of the row that no date arithmetic takes (a year out of
+            # range): this row fails alone, the round goes on.
+            unplannable = (
+                f"cannot plan the run due at {row['next_run_at']!s}: {exc.__class__.__name__}: "
+                f"{exc}; set next_run_at to NULL to start from the next occurrence"
+            )
+            await self._failed(round_, row, Run(None, now + UNREADABLE_RETRY, now, unplannable))
             return
         if plan.occurrence is None:
             if row["next_run_at"] is not None:
@@ -90,7 +104,13 @@ class Scheduler:
                     due_at=row["next_run_at"].isoformat(),
                     next_run_at=plan.next_run_at.isoformat(),
                 )
-            await round_.run(schedule_id, Run(None, plan.next_run_at, None, None))
+            try:
+                await round_.run(schedule_id, Run(None, plan.next_run_at, None, None))
+            except Exception as exc:
+                if not is_row_error(exc):
+                    raise
+                message = row_error("the schedule could not be advanced", exc)
+                await self._failed(round_, row, Run(None, plan.next_run_at, now, message))
             return
         occurrence = plan.occurrence.astimezone(UTC).isoformat()
         error: str | None = None
@@ -100,7 +120,6 @@ class Scheduler:
                 f"({'; '.join(problems)}); its job was made, and fails as invalid_params "
                 "(unknown_kind when the kind is gone)"
             )
-        key = cron.occurrence_key(schedule_id, plan.occurrence)
         try:
             job_id = await round_.run(schedule_id, Run(key, plan.next_run_at, now, error))
         except Exception as exc:

@@ -40,8 +40,10 @@ NAMED: dict[str, str] = {
     "@hourly": "0 * * * *",
 }
 # The shape of an IANA zone name; the table's schedules_timezone_bytes holds
-# the same pattern, so that a POSIX zone string ('UTC+3'), which Postgres
-# reads and Python does not, is refused by both.
+# the same pattern. The pattern alone does not refuse every POSIX zone string:
+# 'UTC+3' (which Postgres reads as UTC-3) matches it, and the table takes it.
+# zone_problem refuses it as a name the tz database does not list, so the API
+# answers 400 and the scheduler fails such a row alone, saying so.
 _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
 
 CatchUp = Literal["latest", "none"]

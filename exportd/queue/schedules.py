@@ -73,6 +73,13 @@ class ScheduleStore:
             raise ScheduleRefused(exc) from exc
         return row
 
+    async def clock(self) -> datetime:
+        """The database's clock now: a new schedule's first occurrence is the first
+        after it, by the clock the scheduler's rounds compare (a daemon's own clock
+        may be off)."""
+        now: datetime = await self._pool.fetchval(queries()["schedule_clock"])
+        return now
+
     async def get(self, schedule_id: uuid.UUID) -> asyncpg.Record | None:
         """The schedule's row, or None."""
         row: asyncpg.Record | None = await self._pool.fetchrow(
@@ -114,6 +121,11 @@ class LockedSchedule:
     def __init__(self, conn: asyncpg.Connection, row: asyncpg.Record | None) -> None:
         self._conn = conn
         self.row = row
+
+    async def clock(self) -> datetime:
+        """The database's clock now (see ``ScheduleStore.clock``)."""
+        now: datetime = await self._conn.fetchval(queries()["schedule_clock"])
+        return now
 
     async def update(self, changed: NewSchedule) -> asyncpg.Record:
         """Write ``changed``'s params, format, options, cron, timezone, enabled and

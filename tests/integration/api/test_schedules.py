@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
+import pytest
 
+from exportd.api import schedules as api_schedules
 from tests.support.fixtures_api import AUTH, call
 
 U1 = {**AUTH, "X-Exportd-Owner": "u1"}
@@ -214,3 +217,59 @@ async def test_delete_answers_204_then_404_and_keeps_the_jobs(api: str, pool: as
     assert await delete(f"{api}/v1/schedules/not-an-id", AUTH) == 404
     status, job, _ = await call("GET", f"{api}/v1/jobs/{job_id}", AUTH)
     assert (status, job["schedule_id"]) == (200, made["id"])
+
+
+async def test_patch_disables_a_schedule_whose_cron_or_zone_cannot_be_read(
+    api: str, pool: asyncpg.Pool
+) -> None:
+    # Rows an application inserted itself: the table takes both, the daemon reads neither.
+    for cron_text, zone, field in (
+        ("0 0 30 2 *", "UTC", "cron"),
+        ("0 8 * * 1", "Mars/Olympus", "timezone"),
+    ):
+        schedule_id = await pool.fetchval(
+            "INSERT INTO exportd.schedules (owner, kind, params, cron, timezone)"
+            " VALUES ('u1', 'orders', '{\"since\": \"2025-01-01\"}', $1, $2) RETURNING id",
+            cron_text,
+            zone,
+        )
+        url = f"{api}/v1/schedules/{schedule_id}"
+        status, body, _ = await call("PATCH", url, U1, json={"enabled": False})
+        assert (status, body["enabled"], body["cron"], body["timezone"]) == (
+            200,
+            False,
+            cron_text,
+            zone,
+        ), body
+        # Enabling it again needs what it runs on to be readable: 400 says which.
+        status, body, _ = await call("PATCH", url, U1, json={"enabled": True})
+        assert status == 400
+        assert [e["field"] for e in body["errors"]] == [field]
+        status, body, _ = await call(
+            "PATCH", url, U1, json={"enabled": True, "cron": "0 8 * * 1", "timezone": "UTC"}
+        )
+        assert (status, body["enabled"]) == (200, True), body
+        assert datetime.fromisoformat(body["next_run_at"]) > datetime.now(UTC)
+
+
+async def test_next_runs_follow_the_database_clock_not_the_daemons(
+    api: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This daemon's clock is an hour behind the database's, which the scheduler's
+    # rounds compare: a next run computed from it would be due at once, and run
+    # an occurrence from before the schedule existed.
+    class Behind(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Behind:
+            return cls.fromtimestamp(time.time() - 3600, tz)
+
+    monkeypatch.setattr(api_schedules, "datetime", Behind)
+    every5 = {**MONDAYS, "cron": "*/5 * * * *"}
+    status, made, _ = await call("POST", f"{api}/v1/schedules", AUTH, json=every5)
+    assert status == 201, made
+    db_now = await pool.fetchval("SELECT clock_timestamp()")
+    assert datetime.fromisoformat(made["next_run_at"]) > db_now
+    url = f"{api}/v1/schedules/{made['id']}"
+    status, body, _ = await call("PATCH", url, AUTH, json={"cron": "*/10 * * * *"})
+    assert status == 200, body
+    assert datetime.fromisoformat(body["next_run_at"]) > db_now

@@ -261,3 +261,40 @@ async def test_without_a_given_instant_the_round_runs_on_the_database_clock(
     assert len(await jobs_of(pool, due)) == 1
     assert await jobs_of(pool, later) == []
     assert (await schedule(pool, due))["next_run_at"] > db_now
+
+
+@pytest.mark.parametrize("catch_up", ["latest", "none"])
+async def test_a_next_run_no_datetime_can_hold_fails_no_round(
+    pool: asyncpg.Pool, catch_up: cron.CatchUp
+) -> None:
+    good = await add_schedule(pool, "*/5 * * * *", next_run_at=T0)
+    # An application's "at once" and "long ago": asyncpg reads '-infinity' as a
+    # naive datetime.min, and refuses a date BC; '0001-01-01Z' is a year 0 in
+    # any zone west of UTC.
+    odd = {}
+    for when in ("-infinity", "0100-01-01 BC", "0001-01-01T00:00:00Z"):
+        odd[when] = await add_schedule(pool, "0 * * * *", zone="America/New_York")
+        await pool.execute(
+            "UPDATE exportd.schedules SET next_run_at = $2::text::timestamptz WHERE id = $1",
+            odd[when],
+            when,
+        )
+    scheduler = Scheduler(PgJobStore(pool), valid, catch_up=catch_up)
+    now = T0 + timedelta(minutes=1)
+    assert await scheduler.run_once(now) == 4
+    assert len(await jobs_of(pool, good)) == 1
+    for schedule_id in odd.values():
+        row = await schedule(pool, schedule_id)
+        # Started from its next occurrence, or tried again later with the reason.
+        assert now < row["next_run_at"] <= now + UNREADABLE_RETRY
+        assert row["last_error"] is None or "cannot plan the run" in row["last_error"]
+
+
+async def test_a_posix_zone_the_table_takes_fails_its_row_alone(pool: asyncpg.Pool) -> None:
+    # The table's pattern takes 'UTC+3' (Postgres: three hours west of UTC).
+    posix = await add_schedule(pool, "0 * * * *", zone="UTC+3", next_run_at=T0)
+    good = await add_schedule(pool, "0 * * * *", next_run_at=T0)
+    assert await Scheduler(PgJobStore(pool), valid).run_once(T0 + timedelta(minutes=1)) == 2
+    assert len(await jobs_of(pool, good)) == 1
+    assert await jobs_of(pool, posix) == []
+    assert "IANA time zone" in (await schedule(pool, posix))["last_error"]

@@ -214,3 +214,19 @@ async def test_a_row_claimed_but_not_yet_decided_counts_as_its_decision_will_say
     c = await insert_at(pool, timedelta(hours=1))
     assert await store.quota_retry_at(await as_claimed(pool, c), ONE_A_DAY) is None
     assert await store.quota_retry_at(await as_claimed(pool, b), ONE_A_DAY) is not None
+
+
+async def test_a_row_created_in_the_future_counts_at_neither_door_until_then(
+    pool: asyncpg.Pool,
+) -> None:
+    # An application's INSERT set created_at ten years ahead: it is created
+    # within no window that ends now, so it refuses nobody now, at either door.
+    store = PgJobStore(pool)
+    await insert_at(pool, -timedelta(days=3650), state="completed")
+    made = await store.enqueue(NewJob("alice", "full"), ONE_A_DAY)
+    assert made.created
+    assert await store.quota_retry_at(await as_claimed(pool, made.row["id"]), ONE_A_DAY) is None
+    # The count is still exact: the request's own job counts.
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.enqueue(NewJob("alice", "full"), ONE_A_DAY)
+    assert refused.value.retry_at == made.row["created_at"] + DAY
