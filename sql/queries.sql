@@ -663,9 +663,12 @@ SELECT * FROM exportd.schedules WHERE id = $1 FOR UPDATE;
 -- name: schedule_update
 -- The fields PATCH changed ($2 params, $3 format, $4 options, $5 cron, $6
 -- time zone, $7 enabled, $8 next run), all given (the unchanged ones as
--- they were), on the row schedule_lock holds.
+-- they were), on the row schedule_lock holds. params and options NULL: kept
+-- as stored, never re-encoded from their Python form (a number no Python
+-- int holds is read back as its digits, and must not be written back so).
 UPDATE exportd.schedules
-SET params = $2::jsonb, format = $3, options = $4::jsonb, cron = $5, timezone = $6,
+SET params = coalesce($2::jsonb, params), format = $3,
+    options = coalesce($4::jsonb, options), cron = $5, timezone = $6,
     enabled = $7, next_run_at = $8
 WHERE id = $1
 RETURNING *;

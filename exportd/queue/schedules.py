@@ -136,9 +136,10 @@ class LockedSchedule:
             row: asyncpg.Record = await self._conn.fetchrow(
                 queries()["schedule_update"],
                 self.row["id"],
-                changed.params,
+                # Unchanged documents are left as stored (see schedule_update).
+                None if changed.params == self.row["params"] else changed.params,
                 changed.format,
-                changed.options,
+                None if changed.options == self.row["options"] else changed.options,
                 changed.cron,
                 changed.timezone,
                 changed.enabled,

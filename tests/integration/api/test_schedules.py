@@ -273,3 +273,30 @@ async def test_next_runs_follow_the_database_clock_not_the_daemons(
     status, body, _ = await call("PATCH", url, AUTH, json={"cron": "*/10 * * * *"})
     assert status == 200, body
     assert datetime.fromisoformat(body["next_run_at"]) > db_now
+
+
+async def test_a_stored_number_python_cannot_hold_is_listed_and_kept_by_a_patch(
+    api: str, pool: asyncpg.Pool
+) -> None:
+    # An application may store 1e5000 in a schedule's params (5,001 digits):
+    # it is read back as its digits, and a PATCH that does not send the
+    # document leaves it exactly as stored, never re-encoded as a string.
+    schedule_id = await pool.fetchval(
+        "INSERT INTO exportd.schedules (owner, kind, params, cron)"
+        " VALUES ('u1', 'orders', '{\"since\": \"2025-01-01\", \"n\": 1e5000}',"
+        " '0 8 * * 1') RETURNING id"
+    )
+    before = await pool.fetchval(
+        "SELECT params::text FROM exportd.schedules WHERE id = $1", schedule_id
+    )
+    status, body, _ = await call("GET", f"{api}/v1/schedules?owner=u1", U1)
+    assert status == 200, body
+    assert [s["params"]["n"] for s in body["schedules"]] == ["1" + "0" * 5000]
+    status, body, _ = await call(
+        "PATCH", f"{api}/v1/schedules/{schedule_id}", U1, json={"enabled": False}
+    )
+    assert (status, body["enabled"]) == (200, False), body
+    after = await pool.fetchval(
+        "SELECT params::text FROM exportd.schedules WHERE id = $1", schedule_id
+    )
+    assert after == before
