@@ -121,8 +121,8 @@ def _cron(raw_cron: object, raw_zone: object, errors: list[FieldError]) -> cron.
         ok = False
     else:
         try:
-            # Its shape, whatever the zone: a wrong zone must not hide it.
-            cron.cron_fields(raw_cron)
+            # Read in UTC whatever the zone: a wrong zone must not hide it.
+            cron.parse(raw_cron, "UTC")
         except cron.CronError as exc:
             errors.append(FieldError("cron", str(exc)))
             ok = False

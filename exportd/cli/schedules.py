@@ -30,7 +30,9 @@ def add_parser(sub: Any) -> None:
     """The ``schedule`` verb and its three sub-verbs, on ``sub`` (argparse's subparsers)."""
     schedule = sub.add_parser("schedule", help="recurring exports: add, list, remove")
     verbs = schedule.add_subparsers(dest="schedule_command", required=True, metavar="VERB")
-    add = verbs.add_parser("add", help="add a recurring export; prints its id and next run")
+    add = verbs.add_parser(
+        "add", help="add a recurring export; prints the schedule as JSON (id, next_run_at...)"
+    )
     add.add_argument("kind", help="name of an export definition")
     add.add_argument("--owner", required=True, help="user or tenant whose data is exported")
     add.add_argument("--cron", required=True, help="five fields, e.g. '0 8 * * 1', or @daily")

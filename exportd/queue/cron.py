@@ -128,10 +128,23 @@ def next_after(spec: CronSpec, instant: datetime) -> datetime:
     try:
         following = next(CronSim(spec.fields, local))
     except CronSimError as exc:
-        raise CronError(str(exc) or "cannot be read") from None
+        raise CronError(_reason(spec.fields, str(exc) or "cannot be read")) from None
     except StopIteration:
         raise CronError("never occurs (no match within 50 years)") from None
     return following.astimezone(UTC)
+
+
+def _reason(fields: str, message: str) -> str:
+    """cronsim's ``message`` about ``fields``, said for a person: cronsim calls a
+    day that no month given has (``0 0 30 2 *``) a bad day of the month."""
+    parts = fields.split()
+    if message == "Bad day-of-month" and len(parts) == 5:
+        try:
+            CronSim(" ".join([*parts[:3], "*", parts[4]]), datetime(2000, 1, 1))
+        except CronSimError:
+            return message
+        return "never occurs: no month it names has that day of the month"
+    return message
 
 
 @dataclass(frozen=True)

@@ -300,3 +300,16 @@ async def test_a_stored_number_python_cannot_hold_is_listed_and_kept_by_a_patch(
         "SELECT params::text FROM exportd.schedules WHERE id = $1", schedule_id
     )
     assert after == before
+
+
+async def test_a_bad_zone_hides_no_problem_of_the_cron_expression(api: str) -> None:
+    body = {
+        "owner": "u1",
+        "kind": "orders",
+        "params": {"since": "2025-01-01"},
+        "cron": "61 * * * *",
+        "timezone": "Mars/Base",
+    }
+    status, answer, _ = await call("POST", f"{api}/v1/schedules", U1, json=body)
+    assert status == 400
+    assert sorted(e["field"] for e in answer["errors"]) == ["cron", "timezone"]

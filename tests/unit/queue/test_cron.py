@@ -229,3 +229,14 @@ def test_the_schedules_migration_holds_the_numbers_of_limits() -> None:
     ):
         assert f"<= {number}" in sql, number
     assert f"{limits.JSON_MAX_DEPTH} to last" in sql
+
+
+@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4,6 *"])
+def test_a_day_no_month_named_has_is_said_to_never_occur(expression: str) -> None:
+    with pytest.raises(cron.CronError, match="never occurs"):
+        cron.parse(expression, "UTC")
+
+
+def test_a_day_past_31_is_still_a_bad_day_of_the_month() -> None:
+    with pytest.raises(cron.CronError, match="Bad day-of-month"):
+        cron.parse("0 0 32 * *", "UTC")
