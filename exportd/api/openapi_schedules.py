@@ -7,7 +7,8 @@ from typing import Any
 
 from exportd import limits
 from exportd.api.openapi_components import TS, bounded, ref
-from exportd.api.schedule_requests import DEFAULT_LIMIT, DEFAULT_TIMEZONE, MAX_LIMIT
+from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
+from exportd.api.schedule_requests import DEFAULT_TIMEZONE
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 
 _TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}

@@ -162,6 +162,52 @@ def _repeated(
     return values or None
 
 
+def owner_param(
+    multi: Mapping[str, Sequence[str]], scope: str | None, errors: list[FieldError]
+) -> str | None:
+    """The owner a list route reads: ``owner`` of the query string, or the
+    request's ``scope`` when it gives none; a different owner than the scope's
+    is a problem. Each problem appended to ``errors``; None only with one."""
+    # owner_scope was read (and checked) into ``scope``; its values must agree alike.
+    single_value(multi, "owner_scope", limits.OWNER_MAX_BYTES, errors)
+    owner = single_value(multi, "owner", limits.OWNER_MAX_BYTES, errors)
+    if owner is None:
+        if "owner" not in multi:
+            owner = scope
+            if owner is None:
+                errors.append(FieldError("owner", "is required"))
+    elif problem := identifier_problem(owner, limits.OWNER_MAX_BYTES):
+        errors.append(FieldError("owner", problem))
+    elif scope is not None and owner != scope:
+        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+    return owner
+
+
+def page_params(
+    multi: Mapping[str, Sequence[str]], errors: list[FieldError]
+) -> tuple[int, Cursor | None]:
+    """A keyset page's ``limit`` (1 to MAX_LIMIT, default DEFAULT_LIMIT) and
+    ``cursor`` (None: the first page) from the query string ``multi``; each
+    problem appended to ``errors``, as every list route reports them."""
+    limit = DEFAULT_LIMIT
+    raw_limit = single_value(multi, "limit", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
+    cursor = None
+    raw_cursor = single_value(multi, "cursor", limits.QUERY_VALUE_MAX_BYTES, errors)
+    if raw_cursor:
+        try:
+            cursor = Cursor.decode(raw_cursor)
+        except ValueError as exc:
+            errors.append(FieldError("cursor", str(exc)))
+    return limit, cursor
+
+
 def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> ListQuery:
     """``GET /v1/jobs``: ``multi`` has every value of each query parameter.
 
@@ -176,18 +222,7 @@ def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> L
             )
         )
 
-    # owner_scope was read (and checked) into ``scope``; its values must agree alike.
-    single_value(multi, "owner_scope", limits.OWNER_MAX_BYTES, errors)
-    owner = single_value(multi, "owner", limits.OWNER_MAX_BYTES, errors)
-    if owner is None:
-        if "owner" not in multi:
-            owner = scope
-            if owner is None:
-                errors.append(FieldError("owner", "is required"))
-    elif problem := identifier_problem(owner, limits.OWNER_MAX_BYTES):
-        errors.append(FieldError("owner", problem))
-    elif scope is not None and owner != scope:
-        errors.append(FieldError("owner", "must equal the owner scope of the request"))
+    owner = owner_param(multi, scope, errors)
 
     states = _repeated(multi, "state", limits.QUERY_VALUE_MAX_BYTES, errors)
     for state in states or ():
@@ -207,23 +242,7 @@ def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> L
             except ValueError as exc:
                 errors.append(FieldError(name, str(exc)))
 
-    limit = DEFAULT_LIMIT
-    raw_limit = single_value(multi, "limit", limits.QUERY_VALUE_MAX_BYTES, errors)
-    if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= MAX_LIMIT:
-            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
-
-    cursor = None
-    raw_cursor = single_value(multi, "cursor", limits.QUERY_VALUE_MAX_BYTES, errors)
-    if raw_cursor:
-        try:
-            cursor = Cursor.decode(raw_cursor)
-        except ValueError as exc:
-            errors.append(FieldError("cursor", str(exc)))
+    limit, cursor = page_params(multi, errors)
 
     if errors:
         raise RequestInvalid(errors)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exportd import limits
-from exportd.api.query_params import Cursor, single_value
+from exportd.api.query_params import Cursor, owner_param, page_params
 from exportd.api.requests import FieldError, RequestInvalid, _shown, params_problems
 from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import default_format
@@ -27,8 +27,6 @@ from exportd.queue.cron import CronSpec
 from exportd.queue.enqueue import NewJob, problems
 
 DEFAULT_TIMEZONE = "UTC"
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 
 _CREATE_FIELDS = ("owner", "kind", "params", "format", "options", "cron", "timezone", "enabled")
 _PATCH_FIELDS = ("params", "format", "options", "cron", "timezone", "enabled")
@@ -269,33 +267,8 @@ def parse_schedule_list_query(
         FieldError(_shown(name), f"unknown parameter; allowed: {', '.join(sorted(_LIST_PARAMS))}")
         for name in sorted(set(multi) - _LIST_PARAMS)
     ]
-    single_value(multi, "owner_scope", limits.OWNER_MAX_BYTES, errors)
-    owner = single_value(multi, "owner", limits.OWNER_MAX_BYTES, errors)
-    if owner is None:
-        if "owner" not in multi:
-            owner = scope
-            if owner is None:
-                errors.append(FieldError("owner", "is required"))
-    elif problem := identifier_problem(owner, limits.OWNER_MAX_BYTES):
-        errors.append(FieldError("owner", problem))
-    elif scope is not None and owner != scope:
-        errors.append(FieldError("owner", "must equal the owner scope of the request"))
-    limit = DEFAULT_LIMIT
-    raw_limit = single_value(multi, "limit", limits.QUERY_VALUE_MAX_BYTES, errors)
-    if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= MAX_LIMIT:
-            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_LIMIT}"))
-    cursor = None
-    raw_cursor = single_value(multi, "cursor", limits.QUERY_VALUE_MAX_BYTES, errors)
-    if raw_cursor:
-        try:
-            cursor = Cursor.decode(raw_cursor)
-        except ValueError as exc:
-            errors.append(FieldError("cursor", str(exc)))
+    owner = owner_param(multi, scope, errors)
+    limit, cursor = page_params(multi, errors)
     if errors:
         raise RequestInvalid(errors)
     assert owner is not None
