@@ -450,27 +450,34 @@ async def test_get_job_shows_a_bounded_number_of_deliveries(pool: asyncpg.Pool) 
 
 
 async def test_a_job_row_python_cannot_read_fails_its_delivery_alone(pool: asyncpg.Pool) -> None:
-    # A row the application wrote directly, within every bound of the table
-    # (5 KB of params), whose params hold a number longer than the 4300
-    # digits Python's int() accepts: decoding it failed the fetch of the
-    # whole claimed batch, every event in it waited for its lease and was
-    # claimed with the bad one again, for ever.
+    # A row the application wrote directly that the driver cannot decode (a
+    # created_at before year 1, which no Python datetime holds): decoding it
+    # failed the fetch of the whole claimed batch, every event in it waited
+    # for its lease and was claimed with the bad one again, for ever. A row
+    # whose params hold a number no Python int holds (1e5000) is read, its
+    # number as its digits, and delivered like any other.
     good = await cancelled_job(pool)
-    bad = await insert_job(pool, owner="o", kind="orders")
+    big = await insert_job(pool, owner="o", kind="orders")
     await pool.execute(
-        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", bad
+        "UPDATE exportd.jobs SET params = '{\"n\": 1e5000}'::jsonb WHERE id = $1", big
     )
+    assert await pool.fetchval("SELECT exportd.cancel($1)", big)
+    bad = await insert_job(pool, owner="o", kind="orders")
+    await pool.execute("UPDATE exportd.jobs SET created_at = '0100-01-01 BC' WHERE id = $1", bad)
     assert await pool.fetchval("SELECT exportd.cancel($1)", bad)
     async with receiving([new_secret()]) as receiver:
         started = time.monotonic()
         async with delivering(pool, receiver):
             [good_row] = await settled(pool, good)
+            [big_row] = await settled(pool, big)
             [bad_row] = await settled(pool, bad)
             assert time.monotonic() - started < 6
-    assert good_row["state"] == "delivered"
+    assert (good_row["state"], big_row["state"]) == ("delivered", "delivered")
     assert bad_row["state"] == "failed"
     assert "cannot read the job" in bad_row["last_error"]
-    assert [r.payload["data"]["id"] for r in receiver.received] == [str(good)]
+    delivered = {r.payload["data"]["id"]: r.payload["data"] for r in receiver.received}
+    assert set(delivered) == {str(good), str(big)}
+    assert delivered[str(big)]["params"]["n"] == "1" + "0" * 5000
 
 
 async def test_without_any_url_an_unreadable_row_is_no_target_too(pool: asyncpg.Pool) -> None:
