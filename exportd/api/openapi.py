@@ -11,9 +11,17 @@ from typing import Any
 
 from exportd import __version__, limits
 from exportd.api import openapi_pauses
-from exportd.api.openapi_components import SCHEMAS, STATE, TS, TS_RANGE, bounded, ref
+from exportd.api.openapi_components import (
+    PAGE,
+    SCHEMAS,
+    STATE,
+    TS,
+    TS_RANGE,
+    bounded,
+    param,
+    ref,
+)
 from exportd.api.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
-from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
@@ -28,31 +36,22 @@ def _error(description: str) -> dict[str, Any]:
     return _json(ref("Error"), description)
 
 
-def _param(
-    name: str, where: str, schema: dict[str, Any], description: str = "", **extra: Any
-) -> dict[str, Any]:
-    param = {"name": name, "in": where, "required": where == "path", "schema": schema, **extra}
-    if description:
-        param["description"] = description
-    return param
-
-
 _OWNER = bounded(limits.OWNER_MAX_BYTES)
 _ONE_OWNER = " Given more than once, every value must be the same owner (else 400)."
-_SCOPE_HEADER = _param(
+_SCOPE_HEADER = param(
     "X-Exportd-Owner",
     "header",
     _OWNER,
     "Act for this owner only: other owners' jobs are answered 404." + _ONE_OWNER,
 )
-_SCOPE_QUERY = _param(
+_SCOPE_QUERY = param(
     "owner_scope",
     "query",
     _OWNER,
     "The owner scope, for callers that cannot set a header." + _ONE_OWNER,
 )
 _QUERY_VALUE = {"maxLength": limits.QUERY_VALUE_MAX_BYTES}
-_JOB_ID = _param("id", "path", {"type": "string", "format": "uuid"})
+_JOB_ID = param("id", "path", {"type": "string", "format": "uuid"})
 _SCOPED = [_SCOPE_HEADER, _SCOPE_QUERY]
 
 _UNAUTHORIZED = _error("No valid bearer token.")
@@ -163,13 +162,13 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "summary": "An owner's jobs, newest first, a page at a time.",
                         "parameters": [
-                            _param(
+                            param(
                                 "owner",
                                 "query",
                                 _OWNER,
                                 "Required unless the request has an owner scope.",
                             ),
-                            _param(
+                            param(
                                 "state",
                                 "query",
                                 {
@@ -180,7 +179,7 @@ def openapi_document() -> dict[str, Any]:
                                 style="form",
                                 explode=True,
                             ),
-                            _param(
+                            param(
                                 "kind",
                                 "query",
                                 {
@@ -191,34 +190,19 @@ def openapi_document() -> dict[str, Any]:
                                 style="form",
                                 explode=True,
                             ),
-                            _param(
+                            param(
                                 "created_after",
                                 "query",
                                 {**TS, **_QUERY_VALUE},
                                 f"Strictly after. {TS_RANGE}",
                             ),
-                            _param(
+                            param(
                                 "created_before",
                                 "query",
                                 {**TS, **_QUERY_VALUE},
                                 f"Strictly before. {TS_RANGE}",
                             ),
-                            _param(
-                                "limit",
-                                "query",
-                                {
-                                    "type": "integer",
-                                    "minimum": 1,
-                                    "maximum": MAX_LIMIT,
-                                    "default": DEFAULT_LIMIT,
-                                },
-                            ),
-                            _param(
-                                "cursor",
-                                "query",
-                                {"type": "string", **_QUERY_VALUE},
-                                "next_cursor of the previous page.",
-                            ),
+                            *PAGE,
                             *_SCOPED,
                         ],
                     },

@@ -1,5 +1,6 @@
 """The schemas of the OpenAPI document's components (Job, NewJob, Error), and the small
-schemas its paths share with them: timestamps, job states, bounded strings.
+schemas and parameters its paths share: timestamps, job states, bounded
+strings, a parameter, the parameters of a keyset page.
 
 ``exportd.api.openapi`` assembles the document from these.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import limits
+from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 from exportd.queue.enqueue import (
     DEFAULT_FORMAT,
@@ -18,6 +20,32 @@ from exportd.queue.enqueue import (
     PRIORITY_RANGE,
 )
 from exportd.queue.job import STATES
+
+
+def param(
+    name: str, where: str, schema: dict[str, Any], description: str = "", **extra: Any
+) -> dict[str, Any]:
+    """One OpenAPI parameter: ``where`` is path, query or header (a path's is required)."""
+    found = {"name": name, "in": where, "required": where == "path", "schema": schema, **extra}
+    if description:
+        found["description"] = description
+    return found
+
+
+# The page of a keyset-paginated list route (api.query_params.page_params).
+PAGE = [
+    param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    ),
+    param(
+        "cursor",
+        "query",
+        {"type": "string", "maxLength": limits.QUERY_VALUE_MAX_BYTES},
+        "next_cursor of the previous page.",
+    ),
+]
 
 TS = {"type": "string", "format": "date-time"}
 _TS_OR_NULL = {"type": ["string", "null"], "format": "date-time"}

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import limits
-from exportd.api.openapi_components import TS, bounded, ref
-from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
+from exportd.api.openapi_components import PAGE, TS, bounded, param, ref
 from exportd.api.schedule_requests import DEFAULT_TIMEZONE
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 
@@ -105,19 +104,12 @@ def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, A
     }
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    param = {"name": name, "in": where, "required": where == "path", "schema": schema}
-    if description:
-        param["description"] = description
-    return param
-
-
 _OWNER = bounded(limits.OWNER_MAX_BYTES)
 _SCOPED = [
-    _param("X-Exportd-Owner", "header", _OWNER, "Act for this owner only."),
-    _param("owner_scope", "query", _OWNER, "The owner scope, for callers without headers."),
+    param("X-Exportd-Owner", "header", _OWNER, "Act for this owner only."),
+    param("owner_scope", "query", _OWNER, "The owner scope, for callers without headers."),
 ]
-_ID = _param("id", "path", {"type": "string", "format": "uuid"})
+_ID = param("id", "path", {"type": "string", "format": "uuid"})
 _NOT_FOUND = _json(ref("Error"), "No such schedule (or another owner's, under an owner scope).")
 _INVALID = _json(ref("Error"), "The request is invalid; `errors` lists every problem.")
 _TOO_LARGE = _json(ref("Error"), f"The body is over {limits.REQUEST_BODY_MAX_BYTES} bytes.")
@@ -152,23 +144,8 @@ def schedule_paths() -> dict[str, Any]:
                 {
                     "summary": "An owner's schedules, newest first, a page at a time.",
                     "parameters": [
-                        _param("owner", "query", _OWNER, "Required unless the request is scoped."),
-                        _param(
-                            "limit",
-                            "query",
-                            {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": MAX_LIMIT,
-                                "default": DEFAULT_LIMIT,
-                            },
-                        ),
-                        _param(
-                            "cursor",
-                            "query",
-                            {"type": "string", "maxLength": limits.QUERY_VALUE_MAX_BYTES},
-                            "next_cursor of the previous page.",
-                        ),
+                        param("owner", "query", _OWNER, "Required unless the request is scoped."),
+                        *PAGE,
                         *_SCOPED,
                     ],
                 },
