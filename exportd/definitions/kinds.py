@@ -11,9 +11,10 @@ from __future__ import annotations
 import string
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from exportd.definitions.options.model import DEFAULT_OPTIONS, DEFAULT_XLSX, JobOptions, XlsxPolicy
 from exportd.definitions.params.schema import json_schema
 from exportd.definitions.params.spec import InvalidParams, ParamSpec
 from exportd.definitions.params.validation import validate_params as _validate_params
@@ -79,6 +80,13 @@ class Kind:
     # Where this kind's webhooks go, written by the operator in the definition
     # (never taken from a job or a request); None: EXPORTD_WEBHOOK_URL.
     webhook_url: str | None = None
+    # The options a job gets unless it says otherwise ([kinds.NAME.options]), and the
+    # option paths ("timezone", "csv.delimiter", "csv" for all of it) a job may not set.
+    options: JobOptions = DEFAULT_OPTIONS
+    locked_options: tuple[str, ...] = ()
+    # Headers for columns, by column name ([kinds.NAME.labels]): CSV and xlsx.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    xlsx: XlsxPolicy = DEFAULT_XLSX
 
     @property
     def query(self) -> str | None:
@@ -99,6 +107,13 @@ class Kind:
         if errors:
             raise InvalidParams(errors)
         return values
+
+    def options_for(self, raw: object) -> JobOptions:
+        """A job's options document merged over this kind's defaults, or InvalidParams
+        listing every problem (each field named ``options.<path>``)."""
+        if raw is None or raw == {}:
+            return self.options
+        raise InvalidParams([])  # replaced by the options parser
 
     def bind(self, owner: str, values: Mapping[str, object]) -> str:
         """The first dataset's statement for validated ``values`` (see ``Dataset.bind``)."""

@@ -21,6 +21,7 @@ import asyncpg
 from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.literals import UnsafeValue
+from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.formats import Container, Format, format_for
@@ -104,6 +105,7 @@ class _Job:
     values: dict[str, object]
     upload: ObjectUpload
     tracker: Tracker
+    options: JobOptions = DEFAULT_OPTIONS
 
 
 @dataclass
@@ -140,6 +142,7 @@ class Exporter:
         job = ctx.job
         kind, fmt = self.resolve(job.kind, job.format)
         values = kind.validate(job.params)
+        options = kind.options_for(job.options)
         filename = kind.filename(values, fmt.name)
         key = object_key(self._options.prefix, job.owner, job.id, filename)
 
@@ -165,7 +168,7 @@ class Exporter:
             commit_seconds=commit_request_seconds(self._options.lease_seconds),
             logger=ctx.log,
         )
-        state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload))
+        state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload), options)
         try:
             rows = await self._within_duration(state)
         except ExportError:
@@ -228,7 +231,8 @@ class Exporter:
 
     async def _read(self, snapshot: _Snapshot, job: _Job) -> int:
         conn = snapshot.conn
-        await start_session(conn, job.kind.timeout_seconds, self._options.timezone)
+        timezone = job.options.timezone or self._options.timezone
+        await start_session(conn, job.kind.timeout_seconds, timezone)
         for dataset in _sql(job.kind):
             try:
                 sql = dataset.bind(job.ctx.job.owner, job.values)

@@ -31,6 +31,8 @@ class Job:
     # Why the stored params could not be decoded (too deep, too big); the
     # worker then fails the job as invalid_params without running it.
     params_error: str | None = None
+    # The job's options document as stored ({} when none); validated before use.
+    options: Any = None
 
     @classmethod
     def from_record(cls, row: Any) -> Job:
