@@ -523,6 +523,21 @@ SELECT EXISTS (
 EXPLAIN (FORMAT JSON)
 /* dataset */;
 
+-- name: count_rows_upto
+-- A dataset's rows, counted up to $1 (a job's split_rows + 1): whether its
+-- result is split into parts is decided in the job's snapshot before the
+-- object is named. The LIMIT stops the scan at $1 rows, but a query whose
+-- first rows need all of its input (a sort without an index, an aggregate)
+-- still reads all of it.
+SELECT count(*)
+FROM (
+    SELECT 1
+    FROM (
+/* dataset */
+    ) AS t
+    LIMIT $1
+) AS c;
+
 -- name: api_list_jobs
 -- One page of an owner's jobs, newest first, for GET /v1/jobs: keyset
 -- pagination on (created_at, id), which jobs_owner_created_idx serves in

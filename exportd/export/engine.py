@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,9 +23,11 @@ from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
+from exportd.export.bundle import write_bundle
 from exportd.export.formats import Container, Format, format_for
 from exportd.export.interface import JobContext
 from exportd.export.keys import object_key, write_probe_key
+from exportd.export.layout import Layout, ManifestHead, layout, wants_split
 from exportd.export.progress import Tracker
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
 from exportd.export.sources import (
@@ -34,11 +35,12 @@ from exportd.export.sources import (
     copy_csv,
     copy_jsonl,
     copy_row_count,
+    count_rows_upto,
     estimate_rows,
     handler_output,
     start_session,
 )
-from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
+from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream
 from exportd.handlers import HandlerContext
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
@@ -48,8 +50,6 @@ from exportd.s3.presign import content_disposition
 from exportd.s3.upload import ObjectUpload
 
 __all__ = ["ExportOptions", "Exporter", "copy_row_count"]
-
-MANIFEST = "manifest.json"
 
 
 def commit_request_seconds(lease_seconds: float | None) -> float | None:
@@ -97,15 +97,35 @@ class _Prepared:
 
 @dataclass
 class _Job:
-    """One export being written: what every step needs."""
+    """One export being written: what every step needs. Its upload (with its key and
+    file name) is made inside the snapshot, once the object's layout is known."""
 
     ctx: JobContext
     kind: Kind
     fmt: Format
     values: dict[str, object]
-    upload: ObjectUpload
-    tracker: Tracker
     options: JobOptions = DEFAULT_OPTIONS
+    upload: ObjectUpload | None = None
+    key: str = ""
+    filename: str = ""
+    tracker: Tracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracker = Tracker(self.ctx.progress, self)
+
+    @property
+    def bytes_written(self) -> int:
+        """What has gone out so far (the tracker's bytes): 0 before the upload exists."""
+        return 0 if self.upload is None else self.upload.bytes_written
+
+    @property
+    def out(self) -> ObjectUpload:
+        assert self.upload is not None, "the upload is made before anything is written"
+        return self.upload
+
+    async def abort(self) -> None:
+        if self.upload is not None:
+            await self.upload.abort()
 
 
 @dataclass
@@ -143,32 +163,7 @@ class Exporter:
         kind, fmt = self.resolve(job.kind, job.format)
         values = kind.validate(job.params)
         options = kind.options_for(job.options)
-        filename = kind.filename(values, fmt.name)
-        key = object_key(self._options.prefix, job.owner, job.id, filename)
-
-        async def started(upload_id: str) -> None:
-            await ctx.record_upload(UploadRef(upload_id, key))
-
-        limit, limit_source = self._options.max_bytes, "EXPORTD_S3_MAX_EXPORT_BYTES"
-        if kind.max_bytes is not None:
-            limit, limit_source = kind.max_bytes, f"max_bytes of kind {kind.name!r}"
-        upload = ObjectUpload(
-            self._s3,
-            self._options.bucket,
-            key,
-            part_size=self._options.part_size,
-            parts_in_flight=self._options.parts_in_flight,
-            content_type=fmt.content_type,
-            content_disposition=content_disposition(filename),
-            on_multipart_started=started,
-            extra_args=self._options.object_args,
-            max_bytes=limit,
-            max_bytes_source=limit_source,
-            probe_key=write_probe_key(self._options.prefix),
-            commit_seconds=commit_request_seconds(self._options.lease_seconds),
-            logger=ctx.log,
-        )
-        state = _Job(ctx, kind, fmt, values, upload, Tracker(ctx.progress, upload), options)
+        state = _Job(ctx, kind, fmt, values, options)
         try:
             rows = await self._within_duration(state)
         except ExportError:
@@ -177,13 +172,44 @@ class Exporter:
             # end as its error says rather than be handed back as merely
             # interrupted.
             with contextlib.suppress(asyncio.CancelledError):
-                await upload.abort()
+                await state.abort()
             raise
         except BaseException:
-            await upload.abort()
+            await state.abort()
             raise
         ctx.progress.rows = rows
-        return _Prepared(upload, key, rows, filename)
+        return _Prepared(state.out, state.key, rows, state.filename)
+
+    def _open_upload(self, job: _Job, fmt: Format) -> None:
+        """Name the object (the kind's file name with ``fmt``'s extension) and make its
+        upload. Nothing is sent yet: the multipart upload starts, and is recorded on
+        the job, when the first part is full."""
+        owner, kind = job.ctx.job.owner, job.kind
+        job.filename = kind.filename(job.values, fmt.name)
+        key = job.key = object_key(self._options.prefix, owner, job.ctx.job.id, job.filename)
+
+        async def started(upload_id: str) -> None:
+            await job.ctx.record_upload(UploadRef(upload_id, key))
+
+        limit, limit_source = self._options.max_bytes, "EXPORTD_S3_MAX_EXPORT_BYTES"
+        if kind.max_bytes is not None:
+            limit, limit_source = kind.max_bytes, f"max_bytes of kind {kind.name!r}"
+        job.upload = ObjectUpload(
+            self._s3,
+            self._options.bucket,
+            key,
+            part_size=self._options.part_size,
+            parts_in_flight=self._options.parts_in_flight,
+            content_type=fmt.content_type,
+            content_disposition=content_disposition(job.filename),
+            on_multipart_started=started,
+            extra_args=self._options.object_args,
+            max_bytes=limit,
+            max_bytes_source=limit_source,
+            probe_key=write_probe_key(self._options.prefix),
+            commit_seconds=commit_request_seconds(self._options.lease_seconds),
+            logger=job.ctx.log,
+        )
 
     async def _within_duration(self, job: _Job) -> int:
         limit = job.kind.max_duration_seconds or self._options.max_duration_seconds
@@ -197,7 +223,7 @@ class Exporter:
                 rows = await self._export(job)
                 # The last part goes up now, so that the commit, done while the
                 # job's row is locked, is a single request.
-                await job.upload.flush()
+                await job.out.flush()
         except TimeoutError as exc:
             if not scope.expired():
                 raise
@@ -243,47 +269,57 @@ class Exporter:
                 ) from exc
             snapshot.bound[dataset.name] = sql
             job.tracker.estimated_rows += await estimate_rows(conn, sql)
-        if job.fmt.container is Container.ZIP:
-            return await self._bundle(snapshot, job)
+        plan = layout(job.fmt, job.kind, await self._splits(snapshot, job))
+        # Named only now: a split result is a zip, whatever format was asked for.
+        self._open_upload(job, plan.fmt)
+        if plan.zipped:
+            return await self._bundle(snapshot, job, plan)
         return await self._single(snapshot, job)
+
+    async def _splits(self, snapshot: _Snapshot, job: _Job) -> dict[str, bool]:
+        """Which datasets are written in numbered parts (``layout.wants_split``). Each
+        SQL dataset is counted in the snapshot, up to ``split_rows + 1``: the rows it
+        will write, exactly."""
+        most = job.options.split_rows
+        if most is None:
+            return {}
+        split: dict[str, bool] = {}
+        for dataset in job.kind.datasets:
+            sql = snapshot.bound.get(dataset.name)
+            counted = None if sql is None else await count_rows_upto(snapshot.conn, sql, most + 1)
+            split[dataset.name] = wants_split(most, dataset, counted)
+        return split
 
     async def _single(self, snapshot: _Snapshot, job: _Job) -> int:
         container = job.fmt.container
         stream: GzipStream | JsonArrayStream | None = None
         if container is Container.GZIP:
-            stream = GzipStream(job.upload)
+            stream = GzipStream(job.out)
         elif container is Container.JSON_ARRAY:
-            stream = JsonArrayStream(job.upload)
+            stream = JsonArrayStream(job.out)
         dataset = job.kind.datasets[0]
-        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, stream or job.upload)
+        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, stream or job.out)
         if stream is not None:
             await stream.close()
         job.tracker.dataset_done(rows)
         return rows
 
-    async def _bundle(self, snapshot: _Snapshot, job: _Job) -> int:
-        generated_at = datetime.now(UTC)
-        bundle = ZipBundle(job.upload, generated_at)
-        try:
-            return await self._members(snapshot, job, bundle, generated_at)
-        except BaseException:
-            bundle.discard()
-            raise
+    async def _bundle(self, snapshot: _Snapshot, job: _Job, plan: Layout) -> int:
+        head = ManifestHead(
+            kind=job.kind.name,
+            owner=job.ctx.job.owner,
+            job_id=str(job.ctx.job.id),
+            params={name: to_json(value) for name, value in job.values.items()},
+            generated_at=datetime.now(UTC),
+            split_rows=job.options.split_rows,
+        )
 
-    async def _members(
-        self, snapshot: _Snapshot, job: _Job, bundle: ZipBundle, generated_at: datetime
-    ) -> int:
-        members: list[dict[str, object]] = []
-        for dataset in job.kind.datasets:
-            member = bundle.member(f"{dataset.name}.{dataset.member_extension}")
-            rows = await self._dataset(snapshot, job, dataset, dataset.member_format, member)
-            stats = await member.close()
-            job.tracker.dataset_done(rows)
-            members.append(_member_entry(dataset, stats, rows))
-        # Last, so that it describes members that are all written.
-        await bundle.add(MANIFEST, _manifest(job, members, generated_at))
-        await bundle.close()
-        return job.tracker.rows
+        async def write(dataset: Dataset, encoding: str, into: ByteSink) -> int:
+            return await self._dataset(snapshot, job, dataset, encoding, into)
+
+        return await write_bundle(
+            job.out, plan.members, write, job.tracker, head, csv_header=job.options.csv.header
+        )
 
     async def _dataset(
         self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, into: ByteSink
@@ -337,26 +373,3 @@ class Exporter:
 
 def _sql(kind: Kind) -> list[Dataset]:
     return [d for d in kind.datasets if d.compiled is not None]
-
-
-def _member_entry(dataset: Dataset, stats: MemberStats, rows: int) -> dict[str, object]:
-    return {
-        "name": stats.name,
-        "dataset": dataset.name,
-        "format": dataset.extension if dataset.output == "bytes" else dataset.member_format,
-        "rows": None if dataset.output == "bytes" else rows,
-        "bytes": stats.bytes,
-        "sha256": stats.sha256,
-    }
-
-
-def _manifest(job: _Job, members: list[dict[str, object]], generated_at: datetime) -> bytes:
-    document = {
-        "kind": job.kind.name,
-        "owner": job.ctx.job.owner,
-        "job_id": str(job.ctx.job.id),
-        "params": {name: to_json(value) for name, value in job.values.items()},
-        "generated_at": generated_at.isoformat(),
-        "members": members,
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

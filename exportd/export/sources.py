@@ -175,6 +175,14 @@ async def estimate_rows(conn: asyncpg.Connection, sql: str) -> int:
         return 0
 
 
+async def count_rows_upto(conn: asyncpg.Connection, sql: str, most: int) -> int:
+    """The rows of the statement ``sql``, counted up to ``most`` (named query
+    ``count_rows_upto``): ``min(rows, most)``. Runs the statement once more, reading
+    at most ``most`` of its rows."""
+    counted = await conn.fetchval(wrap("count_rows_upto", sql), most)
+    return int(counted)
+
+
 async def _copy_out(conn: asyncpg.Connection, statement: str, sink: Callable[[bytes], Any]) -> str:
     # asyncpg's copy_from_query builds the COPY text itself (and, given arguments,
     # rewrites every $n of it); the daemon sends the exact text that `exportd check`

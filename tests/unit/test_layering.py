@@ -34,6 +34,8 @@ PURE = [
     "definitions/loader",
     "worker/breaker",
     "export/keys",
+    "export/layout",
+    "export/split",
     "limits",
     "redaction",
     # What a handler's author imports: types only, no driver of its own.
