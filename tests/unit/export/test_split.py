@@ -142,7 +142,7 @@ async def test_one_row_per_part() -> None:
     data = csv_of(["n", "t"], [["1", "x\ny"], ["2", ""], ["3", '"']])
     parts, counts = await split(data, [5, 9, 13], 1, quoted=True, header=True)
     assert counts == [1, 1, 1]
-    assert parts == [b'n,t\n1,"x\ny"\n', b'n,t\n2,\n', b'n,t\n3,""""\n']
+    assert parts == [b'n,t\n1,"x\ny"\n', b"n,t\n2,\n", b'n,t\n3,""""\n']
 
 
 async def test_a_last_record_without_a_newline_is_counted() -> None:
