@@ -5,6 +5,7 @@ same query run directly, split in order."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -18,9 +19,19 @@ import asyncpg
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.loader import definitions_from_text
 from exportd.definitions.options.model import JobOptions
+from exportd.limits import MAX_ROW_BYTES_FLOOR
+from exportd.s3.client import open_s3_client
+from exportd.s3.objects import list_open_uploads
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, s3_settings
-from tests.support.helpers import direct_export, download_job, insert_job, wait_for_state
+from tests.support.helpers import (
+    direct_export,
+    download_job,
+    eventually,
+    insert_job,
+    job_row,
+    wait_for_state,
+)
 
 # Text with line breaks and quotes inside fields, and a header that needs quoting too.
 SERIES = """
@@ -256,3 +267,42 @@ async def test_split_rows_in_a_bundle_and_for_a_handler(
     assert names == ["squares-0001.jsonl"]
     assert [r["n"] for r in json_lines(contents[names[0]])] == [1, 2, 3]
     assert row["object_key"].endswith("/squares.zip")
+
+
+NOISE = """
+SELECT g AS n,
+       CASE WHEN g = 50001 THEN repeat('x', {big}) || pg_sleep(1)::text ELSE
+       encode(sha512(g::text::bytea) || sha512((g + 1)::text::bytea), 'base64') END AS noise
+FROM generate_series(1, 60000) AS g WHERE :owner <> '' ORDER BY g
+"""
+
+
+async def test_a_split_export_that_fails_in_a_later_part_leaves_nothing_behind(
+    s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool
+) -> None:
+    # Parts of 20,000 rows; row 50,001 (in the third part) is over the row limit,
+    # and takes a second to come: by then the zip's multipart upload has started.
+    text = f"[kinds.noise]\nquery = '''{NOISE.format(big=MAX_ROW_BYTES_FLOOR + 1)}'''\n"
+    kind = definitions_from_text(text)["noise"]
+    kinds = Definitions([dataclasses.replace(kind, options=JobOptions(split_rows=20_000))])
+    settings = s3_settings(
+        s3_endpoint, s3_bucket, database_url=dsn, max_row_bytes=MAX_ROW_BYTES_FLOOR, **FAST
+    )
+    job_id = await insert_job(pool, owner="ann", kind="noise", fmt="csv", max_attempts=1)
+    async with contextlib.AsyncExitStack() as stack:
+        s3 = await open_s3_client(settings, stack)
+        async with running_daemon(settings, kinds):
+
+            async def upload_open() -> Any:
+                return (await job_row(pool, job_id))["upload_id"]
+
+            upload_id = await eventually(upload_open, timeout=60)
+            assert [u["UploadId"] for u in await list_open_uploads(s3, s3_bucket, "")] == [
+                upload_id
+            ]
+            row = await wait_for_state(pool, job_id, {"completed", "failed"}, timeout=120)
+        assert (row["state"], row["error_kind"]) == ("failed", "too_large"), row["error"]
+        assert "row 50,001 of dataset 'noise'" in row["error"]
+        assert await list_open_uploads(s3, s3_bucket, "") == []
+        listing = await s3.list_objects_v2(Bucket=s3_bucket)
+        assert listing.get("KeyCount", 0) == 0
