@@ -24,10 +24,13 @@ from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.formats import Container, Format, format_for
+from exportd.export.csv_dialect import check_dialect, csv_file_sink
+from exportd.export.formats import Container, Format, dataset_encoding, format_for
 from exportd.export.interface import JobContext
 from exportd.export.keys import object_key, write_probe_key
 from exportd.export.progress import Tracker
+from exportd.export.projection import project, shaping_for
+from exportd.export.row_encoding import row_format_for
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
 from exportd.export.sources import (
     SinkGuard,
@@ -233,6 +236,8 @@ class Exporter:
         conn = snapshot.conn
         timezone = job.options.timezone or self._options.timezone
         await start_session(conn, job.kind.timeout_seconds, timezone)
+        if any(dataset_encoding(job.fmt, d) == "csv" for d in job.kind.datasets):
+            check_dialect(job.options.csv)
         for dataset in _sql(job.kind):
             try:
                 sql = dataset.bind(job.ctx.job.owner, job.values)
@@ -241,8 +246,12 @@ class Exporter:
                 raise ExportError(
                     ErrorKind.INVALID_PARAMS, f"kind {job.kind.name!r}: {exc}"
                 ) from exc
-            snapshot.bound[dataset.name] = sql
             job.tracker.estimated_rows += await estimate_rows(conn, sql)
+            # The job's options shape the rows (columns, labels, value options) by a
+            # projection over the statement; an unknown column fails here, before any row.
+            shaping = shaping_for(job.options, dataset.name, dataset_encoding(job.fmt, dataset))
+            what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
+            snapshot.bound[dataset.name] = await project(conn, sql, shaping, job.kind.labels, what)
         if job.fmt.container is Container.ZIP:
             return await self._bundle(snapshot, job)
         return await self._single(snapshot, job)
@@ -298,6 +307,12 @@ class Exporter:
 
         what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
         limit = self._options.max_row_bytes
+        csv = job.options.csv
+        # The BOM and CRLF line ends go after the row limit and the row count, which
+        # see the records as COPY or the encoder writes them.
+        rows_as_csv = encoding == "csv" and dataset.output != "bytes"
+        file_sink = csv_file_sink(into, csv) if rows_as_csv else None
+        into = file_sink or into
         sink = into
         if dataset.output != "bytes":
             # A bytes dataset's blocks are the handler's own; rows are what COPY
@@ -307,7 +322,7 @@ class Exporter:
                 limit=limit,
                 what=what,
                 quoted=encoding == "csv",
-                header=encoding == "csv",
+                header=encoding == "csv" and csv.header,
                 rows_before=lambda: written,
             )
         # Inside the guard, so that a refused row closes the connection too.
@@ -321,18 +336,24 @@ class Exporter:
                 dataset=dataset.name,
                 log=job.ctx.log,
             )
-            return await handler_output(dataset, context, encoding, out, seen)
-        sql = snapshot.bound[dataset.name]
+            fmt = row_format_for(job.options, job.kind.labels, dataset.name, encoding, what)
+            rows = await handler_output(dataset, context, encoding, out, seen, fmt)
+        else:
+            sql = snapshot.bound[dataset.name]
 
-        def arriving(received: int) -> None:
-            error = row_too_large(what, written + 1, received, limit, arriving=True)
-            snapshot.guard.abandon(error)
+            def arriving(received: int) -> None:
+                error = row_too_large(what, written + 1, received, limit, arriving=True)
+                snapshot.guard.abandon(error)
 
-        with watch_rows(snapshot.conn, limit, arriving):
-            if encoding == "csv":
-                return await copy_csv(snapshot.conn, sql, out, seen)
-            shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
-            return await copy_jsonl(snapshot.conn, sql, out, seen, shape)
+            with watch_rows(snapshot.conn, limit, arriving):
+                if encoding == "csv":
+                    rows = await copy_csv(snapshot.conn, sql, out, seen, csv)
+                else:
+                    shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
+                    rows = await copy_jsonl(snapshot.conn, sql, out, seen, shape)
+        if file_sink is not None:
+            await file_sink.close()
+        return rows
 
 
 def _sql(kind: Kind) -> list[Dataset]:
