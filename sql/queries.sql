@@ -468,12 +468,13 @@ CASE WHEN left(/* column */, 1) IN ('=', '+', '-', '@', E'\t', E'\r')
 END
 
 -- name: column_text
--- A column as the text its type's output function writes: a cast for most,
--- format() for a char(n), whose cast to text would drop its padding.
+-- A column as the text its type's output function writes: a cast for most;
+-- a char(n) through its output function, since its cast to text would drop
+-- its padding (both keep NULL a NULL).
 (/* column */)::text
 
 -- name: column_text_padded
-format('%s', /* column */)
+textin(bpcharout(/* column */))
 
 -- name: column_decimal_comma
 -- A numeric, real or double column with a comma as its decimal mark (for
@@ -512,8 +513,8 @@ WITH RECURSIVE chain(start, oid) AS (
     FROM chain JOIN pg_type AS t ON t.oid = chain.oid
     WHERE t.typtype = 'd'
 )
-SELECT chain.start AS oid, t.typcategory AS category, t.typname AS base_name,
-       n.nspname AS base_schema
+SELECT chain.start AS oid, t.typcategory::text AS category, t.typname::text AS base_name,
+       n.nspname::text AS base_schema
 FROM chain
 JOIN pg_type AS t ON t.oid = chain.oid
 JOIN pg_namespace AS n ON n.oid = t.typnamespace
