@@ -31,11 +31,14 @@ class Optioned:
     member_format: str = "csv"
 
 
-def definitions(query: str, kinds: Mapping[str, Optioned], dataset: str = "items") -> Definitions:
-    """One kind per entry of ``kinds``, each a dataset ``dataset`` reading ``query``."""
+def definitions(
+    query: str, kinds: Mapping[str, Optioned], dataset: str = "items", *, handler: bool = False
+) -> Definitions:
+    """One kind per entry of ``kinds``, each a dataset ``dataset`` reading ``query`` (or,
+    with ``handler``, run by the handler ``query`` names)."""
+    source = f"handler = {query!r}" if handler else f"query = '''\n{query}\n'''"
     text = "".join(
-        f"[kinds.{name}.datasets.{dataset}]\nformat = {kind.member_format!r}\nquery = '''\n"
-        f"{query}\n'''\n"
+        f"[kinds.{name}.datasets.{dataset}]\nformat = {kind.member_format!r}\n{source}\n"
         for name, kind in kinds.items()
     )
     loaded = definitions_from_text(text)
