@@ -11,9 +11,8 @@ from __future__ import annotations
 from exportd.definitions.literals import quote
 from exportd.definitions.options.model import CsvOptions
 from exportd.definitions.params.spec import InvalidParams, ParamError
-from exportd.export.sql_text import fill
+from exportd.export.sql_text import fill, template
 from exportd.export.streams import BLOCK, ByteSink, blocks
-from exportd.queue.sql import queries
 
 DELIMITERS = (",", ";", "\t", "|")
 LINE_TERMINATORS = ("\n", "\r\n")
@@ -58,9 +57,9 @@ def copy_text(sql: str, csv: CsvOptions = _DEFAULT) -> str:
     the default delimiter, header and null it is the named query ``copy_csv``; otherwise
     ``copy_csv_dialect`` with the delimiter and the null text as string constants."""
     if (csv.delimiter, csv.header, csv.null) == (",", True, ""):
-        return fill(queries()["copy_csv"], {"dataset": sql})
+        return fill(template("copy_csv"), {"dataset": sql})
     return fill(
-        queries()["copy_csv_dialect"],
+        template("copy_csv_dialect"),
         {
             "dataset": sql,
             "header": "true" if csv.header else "false",

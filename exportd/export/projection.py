@@ -19,8 +19,7 @@ import asyncpg
 
 from exportd.definitions.options.model import JobOptions
 from exportd.export.columns import Column, choose_columns, quote_ident, statement_columns
-from exportd.export.sql_text import fill, snippet
-from exportd.queue.sql import queries
+from exportd.export.sql_text import fill, snippet, template
 
 # The base types (in pg_catalog) each value option applies to.
 DECIMAL_TYPES = frozenset({"numeric", "float4", "float8"})
@@ -110,14 +109,12 @@ def projection_sql(
         expressions.append(f"{column_expression(column, known, shaping)} AS {quote_ident(alias)}")
     if not changed:
         return None
-    return fill(
-        queries()["projection"], {"columns": ",\n       ".join(expressions), "dataset": sql}
-    )
+    return fill(template("projection"), {"columns": ",\n       ".join(expressions), "dataset": sql})
 
 
 async def type_facts(conn: asyncpg.Connection, oids: Sequence[int]) -> dict[int, TypeFacts]:
     """The facts of each type in ``oids`` (named query ``column_types``)."""
-    rows = await conn.fetch(queries()["column_types"], list(set(oids)))
+    rows = await conn.fetch(template("column_types"), list(set(oids)))
     return {
         row["oid"]: TypeFacts(str(row["category"]), row["base_name"], row["base_schema"])
         for row in rows

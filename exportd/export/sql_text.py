@@ -16,10 +16,15 @@ from exportd.queue.sql import queries
 _MARKER = re.compile(r"/\* ([a-z_]+) \*/")
 
 
+def template(name: str) -> str:
+    """The named query ``name`` as the file holds it (comments included)."""
+    return queries()[name]
+
+
 def snippet(name: str) -> str:
     """The named template ``name`` without its leading comment lines: an expression or a
     statement ready to be placed inside another."""
-    lines = queries()[name].splitlines()
+    lines = template(name).splitlines()
     while lines and lines[0].lstrip().startswith("--"):
         lines.pop(0)
     return "\n".join(lines).strip()

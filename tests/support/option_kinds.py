@@ -16,7 +16,7 @@ import asyncpg
 
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.loader import definitions_from_text
-from exportd.definitions.options.model import JobOptions
+from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, s3_settings
 from tests.support.helpers import download_job, insert_job, wait_for_state
@@ -26,7 +26,7 @@ from tests.support.helpers import download_job, insert_job, wait_for_state
 class Optioned:
     """A kind of one dataset, ``dataset``, reading ``query`` with these defaults."""
 
-    options: JobOptions = JobOptions()
+    options: JobOptions = DEFAULT_OPTIONS
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     member_format: str = "csv"
 

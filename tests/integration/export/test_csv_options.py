@@ -183,7 +183,8 @@ async def test_each_csv_option_alone_and_combined_shapes_the_file(
     for fmt in FORMATS:
         unknown = outcomes["unknown", fmt].row
         assert (unknown["state"], unknown["error_kind"]) == ("failed", "invalid_params")
-        assert "'nmae'" in unknown["error"] and "'colour'" in unknown["error"]
+        assert "'nmae'" in unknown["error"]
+        assert "'colour'" in unknown["error"]
         assert "'id', 'name', 'amount', 'ratio', 'at', 'code', 'mood'" in unknown["error"]
         assert unknown["attempts"] == 1
         bad_null = outcomes["badnull", fmt].row

@@ -49,7 +49,7 @@ def records(fmt: str, content: bytes) -> list[dict[str, Any]]:
 
 # What big_numbers = "string" must write: strings past 2^53 - 1 and past 15 significant
 # digits, numbers otherwise (1e20 has one significant digit; NaN stays Postgres's string).
-BIG_AS_STRINGS = [
+BIG_AS_STRINGS: list[dict[str, Any]] = [
     {
         "id": ("num", "1"),
         "i": "9007199254740993",
@@ -81,7 +81,7 @@ BIG_AS_STRINGS = [
         "label": "f",
     },
 ]
-AS_NUMBERS = [
+AS_NUMBERS: list[dict[str, Any]] = [
     {**row, "i": ("num", "9007199254740993" if i == 0 else "-9007199254740993")}
     if i < 2
     else dict(row)
