@@ -330,7 +330,8 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
         if existing != rows:
             print(f"loading {rows:,} rows...", file=sys.stderr)
             await conn.execute(TABLE.replace("$1::bigint", str(int(rows))))
-        await conn.execute("TRUNCATE exportd.jobs")
+        # CASCADE: the webhook deliveries (and any other table) that reference jobs.
+        await conn.execute("TRUNCATE exportd.jobs CASCADE")
     finally:
         await conn.close()
     return dsn
@@ -425,6 +426,9 @@ def main() -> int:
         "--aws", default=shutil.which("aws") or str(ROOT / ".venv-aws" / "bin" / "aws")
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender")
+    parser.add_argument(
+        "--database", default="exportd_bench", help="the benchmark's database (kept between runs)"
+    )
     parser.add_argument("--skip-rowloop", action="store_true")
     parser.add_argument(
         "--formats",
@@ -441,7 +445,7 @@ def main() -> int:
     rss_sizes = [int(n) for n in args.rss_rows.split(",") if n]
     table_rows = max([args.rows, *rss_sizes])
 
-    dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", table_rows))
+    dsn = asyncio.run(prepare_database(args.admin_url, args.database, table_rows))
     server = asyncio.run(postmaster(dsn))
     with tempfile.TemporaryDirectory() as tmp, rclone(Path(tmp)) as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
