@@ -3,7 +3,8 @@
 Contenders, on the same table, database and S3 server (``rclone serve s3``):
 
 - exportd: an ``exportd run`` process exporting one job per format (CSV is
-  Postgres's COPY streamed into a multipart upload);
+  Postgres's COPY streamed into a multipart upload), and CSV once more with the
+  ``excel`` profile (a BOM, CRLF line ends, the formula guard) as its kind's default;
 - pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``,
   and for ``csv.gz`` the same with ``| gzip -1 |`` in the middle;
 - row loop: rows fetched in Python, written with csv.writer, file uploaded.
@@ -91,12 +92,19 @@ def query(rows: int) -> str:
     return f"SELECT {COLUMNS} FROM bench.rows WHERE id <= {rows} ORDER BY id"
 
 
-def definitions(sizes: list[int]) -> str:
-    """One kind per size, ``rows_<n>``, exporting ``query(n)``."""
+def definitions(sizes: list[int], excel: int | None = None) -> str:
+    """One kind per size, ``rows_<n>``, exporting ``query(n)``; with ``excel``, also
+    ``rows_<excel>_excel``, the same rows with the ``excel`` CSV profile (UTF-8 BOM, CRLF,
+    formula guard) as the kind's default."""
     kinds = [
         f'[kinds.rows_{n}]\ndescription = "The first {n} rows"\nquery = "{query(n)} -- :owner"\n'
         for n in sizes
     ]
+    if excel is not None:
+        kinds.append(
+            f'[kinds.rows_{excel}_excel]\nquery = "{query(excel)} -- :owner"\n'
+            f'[kinds.rows_{excel}_excel.options]\ncsv = {{ profile = "excel" }}\n'
+        )
     return "\n".join(kinds)
 
 
@@ -322,7 +330,8 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
         if existing != rows:
             print(f"loading {rows:,} rows...", file=sys.stderr)
             await conn.execute(TABLE.replace("$1::bigint", str(int(rows))))
-        await conn.execute("TRUNCATE exportd.jobs")
+        # CASCADE: the webhook deliveries (and any other table) that reference jobs.
+        await conn.execute("TRUNCATE exportd.jobs CASCADE")
     finally:
         await conn.close()
     return dsn
@@ -401,6 +410,7 @@ def aims(by_name: dict[str, Contender], rss: dict[int, Run]) -> list[Aim]:
 
 
 EXPORTD = "exportd csv"
+EXCEL = "exportd csv, excel profile (BOM, CRLF, formula guard)"
 PIPELINE = "psql \\copy \\| aws s3 cp -"
 GZIP_PIPELINE = "psql \\copy \\| gzip -1 \\| aws s3 cp -"
 ROWLOOP = "row loop (asyncpg + csv.writer + boto3)"
@@ -416,6 +426,9 @@ def main() -> int:
         "--aws", default=shutil.which("aws") or str(ROOT / ".venv-aws" / "bin" / "aws")
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender")
+    parser.add_argument(
+        "--database", default="exportd_bench", help="the benchmark's database (kept between runs)"
+    )
     parser.add_argument("--skip-rowloop", action="store_true")
     parser.add_argument(
         "--formats",
@@ -432,7 +445,7 @@ def main() -> int:
     rss_sizes = [int(n) for n in args.rss_rows.split(",") if n]
     table_rows = max([args.rows, *rss_sizes])
 
-    dsn = asyncio.run(prepare_database(args.admin_url, "exportd_bench", table_rows))
+    dsn = asyncio.run(prepare_database(args.admin_url, args.database, table_rows))
     server = asyncio.run(postmaster(dsn))
     with tempfile.TemporaryDirectory() as tmp, rclone(Path(tmp)) as endpoint:
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
@@ -448,7 +461,7 @@ def main() -> int:
             server,
             rclone_process(),
         )
-        names = [EXPORTD, PIPELINE]
+        names = [EXPORTD, EXCEL, PIPELINE]
         for fmt in formats:
             names.append(f"exportd {fmt}")
             if fmt == "csv.gz":
@@ -456,11 +469,12 @@ def main() -> int:
         names += [ALONE_CSV] + ([ALONE_JSON] if "jsonl" in formats else [])
         by_name = {name: Contender(name) for name in names}
         kind = f"rows_{args.rows}"
-        with bench.daemon(definitions(sorted({args.rows, *rss_sizes}))) as daemon:
+        with bench.daemon(definitions(sorted({args.rows, *rss_sizes}), args.rows)) as daemon:
             idle = daemon.memory_info().rss
             for round_ in range(args.repeat):
                 print(f"round {round_ + 1} of {args.repeat}...", file=sys.stderr)
                 by_name[EXPORTD].runs.append(bench.exportd(daemon, kind, "csv"))
+                by_name[EXCEL].runs.append(bench.exportd(daemon, f"{kind}_excel", "csv"))
                 by_name[PIPELINE].runs.append(bench.pipeline(args.rows))
                 for fmt in formats:
                     by_name[f"exportd {fmt}"].runs.append(bench.exportd(daemon, kind, fmt))

@@ -432,6 +432,94 @@ COPY (
 /* dataset */
 ) TO STDOUT (FORMAT csv, HEADER true);
 
+-- name: copy_csv_dialect
+-- A dataset as CSV in a job's own dialect (its csv options): the header
+-- (true or false), the delimiter and the text written for NULL, each put
+-- in place of its marker, the last two as string constants built by the
+-- typed-literal builder (exportd.definitions.literals), never from a
+-- caller's text as such. Without options the daemon sends copy_csv.
+COPY (
+/* dataset */
+) TO STDOUT (FORMAT csv, HEADER /* header */, DELIMITER /* delimiter */, NULL /* null */);
+
+-- name: projection
+-- A dataset's rows as a job's options shape them: the columns chosen, in
+-- their order, each as one of the column_* expressions below with its
+-- alias (the kind's label in CSV, the name in JSON). The columns and their
+-- aliases are identifiers taken from the prepared statement and quoted;
+-- the dataset's own text replaces the dataset marker unchanged.
+SELECT /* columns */
+FROM (
+/* dataset */
+) AS t;
+
+-- name: column_plain
+-- A column as the dataset writes it.
+/* column */
+
+-- name: column_formula_guard
+-- A text column with the formula guard (OWASP CSV injection): a value that
+-- starts with = + - @, a tab or a carriage return gets a leading
+-- apostrophe, so that a spreadsheet shows it as text instead of running it.
+-- The column is given as text (a char(n) column keeps its padding).
+CASE WHEN left(/* column */, 1) IN ('=', '+', '-', '@', E'\t', E'\r')
+     THEN '''' || /* column */
+     ELSE /* column */
+END
+
+-- name: column_text
+-- A column as the text its type's output function writes: a cast for most;
+-- a char(n) through its output function, since its cast to text would drop
+-- its padding (both keep NULL a NULL).
+(/* column */)::text
+
+-- name: column_text_padded
+textin(bpcharout(/* column */))
+
+-- name: column_decimal_comma
+-- A numeric, real or double column with a comma as its decimal mark (for
+-- a CSV with another delimiter, as spreadsheets in most of Europe read it).
+-- Its text has at most one '.', never a thousands separator.
+translate((/* column */)::text, '.', ',')
+
+-- name: column_json_big_int
+-- A bigint as a JSON number when a double holds it exactly (|n| <= 2^53 - 1),
+-- else as a JSON string of its digits, for readers that parse every number
+-- as a double (JavaScript's JSON.parse).
+CASE WHEN (/* column */)::int8 BETWEEN -9007199254740991 AND 9007199254740991
+     THEN to_json((/* column */)::int8)
+     ELSE to_json((/* column */)::text)
+END
+
+-- name: column_json_big_numeric
+-- A numeric as a JSON number when it has at most 15 significant digits
+-- (leading and trailing zeros do not count; a double carries 15 exactly),
+-- else as a JSON string of its exact digits. numeric's text never has an
+-- exponent. NaN and Infinity stay what to_json makes them (strings).
+CASE WHEN length(btrim(translate((/* column */)::text, '-.', ''), '0')) > 15
+     THEN to_json((/* column */)::text)
+     ELSE to_json((/* column */)::numeric)
+END
+
+-- name: column_types
+-- For each type ($1, a dataset's column types), its category and the type
+-- it stands on: a domain followed down to its base type (a domain shares its
+-- base type's category). The projection decides from these which columns
+-- an option applies to.
+WITH RECURSIVE chain(start, oid) AS (
+    SELECT c, c FROM unnest($1::oid[]) AS c
+    UNION
+    SELECT chain.start, t.typbasetype
+    FROM chain JOIN pg_type AS t ON t.oid = chain.oid
+    WHERE t.typtype = 'd'
+)
+SELECT chain.start AS oid, t.typcategory::text AS category, t.typname::text AS base_name,
+       n.nspname::text AS base_schema
+FROM chain
+JOIN pg_type AS t ON t.oid = chain.oid
+JOIN pg_namespace AS n ON n.oid = t.typnamespace
+WHERE t.typtype <> 'd';
+
 -- name: copy_json
 -- One JSON text per line: JSON text escapes every control character, so
 -- with \x01 as the CSV quote and \x02 as the delimiter, COPY writes each

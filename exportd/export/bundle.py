@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from exportd.definitions.kinds import Dataset
+from exportd.definitions.options.model import CsvOptions
+from exportd.export.csv_dialect import file_sink
 from exportd.export.layout import (
     MANIFEST,
     ManifestHead,
@@ -32,21 +34,23 @@ async def write_bundle(
     write: WriteDataset,
     tracker: Tracker,
     head: ManifestHead,
-    *,
-    csv_header: bool = True,
+    csv: CsvOptions,
 ) -> int:
     """Write a zip of ``members`` and its manifest into ``out``; the rows of all
-    members. ``csv_header``: a CSV stream starts with a header, repeated in each part.
+    members. ``csv``: the dialect of CSV members; each CSV file (a member, a part) gets
+    its own BOM and line ends, and a header repeated in each part when it has one.
     Raises whatever ``write`` or ``out`` raise, the zip then discarded."""
     bundle = ZipBundle(out, head.generated_at)
     try:
         entries: list[dict[str, object]] = []
         for member in members:
             if member.split:
-                entries += await _parts(bundle, member, write, tracker, head, csv_header)
+                entries += await _parts(bundle, member, write, tracker, head, csv)
                 continue
             sink = bundle.member(f"{member.dataset.name}.{member.extension}")
-            rows = await write(member.dataset, member.encoding, sink)
+            file = file_sink(sink, _rows_encoding(member), csv)
+            rows = await write(member.dataset, member.encoding, file)
+            await file.close()
             stats = await sink.close()
             tracker.dataset_done(rows)
             entries.append(member_entry(member, stats, rows))
@@ -64,18 +68,18 @@ async def _parts(
     write: WriteDataset,
     tracker: Tracker,
     head: ManifestHead,
-    csv_header: bool,
+    csv: CsvOptions,
 ) -> list[dict[str, object]]:
     assert head.split_rows is not None, "a member is split only under split_rows"
     stats: list[MemberStats] = []
 
     async def open_part(number: int) -> PartSink:
         name = part_name(member.dataset.name, number, member.extension)
-        return _Part(bundle.member(name), member.array, stats)
+        return _Part(bundle.member(name), member.array, stats, member.encoding, csv)
 
-    csv = member.encoding == "csv"
+    quoted = member.encoding == "csv"
     splitter = SplitSink(
-        open_part, split_rows=head.split_rows, quoted=csv, header=csv and csv_header
+        open_part, split_rows=head.split_rows, quoted=quoted, header=quoted and csv.header
     )
     rows = await write(member.dataset, member.encoding, splitter)
     part_rows = await splitter.close()
@@ -87,15 +91,29 @@ class _Part:
     """One part as a zip member, inside a JSON array of its own for ``json``; its
     member's size and checksum are added to ``stats`` when it closes."""
 
-    def __init__(self, member: ZipMember, array: bool, stats: list[MemberStats]) -> None:
+    def __init__(
+        self,
+        member: ZipMember,
+        array: bool,
+        stats: list[MemberStats],
+        encoding: str,
+        csv: CsvOptions,
+    ) -> None:
         self._member = member
         self._array = JsonArrayStream(member) if array else None
+        self._file = file_sink(self._array or member, encoding, csv)
         self._stats = stats
 
     async def write(self, data: bytes) -> None:
-        await (self._array or self._member).write(data)
+        await self._file.write(data)
 
     async def close(self) -> None:
+        await self._file.close()
         if self._array is not None:
             await self._array.close()
         self._stats.append(await self._member.close())
+
+
+def _rows_encoding(member: Member) -> str:
+    """The member's encoding when it holds rows; "" for a handler's file."""
+    return "" if member.dataset.output == "bytes" else member.encoding

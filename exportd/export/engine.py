@@ -24,11 +24,14 @@ from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
 from exportd.export.bundle import write_bundle
-from exportd.export.formats import Container, Format, format_for
+from exportd.export.csv_dialect import check_dialect, file_sink
+from exportd.export.formats import Container, Format, dataset_encoding, format_for
 from exportd.export.interface import JobContext
 from exportd.export.keys import object_key, write_probe_key
 from exportd.export.layout import Layout, ManifestHead, layout, wants_split
 from exportd.export.progress import Tracker
+from exportd.export.projection import project, shaping_for
+from exportd.export.row_encoding import row_format_for
 from exportd.export.row_limit import RowBound, row_too_large, watch_rows
 from exportd.export.sources import (
     SinkGuard,
@@ -259,6 +262,8 @@ class Exporter:
         conn = snapshot.conn
         timezone = job.options.timezone or self._options.timezone
         await start_session(conn, job.kind.timeout_seconds, timezone)
+        if any(dataset_encoding(job.fmt, d) == "csv" for d in job.kind.datasets):
+            check_dialect(job.options.csv)
         for dataset in _sql(job.kind):
             try:
                 sql = dataset.bind(job.ctx.job.owner, job.values)
@@ -267,8 +272,12 @@ class Exporter:
                 raise ExportError(
                     ErrorKind.INVALID_PARAMS, f"kind {job.kind.name!r}: {exc}"
                 ) from exc
-            snapshot.bound[dataset.name] = sql
             job.tracker.estimated_rows += await estimate_rows(conn, sql)
+            # The job's options shape the rows (columns, labels, value options) by a
+            # projection over the statement; an unknown column fails here, before any row.
+            shaping = shaping_for(job.options, dataset.name, dataset_encoding(job.fmt, dataset))
+            what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
+            snapshot.bound[dataset.name] = await project(conn, sql, shaping, job.kind.labels, what)
         plan = layout(job.fmt, job.kind, await self._splits(snapshot, job))
         # Named only now: a split result is a zip, whatever format was asked for.
         self._open_upload(job, plan.fmt)
@@ -298,7 +307,9 @@ class Exporter:
         elif container is Container.JSON_ARRAY:
             stream = JsonArrayStream(job.out)
         dataset = job.kind.datasets[0]
-        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, stream or job.out)
+        file = file_sink(stream or job.out, job.fmt.encoding, job.options.csv)
+        rows = await self._dataset(snapshot, job, dataset, job.fmt.encoding, file)
+        await file.close()
         if stream is not None:
             await stream.close()
         job.tracker.dataset_done(rows)
@@ -317,9 +328,7 @@ class Exporter:
         async def write(dataset: Dataset, encoding: str, into: ByteSink) -> int:
             return await self._dataset(snapshot, job, dataset, encoding, into)
 
-        return await write_bundle(
-            job.out, plan.members, write, job.tracker, head, csv_header=job.options.csv.header
-        )
+        return await write_bundle(job.out, plan.members, write, job.tracker, head, job.options.csv)
 
     async def _dataset(
         self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, into: ByteSink
@@ -334,6 +343,7 @@ class Exporter:
 
         what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
         limit = self._options.max_row_bytes
+        csv = job.options.csv
         sink = into
         if dataset.output != "bytes":
             # A bytes dataset's blocks are the handler's own; rows are what COPY
@@ -343,7 +353,7 @@ class Exporter:
                 limit=limit,
                 what=what,
                 quoted=encoding == "csv",
-                header=encoding == "csv",
+                header=encoding == "csv" and csv.header,
                 rows_before=lambda: written,
             )
         # Inside the guard, so that a refused row closes the connection too.
@@ -357,18 +367,22 @@ class Exporter:
                 dataset=dataset.name,
                 log=job.ctx.log,
             )
-            return await handler_output(dataset, context, encoding, out, seen)
-        sql = snapshot.bound[dataset.name]
+            fmt = row_format_for(job.options, job.kind.labels, dataset.name, encoding, what)
+            rows = await handler_output(dataset, context, encoding, out, seen, fmt)
+        else:
+            sql = snapshot.bound[dataset.name]
 
-        def arriving(received: int) -> None:
-            error = row_too_large(what, written + 1, received, limit, arriving=True)
-            snapshot.guard.abandon(error)
+            def arriving(received: int) -> None:
+                error = row_too_large(what, written + 1, received, limit, arriving=True)
+                snapshot.guard.abandon(error)
 
-        with watch_rows(snapshot.conn, limit, arriving):
-            if encoding == "csv":
-                return await copy_csv(snapshot.conn, sql, out, seen)
-            shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
-            return await copy_jsonl(snapshot.conn, sql, out, seen, shape)
+            with watch_rows(snapshot.conn, limit, arriving):
+                if encoding == "csv":
+                    rows = await copy_csv(snapshot.conn, sql, out, seen, csv)
+                else:
+                    shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
+                    rows = await copy_jsonl(snapshot.conn, sql, out, seen, shape)
+        return rows
 
 
 def _sql(kind: Kind) -> list[Dataset]:

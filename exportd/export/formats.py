@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from exportd.definitions.kinds import Kind
+from exportd.definitions.kinds import Dataset, Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 from exportd.errors import ErrorKind, ExportError
 
@@ -72,3 +72,9 @@ def format_for(kind: Kind, name: str) -> Format:
             "ask for format zip",
         )
     return fmt
+
+
+def dataset_encoding(fmt: Format, dataset: Dataset) -> str:
+    """How ``dataset``'s rows are written in ``fmt``: the format's encoding, or in a zip
+    its member's."""
+    return dataset.member_format if fmt.container is Container.ZIP else fmt.encoding

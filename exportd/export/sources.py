@@ -21,8 +21,10 @@ import asyncpg
 
 from exportd.database import DATABASE_ERRORS, classify_pg_error
 from exportd.definitions.kinds import Dataset
+from exportd.definitions.options.model import CsvOptions
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.row_encoding import encode_csv, encode_jsonl
+from exportd.export.csv_dialect import copy_text
+from exportd.export.row_encoding import RowEncoder, RowFormat
 from exportd.export.streams import ByteSink, CsvRecords
 from exportd.handlers import HandlerContext
 from exportd.queue.sql import queries
@@ -33,6 +35,7 @@ _MARKER = "/* dataset */"
 _HANDLER_BATCH = 1000
 
 RowsSeen = Callable[[int], None]
+_DEFAULT_CSV = CsvOptions()
 
 
 class SinkGuard:
@@ -114,9 +117,10 @@ def json_query(sql: str, shape: JsonShape) -> str:
     return wrap("json_rows_json" if shape.holds_json else "json_rows", sql)
 
 
-def csv_statement(sql: str) -> Statement:
-    """The COPY statement that writes the rows of ``sql`` as CSV with a header."""
-    return Statement(wrap("copy_csv", sql), sql)
+def csv_statement(sql: str, csv: CsvOptions = _DEFAULT_CSV) -> Statement:
+    """The COPY statement that writes the rows of ``sql`` as CSV in ``csv``'s dialect
+    (by default with a header, as ``COPY ... (FORMAT csv, HEADER true)`` does)."""
+    return Statement(copy_text(sql, csv), sql)
 
 
 def json_copy(sql: str, shape: JsonShape) -> Statement:
@@ -200,16 +204,23 @@ async def json_statement(conn: asyncpg.Connection, sql: str, what: str) -> State
     return json_copy(sql, shape)
 
 
-async def copy_csv(conn: asyncpg.Connection, sql: str, out: ByteSink, seen: RowsSeen) -> int:
-    """Write the statement ``sql``'s rows to ``out`` as CSV with a header; returns the rows."""
-    records = CsvRecords(header=True)
+async def copy_csv(
+    conn: asyncpg.Connection,
+    sql: str,
+    out: ByteSink,
+    seen: RowsSeen,
+    csv: CsvOptions = _DEFAULT_CSV,
+) -> int:
+    """Write the statement ``sql``'s rows to ``out`` as CSV in ``csv``'s dialect (a
+    header by default); returns the rows."""
+    records = CsvRecords(header=csv.header)
 
     async def sink(chunk: bytes) -> None:
         records.feed(chunk)
         await out.write(chunk)
         seen(records.rows)
 
-    return copy_row_count(await _copy_out(conn, csv_statement(sql).copy, sink))
+    return copy_row_count(await _copy_out(conn, csv_statement(sql, csv).copy, sink))
 
 
 async def copy_jsonl(
@@ -230,9 +241,15 @@ async def copy_jsonl(
 
 
 async def handler_output(
-    dataset: Dataset, ctx: HandlerContext, encoding: str, out: ByteSink, seen: RowsSeen
+    dataset: Dataset,
+    ctx: HandlerContext,
+    encoding: str,
+    out: ByteSink,
+    seen: RowsSeen,
+    fmt: RowFormat | None = None,
 ) -> int:
-    """Run a handler dataset; returns its rows (0 for a bytes dataset)."""
+    """Run a handler dataset, its rows written as ``fmt`` says (the job's options);
+    returns its rows (0 for a bytes dataset)."""
     assert dataset.handler is not None
     what = f"handler {dataset.handler_ref!r} of kind {ctx.kind!r}"
     try:
@@ -242,7 +259,8 @@ async def handler_output(
                     raise _bad_item(what, block, "bytes")
                 await out.write(bytes(block))
             return 0
-        return await _handler_rows(dataset, ctx, encoding, out, seen, what)
+        encoder = RowEncoder(encoding, fmt)
+        return await _handler_rows(dataset, ctx, encoder, out, seen, what)
     except (ExportError, asyncio.CancelledError):
         raise
     except DATABASE_ERRORS as exc:
@@ -256,22 +274,18 @@ async def handler_output(
 async def _handler_rows(
     dataset: Dataset,
     ctx: HandlerContext,
-    encoding: str,
+    encoder: RowEncoder,
     out: ByteSink,
     seen: RowsSeen,
     what: str,
 ) -> int:
     assert dataset.handler is not None
-    columns: Any = None
     batch: list[Mapping[str, Any]] = []
     rows = 0
 
     async def flush() -> None:
-        nonlocal columns, rows
-        if encoding == "csv":
-            data, columns = await asyncio.to_thread(encode_csv, batch, columns)
-        else:
-            data = await asyncio.to_thread(encode_jsonl, batch)
+        nonlocal rows
+        data = await asyncio.to_thread(encoder.encode, batch)
         rows += len(batch)
         batch.clear()
         await out.write(data)

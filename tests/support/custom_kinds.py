@@ -52,3 +52,35 @@ async def wide_rows(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
     for n in (1, 2, 3):
         width = int(str(ctx.params["width"]))
         yield {"n": n, "body": "x" * width if n == 2 else "small"}
+
+
+async def awkward(ctx: HandlerContext) -> AsyncIterator[dict[str, Any]]:
+    """Rows whose values the job options change: formula-like text, numbers a double
+    cannot hold, aware datetimes (for the formula guard, big numbers, time zones)."""
+    from datetime import UTC, datetime
+
+    yield {
+        "id": 1,
+        "name": '=HYPERLINK("http://evil","x")',
+        "amount": Decimal("-5"),
+        "ratio": 1.5,
+        "at": datetime(2025, 3, 30, 0, 30, tzinfo=UTC),
+        "big": 2**53 + 1,
+    }
+    yield {
+        "id": 2,
+        "name": "Grüße; 🎉\nzweite Zeile",
+        "amount": Decimal("1234.5"),
+        "ratio": -0.25,
+        "at": datetime(2025, 3, 30, 1, 30, tzinfo=UTC),
+        "big": 2**53 - 1,
+    }
+    yield {"id": 3, "name": None, "amount": None, "ratio": None, "at": None, "big": None}
+    yield {
+        "id": 4,
+        "name": "NULL",
+        "amount": Decimal("123456789012345678901234567890"),
+        "ratio": 1e20,
+        "at": datetime(2025, 1, 1, tzinfo=UTC),
+        "big": -(2**53 + 1),
+    }

@@ -187,6 +187,8 @@ QUEUE_SQL_READERS = {
     # The COPY statements it wraps around a kind's query run on the SOURCE
     # database: export SQL, kept in the same file of named queries.
     "export/sources",
+    # The templates a job's options compose (projection, CSV dialect), likewise.
+    "export/sql_text",
 }
 
 
