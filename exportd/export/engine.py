@@ -39,6 +39,8 @@ from exportd.export.sources import (
     start_session,
 )
 from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
+from exportd.export.xlsx.sheets import SheetJob, handler_sheet, sheet_job, sql_sheet
+from exportd.export.xlsx.writer import Workbook
 from exportd.handlers import HandlerContext
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
@@ -245,6 +247,8 @@ class Exporter:
             job.tracker.estimated_rows += await estimate_rows(conn, sql)
         if job.fmt.container is Container.ZIP:
             return await self._bundle(snapshot, job)
+        if job.fmt.container is Container.XLSX:
+            return await self._workbook(snapshot, job, timezone)
         return await self._single(snapshot, job)
 
     async def _single(self, snapshot: _Snapshot, job: _Job) -> int:
@@ -270,6 +274,20 @@ class Exporter:
             bundle.discard()
             raise
 
+    async def _workbook(self, snapshot: _Snapshot, job: _Job, zone: str) -> int:
+        book = Workbook(job.upload, datetime.now(UTC), job.kind.xlsx, job.options.split_rows)
+        try:
+            for dataset in job.kind.datasets:
+                target = sheet_job(book, dataset.name, job.kind, job.options, zone)
+                rows = await self._dataset(snapshot, job, dataset, "xlsx", target.sheet, target)
+                job.tracker.dataset_done(rows)
+            params = {name: to_json(value) for name, value in job.values.items()}
+            await book.close(job.kind.name, job.ctx.job.owner, str(job.ctx.job.id), params)
+        except BaseException:
+            book.discard()
+            raise
+        return job.tracker.rows
+
     async def _members(
         self, snapshot: _Snapshot, job: _Job, bundle: ZipBundle, generated_at: datetime
     ) -> int:
@@ -286,9 +304,16 @@ class Exporter:
         return job.tracker.rows
 
     async def _dataset(
-        self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, into: ByteSink
+        self,
+        snapshot: _Snapshot,
+        job: _Job,
+        dataset: Dataset,
+        encoding: str,
+        into: ByteSink,
+        sheet: SheetJob | None = None,
     ) -> int:
-        """Write one dataset into ``into``, each record held to the row limit; its rows."""
+        """Write one dataset into ``into``, each record held to the row limit; its rows.
+        An xlsx dataset's ``sheet`` says how (``into`` is its sheet)."""
         written = 0
 
         def seen(rows: int) -> None:
@@ -306,7 +331,7 @@ class Exporter:
                 into,
                 limit=limit,
                 what=what,
-                quoted=encoding == "csv",
+                quoted=encoding == "csv",  # an xlsx row is one line, whatever it holds
                 header=encoding == "csv",
                 rows_before=lambda: written,
             )
@@ -321,6 +346,8 @@ class Exporter:
                 dataset=dataset.name,
                 log=job.ctx.log,
             )
+            if sheet is not None:
+                return await handler_sheet(dataset, context, sheet, out, seen)
             return await handler_output(dataset, context, encoding, out, seen)
         sql = snapshot.bound[dataset.name]
 
@@ -329,6 +356,8 @@ class Exporter:
             snapshot.guard.abandon(error)
 
         with watch_rows(snapshot.conn, limit, arriving):
+            if sheet is not None:
+                return await sql_sheet(snapshot.conn, sql, sheet, out, seen)
             if encoding == "csv":
                 return await copy_csv(snapshot.conn, sql, out, seen)
             shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,11 @@ _MARKER = "/* dataset */"
 _HANDLER_BATCH = 1000
 
 RowsSeen = Callable[[int], None]
+# Encodes a batch of a handler's rows; ``columns`` is None for the first batch. Returns
+# the bytes and the columns for the next batch (a format other than csv and jsonl).
+RowsEncoder = Callable[
+    [Sequence[Mapping[str, Any]], Sequence[str] | None], Awaitable[tuple[bytes, Sequence[str]]]
+]
 
 
 class SinkGuard:
@@ -222,9 +227,15 @@ async def copy_jsonl(
 
 
 async def handler_output(
-    dataset: Dataset, ctx: HandlerContext, encoding: str, out: ByteSink, seen: RowsSeen
+    dataset: Dataset,
+    ctx: HandlerContext,
+    encoding: str,
+    out: ByteSink,
+    seen: RowsSeen,
+    encoder: RowsEncoder | None = None,
 ) -> int:
-    """Run a handler dataset; returns its rows (0 for a bytes dataset)."""
+    """Run a handler dataset; returns its rows (0 for a bytes dataset). Rows are
+    encoded by ``encoder`` when given, else as ``encoding`` (csv or jsonl) says."""
     assert dataset.handler is not None
     what = f"handler {dataset.handler_ref!r} of kind {ctx.kind!r}"
     try:
@@ -234,7 +245,7 @@ async def handler_output(
                     raise _bad_item(what, block, "bytes")
                 await out.write(bytes(block))
             return 0
-        return await _handler_rows(dataset, ctx, encoding, out, seen, what)
+        return await _handler_rows(dataset, ctx, encoding, out, seen, what, encoder)
     except (ExportError, asyncio.CancelledError):
         raise
     except DATABASE_ERRORS as exc:
@@ -252,6 +263,7 @@ async def _handler_rows(
     out: ByteSink,
     seen: RowsSeen,
     what: str,
+    encoder: RowsEncoder | None,
 ) -> int:
     assert dataset.handler is not None
     columns: Any = None
@@ -260,7 +272,9 @@ async def _handler_rows(
 
     async def flush() -> None:
         nonlocal columns, rows
-        if encoding == "csv":
+        if encoder is not None:
+            data, columns = await encoder(batch, columns)
+        elif encoding == "csv":
             data, columns = await asyncio.to_thread(encode_csv, batch, columns)
         else:
             data = await asyncio.to_thread(encode_jsonl, batch)
