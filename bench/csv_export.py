@@ -322,7 +322,7 @@ async def prepare_database(admin: str, name: str, rows: int) -> str:
         if existing != rows:
             print(f"loading {rows:,} rows...", file=sys.stderr)
             await conn.execute(TABLE.replace("$1::bigint", str(int(rows))))
-        await conn.execute("TRUNCATE exportd.jobs")
+        await conn.execute("TRUNCATE exportd.jobs CASCADE")
     finally:
         await conn.close()
     return dsn
