@@ -185,6 +185,8 @@ QUEUE_SQL_READERS = {
     # The COPY statements it wraps around a kind's query run on the SOURCE
     # database: export SQL, kept in the same file of named queries.
     "export/sources",
+    # The cell templates of an xlsx sheet's rows, composed into that same COPY.
+    "export/xlsx/expressions",
 }
 
 

@@ -116,7 +116,9 @@ def cell(value: Any, zone: tzinfo, long_text: LongText = "truncate") -> str:
         text = plain(number) if number.is_finite() else str(value)
         return number_cell(text) if number_fits(number) else text_cell(text)
     if isinstance(value, float):
-        return number_cell(repr(value)) if math.isfinite(value) else text_cell(str(value))
+        if math.isfinite(value):
+            return number_cell(repr(value))
+        return text_cell("NaN" if math.isnan(value) else ("Infinity", "-Infinity")[value < 0])
     if isinstance(value, datetime):
         local = value.astimezone(zone) if value.tzinfo is not None else value
         if _FIRST_DAY <= local.date() <= _LAST_DAY:
