@@ -1021,7 +1021,7 @@ FROM (
 CASE WHEN length((/* value */)::text) <= 15
           AND (/* value */)::text NOT IN ('NaN', 'Infinity', '-Infinity')
        OR (/* value */) = 0
-       OR (abs(/* value */) BETWEEN 1e-307 AND 9.99999999999999e307
+       OR (abs((/* value */)::numeric) BETWEEN 1e-307 AND 9.99999999999999e307
            AND length(trim(BOTH '0' FROM translate((/* value */)::text, '-.', ''))) <= 15)
      THEN '<c><v>' || (/* value */)::text || '</v></c>'
      ELSE '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'

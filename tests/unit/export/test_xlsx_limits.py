@@ -66,7 +66,8 @@ def test_continued_sheets_are_numbered_and_fit_31_characters() -> None:
     long = "y" * 31
     assert sheet_name(long, 1, []) == long
     second = sheet_name(long, 2, [long])
-    assert second == "y" * 27 + " (2)" and len(second) == 31
+    assert second == "y" * 27 + " (2)"
+    assert len(second) == 31
 
 
 def test_sheet_names_are_unique_ignoring_case() -> None:
@@ -91,5 +92,8 @@ def test_column_letters() -> None:
 def test_column_widths_follow_type_and_label() -> None:
     assert column_width("id", "int4") == 12
     assert column_width("placed at", "timestamptz") == 20
-    assert column_width("a very long header for a flag", "bool") == len("a very long header for a flag") + 4
+    assert (
+        column_width("a very long header for a flag", "bool")
+        == len("a very long header for a flag") + 4
+    )
     assert column_width("x" * 100, "text") == 60
