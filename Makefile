@@ -30,8 +30,9 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check exportd tests bench
 	$(BIN)/mypy
 
-## test: lint, then the whole suite against real Postgres and real S3 servers
+## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc where missing: the xlsx tests read workbooks back with it)
 test: lint
+	command -v soffice >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc)
 	$(BIN)/pytest
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python
@@ -42,10 +43,11 @@ $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PYTHON) -m venv .venv-aws
 	.venv-aws/bin/python -m pip install --quiet awscli
 
-## bench: exports (csv, csv.gz, jsonl, zip) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows; peak RSS of one 50 and 200 MB row per format
+## bench: exports (csv, csv.gz, jsonl, zip) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows; peak RSS of one 50 and 200 MB row per format; xlsx against xlsxwriter and exportd's csv
 bench: $(VENV)/.bench .venv-aws/bin/aws
 	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
 	$(BIN)/python bench/big_row.py
+	$(BIN)/python bench/xlsx_export.py
 
 ## bench-api: GET /v1/jobs/{id} of a running daemon under concurrent load
 bench-api: $(VENV)/.bench

@@ -1097,3 +1097,98 @@ RETURNING kind, paused_at, paused_by, reason;
 SELECT kind, paused_at, paused_by, reason
 FROM exportd.paused_kinds
 ORDER BY kind;
+
+-- name: xlsx_rows
+-- A dataset's rows as SpreadsheetML, one <row> per line, formatted by
+-- Postgres: exportd.export.xlsx.expressions puts the row's cells (from the
+-- xlsx_cell_* templates below, one per column, chosen by the column's type
+-- in the prepared statement) in place of the first marker and the
+-- dataset's statement in place of the second. Written through copy_json's
+-- COPY: no text a cell holds contains its quote, delimiter or a line break
+-- (xlsx_cell_text replaces or escapes them all).
+SELECT /* cells */
+FROM (
+/* dataset */
+) AS t;
+
+-- name: xlsx_cell_int
+-- A 2- or 4-byte integer: always a number (at most 10 digits).
+'<c><v>' || /* value */ || '</v></c>'
+
+-- name: xlsx_cell_numeric
+-- An integer or exact numeric: a number when Excel holds it exactly (at most
+-- 15 significant digits, leading and trailing zeros aside, and within its
+-- range), else its exact text. Text of at most 15 characters has at most 15
+-- digits: the common case is decided without counting them. NaN and the
+-- infinities compare above every number and are written as text.
+CASE WHEN length((/* value */)::text) <= 15
+          AND (/* value */)::text NOT IN ('NaN', 'Infinity', '-Infinity')
+       OR (/* value */) = 0
+       OR (abs((/* value */)::numeric) BETWEEN 1e-307 AND 9.99999999999999e307
+           AND length(trim(BOTH '0' FROM translate((/* value */)::text, '-.', ''))) <= 15)
+     THEN '<c><v>' || (/* value */)::text || '</v></c>'
+     ELSE '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'
+END
+
+-- name: xlsx_cell_float
+-- A float: a number (extra_float_digits is pinned: the shortest exact text),
+-- NaN and the infinities as text.
+CASE WHEN (/* value */) IN ('NaN', 'Infinity', '-Infinity')
+     THEN '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'
+     ELSE '<c><v>' || (/* value */)::text || '</v></c>'
+END
+
+-- name: xlsx_cell_bool
+CASE WHEN (/* value */) THEN '<c t="b"><v>1</v></c>'
+     WHEN NOT (/* value */) THEN '<c t="b"><v>0</v></c>'
+END
+
+-- name: xlsx_cell_date
+-- A date as Excel's serial (days since 1899-12-30) with style 1 (yyyy-mm-dd).
+-- Before 1900-03-01 Excel's serials count a 29 February 1900 that never was,
+-- and it holds nothing past 9999: such dates (and infinity) are ISO text.
+CASE WHEN (/* value */) BETWEEN date '1900-03-01' AND date '9999-12-31'
+     THEN '<c s="1"><v>' || ((/* value */) - date '1899-12-30') || '</v></c>'
+     ELSE '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'
+END
+
+-- name: xlsx_cell_timestamp
+-- A timestamp, or a timestamptz as wall-clock time in the session's time
+-- zone (the job's), as Excel's serial to 10 decimals (under 9 microseconds)
+-- with style 2 (yyyy-mm-dd hh:mm:ss); out of Excel's range as ISO text.
+CASE WHEN (/* value */)::timestamp >= timestamp '1900-03-01'
+          AND (/* value */)::timestamp < timestamp '10000-01-01'
+     THEN '<c s="2"><v>' || round(extract(epoch FROM (/* value */)::timestamp
+                                          - timestamp '1899-12-30') / 86400, 10) || '</v></c>'
+     ELSE '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'
+END
+
+-- name: xlsx_cell_text
+-- Any other value as its text (json, arrays, bytea as \x and hex, ...), an
+-- inline string, never a formula. Each character XML 1.0 cannot hold becomes
+-- U+FFFD (a regular expression: translate() with a list of characters is
+-- ten times slower); &, < and > are escaped, and CR and LF written as
+-- character references so that a row stays on one line. A text longer than
+-- Excel's 32,767 characters is cut to end with ' [truncated]' (12
+-- characters); the byte length, never less than the character length,
+-- spares counting the characters of every shorter text.
+'<c t="inlineStr"><is><t xml:space="preserve">' || replace(replace(replace(replace(replace(
+    regexp_replace(
+        CASE WHEN octet_length(/* text */) > 32767 AND length(/* text */) > 32767
+             THEN left(/* text */, 32755) || ' [truncated]'
+             ELSE /* text */ END,
+        '[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]', E'\ufffd', 'g'),
+    '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), E'\n', '&#10;'), E'\r', '&#13;')
+|| '</t></is></c>'
+
+-- name: xlsx_cell_text_strict
+-- As xlsx_cell_text for a kind whose long_text is 'fail': a text over the
+-- limit is written as the character \x03 alone, which no text holds (it is
+-- replaced like every character XML cannot hold) and the writer stops at.
+CASE WHEN octet_length(/* text */) > 32767 AND length(/* text */) > 32767 THEN E'\x03'
+     ELSE '<c t="inlineStr"><is><t xml:space="preserve">' || replace(replace(replace(replace(
+         replace(regexp_replace(/* text */,
+                                '[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]', E'\ufffd', 'g'),
+         '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), E'\n', '&#10;'), E'\r', '&#13;')
+         || '</t></is></c>'
+END

@@ -13,14 +13,25 @@ from __future__ import annotations
 from exportd.definitions.kinds import Dataset, Kind
 
 # Every format a job may name, in the order the API lists them.
-SUPPORTED_FORMATS: tuple[str, ...] = ("csv", "csv.gz", "jsonl", "jsonl.gz", "json", "zip")
+SUPPORTED_FORMATS: tuple[str, ...] = (
+    "csv",
+    "csv.gz",
+    "jsonl",
+    "jsonl.gz",
+    "json",
+    "zip",
+    "xlsx",
+)
 
 
 def formats_of(kind: Kind) -> tuple[str, ...]:
     """The formats a job of ``kind`` may ask for: every one for a kind of one dataset of
-    rows, only ``zip`` for several datasets or a file."""
-    if len(kind.datasets) > 1 or kind.datasets[0].output == "bytes":
+    rows; ``zip`` and ``xlsx`` (a sheet per dataset) for several datasets of rows; only
+    ``zip`` for a kind that produces a file."""
+    if any(d.output == "bytes" for d in kind.datasets):
         return ("zip",)
+    if len(kind.datasets) > 1:
+        return ("zip", "xlsx")
     return SUPPORTED_FORMATS
 
 
@@ -36,4 +47,4 @@ def writes_json(kind: Kind, dataset: Dataset) -> bool:
     of a kind of one dataset, or as a zip member of format ``jsonl``."""
     if dataset.output == "bytes" or (dataset.compiled is None and dataset.handler is None):
         return False
-    return dataset.member_format == "jsonl" or formats_of(kind) != ("zip",)
+    return dataset.member_format == "jsonl" or "json" in formats_of(kind)

@@ -27,7 +27,6 @@ from exportd.export.bundle import write_bundle
 from exportd.export.csv_dialect import check_dialect, file_sink
 from exportd.export.formats import Container, Format, dataset_encoding, format_for
 from exportd.export.interface import JobContext
-from exportd.export.keys import object_key, write_probe_key
 from exportd.export.layout import Layout, ManifestHead, layout, wants_split
 from exportd.export.progress import Tracker
 from exportd.export.projection import project, shaping_for
@@ -44,58 +43,14 @@ from exportd.export.sources import (
     start_session,
 )
 from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream
+from exportd.export.target import ExportOptions, PreparedObject, open_upload
+from exportd.export.xlsx.sheets import SheetJob, handler_sheet, sheet_job, sql_sheet
+from exportd.export.xlsx.writer import Workbook
 from exportd.handlers import HandlerContext
-from exportd.limits import MAX_ROW_BYTES_DEFAULT
-from exportd.queue.job import ExportResult, UploadRef
-from exportd.queue.lease import locked_call_timeout
 from exportd.s3.client import S3Client
-from exportd.s3.presign import content_disposition
 from exportd.s3.upload import ObjectUpload
 
 __all__ = ["ExportOptions", "Exporter", "copy_row_count"]
-
-
-def commit_request_seconds(lease_seconds: float | None) -> float | None:
-    """The deadline of the commit's request: half of what the store gives the whole
-    commit under the row lock (``lease.locked_call_timeout``), so that the
-    name probe after a failure (half as long again) still ends inside it."""
-    if lease_seconds is None:
-        return None
-    return locked_call_timeout(lease_seconds) / 2
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    bucket: str
-    prefix: str
-    part_size: int
-    parts_in_flight: int
-    max_bytes: int | None = None
-    # The largest row a dataset may write (EXPORTD_MAX_ROW_BYTES); see exportd.export.row_limit.
-    max_row_bytes: int = MAX_ROW_BYTES_DEFAULT
-    timezone: str = "UTC"
-    # A whole job's limit (query, encoding and upload), unless its kind sets one.
-    max_duration_seconds: float | None = None
-    # Extra arguments of every object written (server-side encryption).
-    object_args: dict[str, str] = field(default_factory=dict)
-    # The job's lease: the object's commit is made while the job's row is
-    # locked, and must end, name probe included, well inside it.
-    lease_seconds: float | None = None
-
-
-@dataclass
-class _Prepared:
-    upload: ObjectUpload
-    key: str
-    rows: int
-    filename: str
-
-    async def commit(self) -> ExportResult:
-        done = await self.upload.complete()
-        return ExportResult(self.key, done.size_bytes, self.rows, done.sha256_hex, self.filename)
-
-    async def abort(self) -> None:
-        await self.upload.abort()
 
 
 @dataclass
@@ -161,7 +116,7 @@ class Exporter:
         kind = self._definitions.require(kind_name)
         return kind, format_for(kind, fmt)
 
-    async def run(self, ctx: JobContext) -> _Prepared:
+    async def run(self, ctx: JobContext) -> PreparedObject:
         job = ctx.job
         kind, fmt = self.resolve(job.kind, job.format)
         values = kind.validate(job.params)
@@ -181,37 +136,13 @@ class Exporter:
             await state.abort()
             raise
         ctx.progress.rows = rows
-        return _Prepared(state.out, state.key, rows, state.filename)
+        return PreparedObject(state.out, state.key, rows, state.filename)
 
     def _open_upload(self, job: _Job, fmt: Format) -> None:
         """Name the object (the kind's file name with ``fmt``'s extension) and make its
-        upload. Nothing is sent yet: the multipart upload starts, and is recorded on
-        the job, when the first part is full."""
-        owner, kind = job.ctx.job.owner, job.kind
-        job.filename = kind.filename(job.values, fmt.name)
-        key = job.key = object_key(self._options.prefix, owner, job.ctx.job.id, job.filename)
-
-        async def started(upload_id: str) -> None:
-            await job.ctx.record_upload(UploadRef(upload_id, key))
-
-        limit, limit_source = self._options.max_bytes, "EXPORTD_S3_MAX_EXPORT_BYTES"
-        if kind.max_bytes is not None:
-            limit, limit_source = kind.max_bytes, f"max_bytes of kind {kind.name!r}"
-        job.upload = ObjectUpload(
-            self._s3,
-            self._options.bucket,
-            key,
-            part_size=self._options.part_size,
-            parts_in_flight=self._options.parts_in_flight,
-            content_type=fmt.content_type,
-            content_disposition=content_disposition(job.filename),
-            on_multipart_started=started,
-            extra_args=self._options.object_args,
-            max_bytes=limit,
-            max_bytes_source=limit_source,
-            probe_key=write_probe_key(self._options.prefix),
-            commit_seconds=commit_request_seconds(self._options.lease_seconds),
-            logger=job.ctx.log,
+        upload (``target.open_upload``)."""
+        job.upload, job.key, job.filename = open_upload(
+            self._s3, self._options, job.kind, job.ctx, job.values, fmt
         )
 
     async def _within_duration(self, job: _Job) -> int:
@@ -281,6 +212,8 @@ class Exporter:
         plan = layout(job.fmt, job.kind, await self._splits(snapshot, job))
         # Named only now: a split result is a zip, whatever format was asked for.
         self._open_upload(job, plan.fmt)
+        if job.fmt.container is Container.XLSX:
+            return await self._workbook(snapshot, job, timezone)
         if plan.zipped:
             return await self._bundle(snapshot, job, plan)
         return await self._single(snapshot, job)
@@ -290,7 +223,8 @@ class Exporter:
         SQL dataset is counted in the snapshot, up to ``split_rows + 1``: the rows it
         will write, exactly."""
         most = job.options.split_rows
-        if most is None:
+        if most is None or job.fmt.container is Container.XLSX:
+            # A workbook continues on new sheets instead (exportd.export.xlsx).
             return {}
         split: dict[str, bool] = {}
         for dataset in job.kind.datasets:
@@ -330,10 +264,31 @@ class Exporter:
 
         return await write_bundle(job.out, plan.members, write, job.tracker, head, job.options.csv)
 
+    async def _workbook(self, snapshot: _Snapshot, job: _Job, zone: str) -> int:
+        book = Workbook(job.out, datetime.now(UTC), job.kind.xlsx, job.options.split_rows)
+        try:
+            for dataset in job.kind.datasets:
+                target = sheet_job(book, dataset.name, job.kind, job.options, zone)
+                rows = await self._dataset(snapshot, job, dataset, "xlsx", target.sheet, target)
+                job.tracker.dataset_done(rows)
+            params = {name: to_json(value) for name, value in job.values.items()}
+            await book.close(job.kind.name, job.ctx.job.owner, str(job.ctx.job.id), params)
+        except BaseException:
+            book.discard()
+            raise
+        return job.tracker.rows
+
     async def _dataset(
-        self, snapshot: _Snapshot, job: _Job, dataset: Dataset, encoding: str, into: ByteSink
+        self,
+        snapshot: _Snapshot,
+        job: _Job,
+        dataset: Dataset,
+        encoding: str,
+        into: ByteSink,
+        sheet: SheetJob | None = None,
     ) -> int:
-        """Write one dataset into ``into``, each record held to the row limit; its rows."""
+        """Write one dataset into ``into``, each record held to the row limit; its rows.
+        An xlsx dataset's ``sheet`` says how (``into`` is its sheet)."""
         written = 0
 
         def seen(rows: int) -> None:
@@ -352,7 +307,7 @@ class Exporter:
                 into,
                 limit=limit,
                 what=what,
-                quoted=encoding == "csv",
+                quoted=encoding == "csv",  # an xlsx row is one line, whatever it holds
                 header=encoding == "csv" and csv.header,
                 rows_before=lambda: written,
             )
@@ -367,22 +322,23 @@ class Exporter:
                 dataset=dataset.name,
                 log=job.ctx.log,
             )
+            if sheet is not None:
+                return await handler_sheet(dataset, context, sheet, out, seen)
             fmt = row_format_for(job.options, job.kind.labels, dataset.name, encoding, what)
-            rows = await handler_output(dataset, context, encoding, out, seen, fmt)
-        else:
-            sql = snapshot.bound[dataset.name]
+            return await handler_output(dataset, context, encoding, out, seen, fmt)
+        sql = snapshot.bound[dataset.name]
 
-            def arriving(received: int) -> None:
-                error = row_too_large(what, written + 1, received, limit, arriving=True)
-                snapshot.guard.abandon(error)
+        def arriving(received: int) -> None:
+            error = row_too_large(what, written + 1, received, limit, arriving=True)
+            snapshot.guard.abandon(error)
 
-            with watch_rows(snapshot.conn, limit, arriving):
-                if encoding == "csv":
-                    rows = await copy_csv(snapshot.conn, sql, out, seen, csv)
-                else:
-                    shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
-                    rows = await copy_jsonl(snapshot.conn, sql, out, seen, shape)
-        return rows
+        with watch_rows(snapshot.conn, limit, arriving):
+            if sheet is not None:
+                return await sql_sheet(snapshot.conn, sql, sheet, out, seen)
+            if encoding == "csv":
+                return await copy_csv(snapshot.conn, sql, out, seen, csv)
+            shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"
+            return await copy_jsonl(snapshot.conn, sql, out, seen, shape)
 
 
 def _sql(kind: Kind) -> list[Dataset]:

@@ -22,15 +22,20 @@ class Container(StrEnum):
     GZIP = "gzip"
     JSON_ARRAY = "json_array"
     ZIP = "zip"
+    # An xlsx workbook: a zip of its own parts, a sheet (or several) per dataset.
+    XLSX = "xlsx"
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    encoding: str  # of the rows: "csv" or "jsonl"; a zip's members follow their dataset
+    # Of the rows: "csv", "jsonl" or "xlsx"; a zip's members follow their dataset.
+    encoding: str
     container: Container
     content_type: str
 
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # Keyed by the names of ``SUPPORTED_FORMATS``, one writer for each
 # (tests/unit/definitions/test_rules.py).
@@ -43,6 +48,7 @@ FORMATS: dict[str, Format] = {
         Format("jsonl.gz", "jsonl", Container.GZIP, "application/gzip"),
         Format("json", "jsonl", Container.JSON_ARRAY, "application/json; charset=utf-8"),
         Format("zip", "csv", Container.ZIP, "application/zip"),
+        Format("xlsx", "xlsx", Container.XLSX, XLSX_CONTENT_TYPE),
     )
 }
 
@@ -57,6 +63,8 @@ def format_for(kind: Kind, name: str) -> Format:
         )
     if fmt.container is Container.ZIP:
         return fmt
+    if fmt.container is Container.XLSX:
+        return _workbook_of(kind, fmt)
     if len(kind.datasets) > 1:
         names = ", ".join(d.name for d in kind.datasets)
         raise ExportError(
@@ -78,3 +86,17 @@ def dataset_encoding(fmt: Format, dataset: Dataset) -> str:
     """How ``dataset``'s rows are written in ``fmt``: the format's encoding, or in a zip
     its member's."""
     return dataset.member_format if fmt.container is Container.ZIP else fmt.encoding
+
+
+def _workbook_of(kind: Kind, fmt: Format) -> Format:
+    """An xlsx holds a sheet per dataset of rows; a file (a bytes dataset) has no place
+    in it."""
+    files = [d for d in kind.datasets if d.output == "bytes"]
+    if files:
+        names = ", ".join(f"{d.name!r} (.{d.extension})" for d in files)
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"kind {kind.name!r} produces files ({names}), which a workbook cannot hold; "
+            "ask for format zip",
+        )
+    return fmt

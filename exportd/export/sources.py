@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ _HANDLER_BATCH = 1000
 
 RowsSeen = Callable[[int], None]
 _DEFAULT_CSV = CsvOptions()
+# Encodes a batch of a handler's rows (the first batch first), off the event loop.
+BatchEncoder = Callable[[Sequence[Mapping[str, Any]]], Awaitable[bytes]]
 
 
 class SinkGuard:
@@ -247,9 +249,11 @@ async def handler_output(
     out: ByteSink,
     seen: RowsSeen,
     fmt: RowFormat | None = None,
+    encoder: BatchEncoder | None = None,
 ) -> int:
-    """Run a handler dataset, its rows written as ``fmt`` says (the job's options);
-    returns its rows (0 for a bytes dataset)."""
+    """Run a handler dataset; returns its rows (0 for a bytes dataset). Rows are encoded
+    by ``encoder`` when given (an xlsx sheet), else as ``encoding`` (csv or jsonl) and
+    ``fmt`` (the job's options) say."""
     assert dataset.handler is not None
     what = f"handler {dataset.handler_ref!r} of kind {ctx.kind!r}"
     try:
@@ -259,7 +263,12 @@ async def handler_output(
                     raise _bad_item(what, block, "bytes")
                 await out.write(bytes(block))
             return 0
-        encoder = RowEncoder(encoding, fmt)
+        if encoder is None:
+            rows_encoder = RowEncoder(encoding, fmt)
+
+            async def encoder(batch: Sequence[Mapping[str, Any]]) -> bytes:
+                return await asyncio.to_thread(rows_encoder.encode, batch)
+
         return await _handler_rows(dataset, ctx, encoder, out, seen, what)
     except (ExportError, asyncio.CancelledError):
         raise
@@ -274,7 +283,7 @@ async def handler_output(
 async def _handler_rows(
     dataset: Dataset,
     ctx: HandlerContext,
-    encoder: RowEncoder,
+    encoder: BatchEncoder,
     out: ByteSink,
     seen: RowsSeen,
     what: str,
@@ -285,7 +294,7 @@ async def _handler_rows(
 
     async def flush() -> None:
         nonlocal rows
-        data = await asyncio.to_thread(encoder.encode, batch)
+        data = await encoder(batch)
         rows += len(batch)
         batch.clear()
         await out.write(data)

@@ -189,6 +189,8 @@ QUEUE_SQL_READERS = {
     "export/sources",
     # The templates a job's options compose (projection, CSV dialect), likewise.
     "export/sql_text",
+    # The cell templates of an xlsx sheet's rows, composed into that same COPY.
+    "export/xlsx/expressions",
 }
 
 

@@ -134,7 +134,7 @@ async def test_a_bundle_is_refused_a_single_file_format_and_defaults_to_zip(
     status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json={**job, "format": "jsonl"})
     assert status == 400
     [error] = body["errors"]
-    assert (error["field"], error["message"]) == ("format", "must be one of zip")
+    assert (error["field"], error["message"]) == ("format", "must be one of zip, xlsx")
     status, body, _ = await call("POST", f"{api}/v1/jobs", AUTH, json=job)
     assert status == 202, body
     assert (await job_row(pool, uuid.UUID(body["id"])))["format"] == "zip"
@@ -423,7 +423,7 @@ async def test_kinds_come_with_their_parameter_schemas(api: str) -> None:
     assert status == 200
     kinds: dict[str, Any] = {k["name"]: k for k in body["kinds"]}
     assert set(kinds) == {"orders", "everything", "bundle"}
-    assert kinds["bundle"]["formats"] == ["zip"], "several datasets only fit in a zip"
+    assert kinds["bundle"]["formats"] == ["zip", "xlsx"], "several datasets: a zip or a workbook"
     orders = kinds["orders"]
     assert orders["description"] == "A customer's orders since a day"
     assert orders["params_schema"]["required"] == ["since"]

@@ -174,7 +174,7 @@ query = "SELECT 1"
     assert "dataset 'D': a dataset name must match" in found
 
 
-def test_a_multi_dataset_kind_only_fits_in_a_zip() -> None:
+def test_a_multi_dataset_kind_fits_in_a_zip_or_a_workbook() -> None:
     kind = definitions_from_text(
         """
 [kinds.k.datasets.a]
@@ -184,12 +184,32 @@ query = "SELECT 2"
 """
     )["k"]
     assert format_for(kind, "zip").name == "zip"
-    assert formats_of(kind) == ("zip",)
+    assert format_for(kind, "xlsx").name == "xlsx"
+    assert formats_of(kind) == ("zip", "xlsx")
     for single in ("csv", "csv.gz", "jsonl", "jsonl.gz", "json"):
         with pytest.raises(ExportError) as caught:
             format_for(kind, single)
         assert caught.value.kind is ErrorKind.UNSUPPORTED_FORMAT
         assert "ask for format zip" in caught.value.message
+
+
+def test_a_kind_that_produces_a_file_has_no_workbook() -> None:
+    kind = definitions_from_text(
+        """
+[kinds.k.datasets.a]
+query = "SELECT 1 WHERE :owner <> ''"
+[kinds.k.datasets.report]
+handler = "tests.support.custom_kinds:report_pdf"
+output = "bytes"
+extension = "pdf"
+"""
+    )["k"]
+    assert formats_of(kind) == ("zip",)
+    with pytest.raises(ExportError) as caught:
+        format_for(kind, "xlsx")
+    assert caught.value.kind is ErrorKind.UNSUPPORTED_FORMAT
+    assert "'report' (.pdf)" in caught.value.message
+    assert "workbook cannot hold" in caught.value.message
 
 
 # --- Properties ---------------------------------------------------------------------------
