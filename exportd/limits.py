@@ -207,8 +207,6 @@ SCHEDULE_OPTIONS_MAX_BYTES = 16 * 1024
 # A job's options document as JSON text (jsonb's own rendering): a few keys,
 # short values and at most a list of column names per dataset.
 OPTIONS_MAX_BYTES = 16 * 1024
-# Its nesting: {"columns": {"dataset": ["name"]}} is 3 levels deep.
-OPTIONS_MAX_DEPTH = 3
 # An IANA time zone name (the longest in the database is about 30 bytes).
 OPTIONS_TIMEZONE_MAX_BYTES = 64
 # Output columns named by one list: Postgres's own bound on a result's columns.

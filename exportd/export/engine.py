@@ -39,6 +39,7 @@ from exportd.export.sources import (
     start_session,
 )
 from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, MemberStats, ZipBundle
+from exportd.export.zones import check_zone
 from exportd.handlers import HandlerContext
 from exportd.limits import MAX_ROW_BYTES_DEFAULT
 from exportd.queue.job import ExportResult, UploadRef
@@ -141,8 +142,8 @@ class Exporter:
     async def run(self, ctx: JobContext) -> _Prepared:
         job = ctx.job
         kind, fmt = self.resolve(job.kind, job.format)
-        values = kind.validate(job.params)
-        options = kind.options_for(job.options)
+        # Params and options together: every problem of both, before any query runs.
+        values, options = kind.check(job.params, job.options)
         filename = kind.filename(values, fmt.name)
         key = object_key(self._options.prefix, job.owner, job.id, filename)
 
@@ -231,6 +232,8 @@ class Exporter:
 
     async def _read(self, snapshot: _Snapshot, job: _Job) -> int:
         conn = snapshot.conn
+        if job.options.timezone is not None:
+            await check_zone(conn, job.options.timezone)
         timezone = job.options.timezone or self._options.timezone
         await start_session(conn, job.kind.timeout_seconds, timezone)
         for dataset in _sql(job.kind):

@@ -171,18 +171,23 @@ def _names(path: str, value: object) -> tuple[object, list[ParamError]]:
     return (None, found) if found else (tuple(value), [])
 
 
-def _columns(datasets: Sequence[str]) -> _Check:
+def _columns(datasets: Sequence[str] | None) -> _Check:
     def check(path: str, value: object) -> tuple[object, list[ParamError]]:
         if not isinstance(value, dict):
             return _names(path, value)
         if not value:
             return None, [_problem(path, "length", "must name at least one dataset")]
-        known = ", ".join(datasets) or "none"
+        known = ", ".join(datasets or ()) or "none"
         found: list[ParamError] = []
         chosen: dict[str, tuple[str, ...]] = {}
         for name, names in value.items():
             where = f"{path}.{_shown_key(name)}"
-            if name not in datasets:
+            if datasets is None:
+                # No kind to check against (the kind is unknown): the name's shape only.
+                if problem := limits.identifier_problem(str(name), limits.KIND_MAX_BYTES):
+                    found.append(_problem(where, "text", problem))
+                    continue
+            elif name not in datasets:
                 found.append(
                     _problem(where, "unknown_dataset", f"names no dataset of this kind ({known})")
                 )
@@ -241,11 +246,14 @@ def _group(
     return found
 
 
-def read_document(raw: object, datasets: Sequence[str] = ()) -> tuple[Given, list[ParamError]]:
+def read_document(
+    raw: object, datasets: Sequence[str] | None = ()
+) -> tuple[Given, list[ParamError]]:
     """The options ``raw`` sets, by path, and every problem with them.
 
     ``raw`` is a decoded JSON document (or a TOML table); None reads as ``{}``.
-    ``datasets`` are the kind's dataset names, which ``columns`` may use as keys.
+    ``datasets`` are the kind's dataset names, which ``columns`` may use as keys
+    (None: no kind to check against, any name).
     """
     if raw is None:
         return {}, []

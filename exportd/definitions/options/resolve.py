@@ -225,3 +225,13 @@ def to_document(options: JobOptions) -> dict[str, Any]:
     if options.split_rows is not None:
         document["split_rows"] = options.split_rows
     return document
+
+
+def shape_problems(raw: object) -> list[ParamError]:
+    """The problems of an options document read without its kind (the kind is unknown,
+    or not loaded): its size and each option on its own."""
+    if raw is None or raw == {}:
+        return []
+    if (problem := document_size_problem(raw)) is not None:
+        return [ParamError("options", "size", problem)]
+    return read_document(raw, None)[1]
