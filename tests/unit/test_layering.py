@@ -190,6 +190,8 @@ QUEUE_SQL_READERS = {
     # The COPY statements it wraps around a kind's query run on the SOURCE
     # database: export SQL, kept in the same file of named queries.
     "export/sources",
+    # A job's time zone, checked in its export's session on the SOURCE database.
+    "export/zones",
 }
 
 

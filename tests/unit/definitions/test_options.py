@@ -61,7 +61,10 @@ def test_no_options_are_the_kinds_defaults() -> None:
         ({"split_rows": 1}, JobOptions(split_rows=1)),
         ({"json": {"big_numbers": "string"}}, JobOptions(json=JsonOptions("string"))),
         ({"csv": {"delimiter": "\t"}}, JobOptions(csv=CsvOptions(delimiter="\t"))),
-        ({"csv": {"delimiter": "|", "null": "NULL"}}, JobOptions(csv=CsvOptions(delimiter="|", null="NULL"))),
+        (
+            {"csv": {"delimiter": "|", "null": "NULL"}},
+            JobOptions(csv=CsvOptions(delimiter="|", null="NULL")),
+        ),
         ({"csv": {"header": False}}, JobOptions(csv=CsvOptions(header=False))),
         ({"csv": {"line_terminator": "\r\n"}}, JobOptions(csv=CsvOptions(line_terminator="\r\n"))),
         (
@@ -148,7 +151,9 @@ def test_values_given_explicitly_win_over_the_excel_profile() -> None:
 
 
 def test_a_job_merges_over_the_kinds_options() -> None:
-    text = PLAIN + '[kinds.orders.options]\ncsv = { profile = "excel", bom = false }\nsplit_rows = 5\n'
+    text = (
+        PLAIN + '[kinds.orders.options]\ncsv = { profile = "excel", bom = false }\nsplit_rows = 5\n'
+    )
     options = kind(text).options_for({"csv": {"delimiter": ";"}})
     assert options.csv == CsvOptions(
         profile="excel", delimiter=";", bom=False, line_terminator="\r\n", formula_guard=True
@@ -228,7 +233,9 @@ def test_a_document_over_the_bound_is_refused_whole() -> None:
 
 
 def test_params_and_options_problems_come_together() -> None:
-    text = PLAIN.replace("WHERE", "WHERE :n > 0 AND") + '[kinds.orders.params.n]\ntype = "integer"\n'
+    text = (
+        PLAIN.replace("WHERE", "WHERE :n > 0 AND") + '[kinds.orders.params.n]\ntype = "integer"\n'
+    )
     with pytest.raises(InvalidParams) as caught:
         kind(text).check({"n": "x"}, {"split_rows": 0})
     fields = [e.field for e in caught.value.errors]
