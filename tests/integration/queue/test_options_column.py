@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from exportd import limits
-from exportd.queue.migrations import migrations
+from exportd.queue.sql import migrations
 from tests.support.helpers import insert_job
 
 
