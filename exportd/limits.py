@@ -199,5 +199,23 @@ def identifier_problem(text: str, max_bytes: int) -> str | None:
 SCHEDULE_CRON_MAX_BYTES = 256
 # An IANA time zone name: the longest in the database is about 30 bytes.
 SCHEDULE_TIMEZONE_MAX_BYTES = 64
-# A schedule's job options, as JSON text (a few keys and short values).
-SCHEDULE_OPTIONS_MAX_BYTES = 4096
+# A schedule's job options, as JSON text: those of its jobs (OPTIONS_MAX_BYTES).
+SCHEDULE_OPTIONS_MAX_BYTES = 16 * 1024
+
+# --- Job options (migration 0010_job_options) ----------------------------------------------
+
+# A job's options document as JSON text (jsonb's own rendering): a few keys,
+# short values and at most a list of column names per dataset.
+OPTIONS_MAX_BYTES = 16 * 1024
+# An IANA time zone name (the longest in the database is about 30 bytes).
+OPTIONS_TIMEZONE_MAX_BYTES = 64
+# Output columns named by one list: Postgres's own bound on a result's columns.
+OPTIONS_COLUMNS_MAX = 1664
+# A column name: a Postgres identifier is at most 63 bytes (NAMEDATALEN - 1).
+OPTIONS_COLUMN_MAX_BYTES = 63
+# The text a CSV writes for NULL.
+OPTIONS_NULL_MAX_BYTES = 64
+# Rows per file (or sheet); past a billion a part is no longer "smaller".
+OPTIONS_SPLIT_ROWS_MAX = 1_000_000_000
+# A column's header text ([kinds.NAME.labels]).
+LABEL_MAX_BYTES = 255

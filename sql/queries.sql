@@ -27,8 +27,8 @@
 -- $5 (NULL: any) restricts the claim to those ids and $6 passes over ids:
 -- a claim that failed as a whole is retried row by row with them, and rows
 -- that cannot be claimed at all are passed over (see exportd/queue/claim.py).
--- params come back as text: each job decodes its own, so that one row that
--- cannot be decoded fails alone instead of failing the whole claim.
+-- params and options come back as text: each job decodes its own, so that one
+-- row that cannot be decoded fails alone instead of failing the whole claim.
 -- Paused kinds (exportd.paused_kinds) are left out: the table is read once
 -- per claim, into an array each row of the index is checked against as
 -- jobs_claim_idx is walked, and a pause of every kind ('*') stops the claim
@@ -87,7 +87,8 @@ SET state = 'processing',
 FROM allowed
 WHERE j.id = allowed.id
 RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.priority,
-          j.attempts, j.max_attempts, j.created_at, j.claims;
+          j.attempts, j.max_attempts, j.created_at, j.claims,
+          j.options::text AS options_text;
 
 -- name: claim_candidates
 -- The ids a claim would consider now ($1 at most, $2 passed over), in claim
@@ -649,8 +650,9 @@ LIMIT $8;
 -- names jobs_dedupe_idx's columns and predicate) and returns no row: the
 -- caller then gets the live job, found by live_duplicate.
 INSERT INTO exportd.jobs
-    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key)
-VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8)
+    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key, options)
+VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8,
+        $9::jsonb)
 ON CONFLICT (owner, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state IN ('pending', 'processing')
     DO NOTHING
@@ -808,7 +810,8 @@ LIMIT $4;
 -- comes back NULL, as a row never started: the driver reads '-infinity' as a
 -- naive datetime.min no instant compares with, and refuses a date BC
 -- (OverflowError), which would fail the round. A date after it is never due.
-SELECT id, owner, kind, params::text AS params_text, format, cron, timezone,
+SELECT id, owner, kind, params::text AS params_text, options::text AS options_text,
+       format, cron, timezone,
        CASE WHEN next_run_at >= '0001-01-02T00:00:00Z'::timestamptz THEN next_run_at END
            AS next_run_at
 FROM exportd.schedules
@@ -820,12 +823,12 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: schedule_make_job
 -- The job of one occurrence, from the schedule's row as it is locked now
--- ($1): its owner, kind, params and format, its id, and the dedupe key $2
+-- ($1): its owner, kind, params, format and options, its id, and the dedupe key $2
 -- of schedule and occurrence. ON CONFLICT: a live job with that key exists
 -- (only an application could have made it), so nothing is inserted and no
 -- row returns.
-INSERT INTO exportd.jobs (owner, kind, params, format, dedupe_key, schedule_id)
-SELECT s.owner, s.kind, s.params, s.format, $2, s.id
+INSERT INTO exportd.jobs (owner, kind, params, format, dedupe_key, schedule_id, options)
+SELECT s.owner, s.kind, s.params, s.format, $2, s.id, s.options
 FROM exportd.schedules AS s
 WHERE s.id = $1
 ON CONFLICT (owner, dedupe_key)
@@ -1192,3 +1195,14 @@ CASE WHEN octet_length(/* text */) > 32767 AND length(/* text */) > 32767 THEN E
          '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), E'\n', '&#10;'), E'\r', '&#13;')
          || '</t></is></c>'
 END
+
+-- name: timezone_names
+-- Every time zone name Postgres knows (the API caches the set: reading it
+-- scans the zone database, tens of milliseconds).
+SELECT name FROM pg_timezone_names;
+
+-- name: timezone_known
+-- Whether Postgres knows time zone $1 by this very name, asked in an export's
+-- session before its settings are pinned: a job's zone, checked once more
+-- where it is used.
+SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1);

@@ -59,6 +59,21 @@ _UNAVAILABLE = _error("The database or the bucket does not answer; retry after R
 _NOT_FOUND = _error("No such job (or another owner's, under an owner scope).")
 _INVALID = _error("The request is invalid; `errors` lists every problem.")
 
+# A kind's job options, as GET /v1/kinds shows them.
+_KIND_OPTIONS = {
+    "options": {"type": "object", "description": "The options a job gets unless it sets them."},
+    "locked_options": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Option paths a job may not set to another value (csv: all of csv).",
+    },
+    "labels": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "Header text by column name (CSV and xlsx).",
+    },
+    "options_schema": {"type": "object", "description": "A JSON Schema of `options`."},
+}
 # Quotas (exportd.quotas): a kind's, as GET /v1/kinds shows it, and the refusal.
 _KIND_QUOTA = {
     "type": ["object", "null"],
@@ -352,6 +367,7 @@ def openapi_document() -> dict[str, Any]:
                                                     "items": {"type": "string"},
                                                 },
                                                 "params_schema": {"type": "object"},
+                                                **_KIND_OPTIONS,
                                                 "quota": _KIND_QUOTA,
                                                 **openapi_pauses.KIND_LISTING_PROPERTIES,
                                             },

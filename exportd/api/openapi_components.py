@@ -12,6 +12,7 @@ from typing import Any
 from exportd import limits
 from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
+from exportd.definitions.options.schema import options_schema
 from exportd.queue.enqueue import (
     DEFAULT_FORMAT,
     DEFAULT_MAX_ATTEMPTS,
@@ -84,6 +85,7 @@ _JOB = {
         "owner": {"type": "string"},
         "kind": {"type": "string"},
         "params": {"type": "object"},
+        "options": {"type": "object", "description": "The job's options, as written."},
         "format": {"type": "string"},
         "priority": {"type": "integer"},
         "run_after": TS,
@@ -233,6 +235,12 @@ _NEW_JOB = {
             "default": DEFAULT_MAX_ATTEMPTS,
         },
         "dedupe_key": bounded(limits.DEDUPE_KEY_MAX_BYTES),
+        "options": {
+            **ref("Options"),
+            "description": "How the file is written, merged over the kind's defaults "
+            "(GET /v1/kinds: options, locked_options, options_schema). Checked with the "
+            "params: every problem of both in one 400.",
+        },
     },
 }
 
@@ -267,7 +275,11 @@ _ERROR = {
 }
 
 
+# The options document of any kind (a kind's own, with its defaults and locks: GET /v1/kinds).
+_OPTIONS = {k: v for k, v in options_schema().items() if k not in ("$schema", "title")}
+
 SCHEMAS = {
+    "Options": _OPTIONS,
     "Job": _JOB,
     "NewJob": _NEW_JOB,
     "Error": _ERROR,

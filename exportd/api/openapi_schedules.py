@@ -27,9 +27,9 @@ _ZONE = {
     "description": "An IANA time zone name, e.g. Europe/Zurich.",
 }
 _OPTIONS = {
-    "type": "object",
-    "maxProperties": 0,
-    "description": "Job options; none is known yet, so any key is refused with 400.",
+    **ref("Options"),
+    "description": "The options of every job the schedule makes, checked as a job's "
+    "(POST /v1/jobs) and again at each run.",
 }
 _PARAMS = {
     "type": "object",

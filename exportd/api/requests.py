@@ -16,15 +16,15 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from exportd import limits
+from exportd.api.job_documents import kind_problems, options_document
 from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import default_format
-from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
 from exportd.limits import json_depth, text_problem
 from exportd.queue.enqueue import (
@@ -222,6 +222,7 @@ _JOB_FIELDS = (
     "run_after",
     "max_attempts",
     "dedupe_key",
+    "options",
 )
 
 
@@ -298,13 +299,15 @@ def parse_new_job(
     definitions: Definitions,
     formats_for: Callable[[Kind | None], Sequence[str]],
     scope: str | None,
+    zones: Container[str] | None = None,
 ) -> NewJob:
     """``POST /v1/jobs``: a job every check passed, or RequestInvalid listing every problem.
 
-    The params are checked with the kind's own validator, the one the daemon
-    runs before the export, so a job accepted here fails later only if the
-    definitions change in between.
+    The params and options are checked by the kind (``api.job_documents``), as the
+    daemon checks them before the export; ``zones`` are the time zone names
+    Postgres knows, for ``options.timezone``.
     """
+
     if not isinstance(body, dict):
         raise RequestInvalid([FieldError("", "the body must be a JSON object")])
     errors = [
@@ -343,18 +346,16 @@ def parse_new_job(
         params = {}
     if isinstance(params, dict):
         errors.extend(params_problems(params))
+    found: list[tuple[str, str]] = []
+    options = options_document(body.get("options"), found)
     kind: Kind | None = None
     if kind_name is not None and "kind" not in refused:
         try:
             kind = definitions.require(kind_name)
-            kind.validate(params)
-        except InvalidParams as exc:
-            errors.extend(
-                FieldError(f"params.{e.field}" if e.field else "params", e.message)
-                for e in exc.errors
-            )
         except ExportError as exc:  # an unknown kind
             errors.append(FieldError("kind", exc.message))
+    found.extend(kind_problems(kind, params, options, zones))
+    errors.extend(FieldError(field, message) for field, message in found)
 
     known_formats = list(formats_for(kind))
     fmt = body.get("format")
@@ -388,4 +389,5 @@ def parse_new_job(
         run_after,
         DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts,
         dedupe_key,
+        options,
     )

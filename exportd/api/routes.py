@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd.api.context import CONTEXT, ApiContext
+from exportd.api.job_documents import wants_zone
 from exportd.api.middleware import ApiError, error_response
 from exportd.api.query_params import Cursor, ListQuery, owner_scope, parse_list_query
 from exportd.api.requests import (
@@ -33,6 +34,7 @@ from exportd.api.views import (
 )
 from exportd.definitions.kinds import Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
+from exportd.definitions.options.resolve import to_document
 from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob, QuotaExceeded
 from exportd.queue.pauses import state_of
 from exportd.quotas import iso_utc, refusal_message
@@ -156,7 +158,10 @@ async def _insert(ctx: ApiContext, job: NewJob) -> tuple[Any, bool]:
 async def create_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     scope = _scope(request)
-    job = parse_new_job(await _json_body(request), ctx.definitions, formats_for, scope)
+    body = await _json_body(request)
+    # The zone names are read (once per process) only for a job that names a zone.
+    zones = await ctx.queue.zones.names() if wants_zone(body) else None
+    job = parse_new_job(body, ctx.definitions, formats_for, scope, zones)
     try:
         row, created = await _insert(ctx, job)
     except QuotaExceeded as over:
@@ -253,6 +258,10 @@ async def list_kinds(request: web.Request) -> web.Response:
             "description": kind.description,
             "formats": list(formats_for(kind)),
             "params_schema": kind.json_schema(),
+            "options": to_document(kind.options),
+            "locked_options": list(kind.locked_options),
+            "labels": dict(kind.labels),
+            "options_schema": kind.options_schema(),
             "quota": None if kind.quota is None else kind.quota.describe(),
             **kind_listing_fields(state_of(kind.name, paused)),
         }

@@ -3,18 +3,20 @@ schedule add``), read and checked without any I/O, every problem at once.
 
 The params are checked as ``POST /v1/jobs`` checks a job's (the kind's own
 validator, ``params_problems``), the owner and the kind by the same byte
-bounds. No job option is known yet: any key of ``options`` is a problem.
+bounds, and the options as a job's (``api.job_documents``): they become the
+options of every job the schedule makes.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exportd import limits
+from exportd.api.job_documents import kind_problems, options_document
 from exportd.api.query_params import Cursor, owner_param, page_params
 from exportd.api.requests import FieldError, RequestInvalid, _shown, params_problems
 from exportd.definitions.kinds import Definitions, Kind
@@ -77,23 +79,19 @@ def _params(
     return raw
 
 
-def options_problems(raw: object) -> list[FieldError]:
-    """What makes ``raw`` a schedule's options the daemon cannot take: not an
-    object, over ``limits.SCHEDULE_OPTIONS_MAX_BYTES``, or any key at all (no job
-    option is known yet; each key is ``options.<key>: unknown option``)."""
-    if not isinstance(raw, dict):
-        return [FieldError("options", "must be a JSON object")]
-    found = [FieldError(f"options.{_shown(key)}", "unknown option") for key in raw]
-    size = len(json.dumps(raw, ensure_ascii=False).encode("utf-8", "replace"))
-    if size > limits.SCHEDULE_OPTIONS_MAX_BYTES:
-        found.append(
-            FieldError(
-                "options",
-                f"must be at most {limits.SCHEDULE_OPTIONS_MAX_BYTES} bytes as JSON text "
-                f"(it has {size})",
-            )
-        )
-    return found
+def _options(
+    raw: object,
+    kind: Kind | None,
+    errors: list[FieldError],
+    zones: Container[str] | None,
+) -> dict[str, Any]:
+    """The schedule's options, checked as a job's of ``kind`` would be (without a
+    kind, their shape only)."""
+    found: list[tuple[str, str]] = []
+    options = options_document(raw, found)
+    found.extend(kind_problems(kind, {}, options, zones, check_params=False))
+    errors.extend(FieldError(field, message) for field, message in found)
+    return options
 
 
 def _format(
@@ -154,10 +152,12 @@ def parse_new_schedule(
     definitions: Definitions | None,
     formats_for: Callable[[Kind | None], Sequence[str]],
     scope: str | None,
+    zones: Container[str] | None = None,
 ) -> ScheduleRequest:
     """``POST /v1/schedules``: a schedule every check passed, or RequestInvalid
     listing every problem. ``definitions`` None (the CLI without definitions)
-    leaves the kind and its params to be checked at each run."""
+    leaves the kind and its params to be checked at each run. ``zones``: the
+    time zone names Postgres knows, for ``options.timezone``."""
     if not isinstance(body, dict):
         raise RequestInvalid([FieldError("", "the body must be a JSON object")])
     errors = _unknown(body, _CREATE_FIELDS)
@@ -185,9 +185,7 @@ def parse_new_schedule(
     )
     params = _params(body.get("params"), kind, errors)
     fmt = _format(body.get("format"), list(formats_for(kind)), errors, None)
-    options = body.get("options", {})
-    options = {} if options is None else options
-    errors.extend(options_problems(options))
+    options = _options(body.get("options"), kind, errors, zones)
     spec = _cron(body.get("cron"), body.get("timezone", DEFAULT_TIMEZONE), errors)
     enabled = _enabled(body.get("enabled"), True, errors)
     if errors:
@@ -213,6 +211,7 @@ def parse_schedule_patch(
     row: Mapping[str, Any],
     definitions: Definitions,
     formats_for: Callable[[Kind | None], Sequence[str]],
+    zones: Container[str] | None = None,
 ) -> ScheduleRequest:
     """``PATCH /v1/schedules/{id}``: the schedule ``row`` with ``body``'s changes
     (params, format, options, cron, timezone, enabled), every check passed, or
@@ -230,8 +229,7 @@ def parse_schedule_patch(
         fmt = _format(body["format"], list(formats_for(kind)), errors, row["format"])
     options = row["options"]
     if "options" in body:
-        options = {} if body["options"] is None else body["options"]
-        errors.extend(options_problems(options))
+        options = _options(body["options"], kind, errors, zones)
     cron_text = body.get("cron", row["cron"])
     zone = body.get("timezone", row["timezone"])
     enabled = _enabled(body.get("enabled"), bool(row["enabled"]), errors)

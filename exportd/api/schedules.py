@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd.api.context import CONTEXT
+from exportd.api.job_documents import wants_zone
 from exportd.api.middleware import ApiError
 from exportd.api.query_params import Cursor, owner_scope
 from exportd.api.requests import FieldError, RequestInvalid, parse_json_body
@@ -98,7 +99,8 @@ async def list_schedules(request: web.Request) -> web.Response:
 async def create_schedule(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = parse_json_body(await request.read())
-    wanted = parse_new_schedule(body, ctx.definitions, formats_for, _scope(request))
+    zones = await ctx.queue.zones.names() if wants_zone(body) else None
+    wanted = parse_new_schedule(body, ctx.definitions, formats_for, _scope(request), zones)
     assert wanted.spec is not None  # a new schedule's cron is always read
     first = cron.next_after(wanted.spec, await ctx.queue.schedules.clock())
     try:
@@ -125,11 +127,12 @@ async def patch_schedule(request: web.Request) -> web.Response:
     scope = _scope(request)
     schedule_id = _schedule_id(request)
     body = parse_json_body(await request.read())
+    zones = await ctx.queue.zones.names() if wants_zone(body) else None
     async with ctx.queue.schedules.locked(schedule_id) as locked:
         row = locked.row
         if row is None or (scope is not None and row["owner"] != scope):
             raise _not_found(str(schedule_id))
-        changed = parse_schedule_patch(body, row, ctx.definitions, formats_for)
+        changed = parse_schedule_patch(body, row, ctx.definitions, formats_for, zones)
         next_run_at = row["next_run_at"]
         # A new cron expression or zone, or a schedule enabled again, starts
         # from its next occurrence: the time it was off is not caught up.

@@ -16,8 +16,8 @@ import asyncpg
 
 from exportd import database
 from exportd.api.views import job_document, runs_document, with_download
+from exportd.cli import job_checks as checks
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TRY_LATER, EXIT_USAGE, CliError
-from exportd.cli.job_checks import argument_name, check_quotas, check_with_definition
 from exportd.daemon.serve import StartupError, serve
 from exportd.daemon.webhooks import webhook_config
 from exportd.definitions.kinds import Dataset, Definitions, Kind
@@ -176,7 +176,7 @@ async def check(settings: Settings) -> int:
             await report_paused(settings, report)
 
     if definitions is not None:
-        check_quotas(settings, definitions, report)
+        checks.check_quotas(settings, definitions, report)
         _check_webhooks(settings, definitions, report)
         await _prepare_queries(settings, definitions, report)
 
@@ -281,6 +281,7 @@ async def enqueue(
     dedupe_key: str | None,
     wait: bool,
     wait_seconds: float | None,
+    options: dict[str, Any] | None = None,
 ) -> int:
     job = NewJob(
         owner,
@@ -290,22 +291,24 @@ async def enqueue(
         priority=priority,
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
+        options=options or {},
     )
     # What the table would refuse, by the rules POST /v1/jobs applies (dedupe
     # works the same by either door), then what the kind refuses: every
     # problem at once, each named as it was typed.
     wrong = problems(job)
-    found = [f"{argument_name(name)} {why}" for name, why in wrong]
+    found = [f"{checks.argument_name(name)} {why}" for name, why in wrong]
     quota = None
     if settings.definitions is not None and not any(name == "kind" for name, _ in wrong):
         # The daemon checks again; this fails early, here.
-        checked = check_with_definition(load_kinds(settings), kind, params, fmt, found)
+        checked = checks.check_with_definition(load_kinds(settings), job, fmt, found)
         if checked is not None:
             job = dataclasses.replace(job, format=checked[0])
             quota = checked[1]
     if found:
         raise CliError("; ".join(found), EXIT_USAGE)
     async with _queue(settings.database_url) as queue:
+        await checks.check_zone(queue, job.options)
         try:
             enqueued = await queue.enqueue(job, quota)
         except QuotaExceeded as over:

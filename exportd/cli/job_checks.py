@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.offered_formats import default_format, formats_of
+from exportd.definitions.options.resolve import unknown_zone
 from exportd.errors import ExportError
 from exportd.export.formats import format_for
+from exportd.queue.enqueue import NewJob
+from exportd.queue.postgres import PgJobStore
 from exportd.quotas import Quota
 from exportd.settings.model import Settings
 
@@ -25,18 +29,18 @@ def argument_name(name: str) -> str:
 
 
 def check_with_definition(
-    definitions: Definitions, kind: str, params: dict[str, Any], fmt: str | None, found: list[str]
+    definitions: Definitions, job: NewJob, fmt: str | None, found: list[str]
 ) -> tuple[str, Quota | None] | None:
     """The job's format (the kind's default when none was asked for) and the kind's
-    quota, once the kind exists; its problems (an unknown kind, invalid params, a
-    format it cannot fill) appended to ``found``."""
+    quota, once the kind exists; its problems (an unknown kind, invalid params or
+    options, a format it cannot fill) appended to ``found``."""
     try:
-        definition = definitions.require(kind)
+        definition = definitions.require(job.kind)
     except ExportError as exc:
         found.append(exc.message)
         return None
     try:
-        definition.validate(params)
+        definition.check(job.params, job.options)
     except ExportError as exc:
         found.append(exc.message)
     chosen = fmt or default_format(formats_of(definition))
@@ -45,6 +49,13 @@ def check_with_definition(
     except ExportError as exc:
         found.append(exc.message)
     return chosen, definition.quota
+
+
+async def check_zone(queue: PgJobStore, options: dict[str, Any]) -> None:
+    """CliError unless the time zone ``options`` name (if any) is one Postgres knows."""
+    zone = options.get("timezone")
+    if isinstance(zone, str) and zone not in await queue.zones.names():
+        raise CliError(unknown_zone(zone).message, EXIT_USAGE)
 
 
 def check_quotas(

@@ -16,6 +16,7 @@ import asyncpg
 from exportd import __version__
 from exportd.cli import pauses, schedules
 from exportd.cli.exits import EXIT_USAGE, CliError
+from exportd.cli.options import parse_options
 from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from exportd.settings.environment import load_settings
 from exportd.settings.model import Settings, SettingsError
@@ -49,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="a parameter (repeatable); values are validated against the definition",
+    )
+    enqueue.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="a job option (repeatable): timezone=Europe/Zurich, csv.profile=excel, "
+        "split_rows=100000; VALUE is read as JSON when it parses, else as text",
     )
     enqueue.add_argument(
         "--format",
@@ -176,6 +185,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 dedupe_key=args.dedupe_key,
                 wait=args.wait,
                 wait_seconds=args.timeout,
+                options=parse_options(args.option),
             )
         )
     if args.command == "schedule":

@@ -16,6 +16,7 @@ from exportd.api.requests import RequestInvalid
 from exportd.api.schedule_requests import DEFAULT_TIMEZONE, parse_new_schedule
 from exportd.api.schedules import new_schedule, schedule_document
 from exportd.cli.exits import EXIT_OK, EXIT_USAGE, CliError
+from exportd.cli.options import parse_options
 from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
 from exportd.queue import cron
@@ -41,6 +42,13 @@ def add_parser(sub: Any) -> None:
     )
     add.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter"
+    )
+    add.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="a job option of every job it makes (repeatable), as for enqueue",
     )
     add.add_argument("--format", default=None, help="output format (default: the kind's)")
     add.add_argument("--disabled", action="store_true", help="add it disabled")
@@ -81,6 +89,7 @@ async def _add(args: argparse.Namespace, settings: Settings, params: dict[str, A
         "cron": args.cron,
         "timezone": args.timezone,
         "enabled": not args.disabled,
+        "options": parse_options(args.option),
     }
     if args.format is not None:
         body["format"] = args.format

@@ -325,13 +325,13 @@ async def serve(
 
 
 def _scheduler(queue: PgJobStore, definitions: Definitions, settings: Settings) -> Scheduler:
-    """The scheduler, checking each run's params against these definitions. An
+    """The scheduler, checking each run's params and options against these definitions. An
     occurrence found within two maintenance intervals (at least a minute) of its
     time is on time; with catch-up 'none', a later one is skipped."""
 
-    def validate(kind: str, params: Any) -> list[str]:
+    def validate(kind: str, params: Any, options: Any) -> list[str]:
         try:
-            definitions.require(kind).validate(params)
+            definitions.require(kind).check(params, options)
         except InvalidParams as exc:
             return [f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors]
         except ExportError as exc:  # an unknown kind

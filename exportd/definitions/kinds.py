@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from exportd.definitions.options.model import DEFAULT_OPTIONS, DEFAULT_XLSX, JobOptions, XlsxPolicy
+from exportd.definitions.options.resolve import resolve as _resolve_options
+from exportd.definitions.options.schema import options_schema
 from exportd.definitions.params.schema import json_schema
 from exportd.definitions.params.spec import InvalidParams, ParamSpec
 from exportd.definitions.params.validation import validate_params as _validate_params
@@ -87,6 +89,9 @@ class Kind:
     # Headers for columns, by column name ([kinds.NAME.labels]): CSV and xlsx.
     labels: Mapping[str, str] = field(default_factory=dict)
     xlsx: XlsxPolicy = DEFAULT_XLSX
+    # The options the definition sets, by path ("csv.delimiter"), as written: what a
+    # job's options are merged over (exportd.definitions.options.resolve).
+    option_paths: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def query(self) -> str | None:
@@ -108,12 +113,43 @@ class Kind:
             raise InvalidParams(errors)
         return values
 
-    def options_for(self, raw: object) -> JobOptions:
+    def options_for(self, raw: object, zones: Container[str] | None = None) -> JobOptions:
         """A job's options document merged over this kind's defaults, or InvalidParams
-        listing every problem (each field named ``options.<path>``)."""
-        if raw is None or raw == {}:
-            return self.options
-        raise InvalidParams([])  # replaced by the options parser
+        listing every problem (each field named ``options.<path>``). ``zones``: the
+        time zone names Postgres knows, when the caller has them (the API)."""
+        return _resolve_options(
+            raw,
+            kind_name=self.name,
+            kind_given=self.option_paths,
+            defaults=self.options,
+            locked=self.locked_options,
+            datasets=tuple(d.name for d in self.datasets),
+            zones=zones,
+        )
+
+    def check(
+        self, params: object, options: object, zones: Container[str] | None = None
+    ) -> tuple[dict[str, object], JobOptions]:
+        """A job's typed params and resolved options, or InvalidParams listing the
+        problems of both, params first."""
+        errors = []
+        values: dict[str, object] = {}
+        resolved = self.options
+        try:
+            values = self.validate(params)
+        except InvalidParams as exc:
+            errors.extend(exc.errors)
+        try:
+            resolved = self.options_for(options, zones)
+        except InvalidParams as exc:
+            errors.extend(exc.errors)
+        if errors:
+            raise InvalidParams(errors)
+        return values, resolved
+
+    def options_schema(self) -> dict[str, object]:
+        """A JSON Schema of the options document a job of this kind may carry."""
+        return options_schema(self.options, self.locked_options, [d.name for d in self.datasets])
 
     def bind(self, owner: str, values: Mapping[str, object]) -> str:
         """The first dataset's statement for validated ``values`` (see ``Dataset.bind``)."""

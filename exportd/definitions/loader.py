@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from exportd.definitions.kind_options import OUTPUT_KEYS, parse_output_settings
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.params.declarations import SpecError, parse_spec, unknown_key
 from exportd.definitions.params.schema import pg_type
@@ -42,6 +43,7 @@ KIND_KEYS = frozenset(
         "max_duration",
         "quota",
         "webhook_url",
+        *OUTPUT_KEYS,
         *(DATASET_KEYS - {"description"}),
     }
 )
@@ -180,6 +182,7 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
             for p, spec in params.items()
             if spec is not None and p not in used
         )
+    output = parse_output_settings(table, [d.name for d in datasets], found)
 
     if found:
         problems.extend(f"{where}: {p}" for p in found)
@@ -198,6 +201,11 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
         max_duration_seconds=max_duration,
         quota=quota,
         webhook_url=webhook_url,
+        options=output.options,
+        option_paths=output.option_paths,
+        locked_options=output.locked_options,
+        labels=output.labels,
+        xlsx=output.xlsx,
     )
 
 

@@ -46,6 +46,7 @@ from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream
 from exportd.export.target import ExportOptions, PreparedObject, open_upload
 from exportd.export.xlsx.sheets import SheetJob, handler_sheet, sheet_job, sql_sheet
 from exportd.export.xlsx.writer import Workbook
+from exportd.export.zones import check_zone
 from exportd.handlers import HandlerContext
 from exportd.s3.client import S3Client
 from exportd.s3.upload import ObjectUpload
@@ -119,8 +120,8 @@ class Exporter:
     async def run(self, ctx: JobContext) -> PreparedObject:
         job = ctx.job
         kind, fmt = self.resolve(job.kind, job.format)
-        values = kind.validate(job.params)
-        options = kind.options_for(job.options)
+        # Params and options together: every problem of both, before any query runs.
+        values, options = kind.check(job.params, job.options)
         state = _Job(ctx, kind, fmt, values, options)
         try:
             rows = await self._within_duration(state)
@@ -191,6 +192,8 @@ class Exporter:
 
     async def _read(self, snapshot: _Snapshot, job: _Job) -> int:
         conn = snapshot.conn
+        if job.options.timezone is not None:
+            await check_zone(conn, job.options.timezone)
         timezone = job.options.timezone or self._options.timezone
         await start_session(conn, job.kind.timeout_seconds, timezone)
         if any(dataset_encoding(job.fmt, d) == "csv" for d in job.kind.datasets):

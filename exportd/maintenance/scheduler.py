@@ -34,7 +34,8 @@ from exportd.queue.schedules import Run, ScheduleRound
 
 # (kind, params) -> every problem of those params for that kind ([] when valid):
 # the daemon's definitions, handed in by the daemon.
-Validate = Callable[[str, Mapping[str, Any]], list[str]]
+# (kind, params, options document) -> every problem, [] when none.
+Validate = Callable[[str, Mapping[str, Any], Any], list[str]]
 
 # A schedule whose cron expression or time zone cannot be read is tried again
 # this much later (a PATCH that fixes it sets its next run at once).
@@ -116,7 +117,8 @@ class Scheduler:
         error: str | None = None
         if problems := self._problems(row):
             error = bounded_message(
-                f"the run of {occurrence}: the params no longer fit kind {row['kind']!r} "
+                f"the run of {occurrence}: the params or options no longer fit kind "
+                f"{row['kind']!r} "
                 f"({'; '.join(problems)}); its job was made, and fails as invalid_params "
                 "(unknown_kind when the kind is gone)"
             )
@@ -142,14 +144,20 @@ class Scheduler:
             self.log.info("schedule_ran", **fields)
 
     def _problems(self, row: Any) -> list[str]:
-        """Every problem of the schedule's params for its kind, now ([] when none)."""
+        """Every problem of the schedule's params and options for its kind, now ([] when
+        none): its job gets both, and is validated again when it runs."""
+        found: list[str] = []
         try:
             params = limits.loads_bounded(row["params_text"], "params")
+            options = limits.loads_bounded(
+                row["options_text"], "options", max_bytes=limits.OPTIONS_MAX_BYTES
+            )
         except limits.JsonBoundsError as exc:
             return [str(exc)]
         if not isinstance(params, dict):
-            return ["params must be a JSON object"]
-        return self._validate(row["kind"], params)
+            found.append("params must be a JSON object")
+            params = {}
+        return found + self._validate(row["kind"], params, options)
 
     async def _failed(self, round_: ScheduleRound, row: Any, run: Run) -> None:
         schedule_id: uuid.UUID = row["id"]

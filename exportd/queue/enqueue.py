@@ -44,6 +44,8 @@ class NewJob:
     run_after: datetime | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     dedupe_key: str | None = None
+    # The job's options document (exportd.jobs.options), as the caller wrote it.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def problems(job: NewJob) -> list[tuple[str, str]]:
@@ -170,6 +172,7 @@ async def _insert(db: asyncpg.Pool | asyncpg.Connection, job: NewJob) -> Enqueue
         job.run_after,
         job.max_attempts,
         job.dedupe_key,
+        job.options,
     )
     for _ in range(_TRIES):
         try:

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from exportd.limits import JsonBoundsError, loads_bounded
+from exportd.limits import OPTIONS_MAX_BYTES, JsonBoundsError, loads_bounded
 
 # Every state of a job, in the order of its life (docs/queue.md).
 STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
@@ -33,19 +33,28 @@ class Job:
     params_error: str | None = None
     # The job's options document as stored ({} when none); validated before use.
     options: Any = None
+    # Why the stored options could not be decoded, as for params_error.
+    options_error: str | None = None
 
     @classmethod
     def from_record(cls, row: Any) -> Job:
         """A claimed row as a job. The claim returns params as JSON text
         (``params_text``); each job decodes its own, so a row that cannot be
         decoded becomes a job with ``params_error`` set rather than an error
-        that loses every job of its claim."""
+        that loses every job of its claim. Options likewise (``options_text``,
+        ``options_error``)."""
         params: Any = None
         error: str | None = None
         try:
             params = loads_bounded(row["params_text"], "params")
         except JsonBoundsError as exc:
             error = str(exc)
+        options: Any = None
+        options_error: str | None = None
+        try:
+            options = loads_bounded(row["options_text"], "options", max_bytes=OPTIONS_MAX_BYTES)
+        except JsonBoundsError as exc:
+            options_error = str(exc)
         return cls(
             id=row["id"],
             owner=row["owner"],
@@ -58,6 +67,8 @@ class Job:
             created_at=row["created_at"],
             claim=row["claims"],
             params_error=error,
+            options=options,
+            options_error=options_error,
         )
 
     def log_fields(self, worker_id: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
+from exportd.queue.zones import ZoneNames
 from exportd.quotas import Quota
 
 
@@ -62,6 +63,8 @@ class PgJobStore:
         self._q = queries()
         self._claims = Claims(pool, self._q, max_per_owner, self.log)
         self._completions = Completions(pool, self._q, self.log)
+        # The time zones a job's options may name (POST /v1/jobs, schedules).
+        self.zones = ZoneNames(self._api_pool)
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Job]:
         """See ``exportd.queue.claim.Claims.claim``."""

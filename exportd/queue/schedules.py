@@ -175,7 +175,8 @@ class ScheduleRound:
 
     async def due(self, now: datetime, limit: int, passed: list[uuid.UUID]) -> list[asyncpg.Record]:
         """Up to ``limit`` enabled schedules due at ``now``, locked, but those of
-        ``passed``: id, owner, kind, params_text, format, cron, timezone, next_run_at."""
+        ``passed``: id, owner, kind, params_text, options_text, format, cron, timezone,
+        next_run_at."""
         rows: list[asyncpg.Record] = await self._conn.fetch(
             queries()["schedule_due"], now, limit, passed
         )

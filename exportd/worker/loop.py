@@ -271,8 +271,9 @@ class Worker:
         ctx = JobContext(job, self.worker_id, running.progress, log, record_upload)
         log.info("job_started", format=job.format, priority=job.priority)
         try:
-            if job.params_error is not None:
-                raise ExportError(ErrorKind.INVALID_PARAMS, job.params_error)
+            undecodable = [e for e in (job.params_error, job.options_error) if e is not None]
+            if undecodable:
+                raise ExportError(ErrorKind.INVALID_PARAMS, "; ".join(undecodable))
             await check_quota(self.store, job, self.quota_of)
             prepared = await self.runner.run(ctx)
             running.finishing = True

@@ -32,6 +32,11 @@ PURE = [
     "definitions/literals",
     "definitions/kinds",
     "definitions/loader",
+    "definitions/kind_options",
+    "definitions/options/model",
+    "definitions/options/document",
+    "definitions/options/resolve",
+    "definitions/options/schema",
     "worker/breaker",
     "export/keys",
     "export/layout",
@@ -191,6 +196,8 @@ QUEUE_SQL_READERS = {
     "export/sql_text",
     # The cell templates of an xlsx sheet's rows, composed into that same COPY.
     "export/xlsx/expressions",
+    # A job's time zone, checked in its export's session on the SOURCE database.
+    "export/zones",
 }
 
 

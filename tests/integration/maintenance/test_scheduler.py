@@ -25,7 +25,7 @@ from exportd.queue.postgres import PgJobStore
 T0 = datetime(2025, 10, 25, 22, 0, tzinfo=UTC)  # the night Zurich falls back
 
 
-def valid(kind: str, params: Mapping[str, Any]) -> list[str]:
+def valid(kind: str, params: Mapping[str, Any], options: Any = None) -> list[str]:
     return []
 
 
@@ -206,7 +206,7 @@ async def test_params_that_no_longer_fit_the_kind_make_a_job_and_say_so(
 ) -> None:
     schedule_id = await add_schedule(pool, "0 * * * *", next_run_at=T0)
 
-    def changed_kind(kind: str, params: Mapping[str, Any]) -> list[str]:
+    def changed_kind(kind: str, params: Mapping[str, Any], options: Any) -> list[str]:
         return ["since: is not a parameter of this kind"]
 
     scheduler = Scheduler(PgJobStore(pool), changed_kind)

@@ -222,7 +222,6 @@ def test_the_schedules_migration_holds_the_numbers_of_limits() -> None:
         limits.OWNER_MAX_BYTES,
         limits.KIND_MAX_BYTES,
         limits.PARAMS_MAX_BYTES,
-        limits.SCHEDULE_OPTIONS_MAX_BYTES,
         limits.SCHEDULE_CRON_MAX_BYTES,
         limits.SCHEDULE_TIMEZONE_MAX_BYTES,
         limits.ERROR_MAX_CHARS,
