@@ -42,6 +42,9 @@ class ErrorKind(StrEnum):
     # The kind's quota: the owner asked for too many of its exports in its window
     # (a row inserted directly; the API and the CLI refuse such a job up front).
     QUOTA_EXCEEDED = "quota_exceeded"
+    # A stored object a files dataset names is missing, or differs from the size or
+    # checksum its row gives, and its kind says so fails the job (missing_files = "fail").
+    NOT_FOUND = "not_found"
     # Retryable: an outage or an accident of timing.
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"

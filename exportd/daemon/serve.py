@@ -26,6 +26,7 @@ from exportd.definitions.kinds import Definitions
 from exportd.definitions.params.spec import InvalidParams
 from exportd.errors import ExportError
 from exportd.export.engine import Exporter, ExportOptions
+from exportd.export.file_rows import FilesConfig
 from exportd.maintenance import runner as maintenance
 from exportd.maintenance.purge import Purge
 from exportd.maintenance.reaper import Reaper
@@ -39,7 +40,7 @@ from exportd.queue.listener import Listener
 from exportd.queue.migrations import pending_migrations
 from exportd.queue.postgres import PgJobStore
 from exportd.redaction import redact_text, redact_url
-from exportd.s3.client import open_s3_client
+from exportd.s3.client import open_files_client, open_s3_client
 from exportd.s3.objects import abort_upload, delete_object
 from exportd.s3.parts import choose_part_size
 from exportd.settings.model import Settings, SettingsError
@@ -158,6 +159,7 @@ async def serve(
         )
         pools.append(source_pool)
         s3 = await open_s3_client(settings, stack)
+        files_s3 = await open_files_client(settings, stack)
 
         policy = backoff_policy(settings)
         # Kind labels: the kinds defined here, every other string a row holds as "other".
@@ -177,7 +179,13 @@ async def serve(
                 max_duration_seconds=settings.max_job_duration.total_seconds(),
                 object_args=settings.object_args,
                 lease_seconds=settings.lease_seconds,
+                files=FilesConfig(
+                    sources=tuple(settings.files_sources),
+                    default_bucket=settings.files_default_bucket,
+                    max_per_job=settings.files_max_per_job,
+                ),
             ),
+            files_s3,
         )
         breaker = StorageBreaker(settings.storage_failure_threshold)
         metrics.storage_breaker_open.set_function(lambda: 0.0 if breaker.allows_claims else 1.0)

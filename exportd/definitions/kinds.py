@@ -44,7 +44,9 @@ class Dataset:
     name: str
     description: str
     member_format: str  # "csv" or "jsonl": how its rows are written inside a zip
-    output: str = "rows"  # "bytes" for a handler producing a file (a PDF, say)
+    # "bytes" for a handler producing a file (a PDF, say); "files" for a query naming
+    # stored objects, each copied into the zip (exportd.export.file_members).
+    output: str = "rows"
     query: str | None = None
     compiled: CompiledQuery | None = None
     handler: Handler | None = None
@@ -92,6 +94,10 @@ class Kind:
     # The options the definition sets, by path ("csv.delimiter"), as written: what a
     # job's options are merged over (exportd.definitions.options.resolve).
     option_paths: Mapping[str, object] = field(default_factory=dict)
+    # Files datasets: a missing or changed object fails the job ("fail") or is listed
+    # in the manifest ("list"); bucket/prefix entries narrowing EXPORTD_FILES_SOURCES.
+    missing_files: str = "fail"
+    files_sources: tuple[str, ...] = ()
 
     @property
     def query(self) -> str | None:

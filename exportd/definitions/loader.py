@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from exportd.definitions.files_policy import FILES_KEYS, parse_files_policy
 from exportd.definitions.kind_options import OUTPUT_KEYS, parse_output_settings
 from exportd.definitions.kinds import Dataset, Definitions, Kind
 from exportd.definitions.params.declarations import SpecError, parse_spec, unknown_key
@@ -44,12 +45,13 @@ KIND_KEYS = frozenset(
         "quota",
         "webhook_url",
         *OUTPUT_KEYS,
+        *FILES_KEYS,
         *(DATASET_KEYS - {"description"}),
     }
 )
 # How a dataset's rows are written as a member of a zip bundle.
 MEMBER_FORMATS = ("csv", "jsonl")
-OUTPUTS = ("rows", "bytes")
+OUTPUTS = ("rows", "bytes", "files")
 EXTENSION_RE = re.compile(r"[a-z0-9]{1,10}")
 # Seven days: a bound on a typo rather than on any real export.
 MAX_DURATION_SECONDS = 86_400 * 7
@@ -183,6 +185,7 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
             if spec is not None and p not in used
         )
     output = parse_output_settings(table, [d.name for d in datasets], found)
+    missing_files, files_sources = parse_files_policy(table, [d.output for d in datasets], found)
 
     if found:
         problems.extend(f"{where}: {p}" for p in found)
@@ -206,6 +209,8 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
         locked_options=output.locked_options,
         labels=output.labels,
         xlsx=output.xlsx,
+        missing_files=missing_files,
+        files_sources=files_sources,
     )
 
 
@@ -284,6 +289,8 @@ def _parse_dataset(
             problems.append("format applies to rows; a bytes dataset has an extension")
     elif extension is not None:
         problems.append('extension applies to output = "bytes" only')
+    if output == "files" and (reference is not None or "format" in table):
+        problems.append('output = "files" takes a query (key, bucket, path, size, sha256)')
     if problems:
         found.extend(prefix + p for p in problems)
         return None

@@ -28,7 +28,7 @@ def formats_of(kind: Kind) -> tuple[str, ...]:
     """The formats a job of ``kind`` may ask for: every one for a kind of one dataset of
     rows; ``zip`` and ``xlsx`` (a sheet per dataset) for several datasets of rows; only
     ``zip`` for a kind that produces a file."""
-    if any(d.output == "bytes" for d in kind.datasets):
+    if any(d.output in ("bytes", "files") for d in kind.datasets):
         return ("zip",)
     if len(kind.datasets) > 1:
         return ("zip", "xlsx")
@@ -45,6 +45,8 @@ def default_format(formats: tuple[str, ...]) -> str:
 def writes_json(kind: Kind, dataset: Dataset) -> bool:
     """Whether some job of ``kind`` writes ``dataset``'s rows as JSON: as a JSON format
     of a kind of one dataset, or as a zip member of format ``jsonl``."""
-    if dataset.output == "bytes" or (dataset.compiled is None and dataset.handler is None):
+    if dataset.output in ("bytes", "files"):
+        return False
+    if dataset.compiled is None and dataset.handler is None:
         return False
     return dataset.member_format == "jsonl" or "json" in formats_of(kind)

@@ -7,11 +7,14 @@ manifest is written last, so that it describes members that are all written.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from exportd.definitions.kinds import Dataset
 from exportd.definitions.options.model import CsvOptions
 from exportd.export.csv_dialect import file_sink
+from exportd.export.file_members import write_files
+from exportd.export.file_rows import FilesPlan
 from exportd.export.layout import (
     MANIFEST,
     ManifestHead,
@@ -20,12 +23,23 @@ from exportd.export.layout import (
     member_entry,
     part_entries,
 )
+from exportd.export.member_names import MemberNames
 from exportd.export.progress import Tracker
 from exportd.export.split import PartSink, SplitSink, part_name
 from exportd.export.streams import ByteSink, JsonArrayStream, MemberStats, ZipBundle, ZipMember
+from exportd.s3.client import S3Client
 
 # Writes a dataset's rows, in an encoding ("csv" or "jsonl"), into a sink; its rows.
 WriteDataset = Callable[[Dataset, str, ByteSink], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class BundleFiles:
+    """The files datasets' plans (by dataset name) and the client that reads them."""
+
+    plans: Mapping[str, FilesPlan]
+    client: S3Client
+    kind: str
 
 
 async def write_bundle(
@@ -35,26 +49,39 @@ async def write_bundle(
     tracker: Tracker,
     head: ManifestHead,
     csv: CsvOptions,
+    files: BundleFiles | None = None,
 ) -> int:
     """Write a zip of ``members`` and its manifest into ``out``; the rows of all
     members. ``csv``: the dialect of CSV members; each CSV file (a member, a part) gets
     its own BOM and line ends, and a header repeated in each part when it has one.
+    A files dataset's objects are copied from ``files`` (``file_members``).
     Raises whatever ``write`` or ``out`` raise, the zip then discarded."""
     bundle = ZipBundle(out, head.generated_at)
+    names = MemberNames((MANIFEST,))
+    problems: list[dict[str, object]] = []
     try:
         entries: list[dict[str, object]] = []
         for member in members:
+            if member.dataset.output == "files":
+                assert files is not None, "a files dataset is planned before the bundle"
+                what = f"dataset {member.dataset.name!r} of kind {files.kind!r}"
+                plan = files.plans[member.dataset.name]
+                entries += await write_files(
+                    bundle, plan, files.client, names, tracker, problems, what
+                )
+                continue
             if member.split:
                 entries += await _parts(bundle, member, write, tracker, head, csv)
                 continue
-            sink = bundle.member(f"{member.dataset.name}.{member.extension}")
+            sink = bundle.member(names.claim("", f"{member.dataset.name}.{member.extension}"))
             file = file_sink(sink, _rows_encoding(member), csv)
             rows = await write(member.dataset, member.encoding, file)
             await file.close()
             stats = await sink.close()
             tracker.dataset_done(rows)
             entries.append(member_entry(member, stats, rows))
-        await bundle.add(MANIFEST, manifest(head, entries))
+        document = manifest(head, entries, None if files is None else problems)
+        await bundle.add(MANIFEST, document)
         await bundle.close()
     except BaseException:
         bundle.discard()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,8 +24,9 @@ from exportd.definitions.literals import UnsafeValue
 from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from exportd.definitions.params.values import to_json
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.bundle import write_bundle
+from exportd.export.bundle import BundleFiles, write_bundle
 from exportd.export.csv_dialect import check_dialect, file_sink
+from exportd.export.file_rows import FilesPlan, plan_files
 from exportd.export.formats import Container, Format, dataset_encoding, format_for
 from exportd.export.interface import JobContext
 from exportd.export.layout import Layout, ManifestHead, layout, wants_split
@@ -95,6 +97,7 @@ class _Snapshot:
     conn: asyncpg.Connection
     guard: SinkGuard
     bound: dict[str, str]
+    files: dict[str, FilesPlan] = field(default_factory=dict)
 
 
 class Exporter:
@@ -106,9 +109,13 @@ class Exporter:
         s3: S3Client,
         definitions: Definitions,
         options: ExportOptions,
+        files_s3: S3Client | None = None,
     ) -> None:
         self._pool = source_pool
         self._s3 = s3
+        # Where files datasets' objects are read: the target's client unless the
+        # sources have a store of their own (EXPORTD_FILES_S3_*).
+        self._files_s3 = files_s3 or s3
         self._definitions = definitions
         self._options = options
 
@@ -199,19 +206,17 @@ class Exporter:
         if any(dataset_encoding(job.fmt, d) == "csv" for d in job.kind.datasets):
             check_dialect(job.options.csv)
         for dataset in _sql(job.kind):
-            try:
-                sql = dataset.bind(job.ctx.job.owner, job.values)
-            except UnsafeValue as exc:
-                # Validation refuses these first; the literal builder refuses them again.
-                raise ExportError(
-                    ErrorKind.INVALID_PARAMS, f"kind {job.kind.name!r}: {exc}"
-                ) from exc
+            sql = self._bind(job)(dataset)
             job.tracker.estimated_rows += await estimate_rows(conn, sql)
             # The job's options shape the rows (columns, labels, value options) by a
             # projection over the statement; an unknown column fails here, before any row.
             shaping = shaping_for(job.options, dataset.name, dataset_encoding(job.fmt, dataset))
             what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
             snapshot.bound[dataset.name] = await project(conn, sql, shaping, job.kind.labels, what)
+        # Every files dataset's rows, read and checked against the allowed sources
+        # before anything is read from the store or written (exportd.export.file_rows).
+        snapshot.files = await plan_files(conn, job.kind, self._bind(job), self._options.files)
+        job.tracker.files_expected = sum(len(p.rows) for p in snapshot.files.values())
         plan = layout(job.fmt, job.kind, await self._splits(snapshot, job))
         # Named only now: a split result is a zip, whatever format was asked for.
         self._open_upload(job, plan.fmt)
@@ -220,6 +225,19 @@ class Exporter:
         if plan.zipped:
             return await self._bundle(snapshot, job, plan)
         return await self._single(snapshot, job)
+
+    @staticmethod
+    def _bind(job: _Job) -> Callable[[Dataset], str]:
+        def bind(dataset: Dataset) -> str:
+            try:
+                return dataset.bind(job.ctx.job.owner, job.values)
+            except UnsafeValue as exc:
+                # Validation refuses these first; the literal builder refuses them again.
+                raise ExportError(
+                    ErrorKind.INVALID_PARAMS, f"kind {job.kind.name!r}: {exc}"
+                ) from exc
+
+        return bind
 
     async def _splits(self, snapshot: _Snapshot, job: _Job) -> dict[str, bool]:
         """Which datasets are written in numbered parts (``layout.wants_split``). Each
@@ -265,7 +283,10 @@ class Exporter:
         async def write(dataset: Dataset, encoding: str, into: ByteSink) -> int:
             return await self._dataset(snapshot, job, dataset, encoding, into)
 
-        return await write_bundle(job.out, plan.members, write, job.tracker, head, job.options.csv)
+        files = BundleFiles(snapshot.files, self._files_s3, job.kind.name)
+        return await write_bundle(
+            job.out, plan.members, write, job.tracker, head, job.options.csv, files
+        )
 
     async def _workbook(self, snapshot: _Snapshot, job: _Job, zone: str) -> int:
         book = Workbook(job.out, datetime.now(UTC), job.kind.xlsx, job.options.split_rows)
@@ -345,4 +366,4 @@ class Exporter:
 
 
 def _sql(kind: Kind) -> list[Dataset]:
-    return [d for d in kind.datasets if d.compiled is not None]
+    return [d for d in kind.datasets if d.compiled is not None and d.output != "files"]

@@ -63,6 +63,13 @@ def format_for(kind: Kind, name: str) -> Format:
         )
     if fmt.container is Container.ZIP:
         return fmt
+    stored = [d.name for d in kind.datasets if d.output == "files"]
+    if stored:
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"kind {kind.name!r} bundles stored files ({', '.join(stored)}), which only a "
+            f"zip can hold, not a {name} file: ask for format zip",
+        )
     if fmt.container is Container.XLSX:
         return _workbook_of(kind, fmt)
     if len(kind.datasets) > 1:

@@ -52,7 +52,7 @@ class Layout:
 def wants_split(split_rows: int | None, dataset: Dataset, counted: int | None) -> bool:
     """Whether ``dataset`` is written in numbered parts. ``counted``: its rows, counted
     up to ``split_rows + 1`` (None where they cannot be counted: a handler)."""
-    if split_rows is None or dataset.output == "bytes":
+    if split_rows is None or dataset.output in ("bytes", "files"):
         return False
     if dataset.compiled is None:
         return True  # a handler's rows: known only as they come
@@ -117,8 +117,13 @@ class ManifestHead:
     split_rows: int | None = None
 
 
-def manifest(head: ManifestHead, members: list[dict[str, object]]) -> bytes:
-    """``manifest.json``: the job, then every member (and part) in the zip's order."""
+def manifest(
+    head: ManifestHead,
+    members: list[dict[str, object]],
+    file_problems: list[dict[str, object]] | None = None,
+) -> bytes:
+    """``manifest.json``: the job, then every member (and part) in the zip's order, then,
+    for a kind with files datasets, the objects missing or changed (``file_problems``)."""
     document: dict[str, object] = {
         "kind": head.kind,
         "owner": head.owner,
@@ -129,4 +134,6 @@ def manifest(head: ManifestHead, members: list[dict[str, object]]) -> bytes:
     if head.split_rows is not None:
         document["split_rows"] = head.split_rows
     document["members"] = members
+    if file_problems is not None:
+        document["file_problems"] = file_problems
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -2,8 +2,9 @@
 
 The percentage is an estimate: rows written against the planner's estimate of
 the rows the export will have (``EXPLAIN`` of each dataset, taken before it
-runs). Planner estimates can be far off either way, so it is capped at 99
-until the export completes; 100 is only ever written with the completion.
+runs), plus the stored objects of its files datasets, each counted as one.
+Planner estimates can be far off either way, so it is capped at 99 until the
+export completes; 100 is only ever written with the completion.
 """
 
 from __future__ import annotations
@@ -37,13 +38,22 @@ class Tracker:
     progress: Progress
     upload: BytesSource
     estimated_rows: int = 0
+    # Objects of the job's files datasets, all known before the first is read.
+    files_expected: int = 0
     _done: int = field(default=0)
 
     def seen(self, rows_in_dataset: int) -> None:
         rows = self._done + rows_in_dataset
         self.progress.rows = rows
         self.progress.bytes = self.upload.bytes_written
-        self.progress.percent = estimate_percent(rows, self.estimated_rows)
+        self.progress.percent = estimate_percent(
+            rows + self.progress.files, self.estimated_rows + self.files_expected
+        )
+
+    def file_done(self) -> None:
+        """One stored object is in the bundle (or listed as missing): files, not rows."""
+        self.progress.files += 1
+        self.seen(0)
 
     def dataset_done(self, rows: int) -> None:
         self._done += rows

@@ -210,8 +210,10 @@ class ZipBundle:
             compresslevel=level,
         )
 
-    def member(self, name: str) -> ZipMember:
-        self._open = ZipMember(self, name)
+    def member(self, name: str, *, deflate: bool = True) -> ZipMember:
+        """Open the member ``name``; ``deflate=False`` stores its bytes as they come
+        (content that does not shrink: see ``file_members.should_deflate``)."""
+        self._open = ZipMember(self, name, deflate)
         return self._open
 
     def discard(self) -> None:
@@ -233,9 +235,9 @@ class ZipBundle:
         await asyncio.to_thread(self._zip.close)
         await self._drain()
 
-    def _info(self, name: str) -> zipfile.ZipInfo:
+    def _info(self, name: str, deflate: bool = True) -> zipfile.ZipInfo:
         info = zipfile.ZipInfo(name, date_time=self._date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED
+        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
         # Python reads a member's level from this attribute (public as
         # compress_level from 3.13, which keeps this name as an alias). Without
         # it a member given as a ZipInfo deflates at zlib's default level (6), not
@@ -253,10 +255,10 @@ class ZipBundle:
 class ZipMember:
     """One member being written: hashes and counts its uncompressed bytes."""
 
-    def __init__(self, bundle: ZipBundle, name: str) -> None:
+    def __init__(self, bundle: ZipBundle, name: str, deflate: bool = True) -> None:
         self._bundle = bundle
         self._name = name
-        self._file = bundle._zip.open(bundle._info(name), "w", force_zip64=True)
+        self._file = bundle._zip.open(bundle._info(name, deflate), "w", force_zip64=True)
         self._hasher = hashlib.sha256()
         self._size = 0
         self._pending = bytearray()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from exportd.definitions.kinds import Kind
+from exportd.export.file_rows import FilesConfig
 from exportd.export.formats import Format
 from exportd.export.interface import JobContext
 from exportd.export.keys import object_key, write_probe_key
@@ -47,6 +48,8 @@ class ExportOptions:
     # The job's lease: the object's commit is made while the job's row is
     # locked, and must end, name probe included, well inside it.
     lease_seconds: float | None = None
+    # Which stored objects files datasets may read (EXPORTD_FILES_*).
+    files: FilesConfig = field(default_factory=FilesConfig)
 
 
 @dataclass

@@ -89,6 +89,7 @@ class Progress:
     rows: int = 0
     bytes: int = 0
     percent: int = 0
+    files: int = 0  # stored objects bundled (files datasets); counted in percent, not rows
 
     def snapshot(self) -> tuple[int, int, int]:
         # Never report 100 before completion: 100 means "done".

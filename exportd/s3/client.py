@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from pydantic import SecretStr
 
 from exportd.settings.model import Settings
 
@@ -90,16 +91,52 @@ def request_deadline(client: S3Client, default: float = 30.0) -> float:
     return float(getattr(client, "request_seconds", default))
 
 
-async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -> S3Client:
+def _path_style(settings: Settings, endpoint_url: str | None) -> bool:
+    if settings.s3_addressing_style == "auto":
+        return endpoint_url is not None
+    return settings.s3_addressing_style == "path"
+
+
+async def open_files_client(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> S3Client | None:
+    """The client of the files datasets' source store when it is not the target's
+    (``EXPORTD_FILES_S3_ENDPOINT_URL`` or keys set), else None: the target's serves.
+    Same deadlines and credential chain as the target's."""
+    if not settings.files_own_store:
+        return None
+    keys = None
+    if settings.files_s3_access_key_id is not None and settings.files_s3_secret_access_key:
+        keys = (settings.files_s3_access_key_id, settings.files_s3_secret_access_key)
+    return await open_s3_client(
+        settings,
+        stack,
+        endpoint_url=settings.files_s3_endpoint_url or settings.s3_endpoint_url,
+        region=settings.files_s3_region or settings.s3_region,
+        keys=keys,
+    )
+
+
+async def open_s3_client(
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    keys: tuple[SecretStr, SecretStr] | None = None,
+) -> S3Client:
     """The process's S3 client, every operation under a deadline
-    (``settings.s3_request_seconds``); it is closed when ``stack`` is."""
+    (``settings.s3_request_seconds``); it is closed when ``stack`` is. ``endpoint_url``,
+    ``region`` and ``keys`` replace the target's (``EXPORTD_S3_*``) where given."""
     request_seconds = settings.s3_request_seconds
+    region = region or settings.s3_region
+    endpoint_url = endpoint_url or settings.s3_endpoint_url
     config = AioConfig(
-        region_name=settings.s3_region,
+        region_name=region,
         # SigV4 everywhere: S3-compatible servers (rclone, MinIO, R2) reject the
         # SigV2 presigned URLs botocore would otherwise produce.
         signature_version="s3v4",
-        s3={"addressing_style": "path" if settings.path_style else "virtual"},
+        s3={"addressing_style": "path" if _path_style(settings, endpoint_url) else "virtual"},
         request_checksum_calculation=settings.s3_checksum,
         response_checksum_validation=settings.s3_checksum,
         max_pool_connections=settings.concurrency * settings.s3_parts_in_flight
@@ -109,10 +146,13 @@ async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -
         retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
     )
     credentials: dict[str, str] = {}
-    if settings.s3_access_key_id is not None and settings.s3_secret_access_key is not None:
+    target_keys = (settings.s3_access_key_id, settings.s3_secret_access_key)
+    if keys is None and target_keys[0] is not None and target_keys[1] is not None:
+        keys = (target_keys[0], target_keys[1])
+    if keys is not None:
         credentials = {
-            "aws_access_key_id": settings.s3_access_key_id.get_secret_value(),
-            "aws_secret_access_key": settings.s3_secret_access_key.get_secret_value(),
+            "aws_access_key_id": keys[0].get_secret_value(),
+            "aws_secret_access_key": keys[1].get_secret_value(),
         }
     # Without explicit keys botocore walks the standard chain (environment,
     # shared files, container and instance roles) and refreshes them itself.
@@ -120,8 +160,8 @@ async def open_s3_client(settings: Settings, stack: contextlib.AsyncExitStack) -
     client = await stack.enter_async_context(
         session.create_client(
             "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
+            endpoint_url=endpoint_url,
+            region_name=region,
             config=config,
             **credentials,
         )

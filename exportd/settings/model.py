@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
+from exportd.settings.files import FilesSettings
 from exportd.settings.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
@@ -36,7 +37,7 @@ def _check_postgres_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings, WebhookSettings):
+class Settings(BaseSettings, WebhookSettings, FilesSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTD_",
         env_file=".env",
