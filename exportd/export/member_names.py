@@ -111,20 +111,20 @@ class MemberNames:
     def claim(self, folder: str, path: str) -> str:
         """A unique safe name for ``path`` (from the data) under ``folder`` (the
         definition's, already safe)."""
-        wanted = f"{folder}/{safe_path(path)}" if folder else safe_path(path)
+        parts = (f"{folder}/{safe_path(path)}" if folder else safe_path(path)).split("/")
+        # A folder never has the name of a file: that folder segment gets the suffix.
+        for i, segment in enumerate(parts[:-1]):
+            number = 1
+            while "/".join(parts[: i + 1]).casefold() in self._files:
+                number += 1
+                parts[i] = with_suffix(segment, number)
+        wanted = "/".join(parts)
         name, number = wanted, 1
-        while not self._free(name):
+        while name.casefold() in self._files or name.casefold() in self._folders:
             number += 1
             name = with_suffix(wanted, number)
         self._take(name)
         return name
-
-    def _free(self, name: str) -> bool:
-        key = name.casefold()
-        if key in self._files or key in self._folders:
-            return False
-        parts = key.split("/")
-        return all("/".join(parts[:i]) not in self._files for i in range(1, len(parts)))
 
     def _take(self, name: str) -> None:
         key = name.casefold()
