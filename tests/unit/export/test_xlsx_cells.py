@@ -116,3 +116,18 @@ def test_rows_are_one_line_each_in_column_order() -> None:
     lines = data.decode().splitlines()
     assert len(lines) == 2
     assert lines[1] == "<row><c><v>2</v></c><c/></row>"
+
+
+def test_datetimes_at_the_ends_of_the_calendar_are_text() -> None:
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: past 9999-12-31 for Python
+    late = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    assert cell(late, kiritimati) == (
+        '<c t="inlineStr"><is><t xml:space="preserve">9999-12-31 23:00:00+00:00</t></is></c>'
+    )
+    early = datetime(1, 1, 1, tzinfo=UTC)
+    assert "0001-01-01 00:00:00+00:00" in cell(early, ZoneInfo("America/New_York"))
+    # The last microseconds of 9999 would round to serial 2958466 (10000-01-01).
+    assert cell(datetime(9999, 12, 31, 23, 59, 59, 999995), UTC) == (
+        '<c s="2"><v>2958465.9999999999</v></c>'
+    )
+    assert "9999-12-31 23:59:59.999996" in cell(datetime(9999, 12, 31, 23, 59, 59, 999996), UTC)
