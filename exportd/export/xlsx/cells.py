@@ -42,9 +42,10 @@ _SMALLEST = Decimal("1e-307")
 _EPOCH = datetime(1899, 12, 30)
 _FIRST_DAY = date(1900, 3, 1)  # before it, Excel's serials are off by its 1900 leap day
 _LAST_DAY = date(9999, 12, 31)
-# The last moment whose serial (to 10 decimals) is still on 9999-12-31: a later one
-# rounds up to 2958466, a day Excel cannot show.
-_LAST_MOMENT = datetime(9999, 12, 31, 23, 59, 59, 999995)
+# The last moments of 9999 a serial can carry: from 23:59:59.5 on, a reader shows it
+# (to the second) as 10000-01-01, and past 23:59:59.9999995 its double is 2958466,
+# a day Excel does not have (openpyxl reads #VALUE!). Later ones are text.
+_LAST_MOMENT = datetime(9999, 12, 31, 23, 59, 59, 499999)
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": "&#10;", "\r": "&#13;"})
 EMPTY = "<c/>"

@@ -17,8 +17,9 @@ from exportd.export.xlsx.cells import cell
 from exportd.export.xlsx.expressions import rows_query
 
 CASES: list[tuple[str, Any]] = [
+    ("timestamp '9999-12-31 23:59:59.499999'", datetime(9999, 12, 31, 23, 59, 59, 499999)),
+    ("timestamp '9999-12-31 23:59:59.500001'", datetime(9999, 12, 31, 23, 59, 59, 500001)),
     ("timestamp '9999-12-31 23:59:59.999995'", datetime(9999, 12, 31, 23, 59, 59, 999995)),
-    ("timestamp '9999-12-31 23:59:59.999996'", datetime(9999, 12, 31, 23, 59, 59, 999996)),
     ("timestamp '1900-03-01'", datetime(1900, 3, 1)),
     ("numeric '1.000000000000000000'", Decimal("1.000000000000000000")),
     ("numeric '9007199254740992'", Decimal(2**53)),

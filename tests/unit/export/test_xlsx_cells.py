@@ -126,8 +126,10 @@ def test_datetimes_at_the_ends_of_the_calendar_are_text() -> None:
     )
     early = datetime(1, 1, 1, tzinfo=UTC)
     assert "0001-01-01 00:00:00+00:00" in cell(early, ZoneInfo("America/New_York"))
-    # The last microseconds of 9999 would round to serial 2958466 (10000-01-01).
-    assert cell(datetime(9999, 12, 31, 23, 59, 59, 999995), UTC) == (
-        '<c s="2"><v>2958465.9999999999</v></c>'
+    # From 23:59:59.5 a reader shows the serial as 10000-01-01 (and from .9999995 its
+    # double is 2958466): text.
+    assert cell(datetime(9999, 12, 31, 23, 59, 59, 499999), UTC) == (
+        '<c s="2"><v>2958465.9999942130</v></c>'
     )
-    assert "9999-12-31 23:59:59.999996" in cell(datetime(9999, 12, 31, 23, 59, 59, 999996), UTC)
+    assert "9999-12-31 23:59:59.500000" in cell(datetime(9999, 12, 31, 23, 59, 59, 500000), UTC)
+    assert "23:59:59.999995" in cell(datetime(9999, 12, 31, 23, 59, 59, 999995), UTC)
