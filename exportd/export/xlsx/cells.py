@@ -121,7 +121,8 @@ def cell(value: Any, zone: tzinfo, long_text: LongText = "truncate") -> str:
         return number_cell(text) if number_fits(number) else text_cell(text)
     if isinstance(value, float):
         if math.isfinite(value):
-            return number_cell(repr(value))
+            # float.__repr__: a subclass (numpy's float64) may repr as "np.float64(1.5)".
+            return number_cell(float.__repr__(value))
         return text_cell("NaN" if math.isnan(value) else ("Infinity", "-Infinity")[value < 0])
     if isinstance(value, datetime):
         return datetime_cell(value, zone)

@@ -133,3 +133,14 @@ def test_datetimes_at_the_ends_of_the_calendar_are_text() -> None:
     )
     assert "9999-12-31 23:59:59.500000" in cell(datetime(9999, 12, 31, 23, 59, 59, 500000), UTC)
     assert "23:59:59.999995" in cell(datetime(9999, 12, 31, 23, 59, 59, 999995), UTC)
+
+
+class _Float64(float):
+    """A float subclass whose repr is not a number, as numpy's float64 is."""
+
+    def __repr__(self) -> str:
+        return f"np.float64({float(self)!r})"
+
+
+def test_a_float_subclass_is_written_as_its_number() -> None:
+    assert cell(_Float64(1.5), ZURICH) == "<c><v>1.5</v></c>"
