@@ -217,5 +217,7 @@ OPTIONS_COLUMN_MAX_BYTES = 63
 OPTIONS_NULL_MAX_BYTES = 64
 # Rows per file (or sheet); past a billion a part is no longer "smaller".
 OPTIONS_SPLIT_ROWS_MAX = 1_000_000_000
-# A column's header text ([kinds.NAME.labels]).
-LABEL_MAX_BYTES = 255
+# A column's header text ([kinds.NAME.labels]). COPY writes a CSV header from
+# the projection's column aliases, and Postgres cuts an identifier past 63
+# bytes (NAMEDATALEN - 1) with only a NOTICE: a longer label would come out cut.
+LABEL_MAX_BYTES = 63

@@ -1158,9 +1158,11 @@ END
 -- name: xlsx_cell_timestamp
 -- A timestamp, or a timestamptz as wall-clock time in the session's time
 -- zone (the job's), as Excel's serial to 10 decimals (under 9 microseconds)
--- with style 2 (yyyy-mm-dd hh:mm:ss); out of Excel's range as ISO text.
+-- with style 2 (yyyy-mm-dd hh:mm:ss); out of Excel's range as ISO text. From
+-- 9999-12-31 23:59:59.5 on, a reader shows the serial (to the second, or as a
+-- double) as 10000-01-01, which Excel does not have: text too.
 CASE WHEN (/* value */)::timestamp >= timestamp '1900-03-01'
-          AND (/* value */)::timestamp < timestamp '10000-01-01'
+          AND (/* value */)::timestamp < timestamp '9999-12-31 23:59:59.5'
      THEN '<c s="2"><v>' || round(extract(epoch FROM (/* value */)::timestamp
                                           - timestamp '1899-12-30') / 86400, 10) || '</v></c>'
      ELSE '<c t="inlineStr"><is><t>' || (/* value */)::text || '</t></is></c>'

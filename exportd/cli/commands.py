@@ -305,6 +305,8 @@ async def enqueue(
         if checked is not None:
             job = dataclasses.replace(job, format=checked[0])
             quota = checked[1]
+    elif settings.definitions is None:
+        found.extend(checks.option_shape_problems(job.options))
     if found:
         raise CliError("; ".join(found), EXIT_USAGE)
     async with _queue(settings.database_url) as queue:

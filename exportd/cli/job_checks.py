@@ -10,7 +10,7 @@ from typing import Any
 from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.offered_formats import default_format, formats_of
-from exportd.definitions.options.resolve import unknown_zone
+from exportd.definitions.options.resolve import shape_problems, unknown_zone
 from exportd.errors import ExportError
 from exportd.export.formats import format_for
 from exportd.queue.enqueue import NewJob
@@ -49,6 +49,14 @@ def check_with_definition(
     except ExportError as exc:
         found.append(exc.message)
     return chosen, definition.quota
+
+
+def option_shape_problems(options: dict[str, Any]) -> list[str]:
+    """The problems of ``options`` read without a kind (no definitions to check against):
+    each option's own value and the document's size, as ``POST /v1/jobs`` checks the
+    options of a kind it does not know. Without it, a value the worker could never take
+    would be stored and fail only when the job runs."""
+    return [problem.message for problem in shape_problems(options)]
 
 
 async def check_zone(queue: PgJobStore, options: dict[str, Any]) -> None:

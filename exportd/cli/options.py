@@ -16,9 +16,15 @@ from typing import Any
 from exportd.cli.exits import EXIT_USAGE, CliError
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _value(text: str) -> Any:
     try:
-        return json.loads(text)
+        # Python's reader takes NaN and Infinity, which JSON (and jsonb) do not: they
+        # are texts here (csv.null=NaN), not numbers the table would refuse.
+        return json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):  # not JSON: the text itself
         return text
 

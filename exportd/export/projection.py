@@ -27,6 +27,8 @@ DECIMAL_TYPES = frozenset({"numeric", "float4", "float8"})
 # formula guard. Enums (category 'E') do not: their labels are the schema's, not a
 # user's, and a label such as '+1' or '-' is meant as written.
 TEXT_CATEGORY = "S"
+# xml is no text type ('U'), but its content may be bare text: '=1+1'::xml is valid.
+GUARDED_TYPES = frozenset({"xml"})
 _PADDED = "bpchar"
 
 
@@ -71,7 +73,9 @@ class TypeFacts:
 def value_template(facts: TypeFacts, shaping: Shaping) -> str | None:
     """The named template writing a column of type ``facts`` as ``shaping`` asks, or None
     when its values are written as they are."""
-    if shaping.formula_guard and facts.category == TEXT_CATEGORY:
+    if shaping.formula_guard and (
+        facts.category == TEXT_CATEGORY or facts.is_builtin(GUARDED_TYPES)
+    ):
         return "column_formula_guard"
     if shaping.decimal_comma and facts.is_builtin(DECIMAL_TYPES):
         return "column_decimal_comma"

@@ -64,7 +64,11 @@ def guarded(text: str) -> str:
 
 def _in_zone(value: Any, zone: tzinfo | None) -> Any:
     if zone is not None and isinstance(value, datetime) and value.utcoffset() is not None:
-        return value.astimezone(zone)
+        try:
+            return value.astimezone(zone)
+        except OverflowError:
+            # The zone moves it past year 1 or 9999: the same moment, in its own offset.
+            return value
     return value
 
 

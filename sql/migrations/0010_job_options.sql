@@ -30,8 +30,10 @@ ALTER TABLE exportd.schedules
     ADD CONSTRAINT schedules_options_bytes CHECK (octet_length(options::text) <= 16384);
 
 -- xlsx joins the formats a job (and a schedule, which makes jobs) may ask
--- for. NOT VALID, then VALIDATE: the check of the rows already there runs
--- without blocking writes to the table.
+-- for. The new lists hold the old ones, so every row still passes. All
+-- migrations run in one transaction, which holds the tables' ACCESS EXCLUSIVE
+-- lock from the first ALTER to the commit: NOT VALID then VALIDATE spares no
+-- blocking here, it only keeps the step's shape for a migration run alone.
 ALTER TABLE exportd.jobs
     DROP CONSTRAINT jobs_format_known,
     ADD CONSTRAINT jobs_format_known

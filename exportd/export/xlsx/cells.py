@@ -42,6 +42,10 @@ _SMALLEST = Decimal("1e-307")
 _EPOCH = datetime(1899, 12, 30)
 _FIRST_DAY = date(1900, 3, 1)  # before it, Excel's serials are off by its 1900 leap day
 _LAST_DAY = date(9999, 12, 31)
+# The last moments of 9999 a serial can carry: from 23:59:59.5 on, a reader shows it
+# (to the second) as 10000-01-01, and past 23:59:59.9999995 its double is 2958466,
+# a day Excel does not have (openpyxl reads #VALUE!). Later ones are text.
+_LAST_MOMENT = datetime(9999, 12, 31, 23, 59, 59, 499999)
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": "&#10;", "\r": "&#13;"})
 EMPTY = "<c/>"
@@ -117,13 +121,11 @@ def cell(value: Any, zone: tzinfo, long_text: LongText = "truncate") -> str:
         return number_cell(text) if number_fits(number) else text_cell(text)
     if isinstance(value, float):
         if math.isfinite(value):
-            return number_cell(repr(value))
+            # float.__repr__: a subclass (numpy's float64) may repr as "np.float64(1.5)".
+            return number_cell(float.__repr__(value))
         return text_cell("NaN" if math.isnan(value) else ("Infinity", "-Infinity")[value < 0])
     if isinstance(value, datetime):
-        local = value.astimezone(zone) if value.tzinfo is not None else value
-        if _FIRST_DAY <= local.date() <= _LAST_DAY:
-            return f'<c s="{DATETIME_STYLE}"><v>{serial(local)}</v></c>'
-        return text_cell(local.isoformat(sep=" "))
+        return datetime_cell(value, zone)
     if isinstance(value, date):
         if _FIRST_DAY <= value <= _LAST_DAY:
             return f'<c s="{DATE_STYLE}"><v>{(value - _EPOCH.date()).days}</v></c>'
@@ -135,6 +137,18 @@ def cell(value: Any, zone: tzinfo, long_text: LongText = "truncate") -> str:
     if isinstance(value, time | timedelta):
         return text_cell(str(value), long_text)
     return text_cell(str(value), long_text)
+
+
+def datetime_cell(value: datetime, zone: tzinfo) -> str:
+    """A datetime as a serial, shown in ``zone`` when aware; out of Excel's range (or of
+    Python's, when the zone moves it past year 1 or 9999) as its ISO text."""
+    try:
+        local = value.astimezone(zone) if value.tzinfo is not None else value
+    except OverflowError:
+        return text_cell(value.isoformat(sep=" "))
+    if local.date() >= _FIRST_DAY and local.replace(tzinfo=None) <= _LAST_MOMENT:
+        return f'<c s="{DATETIME_STYLE}"><v>{serial(local)}</v></c>'
+    return text_cell(local.isoformat(sep=" "))
 
 
 def header_row(labels: Sequence[str]) -> str:

@@ -111,7 +111,8 @@ class HandlerSheet:
         columns = self._columns
         if columns is None:
             columns = self._columns = self._columns_of(batch[0])
-            labels = [self._labels.get(c, c) for c in columns]
+            # A key that is not a str (a handler's int) is headed by its text, as in CSV.
+            labels = [self._labels.get(str(c), str(c)) for c in columns]
             await self._sheet.begin(
                 labels,
                 [
@@ -138,7 +139,9 @@ class HandlerSheet:
     def _columns_of(self, first: Mapping[str, Any]) -> list[str]:
         if self._wanted is None:
             return list(first)
-        unknown = [c for c in self._wanted if c not in first]
+        # The job names columns by their text, as CSV matches a handler's keys.
+        keys = {str(key): key for key in first}
+        unknown = [c for c in self._wanted if c not in keys]
         if unknown:
             has = ", ".join(repr(k) for k in first) or "none"
             raise InvalidParams(
@@ -151,4 +154,4 @@ class HandlerSheet:
                     for name in unknown
                 ]
             )
-        return list(self._wanted)
+        return [keys[c] for c in self._wanted]

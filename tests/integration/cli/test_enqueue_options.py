@@ -70,3 +70,20 @@ async def test_a_time_zone_postgres_does_not_know_is_refused(
     with pytest.raises(CliError, match="not a time zone the database knows"):
         await enqueue(settings, {"upto": 1}, "timezone=Mars/Olympus")
     assert await pool.fetchval("SELECT count(*) FROM exportd.jobs") == 0
+
+
+async def test_without_definitions_the_options_shape_is_checked_before_the_insert(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    bare = Settings(_env_file=None, database_url=dsn)  # type: ignore[call-arg]
+    with pytest.raises(CliError) as refused:
+        await enqueue(bare, {"upto": 1}, "split_rows=0", "csv.bom=1", "csv.quote=x")
+    message = str(refused.value)
+    assert "options.split_rows must be a whole number" in message
+    assert "options.csv.bom must be true or false" in message
+    assert "options.csv.quote is not an option" in message
+    assert refused.value.code == EXIT_USAGE
+    assert await pool.fetchval("SELECT count(*) FROM exportd.jobs") == 0
+    assert await enqueue(bare, {"upto": 1}, "csv.null=NaN", "split_rows=10") == 0
+    stored = await pool.fetchval("SELECT options FROM exportd.jobs WHERE owner = 'alice'")
+    assert stored == {"csv": {"null": "NaN"}, "split_rows": 10}

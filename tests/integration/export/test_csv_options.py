@@ -31,6 +31,8 @@ HYPERLINK = '"=HYPERLINK(""http://evil"",""x"")"'
 GUARDED = '"\'=HYPERLINK(""http://evil"",""x"")"'
 GRUSS = '"Grüße; 🎉\nzweite Zeile"'
 BOM = "\ufeff"
+# The longest label (63 bytes): a quote, comment and emoji reach the header whole.
+LONG_LABEL = 'Sag "hi" */ -- ' + "\U0001f389" * 12
 
 
 def lines(*records: str, end: str = "\n") -> bytes:
@@ -51,6 +53,7 @@ KINDS = {
     "plain": Optioned(),
     "chosen": Optioned(JobOptions(columns=("name", "id"))),
     "labelled": Optioned(labels={"name": "Full name", "at": "Placed, at", "nope": "x"}),
+    "long_label": Optioned(labels={"name": LONG_LABEL}),
     "semicolon": Optioned(JobOptions(csv=CsvOptions(delimiter=";"))),
     "tab": Optioned(JobOptions(csv=CsvOptions(delimiter="\t"))),
     "pipe": Optioned(JobOptions(csv=CsvOptions(delimiter="|"))),
@@ -85,6 +88,9 @@ EXPECTED = {
     "plain": lines(*PLAIN),
     "chosen": lines("name,id", f"{HYPERLINK},1", f"{GRUSS},2", ",3", "NULL,4"),
     "labelled": lines('id,Full name,amount,ratio,"Placed, at",code,mood', *PLAIN[1:]),
+    "long_label": lines(
+        'id,"Sag ""hi"" */ -- ' + "\U0001f389" * 12 + '",amount,ratio,at,code,mood', *PLAIN[1:]
+    ),
     "headless": lines(*PLAIN[1:]),
     "nulltext": lines(
         PLAIN[0],

@@ -29,6 +29,12 @@ def test_dotted_paths_and_json_values_make_one_document() -> None:
     }
 
 
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_constants_json_lacks_are_texts(text: str) -> None:
+    # Python's JSON reader takes them as floats, which jsonb refuses.
+    assert parse_options([f"csv.null={text}"]) == {"csv": {"null": text}}
+
+
 @pytest.mark.parametrize(
     ("pairs", "words"),
     [

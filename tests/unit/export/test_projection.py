@@ -27,6 +27,8 @@ def test_each_option_applies_to_its_own_types() -> None:
     guard = Shaping(formula_guard=True)
     assert value_template(TEXT, guard) == "column_formula_guard"
     assert value_template(CHAR, guard) == "column_formula_guard"
+    # xml content may be bare text ('=1+1'::xml), so it is guarded too.
+    assert value_template(TypeFacts("U", "xml"), guard) == "column_formula_guard"
     for facts in (ENUM, NUMERIC, INT8, STAMP):
         assert value_template(facts, guard) is None
     comma = Shaping(decimal_comma=True)

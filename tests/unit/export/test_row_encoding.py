@@ -38,7 +38,8 @@ def test_significant_digits(value: str, digits: int) -> None:
 def test_the_guard_takes_owasps_list() -> None:
     for payload in ("=1", "+1", "-2+3", "@SUM(1)", "\tx", "\rx"):
         assert guarded(payload) == "'" + payload
-    for safe in ("", "a=1", " =1", "'=1", "5"):
+    # Only the first character, as OWASP lists them: spreadsheets open these as text.
+    for safe in ("", "a=1", " =1", "\n=1", "\uff1d1+1", "'=1", "5"):
         assert guarded(safe) == safe
 
 
@@ -70,3 +71,13 @@ def test_an_unknown_zone_is_invalid() -> None:
     with pytest.raises(InvalidParams) as caught:
         row_format_for(JobOptions(timezone="Mars/Olympus"), {}, "d", "csv", "d")
     assert caught.value.errors[0].field == "options.timezone"
+
+
+def test_a_moment_the_zone_would_move_past_9999_keeps_its_offset() -> None:
+    late = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    fmt = RowFormat(timezone=ZoneInfo("Pacific/Kiritimati"), csv=CsvOptions(header=False))
+    assert RowEncoder("csv", fmt).encode([{"at": late}]) == b"9999-12-31T23:00:00+00:00\n"
+    json_fmt = RowFormat(timezone=ZoneInfo("Pacific/Kiritimati"))
+    assert RowEncoder("jsonl", json_fmt).encode([{"at": late}]) == (
+        b'{"at":"9999-12-31T23:00:00+00:00"}\n'
+    )

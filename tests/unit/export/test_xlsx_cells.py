@@ -116,3 +116,31 @@ def test_rows_are_one_line_each_in_column_order() -> None:
     lines = data.decode().splitlines()
     assert len(lines) == 2
     assert lines[1] == "<row><c><v>2</v></c><c/></row>"
+
+
+def test_datetimes_at_the_ends_of_the_calendar_are_text() -> None:
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: past 9999-12-31 for Python
+    late = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    assert cell(late, kiritimati) == (
+        '<c t="inlineStr"><is><t xml:space="preserve">9999-12-31 23:00:00+00:00</t></is></c>'
+    )
+    early = datetime(1, 1, 1, tzinfo=UTC)
+    assert "0001-01-01 00:00:00+00:00" in cell(early, ZoneInfo("America/New_York"))
+    # From 23:59:59.5 a reader shows the serial as 10000-01-01 (and from .9999995 its
+    # double is 2958466): text.
+    assert cell(datetime(9999, 12, 31, 23, 59, 59, 499999), UTC) == (
+        '<c s="2"><v>2958465.9999942130</v></c>'
+    )
+    assert "9999-12-31 23:59:59.500000" in cell(datetime(9999, 12, 31, 23, 59, 59, 500000), UTC)
+    assert "23:59:59.999995" in cell(datetime(9999, 12, 31, 23, 59, 59, 999995), UTC)
+
+
+class _Float64(float):
+    """A float subclass whose repr is not a number, as numpy's float64 is."""
+
+    def __repr__(self) -> str:
+        return f"np.float64({float(self)!r})"
+
+
+def test_a_float_subclass_is_written_as_its_number() -> None:
+    assert cell(_Float64(1.5), ZURICH) == "<c><v>1.5</v></c>"
