@@ -53,7 +53,10 @@ async def test_a_files_kind_from_the_api_and_the_cli_completes_as_a_zip(
         assert status == 202, body
         by_api = uuid.UUID(body["id"])
         status, refused, _ = await call(
-            "POST", f"{api}/v1/jobs", AUTH, json={"owner": "ann", "kind": "my-data", "format": "csv"}
+            "POST",
+            f"{api}/v1/jobs",
+            AUTH,
+            json={"owner": "ann", "kind": "my-data", "format": "csv"},
         )
         assert status == 400, refused
         result = await exportd("enqueue", "my-data", "--owner", "ann", env=env, cwd=tmp_path)
