@@ -34,12 +34,26 @@ def parse_files_policy(
         found.append('files_sources must be a list of "bucket/prefix" strings')
     else:
         for entry in raw:
-            bucket = entry.split("/", 1)[0]
-            if not bucket or any(c.isspace() for c in entry) or ".." in entry.split("/"):
-                found.append(f"files_sources entry {entry!r} must be bucket/prefix")
-            sources.append(entry)
+            problem = source_problem(entry)
+            if problem is not None:
+                found.append(f"files_sources entry {entry!r} {problem}")
+            elif entry not in sources:
+                sources.append(entry)
     assert isinstance(policy, str)
     return policy, tuple(sources)
+
+
+def source_problem(entry: str) -> str | None:
+    """What is wrong with the source ``entry`` (``bucket``, ``bucket/`` or
+    ``bucket/prefix``, one trailing ``/`` allowed), or None. A prefix with an empty,
+    ``.`` or ``..`` segment (``uploads/a//b``, ``uploads/./a``) is refused: no key
+    may hold such a segment, so it would allow nothing, silently."""
+    bucket, _, prefix = entry.partition("/")
+    if not bucket or any(c.isspace() or not c.isprintable() for c in entry):
+        return "must be bucket/prefix: a bucket name, then a key prefix, with no spaces"
+    if prefix and any(s in ("", ".", "..") for s in prefix.removesuffix("/").split("/")):
+        return "must be bucket/prefix with no empty, '.' or '..' segment in its prefix"
+    return None
 
 
 def files_folder(dataset: str) -> str:

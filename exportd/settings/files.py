@@ -10,9 +10,12 @@ credentials follow the same chain as the target's.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
+
+from exportd.definitions.files_policy import source_problem
 
 # A bound on a typo, not on any real export: each row is held while the bundle is written.
 FILES_MAX_PER_JOB_CEILING = 1_000_000
@@ -60,7 +63,19 @@ class FilesSettings(BaseModel):
         if isinstance(value, str):
             value = value.split()
         if isinstance(value, list):
-            return [_source(str(entry)) for entry in value]
+            # A duplicate allows nothing more: kept once.
+            return list(dict.fromkeys(_source(str(entry)) for entry in value))
+        return value
+
+    @field_validator("files_s3_endpoint_url")
+    @classmethod
+    def _files_http_url(cls, value: str | None) -> str | None:
+        # Checked as EXPORTD_S3_ENDPOINT_URL is: a typo fails at start, not per job.
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
         return value
 
     @model_validator(mode="after")
@@ -85,10 +100,7 @@ class FilesSettings(BaseModel):
 
 def _source(entry: str) -> str:
     """A ``bucket/prefix`` entry as given, or a ValueError saying what is wrong."""
-    bucket = entry.split("/", 1)[0]
-    if not bucket or any(c.isspace() for c in entry) or ".." in entry.split("/"):
-        raise ValueError(
-            f"files_sources entry {entry!r} must be bucket/prefix (a bucket, then the key "
-            "prefix, with no '..' segment)"
-        )
+    problem = source_problem(entry)
+    if problem is not None:
+        raise ValueError(f"files_sources entry {entry!r} {problem}")
     return entry
