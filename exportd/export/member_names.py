@@ -17,7 +17,9 @@ common unzip tool extracts inside the target folder, on every common system:
   systems ignore it), and no file has the name of another's folder: a later one gets
   `` (2)``, `` (3)``... before its extension.
 
-Text is NFC-normalized; the zip writer flags a non-ASCII name as UTF-8.
+Text is NFKC-normalized (fullwidth dots and slashes, U+FF0E and U+FF0F, are ``.`` and
+``/``, dropped as those are, where a Windows tool's best-fit code page would have mapped
+them back); the zip writer flags a non-ASCII name as UTF-8.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ _DEVICES = frozenset(
 
 def safe_path(text: str) -> str:
     """``text`` as a safe relative path (segments joined by ``/``), never empty."""
-    text = unicodedata.normalize("NFC", text).replace("\\", "/")
+    # NFKC, not NFC: compatibility forms become what they stand for, so the fullwidth
+    # U+FF0E U+FF0E U+FF3C is checked as "..\\", what a Windows tool's best-fit code page
+    # would make of it.
+    text = unicodedata.normalize("NFKC", text).replace("\\", "/")
     segments = [_segment(s) for s in text.split("/")]
     kept = [s for s in segments if s]
     if not kept:

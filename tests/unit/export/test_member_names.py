@@ -35,6 +35,10 @@ HOSTILE = [
     (" trailing. ", "trailing"),
     (".hidden", "hidden"),
     ("Cafe\u0301.txt", "Café.txt"),  # NFC
+    ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff3cwin.ini", "win.ini"),  # fullwidth ../..\\
+    ("\ufe52\ufe52/x.txt", "x.txt"),  # small full stops
+    ("C\uff1a\uff3cboot.ini", "C_/boot.ini"),  # a fullwidth drive colon
+    ("\u2025/x.txt", "x.txt"),  # the two-dot leader is ".."
     ("photos/été 2024/IMG 1.jpg", "photos/été 2024/IMG 1.jpg"),
 ]
 
