@@ -18,16 +18,14 @@ from exportd import database
 from exportd.api.views import job_document, runs_document, with_download
 from exportd.cli import job_checks as checks
 from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TRY_LATER, EXIT_USAGE, CliError
+from exportd.cli.query_checks import prepare_queries
 from exportd.daemon.serve import StartupError, serve
 from exportd.daemon.webhooks import webhook_config
-from exportd.definitions.kinds import Dataset, Definitions, Kind
+from exportd.definitions.kinds import Definitions
 from exportd.definitions.loader import DefinitionError, load_definitions
-from exportd.definitions.offered_formats import writes_json
-from exportd.definitions.params.schema import PROBE_TEXT, probe_value
 from exportd.definitions.webhook_url import shown
 from exportd.errors import ExportError
 from exportd.export.memory import keep_large_buffers_mapped
-from exportd.export.sources import csv_statement, estimate_rows, json_statement, start_session
 from exportd.logs import configure_logging
 from exportd.queue.enqueue import (
     DEFAULT_FORMAT,
@@ -178,7 +176,7 @@ async def check(settings: Settings) -> int:
     if definitions is not None:
         checks.check_quotas(settings, definitions, report)
         _check_webhooks(settings, definitions, report)
-        await _prepare_queries(settings, definitions, report)
+        await prepare_queries(settings, definitions, report)
 
     try:
         bucket = settings.bucket()
@@ -210,63 +208,6 @@ def _check_webhooks(settings: Settings, definitions: Definitions, report: Any) -
         f"default target {default}; kinds with their own: {', '.join(own) or 'none'}; "
         f"signed with {len(config.keys)} secret(s)",
     )
-
-
-async def _prepare_queries(settings: Settings, definitions: Definitions, report: Any) -> None:
-    """Have the source database parse and plan every statement a job of each kind
-    would send, so that a mistake in a definition is found at deploy time, not in a
-    user's job at 2 AM."""
-    try:
-        conn = await database.connect(settings.source_url, timeout=10)
-    except Exception as exc:
-        url = settings.source_url
-        report(False, "source database", f"{redact_url(url)}: {redact_text(str(exc), url)}")
-        return
-    try:
-        for name in definitions.names():
-            kind = definitions[name]
-            for dataset in kind.datasets:
-                what = (
-                    f"kind {name}"
-                    if len(kind.datasets) == 1
-                    else f"kind {name}, dataset {dataset.name}"
-                )
-                if dataset.compiled is None:
-                    report(True, what, f"handler {dataset.handler_ref} imports")
-                    continue
-                try:
-                    async with conn.transaction(isolation="repeatable_read", readonly=True):
-                        await _check_statements(conn, settings, kind, dataset)
-                except asyncpg.PostgresError as exc:
-                    report(False, what, f"query does not prepare: {exc}")
-                except ExportError as exc:
-                    report(False, what, exc.message)
-                else:
-                    report(True, what, "query prepares")
-    finally:
-        await conn.close()
-
-
-async def _check_statements(
-    conn: asyncpg.Connection, settings: Settings, kind: Kind, dataset: Dataset
-) -> None:
-    """Parse and plan, without running them, the very statements the daemon sends for
-    ``dataset``: its statement bound with a probe value of each parameter (hostile text
-    for strings) by the daemon's binding function, inside the daemon's COPY wrappers,
-    in a transaction with the daemon's settings. Raises what Postgres raises, and
-    ExportError for columns a JSON record cannot hold."""
-    await start_session(conn, kind.timeout_seconds, settings.export_timezone)
-    values = {p: probe_value(spec) for p, spec in kind.params.items()}
-    sql = dataset.bind(PROBE_TEXT, values)
-    statements = [csv_statement(sql)]
-    if writes_json(kind, dataset):
-        what = f"kind {kind.name!r}, dataset {dataset.name!r}"
-        statements.append(await json_statement(conn, sql, what))
-    for statement in statements:
-        # Parse is all Postgres does with a COPY until it runs: the whole text's grammar.
-        await conn.prepare(statement.copy)
-        # The query inside it is analysed and planned, not run.
-        await estimate_rows(conn, statement.query)
 
 
 async def enqueue(

@@ -21,6 +21,8 @@ from exportd.definitions.kinds import Dataset, Kind
 from exportd.errors import ErrorKind, ExportError
 
 COLUMNS = ("key", "bucket", "path", "size", "sha256")
+_INTEGERS = frozenset({"int2", "int4", "int8"})
+_TEXTS = frozenset({"text", "varchar", "bpchar", "name", "citext"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # What a cursor fetches at once: rows are small (a key, a path, two checks).
 _PREFETCH = 500
@@ -70,6 +72,33 @@ def file_row(record: Mapping[str, object], default_bucket: str | None, where: st
             raise ExportError(ErrorKind.QUERY_ERROR, f"{where}: sha256 must be 64 hex digits")
         digest = digest.lower()
     return FileRow(bucket, key, path or key, size, digest)
+
+
+def check_file_columns(
+    columns: Sequence[tuple[str, str]], what: str, *, types: bool = False
+) -> None:
+    """Raise ``query_error`` unless ``columns`` ((name, Postgres type name) pairs of a
+    files query) are ``key`` and some of the optional ``COLUMNS``; with ``types``, also
+    unless ``size`` is an integer and the others text (``exportd check``: every row of
+    another type would fail the job)."""
+    names = [name for name, _ in columns]
+    unknown = [n for n in names if n not in COLUMNS]
+    if "key" not in names or unknown or len(set(names)) != len(names):
+        raise ExportError(
+            ErrorKind.QUERY_ERROR,
+            f"{what}: a files query returns the columns key and optionally "
+            f"{', '.join(COLUMNS[1:])}, each once; it returns {', '.join(names) or 'none'}",
+        )
+    if not types:
+        return
+    for name, type_name in columns:
+        wanted = _INTEGERS if name == "size" else _TEXTS
+        if type_name not in wanted:
+            raise ExportError(
+                ErrorKind.QUERY_ERROR,
+                f"{what}: column {name} is of type {type_name}; it must be "
+                f"{'an integer (bigint)' if name == 'size' else 'text'}",
+            )
 
 
 def within(row: FileRow, source: str) -> bool:
@@ -156,14 +185,7 @@ async def read_file_rows(
     ExportError: ``query_error`` for a missing ``key`` column, an unknown column or a
     bad value, ``too_large`` past ``most`` rows."""
     statement = await conn.prepare(sql)
-    names = [a.name for a in statement.get_attributes()]
-    unknown = [n for n in names if n not in COLUMNS]
-    if "key" not in names or unknown:
-        raise ExportError(
-            ErrorKind.QUERY_ERROR,
-            f"{what}: a files query returns the columns key and optionally "
-            f"{', '.join(COLUMNS[1:])}; it returns {', '.join(names) or 'none'}",
-        )
+    check_file_columns([(a.name, a.type.name) for a in statement.get_attributes()], what)
     rows: list[FileRow] = []
     async for record in statement.cursor(prefetch=_PREFETCH):
         if len(rows) == most:

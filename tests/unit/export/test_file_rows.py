@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 
 import pytest
 
@@ -22,6 +23,15 @@ def test_a_row_needs_a_key_and_a_bucket_and_checks_its_expectations() -> None:
         {"key": ""},
         {"key": "k", "size": -1},
         {"key": "k", "sha256": "z"},
+        {"key": "k", "size": Decimal("1.5")},
+        {"key": "k", "size": "12"},
+        {"key": "k", "size": True},
+        {"key": "k", "size": 12.0},
+        {"key": "k", "sha256": bytes(32)},
+        {"key": "k", "sha256": " " + "a" * 64},
+        {"key": "k", "sha256": "a" * 64 + "\n"},
+        {"key": "k", "path": b"a.pdf"},
+        {"key": b"k"},
     ]
     for bad in bads:
         with pytest.raises(ExportError) as caught:
