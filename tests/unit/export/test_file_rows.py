@@ -49,6 +49,13 @@ def test_a_prefix_is_a_folder_and_dot_segments_lie_nowhere() -> None:
     assert not within(FileRow("other", "receipts/a.pdf", ""), "up/receipts")
     assert not within(FileRow("up", "receipts/../secret", ""), "up/receipts")
     assert not within(FileRow("up", "receipts//a", ""), "up")
+    assert within(FileRow("up", "anything", ""), "up/")
+    # A bucket column naming another bucket, or the source's folder, lies outside it.
+    assert not within(FileRow("up/receipts", "a.pdf", ""), "up/receipts")
+    assert not within(FileRow("UP", "receipts/a.pdf", ""), "up/receipts")
+    assert not within(FileRow("up", "Receipts/a.pdf", ""), "up/receipts")
+    # Keys are read as they are, never URL-decoded: %2e%2e is a name, not "..".
+    assert within(FileRow("up", "receipts/%2e%2e/a", ""), "up/receipts")
 
 
 def test_the_kind_narrows_the_daemon_sources_and_the_first_outsider_is_named() -> None:
