@@ -21,6 +21,17 @@ from exportd.definitions.files_policy import source_problem
 FILES_MAX_PER_JOB_CEILING = 1_000_000
 
 
+def endpoint_url(value: str | None) -> str | None:
+    """An S3 endpoint setting: None when unset or empty, else an http(s) URL with a
+    host. Raises ValueError for anything else (pydantic reports it as the setting's)."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
+    return value
+
+
 class FilesSettings(BaseModel):
     files_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -71,12 +82,7 @@ class FilesSettings(BaseModel):
     @classmethod
     def _files_http_url(cls, value: str | None) -> str | None:
         # Checked as EXPORTD_S3_ENDPOINT_URL is: a typo fails at start, not per job.
-        if value is None or value == "":
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
-        return value
+        return endpoint_url(value)
 
     @model_validator(mode="after")
     def _files_consistent(self) -> Any:

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
-from exportd.settings.files import FilesSettings
+from exportd.settings.files import FilesSettings, endpoint_url
 from exportd.settings.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
@@ -277,12 +277,7 @@ class Settings(BaseSettings, WebhookSettings, FilesSettings):
     @field_validator("s3_endpoint_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9000")
-        return value
+        return endpoint_url(value)
 
     @field_validator(
         "retention",
