@@ -92,7 +92,7 @@ async def test_enqueue_reports_every_problem_at_once(api: str, pool: asyncpg.Poo
         json={
             "kind": "orders",
             "params": {"since": "yesterday", "until": "x"},
-            "format": "xlsx",
+            "format": "xml",
             "priority": 99999,
             "max_attempts": True,
             "run_after": "2030-01-01T00:00:00",

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from exportd.errors import STORAGE_OUTAGES, ErrorKind, ExportError
-from exportd.export import engine as exporter_module
+from exportd.export import target as exporter_module
 from exportd.export.keys import object_key, write_probe_key
 from exportd.s3.client import S3Client, open_s3_client
 from exportd.s3.presign import content_disposition
