@@ -1,9 +1,12 @@
-"""Operator actions on one job: ``POST /v1/jobs/{id}/retry``.
+"""Operator actions on one job: ``POST /v1/jobs/{id}/retry`` and ``/cancel``.
 
 A ``failed`` or ``cancelled`` job goes back to ``pending``, to run now with
 its attempts reset and its ``max_attempts`` unchanged; every earlier attempt
-stays in the job's ``runs``. The owner scope applies as on every job route:
-another owner's job is answered 404, exactly as an unknown one.
+stays in the job's ``runs``. ``/cancel`` stops a pending or processing job and
+nothing else: unlike ``DELETE /v1/jobs/{id}``, which also deletes a completed
+export, it can never remove a file because the job finished a moment before
+the request. The owner scope applies as on every job route: another owner's
+job is answered 404, exactly as an unknown one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from aiohttp import web
 
 from exportd.api.context import CONTEXT
 from exportd.api.middleware import ApiError
-from exportd.api.routes import _job_id, _location, _not_found, _scope
+from exportd.api.routes import _job_id, _location, _not_found, _scope, _visible
 from exportd.api.views import job_document, runs_document
 from exportd.queue.requeue import LiveDuplicate, RetryRefused
 
@@ -70,5 +73,44 @@ async def retry_job(request: web.Request) -> web.Response:
     return response
 
 
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel a pending or processing job: 200 with the job (cancelled); 404
+    unknown; 409 ``not_cancellable`` in any other state, with the job as it is.
+    A processing job's worker sees the cancel at its next heartbeat, stops and
+    aborts its upload."""
+    ctx = request.app[CONTEXT]
+    scope = _scope(request)
+    job_id = _job_id(request)
+    async with ctx.queue.locked_job(job_id) as locked:
+        row: Any = locked.row
+        if not _visible(row, scope):
+            raise _not_found(str(job_id))
+        state = row["state"]
+        if state not in ("pending", "processing"):
+            raise ApiError(
+                409,
+                "not_cancellable",
+                f"job {job_id} is {state}: only a pending or processing job can be cancelled",
+                job=job_document(row),
+                state=state,
+            )
+        row = await locked.cancel()
+    if state == "pending":
+        # A running job is counted by the worker that stops it.
+        ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
+    _log.info(
+        "job_cancelled",
+        job_id=str(row["id"]),
+        owner=row["owner"],
+        kind=row["kind"],
+        was=state,
+        by="api",
+        owner_scope=scope,
+        remote=request.remote,
+    )
+    return web.json_response(job_document(row))
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/jobs/{id}/retry", retry_job)
+    router.add_post("/v1/jobs/{id}/cancel", cancel_job)

@@ -316,6 +316,25 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 ),
             },
+            "/v1/jobs/{id}/cancel": {
+                "post": _v1(
+                    {
+                        "summary": "Cancel a pending or processing job, and nothing else: "
+                        "a job that has already ended is left as it is (409).",
+                        "parameters": [_JOB_ID, *_SCOPED],
+                    },
+                    ("200", _json(ref("Job"), "Cancelled.")),
+                    ("400", _INVALID),
+                    ("404", _NOT_FOUND),
+                    (
+                        "409",
+                        _error(
+                            "Completed, failed, cancelled or expired (`state` says "
+                            "which): nothing was changed; see `job`."
+                        ),
+                    ),
+                ),
+            },
             "/v1/jobs/{id}/download": {
                 "get": _v1(
                     {

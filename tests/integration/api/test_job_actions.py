@@ -144,3 +144,60 @@ async def test_concurrent_retries_make_one_pending_job(api: str, pool: asyncpg.P
     assert {b["state"] for s, b, _ in answers if s == 409} == {"pending"}
     row = await job_row(pool, job_id)
     assert (row["state"], row["attempts"]) == ("pending", 0)
+
+
+async def test_cancel_stops_a_pending_job_and_logs_who(api: str, pool: asyncpg.Pool) -> None:
+    job_id = await insert_job(pool, owner="u1", kind="orders")
+
+    with capture_logs() as logs:
+        status, body, _ = await call("POST", f"{api}/v1/jobs/{job_id}/cancel", SCOPED_U1)
+
+    assert status == 200, body
+    assert body["state"] == "cancelled"
+    assert (await job_row(pool, job_id))["state"] == "cancelled"
+    [line] = [entry for entry in logs if entry["event"] == "job_cancelled"]
+    assert (line["job_id"], line["was"], line["owner_scope"]) == (str(job_id), "pending", "u1")
+
+
+@pytest.mark.parametrize("how", ["failed", "cancelled"])
+async def test_cancel_of_an_ended_job_changes_nothing(
+    api: str, pool: asyncpg.Pool, how: str
+) -> None:
+    job_id = await ended_job(pool, how)
+    before = await job_row(pool, job_id)
+
+    status, body, _ = await call("POST", f"{api}/v1/jobs/{job_id}/cancel", SCOPED_U1)
+
+    assert status == 409, body
+    assert (body["error"], body["state"], body["job"]["state"]) == ("not_cancellable", how, how)
+    assert await job_row(pool, job_id) == before
+
+
+async def test_cancel_never_deletes_a_completed_export(api: str, pool: asyncpg.Pool) -> None:
+    """DELETE of a completed job removes its object; a cancel that arrives just after
+    the job completed must leave it downloadable."""
+    job_id = await insert_job(pool, owner="u1", kind="orders")
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'completed', finished_at = now(),"
+        " object_key = 'exports/x.csv', expires_at = now() + interval '1 day' WHERE id = $1",
+        job_id,
+    )
+
+    status, body, _ = await call("POST", f"{api}/v1/jobs/{job_id}/cancel", SCOPED_U1)
+
+    assert status == 409, body
+    assert body["state"] == "completed"
+    row = await job_row(pool, job_id)
+    assert (row["state"], row["object_key"]) == ("completed", "exports/x.csv")
+
+
+async def test_cancel_answers_404_for_another_owner_and_an_unknown_id(
+    api: str, pool: asyncpg.Pool
+) -> None:
+    job_id = await insert_job(pool, owner="u2", kind="orders")
+
+    other, _, _ = await call("POST", f"{api}/v1/jobs/{job_id}/cancel", SCOPED_U1)
+    unknown, _, _ = await call("POST", f"{api}/v1/jobs/{uuid.uuid4()}/cancel", SCOPED_U1)
+
+    assert (other, unknown) == (404, 404)
+    assert (await job_row(pool, job_id))["state"] == "pending"
