@@ -28,7 +28,8 @@
 -- a claim that failed as a whole is retried row by row with them, and rows
 -- that cannot be claimed at all are passed over (see exportd/queue/claim.py).
 -- params and options come back as text: each job decodes its own, so that one
--- row that cannot be decoded fails alone instead of failing the whole claim.
+-- row that cannot be decoded fails alone instead of failing the whole claim;
+-- trace_context likewise (one that cannot be decoded is no trace, never a failure).
 -- Paused kinds (exportd.paused_kinds) are left out: the table is read once
 -- per claim, into an array each row of the index is checked against as
 -- jobs_claim_idx is walked, and a pause of every kind ('*') stops the claim
@@ -88,7 +89,8 @@ FROM allowed
 WHERE j.id = allowed.id
 RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.priority,
           j.attempts, j.max_attempts, j.created_at, j.claims,
-          j.options::text AS options_text;
+          j.options::text AS options_text, j.trace_context::text AS trace_context_text,
+          j.run_after;
 
 -- name: claim_candidates
 -- The ids a claim would consider now ($1 at most, $2 passed over), in claim
