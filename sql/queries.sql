@@ -650,11 +650,13 @@ LIMIT $8;
 -- POST /v1/jobs and `exportd enqueue`, after every check passed. A second
 -- live job with the same (owner, dedupe_key) inserts nothing (ON CONFLICT
 -- names jobs_dedupe_idx's columns and predicate) and returns no row: the
--- caller then gets the live job, found by live_duplicate.
+-- caller then gets the live job, found by live_duplicate. $10: the caller's
+-- trace context (NULL: none).
 INSERT INTO exportd.jobs
-    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key, options)
+    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key, options,
+     trace_context)
 VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8,
-        $9::jsonb)
+        $9::jsonb, $10::jsonb)
 ON CONFLICT (owner, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state IN ('pending', 'processing')
     DO NOTHING
