@@ -81,6 +81,8 @@ class Job:
     error: str | None = None
     error_kind: str | None = None
     schedule_id: uuid.UUID | None = None
+    # {"traceparent": ..., "tracestate": ...}: the trace of the request that asked for it.
+    trace_context: dict[str, str] | None = None
     download_url: str | None = None
     download_url_expires_at: datetime | None = None
     runs: list[Run] | None = None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from client_support import Exportd
 
-from tests.conftest import _admin, admin_url, database_url, template_database
+from tests.conftest import _admin, admin_url, conn, database_url, dsn, template_database
 from tests.support.daemon_harness import TOKEN
 from tests.support.daemon_process import daemon_env, daemon_process
 from tests.support.fixtures_s3 import (
@@ -28,7 +28,8 @@ from tests.support.fixtures_s3 import (
     rclone_server,
 )
 
-__all__ = ["admin_url", "rclone_server", "template_database"]
+# The suite's fixtures, used here by name.
+__all__ = ["admin_url", "conn", "dsn", "rclone_server", "template_database"]
 
 # The kinds the daemon runs: rows of public.ledger for the job's owner; the same
 # with a required date parameter; a query on a table that does not exist (fails

@@ -15,11 +15,6 @@ import asyncpg
 import psycopg
 import pytest
 from client_support import Exportd, stored_object
-from psycopg.rows import dict_row
-from sqlalchemy import create_engine
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.orm import Session
-
 from exportd_client import (
     AsyncClient,
     DuplicateJob,
@@ -32,6 +27,11 @@ from exportd_client import (
     enqueue_sqlalchemy,
     enqueue_sqlalchemy_async,
 )
+from psycopg.rows import dict_row
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
+
 from tests.support.daemon_harness import TOKEN
 
 LATER = datetime.now(UTC) + timedelta(days=1)
