@@ -8,7 +8,7 @@ the messages are those of ``exportd.limits.identifier_problem`` and
 the client or the daemon made it. Bytes, not characters: every bound counts
 bytes of UTF-8. What only the daemon knows (the kinds, their params' schemas)
 is checked by the daemon: over HTTP as a 400, for a row inserted with SQL as
-a ``failed`` job with ``error_kind = 'invalid_params'``.
+a ``failed`` job (``error_kind`` ``unknown_kind`` or ``invalid_params``).
 """
 
 from __future__ import annotations

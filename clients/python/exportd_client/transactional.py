@@ -16,7 +16,7 @@ application's: none is imported unless its helper is called (SQLAlchemy's
 
 What only the daemon knows (the kind, its params' schema, its quota) is
 checked when the job is claimed: a job that does not pass fails with
-``error_kind`` ``invalid_params`` or ``quota_exceeded``.
+``error_kind`` ``unknown_kind``, ``invalid_params`` or ``quota_exceeded``.
 """
 
 from __future__ import annotations
