@@ -207,9 +207,11 @@ class AsyncClient:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise WaitTimeout(job)
-                async for note in conn.notifies(timeout=left):
-                    if p.event_id(note.payload) == str(job.id):
-                        break
+                # Closed on leaving: the generator holds the connection while open.
+                async with contextlib.aclosing(conn.notifies(timeout=left)) as notes:
+                    async for note in notes:
+                        if p.event_id(note.payload) == str(job.id):
+                            break
                 job = await self.get(job_id)
             return p.outcome(job)
         finally:

@@ -229,9 +229,11 @@ class Client:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise WaitTimeout(job)
-                for note in conn.notifies(timeout=left):
-                    if p.event_id(note.payload) == str(job.id):
-                        break
+                # Closed on leaving: the generator holds the connection while open.
+                with contextlib.closing(conn.notifies(timeout=left)) as notes:
+                    for note in notes:
+                        if p.event_id(note.payload) == str(job.id):
+                            break
                 job = self.get(job_id)
             return p.outcome(job)
         finally:

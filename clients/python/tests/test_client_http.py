@@ -27,6 +27,7 @@ from exportd_client import (
     NotFound,
     RateLimited,
     Unauthorized,
+    WaitTimeout,
 )
 
 from tests.support.daemon_harness import TOKEN
@@ -262,3 +263,21 @@ def test_list_walks_every_page_newest_first(exportd: Exportd, owner: str) -> Non
         assert [job.id for job in pending] == made[:0:-1]
         for job_id in made[1:]:
             client.cancel(job_id)
+
+
+async def test_wait_gives_up_after_its_timeout_with_the_job_as_last_seen(
+    exportd: Exportd, owner: str
+) -> None:
+    listener = await asyncpg.connect(exportd.dsn)
+    try:
+        async with AsyncClient(exportd.url, TOKEN, owner=owner) as client:
+            job = await client.enqueue("ledger", run_after=LATER)
+            with pytest.raises(WaitTimeout) as polled:
+                await client.wait(job.id, timeout=0.3)
+            with pytest.raises(WaitTimeout) as listened:
+                await client.wait(job.id, timeout=0.3, listen=listener)
+            assert (polled.value.job.state, listened.value.job.state) == ("pending", "pending")
+            assert isinstance(polled.value, TimeoutError)
+            await client.cancel(job.id)
+    finally:
+        await listener.close()
