@@ -46,6 +46,11 @@ def hex_ids(span: ReadableSpan) -> tuple[str, str]:
     return f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
 
 
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    """``span``'s attributes, as a plain dict."""
+    return dict(span.attributes or {})
+
+
 def parent_id(span: ReadableSpan) -> str | None:
     return None if span.parent is None else f"{span.parent.span_id:016x}"
 

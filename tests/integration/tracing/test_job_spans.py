@@ -25,6 +25,7 @@ from tests.support.spans import (
     TRACE_ID,
     TRACEPARENT,
     attribute_values,
+    attrs,
     children,
     descendants,
     hex_ids,
@@ -70,8 +71,8 @@ def settings_for(endpoint: S3Endpoint, dsn: str, **kw: Any) -> Any:
 
 
 def attempts_of(found: Any, job_id: uuid.UUID) -> list[Any]:
-    spans = [s for s in found if (s.attributes or {}).get("exportd.job.id") == str(job_id)]
-    return sorted(spans, key=lambda s: s.attributes["exportd.job.attempt"])
+    spans = [s for s in found if attrs(s).get("exportd.job.id") == str(job_id)]
+    return sorted(spans, key=lambda s: attrs(s)["exportd.job.attempt"])
 
 
 async def test_a_completed_job_continues_the_posting_callers_trace(
@@ -120,15 +121,15 @@ async def test_a_completed_job_continues_the_posting_callers_trace(
     [stream] = named(tuple(children(found, attempt)), "stream")
     parts = [s for s in descendants(found, stream) if s.name == "upload part"]
     # About 11.6 MB in 5 MiB parts: three, each with its number and size.
-    assert sorted(p.attributes["exportd.part.number"] for p in parts) == [1, 2, 3]
-    assert sum(p.attributes["exportd.part.bytes"] for p in parts) == row["size_bytes"]
+    assert sorted(attrs(p)["exportd.part.number"] for p in parts) == [1, 2, 3]
+    assert sum(attrs(p)["exportd.part.bytes"] for p in parts) == row["size_bytes"]
 
     # The API's own span: the route's template, the caller's span its parent.
     [post] = named(found, "POST /v1/jobs")
     assert (hex_ids(post)[0], parent_id(post)) == (TRACE_ID, CALLER_SPAN)
     assert post.kind is SpanKind.SERVER
-    assert post.attributes["http.route"] == "/v1/jobs"
-    assert post.attributes["http.response.status_code"] == 202
+    assert attrs(post)["http.route"] == "/v1/jobs"
+    assert attrs(post)["http.response.status_code"] == 202
     [get] = named(found, "GET /v1/jobs/{id}")
     assert parent_id(get) is None  # no traceparent sent: a trace of its own
     assert not any(str(job_id) in s.name for s in found)
@@ -173,16 +174,16 @@ async def test_a_retried_job_has_one_span_per_attempt_under_the_rows_trace(
     found = spans.get_finished_spans()
 
     one, two = attempts_of(found, job_id)
-    assert [s.attributes["exportd.job.attempt"] for s in (one, two)] == [1, 2]
+    assert [attrs(s)["exportd.job.attempt"] for s in (one, two)] == [1, 2]
     for attempt in (one, two):
         assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
         assert attempt.name == "export orders"
     assert one.status.status_code is StatusCode.ERROR
-    assert one.attributes["exportd.error_kind"] == "storage_unavailable"
-    assert one.attributes["exportd.job.outcome"] == "retry"
+    assert attrs(one)["exportd.error_kind"] == "storage_unavailable"
+    assert attrs(one)["exportd.job.outcome"] == "retry"
     assert two.status.status_code is StatusCode.UNSET
-    assert two.attributes["exportd.job.outcome"] == "completed"
-    assert two.attributes["exportd.job.rows"] == 3
+    assert attrs(two)["exportd.job.outcome"] == "completed"
+    assert attrs(two)["exportd.job.rows"] == 3
     assert [s.name for s in children(found, two)] == ["claim wait", "stream", "complete"]
     # The params' values and the owner are nowhere in what a collector gets.
     values = attribute_values(found)
@@ -193,7 +194,7 @@ async def test_a_retried_job_has_one_span_per_attempt_under_the_rows_trace(
 async def test_a_failed_job_span_says_its_error_kind(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, spans: InMemorySpanExporter
 ) -> None:
-    settings = settings_for(rclone_server, dsn, trace_owner=True)
+    settings = settings_for(rclone_server, dsn)
     async with running_daemon(settings, DEFINITIONS):
         job_id = await pool.fetchval(
             "INSERT INTO exportd.jobs (owner, kind, trace_context)"
@@ -208,11 +209,9 @@ async def test_a_failed_job_span_says_its_error_kind(
     assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
     assert attempt.status.status_code is StatusCode.ERROR
     assert attempt.status.description == "query_error"
-    assert attempt.attributes["exportd.error_kind"] == "query_error"
-    assert attempt.attributes["exportd.job.outcome"] == "failed"
-    # The spans the installed tracer makes show owners only when the setting says so;
-    # this one was installed by the test, without it.
-    assert "exportd.job.owner" not in attempt.attributes
+    assert attrs(attempt)["exportd.error_kind"] == "query_error"
+    assert attrs(attempt)["exportd.job.outcome"] == "failed"
+    assert "exportd.job.owner" not in attrs(attempt)
     [stream] = named(tuple(children(found, attempt)), "stream")
     assert stream.status.status_code is StatusCode.ERROR
     assert stream.status.description == "ExportError"
