@@ -8,12 +8,15 @@ Outside a span, or with tracing off, nothing is added.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from exportd.tracing.seam import current_ids
 
 
-def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def add_trace_ids(
+    logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: ``event`` with ``trace_id`` and ``span_id`` when in a span."""
     ids = current_ids.get()
     if ids is not None:

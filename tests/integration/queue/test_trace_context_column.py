@@ -25,7 +25,9 @@ def test_the_migration_holds_the_numbers_of_limits() -> None:
 
 async def test_a_job_inserted_without_a_trace_has_none(pool: asyncpg.Pool) -> None:
     job_id = await insert_job(pool)
-    assert await pool.fetchval("SELECT trace_context FROM exportd.jobs WHERE id = $1", job_id) is None
+    assert (
+        await pool.fetchval("SELECT trace_context FROM exportd.jobs WHERE id = $1", job_id) is None
+    )
 
 
 @pytest.mark.parametrize(
