@@ -90,20 +90,28 @@ def _deepest_level(document: Any) -> int:
     return deepest
 
 
-def _strings(document: Any) -> list[str]:
-    """Every key and string value in ``document``."""
-    found: list[str] = []
-    pending = [document]
+def _shown(name: str) -> str:
+    """A caller's key as a field name: never longer than a line (the daemon's rule)."""
+    return name if len(name) <= 64 else f"{name[:64]}..."
+
+
+def _text_problem_within(name: str, document: dict[str, Any]) -> FieldProblem | None:
+    """The first key or string value Postgres cannot store, found in the order the
+    daemon walks (``exportd.api.requests.params_problems``), so that both name the
+    same field: ``params`` for a top-level key, ``params.<key>`` below it."""
+    pending: list[tuple[str, object]] = [(name, key) for key in document]
+    pending.extend((f"{name}.{_shown(str(k))}", v) for k, v in document.items())
     while pending:
-        value = pending.pop()
+        where, value = pending.pop()
         if isinstance(value, str):
-            found.append(value)
+            if problem := text_problem(value):
+                return FieldProblem(where, f"{problem}, in keys and values alike")
         elif isinstance(value, dict):
-            found.extend(str(key) for key in value)
-            pending.extend(value.values())
+            pending.extend((where, key) for key in value)
+            pending.extend((where, child) for child in value.values())
         elif isinstance(value, list | tuple):
-            pending.extend(value)
-    return found
+            pending.extend((where, child) for child in value)
+    return None
 
 
 def document_problems(name: str, document: Any, max_bytes: int) -> list[FieldProblem]:
@@ -112,9 +120,8 @@ def document_problems(name: str, document: Any, max_bytes: int) -> list[FieldPro
     a value lies at level ``JSON_MAX_DEPTH`` or deeper (jobs_params_depth)."""
     if not isinstance(document, dict):
         return [FieldProblem(name, "must be a JSON object")]
-    for text in _strings(document):
-        if problem := text_problem(text):
-            return [FieldProblem(name, f"{problem}, in keys and values alike")]
+    if (found := _text_problem_within(name, document)) is not None:
+        return [found]
     try:
         rendered = json.dumps(document, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

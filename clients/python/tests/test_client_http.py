@@ -4,6 +4,7 @@ an export, and each error the API answers, typed."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,6 +197,21 @@ def test_the_client_refuses_what_the_daemon_refuses_in_its_words(exportd: Export
     daemon = {FieldProblem(e["field"], e["message"]) for e in body["errors"]}
     assert set(refused.value.problems) == daemon
     assert len(daemon) == 5
+
+    for params in ({"note": "a\x00b"}, {"a\x00": 1}, {"deep": [{"x": ["\ud800"]}]}):
+        with Client(exportd.url, TOKEN) as client, pytest.raises(InvalidJob) as stored:
+            client.enqueue("ledger", params, owner="acme")
+        sent = json.dumps({"kind": "ledger", "owner": "acme", "params": params})
+        answer = httpx.post(
+            f"{exportd.url}/v1/jobs",
+            content=sent.encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        daemon = {FieldProblem(e["field"], e["message"]) for e in answer.json()["errors"]}
+        # The daemon knows more (ledger takes no params): what the client
+        # found, it found too, in the same words.
+        [problem] = stored.value.problems
+        assert problem in daemon, (params, daemon)
 
     with Client(exportd.url, TOKEN) as client, pytest.raises(InvalidJob) as control:
         client.enqueue("led\x07ger", owner="")

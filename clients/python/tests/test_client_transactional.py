@@ -212,6 +212,6 @@ async def test_a_job_the_table_would_refuse_is_refused_before_any_statement(
         # The transaction was never touched: it still commits.
         await enqueue(owner, "ledger", run_after=LATER)
     fields = [p.field for p in refused.value.problems]
-    assert fields == ["kind", "dedupe_key", "priority", "params", "options", "format"]
+    assert fields == ["kind", "dedupe_key", "priority", "params.note", "options", "format"]
     assert refused.value.problems[0].message == "must be at most 128 bytes of UTF-8 (it has 129)"
     assert await _jobs_of(exportd.dsn, owner) == 1
