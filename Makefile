@@ -16,18 +16,18 @@ $(VENV)/.embedded: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[embedded]'
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.test: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e './clients/python[test]'
 	touch $@ $(VENV)/.embedded
 
 ## run: the daemon on embedded defaults (local S3 server, local Postgres, demo data); DEV_ARGS="--port 8081 --definitions my.toml" passes options to `exportd dev`
 run: $(VENV)/.embedded
 	$(BIN)/exportd dev $(DEV_ARGS)
 
-## lint: ruff and mypy (strict)
+## lint: ruff and mypy (strict), of the daemon and of the client library (clients/python)
 lint: $(VENV)/.test
-	$(BIN)/ruff check exportd tests bench
-	$(BIN)/ruff format --check exportd tests bench
+	$(BIN)/ruff check exportd tests bench clients/python
+	$(BIN)/ruff format --check exportd tests bench clients/python
 	$(BIN)/mypy
 
 ## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc and 7-Zip where missing: the xlsx tests read workbooks back with Calc, the zip-slip tests extract bundles with 7-Zip)
@@ -35,8 +35,8 @@ test: lint
 	(command -v soffice >/dev/null && command -v 7z >/dev/null) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full)
 	$(BIN)/pytest
 
-$(VENV)/.bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+$(VENV)/.bench: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]' -e './clients/python[test]'
 	touch $@ $(VENV)/.test $(VENV)/.embedded
 
 .venv-aws/bin/aws:

@@ -221,3 +221,12 @@ OPTIONS_SPLIT_ROWS_MAX = 1_000_000_000
 # the projection's column aliases, and Postgres cuts an identifier past 63
 # bytes (NAMEDATALEN - 1) with only a NOTICE: a longer label would come out cut.
 LABEL_MAX_BYTES = 63
+
+# --- Trace context (migration 0012_trace_context) ------------------------------------------
+
+# A job's trace_context document as JSON text: a traceparent (55 characters)
+# and a tracestate; room to spare, and still small beside a row.
+TRACE_CONTEXT_MAX_BYTES = 1024
+# A tracestate header: W3C Trace Context asks every platform to carry at
+# least 512 characters, and lets it cut a longer one by whole list members.
+TRACESTATE_MAX_CHARS = 512

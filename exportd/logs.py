@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 
+from exportd.tracing.logs import add_trace_ids
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -28,6 +30,8 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
         renderer = structlog.processors.JSONRenderer()
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        # Inside a traced job or request: its trace_id and span_id.
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),

@@ -28,7 +28,8 @@
 -- a claim that failed as a whole is retried row by row with them, and rows
 -- that cannot be claimed at all are passed over (see exportd/queue/claim.py).
 -- params and options come back as text: each job decodes its own, so that one
--- row that cannot be decoded fails alone instead of failing the whole claim.
+-- row that cannot be decoded fails alone instead of failing the whole claim;
+-- trace_context likewise (one that cannot be decoded is no trace, never a failure).
 -- Paused kinds (exportd.paused_kinds) are left out: the table is read once
 -- per claim, into an array each row of the index is checked against as
 -- jobs_claim_idx is walked, and a pause of every kind ('*') stops the claim
@@ -88,7 +89,8 @@ FROM allowed
 WHERE j.id = allowed.id
 RETURNING j.id, j.owner, j.kind, j.params::text AS params_text, j.format, j.priority,
           j.attempts, j.max_attempts, j.created_at, j.claims,
-          j.options::text AS options_text;
+          j.options::text AS options_text, j.trace_context::text AS trace_context_text,
+          j.run_after;
 
 -- name: claim_candidates
 -- The ids a claim would consider now ($1 at most, $2 passed over), in claim
@@ -648,11 +650,13 @@ LIMIT $8;
 -- POST /v1/jobs and `exportd enqueue`, after every check passed. A second
 -- live job with the same (owner, dedupe_key) inserts nothing (ON CONFLICT
 -- names jobs_dedupe_idx's columns and predicate) and returns no row: the
--- caller then gets the live job, found by live_duplicate.
+-- caller then gets the live job, found by live_duplicate. $10: the caller's
+-- trace context (NULL: none).
 INSERT INTO exportd.jobs
-    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key, options)
+    (owner, kind, params, format, priority, run_after, max_attempts, dedupe_key, options,
+     trace_context)
 VALUES ($1, $2, $3::jsonb, $4, $5::smallint, coalesce($6::timestamptz, now()), $7, $8,
-        $9::jsonb)
+        $9::jsonb, $10::jsonb)
 ON CONFLICT (owner, dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state IN ('pending', 'processing')
     DO NOTHING

@@ -23,6 +23,7 @@ from exportd.api import job_actions, middleware, pauses, routes, schedules
 from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.middleware import error_response
 from exportd.api.openapi import openapi_document
+from exportd.api.request_spans import request_spans
 from exportd.errors import ExportError
 from exportd.metrics import CONTENT_TYPE
 from exportd.queue.stats import QueueStats
@@ -110,6 +111,8 @@ def build_app(ctx: ApiContext) -> web.Application:
         # The whole body of any request: 413 beyond it, before a handler reads it.
         client_max_size=limits.REQUEST_BODY_MAX_BYTES,
         middlewares=[
+            # Outermost: every log line of a request carries its trace ids.
+            request_spans,
             middleware.request_log(log_requests=ctx.settings.access_log),
             middleware.errors,
             middleware.bearer_auth(_tokens_for),

@@ -73,7 +73,7 @@ def unavailable(code: str, message: str) -> web.Response:
     return response
 
 
-def _route_template(request: web.Request) -> str:
+def route_template(request: web.Request) -> str:
     """The route as declared ('/v1/jobs/{id}'): log lines group by it, and no
     caller-chosen path text reaches the logs."""
     route = request.match_info.route
@@ -107,7 +107,7 @@ def request_log(*, log_requests: bool) -> Any:
                     (_log.debug if routine else _log.info)(
                         "http_request",
                         method=request.method,
-                        path=_route_template(request),
+                        path=route_template(request),
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                         request_id=rid,
@@ -154,7 +154,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _known_failure(exc, request.app[CONTEXT].metrics)
         if response is not None:
             return response
-        _log.exception("api_error", path=_route_template(request), method=request.method)
+        _log.exception("api_error", path=route_template(request), method=request.method)
         return error_response(500, "internal", "internal error; see the daemon log")
 
 

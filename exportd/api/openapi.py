@@ -15,6 +15,7 @@ from exportd.api.openapi_components import (
     PAGE,
     SCHEMAS,
     STATE,
+    TRACE_HEADERS,
     TS,
     TS_RANGE,
     bounded,
@@ -240,7 +241,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": _v1(
                     {
                         "summary": "Enqueue an export.",
-                        "parameters": _SCOPED,
+                        "parameters": [*_SCOPED, *TRACE_HEADERS],
                         "requestBody": {
                             "required": True,
                             "content": {"application/json": {"schema": ref("NewJob")}},

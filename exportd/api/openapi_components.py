@@ -72,6 +72,27 @@ def bounded(max_bytes: int, description: str = "") -> dict[str, Any]:
     }
 
 
+# POST /v1/jobs: the caller's W3C trace context, which the job keeps (docs/operations.md).
+TRACE_HEADERS = [
+    {
+        "name": "traceparent",
+        "in": "header",
+        "required": False,
+        "description": "W3C Trace Context: the caller's span (00-<trace id>-<span id>-<flags>). "
+        "The job's spans continue its trace; a malformed one is ignored.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "tracestate",
+        "in": "header",
+        "required": False,
+        "description": "W3C Trace Context: vendor entries, kept with a valid traceparent; "
+        f"cut to {limits.TRACESTATE_MAX_CHARS} characters by whole entries.",
+        "schema": {"type": "string"},
+    },
+]
+
+
 def ref(name: str) -> dict[str, str]:
     """A JSON Reference to the component schema ``name`` (``Job``, ``NewJob``, ``Error``)."""
     return {"$ref": f"#/components/schemas/{name}"}
@@ -118,6 +139,18 @@ _JOB = {
             "type": ["string", "null"],
             "format": "uuid",
             "description": "The schedule that made this job (kept after it is deleted).",
+        },
+        "trace_context": {
+            "type": ["object", "null"],
+            "description": "The W3C trace context of the request that asked for the job "
+            "(its traceparent's trace id names the trace of the job's spans); null for "
+            "none, or when what was stored holds no valid traceparent.",
+            "properties": {
+                "traceparent": {"type": "string", "maxLength": 55},
+                "tracestate": {"type": "string", "maxLength": limits.TRACESTATE_MAX_CHARS},
+            },
+            "required": ["traceparent"],
+            "additionalProperties": False,
         },
         "download_url": {
             "type": "string",

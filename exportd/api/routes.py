@@ -8,6 +8,7 @@ one (404, same message shape), so job ids cannot be probed across owners.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.job_documents import wants_zone
 from exportd.api.middleware import ApiError, error_response
 from exportd.api.query_params import Cursor, ListQuery, owner_scope, parse_list_query
+from exportd.api.request_spans import trace_context_of
 from exportd.api.requests import (
     FieldError,
     RequestInvalid,
@@ -162,6 +164,8 @@ async def create_job(request: web.Request) -> web.Response:
     # The zone names are read (once per process) only for a job that names a zone.
     zones = await ctx.queue.zones.names() if wants_zone(body) else None
     job = parse_new_job(body, ctx.definitions, formats_for, scope, zones)
+    # The caller's trace goes on in the job's spans (a malformed header: no trace).
+    job = dataclasses.replace(job, trace_context=trace_context_of(request))
     try:
         row, created = await _insert(ctx, job)
     except QuotaExceeded as over:

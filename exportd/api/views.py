@@ -11,6 +11,7 @@ from typing import Any
 from exportd.export.keys import filename_of
 from exportd.queue.pauses import Pause, PauseState
 from exportd.queue.requeue import Attempt
+from exportd.tracing.context import from_document
 
 # Daemon bookkeeping that means nothing to a caller (claims names each claim
 # in the guarded writes; a caller counts attempts, and reads the runs).
@@ -41,7 +42,12 @@ def _plain(value: Any) -> Any:
 
 
 def job_document(row: Any) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in dict(row).items() if k not in _INTERNAL}
+    doc = {k: _plain(v) for k, v in dict(row).items() if k not in _INTERNAL}
+    if "trace_context" in doc:
+        # As the daemon reads it: a valid traceparent (and its tracestate, at most
+        # 512 characters), or null; whatever else a direct INSERT stored is not shown.
+        doc["trace_context"] = from_document(doc["trace_context"])
+    return doc
 
 
 def download_filename(doc: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ from exportd.s3.client import open_s3_client
 from exportd.s3.objects import check_bucket
 from exportd.s3.presign import download_signer, open_presigner
 from exportd.settings.model import Settings, SettingsError
+from exportd.tracing.setup import tracing_report
 
 
 def print_json(doc: Any) -> None:
@@ -173,6 +174,8 @@ async def check(settings: Settings) -> int:
 
             await report_paused(settings, report)
 
+    traced, tracing = tracing_report(show_owner=settings.trace_owner)
+    report(traced, "tracing", tracing)
     if definitions is not None:
         checks.check_quotas(settings, definitions, report)
         _check_webhooks(settings, definitions, report)

@@ -44,6 +44,7 @@ from exportd.s3.client import open_files_client, open_s3_client
 from exportd.s3.objects import abort_upload, delete_object
 from exportd.s3.parts import choose_part_size
 from exportd.settings.model import Settings, SettingsError
+from exportd.tracing.setup import start_tracing, stop_tracing
 from exportd.worker.breaker import StorageBreaker
 from exportd.worker.loop import Worker, WorkerConfig
 
@@ -109,6 +110,9 @@ async def serve(
         raise SettingsError(f"invalid settings: {exc}") from None
 
     async with contextlib.AsyncExitStack() as stack:
+        # As the OTEL_* variables ask; the last spans are flushed last, within a deadline.
+        if start_tracing(show_owner=settings.trace_owner, log=log).on:
+            stack.push_async_callback(stop_tracing)
         # Closed last, all at once, within one SHUTDOWN_BOUND.
         pools: list[asyncpg.Pool] = []
         stack.push_async_callback(_close_pools, pools)

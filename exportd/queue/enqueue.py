@@ -46,6 +46,9 @@ class NewJob:
     dedupe_key: str | None = None
     # The job's options document (exportd.jobs.options), as the caller wrote it.
     options: dict[str, Any] = field(default_factory=dict)
+    # The caller's W3C trace context (exportd.jobs.trace_context), bounded by
+    # exportd.tracing.context; None: no trace.
+    trace_context: dict[str, str] | None = None
 
 
 def problems(job: NewJob) -> list[tuple[str, str]]:
@@ -173,6 +176,7 @@ async def _insert(db: asyncpg.Pool | asyncpg.Connection, job: NewJob) -> Enqueue
         job.max_attempts,
         job.dedupe_key,
         job.options,
+        job.trace_context,
     )
     for _ in range(_TRIES):
         try:

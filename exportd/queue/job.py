@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from exportd.limits import OPTIONS_MAX_BYTES, JsonBoundsError, loads_bounded
+from exportd.limits import (
+    OPTIONS_MAX_BYTES,
+    TRACE_CONTEXT_MAX_BYTES,
+    JsonBoundsError,
+    loads_bounded,
+)
 
 # Every state of a job, in the order of its life (docs/queue.md).
 STATES = ("pending", "processing", "completed", "failed", "cancelled", "expired")
@@ -35,6 +41,11 @@ class Job:
     options: Any = None
     # Why the stored options could not be decoded, as for params_error.
     options_error: str | None = None
+    # The caller's W3C trace context as stored (exportd.jobs.trace_context), None for
+    # none or undecodable; read by exportd.tracing, which ignores a malformed one.
+    trace_context: Any = None
+    # When the job became ready to claim (its run_after): a trace's claim wait starts here.
+    ready_at: datetime | None = None
 
     @classmethod
     def from_record(cls, row: Any) -> Job:
@@ -55,6 +66,14 @@ class Job:
             options = loads_bounded(row["options_text"], "options", max_bytes=OPTIONS_MAX_BYTES)
         except JsonBoundsError as exc:
             options_error = str(exc)
+        trace_context: Any = None
+        trace_text = row["trace_context_text"]
+        with contextlib.suppress(JsonBoundsError):
+            # Never a reason to fail the job: a trace context it cannot read is none.
+            if trace_text is not None:
+                trace_context = loads_bounded(
+                    trace_text, "trace_context", max_bytes=TRACE_CONTEXT_MAX_BYTES
+                )
         return cls(
             id=row["id"],
             owner=row["owner"],
@@ -69,6 +88,8 @@ class Job:
             params_error=error,
             options=options,
             options_error=options_error,
+            trace_context=trace_context,
+            ready_at=row["run_after"],
         )
 
     def log_fields(self, worker_id: str) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """Streaming upload of one object in constant memory.
 
-The producer writes bytes as it renders them; ``ObjectUpload`` buffers one
-part, hands full parts to background uploads, and makes the producer wait when
-``parts_in_flight`` of them are already running. Peak buffer memory is about
-``part_size * (parts_in_flight + 1)`` (see ``parts.upload_memory_bound``).
+The producer writes bytes as it renders them; ``ObjectUpload`` buffers one part, hands full
+parts to background uploads, and makes the producer wait while ``parts_in_flight`` are running.
+Peak buffer memory is about ``part_size * (parts_in_flight + 1)`` (``parts.upload_memory_bound``).
 
 Objects smaller than one part never start a multipart upload: they are written
 with one PutObject when complete() is called. That includes empty objects,
@@ -26,6 +25,7 @@ from exportd.s3.causes import classify_s3_error, may_be_refused_name, name_refus
 from exportd.s3.client import S3Client
 from exportd.s3.objects import abort_upload, store_and_delete_empty
 from exportd.s3.parts import MAX_PARTS, size_refusal
+from exportd.tracing.seam import traced_part
 
 log = structlog.get_logger(__name__)
 
@@ -289,7 +289,7 @@ class ObjectUpload:
         self._buffer.clear()
         number = self._next_part
         self._next_part += 1
-        task = asyncio.create_task(self._upload_part(number, part))
+        task = asyncio.create_task(traced_part(number, len(part), self._upload_part(number, part)))
         self._tasks.add(task)
         # A done callback, unlike a finally clause, also runs for a task
         # cancelled before it started.

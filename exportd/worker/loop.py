@@ -47,6 +47,8 @@ from exportd.queue.backoff import BackoffPolicy, exponential_delay
 from exportd.queue.interface import JobStore
 from exportd.queue.job import Job, Progress, UploadRef
 from exportd.queue.lease import heartbeat_interval
+from exportd.tracing.jobs import attempt_ended, attempt_span
+from exportd.tracing.seam import span
 from exportd.worker.breaker import StorageBreaker
 from exportd.worker.lease_keeper import LeaseKeeper
 from exportd.worker.outcomes import Outcomes
@@ -251,6 +253,11 @@ class Worker:
     # --- one job -------------------------------------------------------------
 
     async def _execute(self, running: RunningJob) -> None:
+        # The attempt's span (exportd.tracing.jobs); a no-op with tracing off.
+        with attempt_span(running.job, running.claimed_at):
+            await self._attempt(running)
+
+    async def _attempt(self, running: RunningJob) -> None:
         job = running.job
         log = running.log
         started = time.monotonic()
@@ -275,7 +282,8 @@ class Worker:
             if undecodable:
                 raise ExportError(ErrorKind.INVALID_PARAMS, "; ".join(undecodable))
             await check_quota(self.store, job, self.quota_of)
-            prepared = await self.runner.run(ctx)
+            with span("stream"):
+                prepared = await self.runner.run(ctx)
             running.finishing = True
             completing = self.store.begin_completion(
                 job,
@@ -285,13 +293,14 @@ class Worker:
                 prepared.commit,
             )
             try:
-                if await completing.committed:
-                    # Only the row's update is left: the slot can take the
-                    # next job. A failed commit keeps the slot until the
-                    # failure is recorded.
-                    running.committed = True
-                    self._wake.set()
-                result = await completing.outcome
+                with span("complete"):
+                    if await completing.committed:
+                        # Only the row's update is left: the slot can take the
+                        # next job. A failed commit keeps the slot until the
+                        # failure is recorded.
+                        running.committed = True
+                        self._wake.set()
+                    result = await completing.outcome
             finally:
                 # Stopped while it completes: the completion goes on, unheard.
                 completing.give_up()
@@ -300,6 +309,7 @@ class Worker:
                 log.warning("job_lost", during="completion")
                 return
             self._observe(None, "")
+            attempt_ended("completed", rows=result.row_count, size_bytes=result.size_bytes)
             seconds = time.monotonic() - started
             self.metrics.job_completed(job.kind, seconds, result.size_bytes, result.row_count)
             log.info(

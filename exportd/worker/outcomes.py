@@ -16,6 +16,7 @@ from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy, Retry, decide
 from exportd.queue.interface import JobStore
 from exportd.queue.job import Job, LetGo
+from exportd.tracing.jobs import attempt_ended, attempt_failed
 from exportd.worker.running import StopReason
 
 # Why the store failed a job the worker handed back: the application lowered
@@ -37,6 +38,7 @@ class Outcomes:
     async def stopped(self, job: Job, reason: StopReason, log: Any) -> None:
         """``job`` was stopped by the worker for ``reason``: hand it back at a
         shutdown (without spending an attempt); log a cancel or a loss."""
+        attempt_ended({StopReason.SHUTDOWN: "released"}.get(reason, str(reason)))
         if reason is StopReason.SHUTDOWN:
             try:
                 went = await self.store.release(job, self.worker_id)
@@ -62,6 +64,7 @@ class Outcomes:
         good. A database error is logged, never raised: the job keeps its lease
         until it runs out, and the reaper then retries it."""
         decision = decide(exc.kind, job.attempt, job.max_attempts, self.backoff)
+        attempt_failed(str(exc.kind), "retry" if isinstance(decision, Retry) else "failed")
         try:
             if isinstance(decision, Retry):
                 went = await self.store.retry(

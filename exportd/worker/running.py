@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -28,3 +29,5 @@ class RunningJob:
     finishing: bool = False  # completing or recording its outcome: not to be stopped
     committed: bool = False  # its object is committed: only its row is left to record
     stop_reason: StopReason | None = None
+    # When this worker claimed it (wall clock): a trace's claim wait ends here.
+    claimed_at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -40,6 +40,10 @@ def test_the_worst_row_the_table_takes_fits_whole() -> None:
         error="\x02" * limits.ERROR_MAX_CHARS,
         filename=emoji * 150,
         object_key=emoji * 256,
+        trace_context={
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "tracestate": "v=" + "~" * (limits.TRACESTATE_MAX_CHARS - 2),
+        },
     )
     body = event_body("export.failed", AT, worst)
     assert len(body) <= BODY_MAX_BYTES

@@ -1,0 +1,240 @@
+"""The synchronous HTTP client (``Client``)."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import IO, Any
+
+import httpx
+
+from exportd_client import _protocol as p
+from exportd_client._errors import Conflict, ExportdError, WaitTimeout
+from exportd_client._models import Job, Kind
+
+JobId = uuid.UUID | str
+
+
+class Client:
+    """The daemon's HTTP API, synchronously.
+
+    ``base_url`` is the daemon's (``http://exportd:8080``), ``token`` one of its
+    ``EXPORTD_API_TOKENS``. With ``owner``, every request acts for that owner
+    alone (``X-Exportd-Owner``): other owners' jobs are unknown (NotFound) and
+    ``enqueue`` and ``list`` default to it. ``timeout`` bounds each request's
+    connect, read and write, in seconds. Use it as a context manager, or
+    ``close()`` it.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        owner: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.owner = owner
+        self._token = token
+        self._base = base_url.rstrip("/")
+        # No default headers: the token goes to the daemon only, never to the
+        # bucket a download URL points at.
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: p.Call, *, enqueue: bool = False) -> httpx.Response:
+        response = self._http.request(
+            call.method,
+            self._base + call.path,
+            params=tuple(call.params),
+            json=call.body,
+            headers=p.headers(self._token, self.owner),
+        )
+        if response.status_code >= 400:
+            body = p.body_of(response.content)
+            raise p.error_for(response.status_code, body, response.headers, enqueue=enqueue)
+        return response
+
+    def enqueue(
+        self,
+        kind: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+        format: str | None = None,
+        priority: int | None = None,
+        run_after: datetime | None = None,
+        max_attempts: int | None = None,
+        dedupe_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Enqueue a job (``POST /v1/jobs``) and return it, pending.
+
+        Raises InvalidJob (checked here) or BadRequest (by the daemon), each
+        with every problem; DuplicateJob with the live job of the same
+        ``dedupe_key``; RateLimited over the kind's quota.
+        """
+        call = p.new_job(
+            kind,
+            params,
+            owner=owner,
+            format=format,
+            priority=priority,
+            run_after=run_after,
+            max_attempts=max_attempts,
+            dedupe_key=dedupe_key,
+            options=options,
+        )
+        return p.job_of(self._send(call, enqueue=True).json())
+
+    def get(self, job_id: JobId) -> Job:
+        """The job, with its runs and, when completed, a fresh ``download_url``."""
+        return p.job_of(self._send(p.Call("GET", p.job_path(job_id))).json())
+
+    def list(
+        self,
+        *,
+        owner: str | None = None,
+        state: Iterable[str] = (),
+        kind: Iterable[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = p.PAGE_SIZE,
+    ) -> Iterator[Job]:
+        """Every job of ``owner`` (default: the client's owner scope), newest
+        first, in any of ``state`` and ``kind`` (empty: all), fetched a keyset
+        page of ``page_size`` at a time as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            call = p.list_call(
+                owner=owner,
+                states=state,
+                kinds=kind,
+                created_after=created_after,
+                created_before=created_before,
+                page_size=page_size,
+                cursor=cursor,
+            )
+            page = self._send(call).json()
+            yield from (p.job_of(job) for job in page["jobs"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def cancel(self, job_id: JobId) -> Job:
+        """Cancel a pending or processing job; Conflict in any other state.
+
+        The API has one route for cancelling and deleting (``DELETE``): the job
+        is read first, so that a finished export is not deleted by a cancel,
+        unless it completes between the read and the request.
+        """
+        job = self.get(job_id)
+        if job.state not in ("pending", "processing"):
+            raise Conflict(
+                409,
+                "conflict",
+                f"job {job.id} is {job.state}: there is nothing to cancel",
+                {"state": job.state},
+            )
+        return self.delete(job_id)
+
+    def delete(self, job_id: JobId) -> Job:
+        """``DELETE /v1/jobs/{id}``: cancel a live job, or delete a completed
+        export's file (the job becomes ``expired``). Conflict otherwise."""
+        return p.job_of(self._send(p.Call("DELETE", p.job_path(job_id))).json())
+
+    def retry(self, job_id: JobId) -> Job:
+        """Run a failed or cancelled job again; Conflict in any other state."""
+        return p.job_of(self._send(p.Call("POST", p.job_path(job_id, "/retry"))).json())
+
+    def download_url(self, job_id: JobId) -> str:
+        """A fresh presigned URL of a completed export. Gone once it expired,
+        Conflict while the job has not completed."""
+        response = self._send(p.Call("GET", p.job_path(job_id, "/download")))
+        return str(response.headers["Location"])
+
+    def download(self, job_id: JobId, dest: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Stream a completed export into ``dest`` (a path, created or replaced,
+        or a binary file open for writing); the number of bytes written. A
+        path is removed again when the transfer fails."""
+        url = self.download_url(job_id)
+        if isinstance(dest, str | os.PathLike):
+            try:
+                with open(dest, "wb") as file:
+                    return self._stream(url, file)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(dest)
+                raise
+        return self._stream(url, dest)
+
+    def _stream(self, url: str, file: IO[bytes]) -> int:
+        written = 0
+        with self._http.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ExportdError(f"the bucket answered {response.status_code} to the download")
+            for chunk in response.iter_bytes(p.CHUNK_BYTES):
+                file.write(chunk)
+                written += len(chunk)
+        return written
+
+    def kinds(self) -> builtins.list[Kind]:
+        """The export kinds the daemon runs, with their params' JSON Schemas."""
+        return p.kinds_of(self._send(p.Call("GET", "/v1/kinds")).json())
+
+    def wait(self, job_id: JobId, timeout: float, *, listen: Any = None) -> Job:
+        """The job once it completed; ExportFailed (with ``error_kind``) when it
+        ended otherwise; WaitTimeout after ``timeout`` seconds.
+
+        Polls with backoff (POLL_FIRST, growing to POLL_MAX seconds), or, given
+        ``listen``, a psycopg ``Connection`` in autocommit mode on the queue's
+        database, sleeps until ``exportd_events`` names the job.
+        """
+        deadline = time.monotonic() + timeout
+        if listen is not None:
+            return self._wait_listening(job_id, deadline, listen)
+        pause = p.POLL_FIRST
+        while True:
+            job = self.get(job_id)
+            if job.finished:
+                return p.outcome(job)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(job)
+            time.sleep(min(pause, left))
+            pause = p.next_pause(pause)
+
+    def _wait_listening(self, job_id: JobId, deadline: float, conn: Any) -> Job:
+        if not conn.autocommit:
+            raise ValueError("wait(listen=...) needs a connection in autocommit mode")
+        conn.execute("LISTEN exportd_events")
+        try:
+            # Listening first, then reading: an end between the two is seen.
+            job = self.get(job_id)
+            while not job.finished:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(job)
+                # Closed on leaving: the generator holds the connection while open.
+                with contextlib.closing(conn.notifies(timeout=left)) as notes:
+                    for note in notes:
+                        if p.event_id(note.payload) == str(job.id):
+                            break
+                job = self.get(job_id)
+            return p.outcome(job)
+        finally:
+            conn.execute("UNLISTEN exportd_events")

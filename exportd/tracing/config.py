@@ -1,0 +1,82 @@
+"""Whether tracing is on, from the standard ``OTEL_*`` variables: pure.
+
+OpenTelemetry's SDK configuration (opentelemetry.io/docs/specs/otel/configuration/
+sdk-environment-variables/) names the variables; exportd reads these to decide:
+
+- ``OTEL_SDK_DISABLED=true``: off, whatever else is set;
+- ``OTEL_TRACES_EXPORTER``: ``otlp`` or ``console`` turn it on, ``none`` off
+  (several, comma-separated: the first; others are refused by ``exportd check``);
+- unset, an ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` turns it on with ``otlp``; neither: off
+  (the SDK's default endpoint, localhost:4318, is a collector nobody asked for).
+
+``otlp`` speaks HTTP/protobuf, the protocol of the exporter the ``otel`` extra
+installs: ``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=grpc`` is refused with a
+message. Everything else (service name, resource attributes, headers, timeouts,
+sampler, batch sizes) the SDK reads itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+EXPORTERS = ("otlp", "console")
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+
+@dataclass(frozen=True)
+class TracingPlan:
+    """What the environment asks for. ``exporter`` None: tracing off, ``why`` says why;
+    ``problem``: a setting that cannot be honoured (tracing stays off)."""
+
+    exporter: str | None
+    why: str
+    problem: str | None = None
+
+    @property
+    def on(self) -> bool:
+        return self.exporter is not None and self.problem is None
+
+
+def plan(env: Mapping[str, str], sdk_installed: bool) -> TracingPlan:
+    """Read the ``OTEL_*`` variables of ``env`` (os.environ's shape) into a plan."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return TracingPlan(None, "OTEL_SDK_DISABLED=true")
+    named = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if named:
+        exporter = named.split(",")[0].strip()
+        if exporter == "none":
+            return TracingPlan(None, "OTEL_TRACES_EXPORTER=none")
+        if exporter not in EXPORTERS or "," in named:
+            return TracingPlan(
+                None,
+                f"OTEL_TRACES_EXPORTER={named}",
+                f"OTEL_TRACES_EXPORTER must be one of {', '.join(EXPORTERS)} or none, "
+                f"not {named!r}",
+            )
+        why = f"OTEL_TRACES_EXPORTER={exporter}"
+    else:
+        endpoint = next((name for name in _ENDPOINTS if env.get(name, "").strip()), None)
+        if endpoint is None:
+            return TracingPlan(
+                None, "neither OTEL_TRACES_EXPORTER nor OTEL_EXPORTER_OTLP_ENDPOINT is set"
+            )
+        exporter, why = "otlp", f"{endpoint} is set"
+    if exporter == "otlp":
+        protocol = next((env[n].strip() for n in _PROTOCOLS if env.get(n, "").strip()), "")
+        if protocol not in ("", "http/protobuf"):
+            return TracingPlan(
+                None,
+                why,
+                f"OTLP protocol {protocol!r} is not supported: exportd exports over "
+                "http/protobuf (unset OTEL_EXPORTER_OTLP_PROTOCOL, or set it to http/protobuf)",
+            )
+    if not sdk_installed:
+        return TracingPlan(
+            None,
+            why,
+            f"{why} but OpenTelemetry is not installed: pip install 'exportd[otel]'",
+        )
+    return TracingPlan(exporter, why)

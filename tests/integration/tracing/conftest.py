@@ -1,0 +1,3 @@
+from tests.support.spans import spans
+
+__all__ = ["spans"]

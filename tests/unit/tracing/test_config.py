@@ -1,0 +1,72 @@
+"""Whether the OTEL_* variables turn tracing on (exportd.tracing.config)."""
+
+from __future__ import annotations
+
+import pytest
+
+from exportd.tracing.config import plan
+
+
+@pytest.mark.parametrize(
+    ("env", "exporter"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, "otlp"),
+        ({"OTEL_TRACES_EXPORTER": " Console "}, "console"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "otlp"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, "otlp"),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            "otlp",
+        ),
+    ],
+)
+def test_tracing_on(env: dict[str, str], exporter: str) -> None:
+    wanted = plan(env, sdk_installed=True)
+    assert wanted.on
+    assert wanted.exporter == exporter
+    assert wanted.problem is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"OTEL_SERVICE_NAME": "exportd-eu"},
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"},
+        {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"},
+    ],
+)
+def test_tracing_off_without_a_problem(env: dict[str, str]) -> None:
+    wanted = plan(env, sdk_installed=True)
+    assert not wanted.on
+    assert wanted.problem is None
+
+
+@pytest.mark.parametrize(
+    ("env", "installed", "says"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, True, "must be one of otlp, console or none"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, True, "must be one of"),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            True,
+            "'grpc' is not supported",
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+            },
+            True,
+            "http/protobuf",
+        ),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, False, "pip install 'exportd[otel]'"),
+    ],
+)
+def test_a_request_that_cannot_be_honoured_is_a_problem(
+    env: dict[str, str], installed: bool, says: str
+) -> None:
+    wanted = plan(env, sdk_installed=installed)
+    assert not wanted.on
+    assert wanted.problem is not None
+    assert says in wanted.problem
