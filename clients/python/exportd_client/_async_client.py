@@ -15,7 +15,7 @@ from typing import IO, Any
 import httpx
 
 from exportd_client import _protocol as p
-from exportd_client._errors import Conflict, ExportdError, WaitTimeout
+from exportd_client._errors import ExportdError, WaitTimeout
 from exportd_client._models import Job, Kind
 
 JobId = uuid.UUID | str
@@ -124,15 +124,8 @@ class AsyncClient:
 
     async def cancel(self, job_id: JobId) -> Job:
         """``Client.cancel``."""
-        job = await self.get(job_id)
-        if job.state not in ("pending", "processing"):
-            raise Conflict(
-                409,
-                "conflict",
-                f"job {job.id} is {job.state}: there is nothing to cancel",
-                {"state": job.state},
-            )
-        return await self.delete(job_id)
+        response = await self._send(p.Call("POST", p.job_path(job_id, "/cancel")))
+        return p.job_of(response.json())
 
     async def delete(self, job_id: JobId) -> Job:
         """``Client.delete``."""

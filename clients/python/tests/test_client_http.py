@@ -247,7 +247,7 @@ def test_a_dedupe_conflict_carries_the_live_job(exportd: Exportd, owner: str) ->
         assert client.cancel(first.id).state == "cancelled"
         with pytest.raises(Conflict) as conflict:
             client.cancel(first.id)
-        assert conflict.value.state == "cancelled"
+        assert (conflict.value.code, conflict.value.state) == ("not_cancellable", "cancelled")
         with pytest.raises(Conflict) as deleted:
             client.delete(first.id)  # the daemon's own refusal
         assert (deleted.value.code, deleted.value.state) == ("conflict", "cancelled")
