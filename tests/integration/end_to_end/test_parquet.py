@@ -38,12 +38,14 @@ CREATE TABLE more (
     j json, far timestamptz, addr inet
 );
 INSERT INTO more VALUES
-  (1, 'alice', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', ARRAY[1, NULL, -9223372036854775808],
+  (1, 'alice', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy',
+   ARRAY[1, NULL, -9223372036854775808],
    ARRAY[1.5, 'NaN', '-Infinity']::float8[], '2024-02-29 23:59:59.999999', '1 year 2 mons 3 days',
    12345678.91, 'ab', 7, -32768, 3.25, '{"a":  [1, 2]}', '1900-01-01 00:00:00+00', '10.0.0.1/8'),
   (2, 'alice', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
   (3, 'alice', '00000000-0000-0000-0000-000000000000', 'sad', '{}', '{}', '0001-01-01 00:00:00',
-   '-00:00:00.000001', -0.01, '', 1, 32767, 'Infinity', 'null', '9999-12-30 23:59:59.999999+00', '::1');
+   '-00:00:00.000001', -0.01, '', 1, 32767, 'Infinity', 'null',
+   '9999-12-30 23:59:59.999999+00', '::1');
 CREATE TABLE far (owner text, at timestamptz);
 INSERT INTO far VALUES ('alice', '294250-01-01 00:00:00+00');
 CREATE TABLE edges (n integer, at timestamptz, local timestamp, day date);
@@ -295,12 +297,14 @@ async def test_parquet_files_read_back_as_the_query(
     empty = pq.read_table(io.BytesIO(bodies["nothing"]))
     assert (empty.num_rows, empty.column_names) == (0, ["id", "note", "at", "amount"])
     got, duck_types = read_duckdb(bodies["nothing"], tmp_path)
-    assert got == [] and list(duck_types) == ["id", "note", "at", "amount"]
+    assert got == []
+    assert list(duck_types) == ["id", "note", "at", "amount"]
 
     # Never a silent wrong value: infinity, and a timestamp past Arrow's range, fail by name.
     for case, value in (("infinite", "infinity"), ("far", "294250-01-01")):
         assert (rows[case]["state"], rows[case]["error_kind"]) == ("failed", "query_error")
-        assert "'at'" in rows[case]["error"] and value in rows[case]["error"], rows[case]["error"]
+        assert "'at'" in rows[case]["error"], rows[case]["error"]
+        assert value in rows[case]["error"], rows[case]["error"]
 
     # The ends of Postgres's ranges that Arrow holds, exactly (Python's datetime holds
     # none of them, so they are compared as Arrow's integers: microseconds, days).
@@ -364,6 +368,7 @@ async def test_without_pyarrow_parquet_is_refused_by_name(
     assert row["attempts"] == 1
     assert status == 200
     formats = {k["name"]: k["formats"] for k in kinds["kinds"]}
-    assert "parquet" not in formats["things"] and "csv" in formats["things"]
+    assert "parquet" not in formats["things"]
+    assert "csv" in formats["things"]
     assert refused[0] == 400
     assert "exportd[parquet]" in str(refused[1])
