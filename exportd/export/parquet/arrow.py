@@ -81,13 +81,17 @@ def schema(columns: Sequence[ParquetColumn], zone: str) -> pa.Schema:
     )
 
 
-def read_block(data: bytes, columns: Sequence[ParquetColumn], target: pa.Schema) -> pa.Table:
+def read_block(
+    data: bytes | bytearray, columns: Sequence[ParquetColumn], target: pa.Schema
+) -> pa.Table:
     """The whole CSV rows in ``data`` as a table of ``target``. Raises Unrepresentable
     for a value a column's type cannot hold."""
     names = [f"c{i}" for i in range(len(columns))]
     read = pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=True),
+        # One thread: the parse already runs beside Postgres formatting the next block,
+        # and Arrow's own threads cost more memory (a buffer each) than they saved.
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={
