@@ -17,7 +17,7 @@ own so that its peak RSS is its own:
 
     .venv/bin/python bench/parquet_paths.py --rows 2000000 --repeat 3
 
-Rows per second are of the median run; peak RSS is the process's high-water mark.
+Seconds, rows per second and peak RSS (the process's high-water mark) are medians.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def main() -> None:
     print(f"{'path':<12} {'seconds':>8} {'rows/s':>12} {'MB file':>8} {'peak RSS MB':>12}")
     for path, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
-        rss = max(r["rss"] for r in runs) / 2**20
+        rss = statistics.median(r["rss"] for r in runs) / 2**20
         size = runs[0]["bytes"] / 2**20
         rate = args.rows / seconds if runs[0]["rows"] else 0
         print(f"{path:<12} {seconds:>8.2f} {rate:>12,.0f} {size:>8.1f} {rss:>12.0f}")

@@ -15,18 +15,14 @@ from exportd.export.streams import ByteSink
 if TYPE_CHECKING:
     from exportd.export.parquet.writer import ParquetRows
 
-# Rows of a row group at most, unless a job's split_rows asks for fewer: a file of
-# groups this size reads well in parallel, and a block of text bounds the memory.
-GROUP_ROWS = 1024 * 1024
-
 
 def open_parquet(
     into: ByteSink, zone: str, kind: Kind, split_rows: int | None, what: str
 ) -> ParquetRows:
     """The sink of a dataset's CSV rows (``parquet_copy``) as a parquet file written into
     ``into``: timestamptz annotated with ``zone``, the kind's codec, row groups of at most
-    ``split_rows`` rows (the job's option) or ``GROUP_ROWS``."""
-    from exportd.export.parquet.writer import ParquetRows
+    ``split_rows`` rows (the job's option) or ``writer.GROUP_ROWS``."""
+    from exportd.export.parquet.writer import GROUP_ROWS, ParquetRows
 
     rows = split_rows or GROUP_ROWS
     return ParquetRows(into, zone, kind.parquet_compression, what, rows)

@@ -28,9 +28,10 @@ from exportd.export.streams import ByteSink
 # columns, about as large again). 4 MiB kept a 2,000,000-row export under 250 MB of
 # peak RSS, against 340 MB with 16 MiB blocks (docs/benchmarks.md).
 GROUP_BYTES = 4 * 1024 * 1024
-# Rows of a row group at most (DuckDB writes 122,880 by default; larger groups
-# compress better and cost nothing here, since a block bounds the memory anyway).
-GROUP_ROWS = 1024 * 1024  # the default; see entry.GROUP_ROWS
+# Rows of a row group at most, unless a job's split_rows asks for fewer. A block
+# of text usually ends a group first (about 40,000 rows of 100 bytes; DuckDB writes
+# 122,880): this bounds the groups of very narrow rows.
+GROUP_ROWS = 1024 * 1024
 _T = TypeVar("_T")
 _QUOTE = b'"'
 _NEWLINE = b"\n"
@@ -115,9 +116,8 @@ class ParquetRows:
         self._columns = list(columns)
         self._schema = arrow.schema(columns, self._zone)
         self._seen = seen
-        codec = "none" if self._compression == "none" else self._compression
         self._writer = pq.ParquetWriter(
-            self._file, self._schema, compression=codec, store_schema=True
+            self._file, self._schema, compression=self._compression, store_schema=True
         )
 
     async def write(self, data: bytes) -> None:
