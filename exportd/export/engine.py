@@ -245,12 +245,13 @@ class Exporter:
         SQL dataset is counted in the snapshot, up to ``split_rows + 1``: the rows it
         will write, exactly."""
         most = job.options.split_rows
-        if most is None or job.fmt.container is Container.XLSX or job.fmt.name == "parquet":
-            # A workbook continues on new sheets instead (exportd.export.xlsx), and a
-            # parquet file on new row groups (exportd.export.parquet).
+        if most is None or job.fmt.container is Container.XLSX:
+            # A workbook continues on new sheets instead (exportd.export.xlsx).
             return {}
         split: dict[str, bool] = {}
         for dataset in job.kind.datasets:
+            if dataset_encoding(job.fmt, dataset) == "parquet":
+                continue  # one file, in row groups of split_rows (exportd.export.parquet)
             sql = snapshot.bound.get(dataset.name)
             counted = None if sql is None else await count_rows_upto(snapshot.conn, sql, most + 1)
             split[dataset.name] = wants_split(most, dataset, counted)

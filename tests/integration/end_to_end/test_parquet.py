@@ -99,6 +99,8 @@ def definitions() -> Any:
         kinds["chosen"], options=JobOptions(columns=("note", "id"))
     )
     kinds["groups"] = dataclasses.replace(kinds["groups"], options=JobOptions(split_rows=3))
+    # A zip's parquet member stays one file in row groups; its csv member is split.
+    kinds["bundle"] = dataclasses.replace(kinds["bundle"], options=JobOptions(split_rows=2))
     return type(loaded)(kinds.values())
 
 
@@ -333,10 +335,19 @@ async def test_parquet_files_read_back_as_the_query(
     assert sizes == [3, 3, 1]
     assert groups.read().column("n").to_pylist() == list(range(1, 8))
 
-    # A zip member of format parquet, next to a csv one.
+    # A zip member of format parquet, next to a csv one; with split_rows = 2 the csv
+    # member is in parts, the parquet member one file of row groups of 2 rows.
     with zipfile.ZipFile(io.BytesIO(bodies["bundle"])) as bundle:
-        assert sorted(bundle.namelist()) == ["manifest.json", "more.csv", "things.parquet"]
-        check_file(bundle.read("things.parquet"), tmp_path, things_rows, things_texts)
+        assert sorted(bundle.namelist()) == [
+            "manifest.json",
+            "more-0001.csv",
+            "more-0002.csv",
+            "things.parquet",
+        ]
+        member = bundle.read("things.parquet")
+    check_file(member, tmp_path, things_rows, things_texts)
+    member_groups = pq.ParquetFile(io.BytesIO(member)).metadata
+    assert [member_groups.row_group(i).num_rows for i in range(4)] == [2, 2, 2, 1]
 
 
 @pytest.mark.usefixtures("tables")
