@@ -27,8 +27,13 @@ async def parquet_columns(
 ) -> tuple[list[ParquetColumn], list[str]]:
     """The file's columns (named by the kind's ``labels``) and the statement's own column
     names, by preparing ``sql`` (nothing runs). Raises ExportError(QUERY_ERROR) when
-    two columns would share a name: a reader keeps one of them."""
+    two columns would share a name (a reader keeps one of them) or there is none."""
     chosen = choose_columns(await statement_columns(conn, sql), None, labels, what)
+    if not chosen:
+        raise ExportError(
+            ErrorKind.QUERY_ERROR,
+            f"{what}: the query returns no columns, and a parquet file needs at least one",
+        )
     repeated = repeated_names([c.label for c in chosen])
     if repeated:
         raise ExportError(

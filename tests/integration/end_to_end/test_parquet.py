@@ -73,6 +73,12 @@ query = "SELECT id, at FROM fidelity WHERE owner = :owner ORDER BY id"
 [kinds.far]
 query = "SELECT at FROM far WHERE owner = :owner"
 
+[kinds.bare]
+query = "SELECT FROM generate_series(1, 3) WHERE :owner <> ''"
+
+[kinds.twice]
+query = "SELECT 1 AS n, 2 AS n WHERE :owner <> ''"
+
 [kinds.edges]
 query = "SELECT * FROM edges WHERE :owner <> '' ORDER BY n"
 
@@ -256,7 +262,8 @@ async def test_parquet_files_read_back_as_the_query(
     s3_endpoint: S3Endpoint, s3_bucket: str, dsn: str, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, export_timezone=ZONE, **FAST)
-    cases = ("things", "more", "nothing", "infinite", "far", "edges", "chosen", "groups")
+    cases = ["things", "more", "nothing", "infinite", "far", "edges", "chosen", "groups"]
+    cases += ["bare", "twice"]
     async with running_daemon(settings, definitions()) as daemon:
         jobs = {
             case: await insert_job(pool, owner="alice", kind=case, fmt="parquet") for case in cases
@@ -307,6 +314,12 @@ async def test_parquet_files_read_back_as_the_query(
         assert (rows[case]["state"], rows[case]["error_kind"]) == ("failed", "query_error")
         assert "'at'" in rows[case]["error"], rows[case]["error"]
         assert value in rows[case]["error"], rows[case]["error"]
+
+    # No columns, or a name twice: refused before any row, by name.
+    assert (rows["bare"]["state"], rows["bare"]["error_kind"]) == ("failed", "query_error")
+    assert "no columns" in rows["bare"]["error"]
+    assert (rows["twice"]["state"], rows["twice"]["error_kind"]) == ("failed", "query_error")
+    assert "'n' occur more than once" in rows["twice"]["error"]
 
     # The ends of Postgres's ranges that Arrow holds, exactly (Python's datetime holds
     # none of them, so they are compared as Arrow's integers: microseconds, days).
