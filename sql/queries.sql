@@ -1212,3 +1212,68 @@ SELECT name FROM pg_timezone_names;
 -- session before its settings are pinned: a job's zone, checked once more
 -- where it is used.
 SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1);
+
+-- name: parquet_column_types
+-- For each type ($1, a dataset's column types), what its parquet column is
+-- chosen by: the type under any domains (a domain is written as its base
+-- type), its category, and for an array the element's base type.
+WITH RECURSIVE chain(start, oid) AS (
+    SELECT c, c FROM unnest($1::oid[]) AS c
+    UNION
+    SELECT chain.start, t.typbasetype
+    FROM chain JOIN pg_type AS t ON t.oid = chain.oid
+    WHERE t.typtype = 'd'
+)
+SELECT chain.start AS oid, t.typcategory::text AS category, t.typname::text AS base_name,
+       n.nspname::text AS base_schema,
+       e.typname::text AS element_name, en.nspname::text AS element_schema
+FROM chain
+JOIN pg_type AS t ON t.oid = chain.oid
+JOIN pg_namespace AS n ON n.oid = t.typnamespace
+LEFT JOIN pg_type AS e ON e.oid = t.typelem AND t.typcategory = 'A'
+LEFT JOIN pg_namespace AS en ON en.oid = e.typnamespace
+WHERE t.typtype <> 'd';
+
+-- name: parquet_copy
+-- A dataset's rows for a parquet file: CSV without a header, one of the
+-- parquet_* expressions (or column_plain) per column. Arrow's CSV reader
+-- parses it with the column types decided from the prepared statement.
+COPY (
+SELECT /* columns */
+FROM (
+/* dataset */
+) AS t
+) TO STDOUT (FORMAT csv);
+
+-- name: parquet_date
+-- A date as its day number since 1970-01-01 (parquet's DATE), or, when it
+-- is infinite, its own text, which the reader refuses by name.
+CASE WHEN isfinite(/* column */)
+     THEN ((/* column */) - DATE '1970-01-01')::text
+     ELSE (/* column */)::text
+END
+
+-- name: parquet_timestamptz
+-- A timestamptz as microseconds since 1970-01-01 UTC (extract(epoch) is an
+-- exact numeric), or its own text when it is infinite or past what 64 bits
+-- of microseconds since 1970 hold (Postgres reaches year 294276; Arrow stops
+-- in 294247): the reader refuses such a value by name, never rounds it.
+CASE WHEN isfinite(/* column */)
+      AND (/* column */) < TIMESTAMPTZ '294247-01-01 00:00:00+00'
+     THEN (extract(epoch FROM /* column */) * 1000000)::int8::text
+     ELSE (/* column */)::text
+END
+
+-- name: parquet_timestamp
+-- A timestamp without time zone as microseconds since 1970-01-01 00:00, the
+-- same wall time (no zone is applied), or its own text as above.
+CASE WHEN isfinite(/* column */)
+      AND (/* column */) < TIMESTAMP '294247-01-01 00:00:00'
+     THEN (extract(epoch FROM /* column */) * 1000000)::int8::text
+     ELSE (/* column */)::text
+END
+
+-- name: parquet_array
+-- An array as a JSON array (elements of the list types parquet columns
+-- take: numbers, booleans, strings and nulls; NaN and infinities as strings).
+array_to_json(/* column */)::text

@@ -11,7 +11,7 @@ from typing import Any
 
 from exportd import limits
 from exportd.api.query_params import DEFAULT_LIMIT, MAX_LIMIT
-from exportd.definitions.offered_formats import SUPPORTED_FORMATS
+from exportd.definitions.offered_formats import installed_formats
 from exportd.definitions.options.schema import options_schema
 from exportd.queue.enqueue import (
     DEFAULT_FORMAT,
@@ -250,7 +250,8 @@ _NEW_JOB = {
         },
         "format": {
             "type": "string",
-            "enum": list(SUPPORTED_FORMATS),
+            # parquet only where its extra is installed (exportd[parquet]).
+            "enum": list(installed_formats()),
             "default": DEFAULT_FORMAT,
             "description": "One of the kind's formats (GET /v1/kinds).",
         },

@@ -23,6 +23,7 @@ from typing import Any
 
 from exportd import limits
 from exportd.api.job_documents import kind_problems, options_document
+from exportd.definitions import offered_formats
 from exportd.definitions.kinds import Definitions, Kind
 from exportd.definitions.offered_formats import default_format
 from exportd.errors import ExportError
@@ -362,7 +363,9 @@ def parse_new_job(
     if fmt is None:
         fmt = default_format(tuple(known_formats))
     elif fmt not in known_formats:
-        errors.append(FieldError("format", f"must be one of {', '.join(known_formats)}"))
+        missing = offered_formats.not_installed(fmt)  # an extra this daemon lacks
+        known = f"must be one of {', '.join(known_formats)}"
+        errors.append(FieldError("format", missing or known))
 
     run_after = None
     raw_run_after = body.get("run_after")

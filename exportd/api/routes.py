@@ -35,7 +35,7 @@ from exportd.api.views import (
     with_download,
 )
 from exportd.definitions.kinds import Kind
-from exportd.definitions.offered_formats import SUPPORTED_FORMATS, formats_of
+from exportd.definitions.offered_formats import formats_of, installed_formats
 from exportd.definitions.options.resolve import to_document
 from exportd.queue.enqueue import DuplicateBusy, JobRefused, NewJob, QuotaExceeded
 from exportd.queue.pauses import state_of
@@ -51,7 +51,7 @@ _DELETE_SECONDS = 10.0
 
 def formats_for(kind: Kind | None) -> tuple[str, ...]:
     """The formats a job of ``kind`` may ask for (of any kind: None)."""
-    return SUPPORTED_FORMATS if kind is None else formats_of(kind)
+    return installed_formats() if kind is None else formats_of(kind)
 
 
 def _scope(request: web.Request) -> str | None:

@@ -21,6 +21,7 @@ from exportd.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TRY_LATER, EXIT_USAGE, 
 from exportd.cli.query_checks import prepare_queries
 from exportd.daemon.serve import StartupError, serve
 from exportd.daemon.webhooks import webhook_config
+from exportd.definitions import offered_formats
 from exportd.definitions.kinds import Definitions
 from exportd.definitions.loader import DefinitionError, load_definitions
 from exportd.definitions.webhook_url import shown
@@ -177,6 +178,7 @@ async def check(settings: Settings) -> int:
     traced, tracing = tracing_report(show_owner=settings.trace_owner)
     report(traced, "tracing", tracing)
     if definitions is not None:
+        _check_formats(definitions, report)
         checks.check_quotas(settings, definitions, report)
         _check_webhooks(settings, definitions, report)
         await prepare_queries(settings, definitions, report)
@@ -190,6 +192,22 @@ async def check(settings: Settings) -> int:
     except Exception as exc:
         report(False, "bucket", str(getattr(exc, "message", exc)))
     return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def _check_formats(definitions: Definitions, report: Any) -> None:
+    """Whether parquet can be written here (``exportd[parquet]``): a problem only for a
+    kind whose zip holds a parquet member, which could never run without it."""
+    missing = offered_formats.not_installed("parquet")
+    if missing is None:
+        report(True, "formats", f"parquet available ({offered_formats.PARQUET_EXTRA} installed)")
+        return
+    needing = [
+        kind.name
+        for kind in definitions.values()
+        if any(d.member_format == "parquet" for d in kind.datasets)
+    ]
+    detail = f"{missing}; kinds with parquet members: {', '.join(needing)}" if needing else missing
+    report(not needing, "formats", detail)
 
 
 def _check_webhooks(settings: Settings, definitions: Definitions, report: Any) -> None:

@@ -20,7 +20,9 @@ from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions, XlsxP
 from exportd.definitions.options.resolve import build, combination_problems
 from exportd.definitions.params.declarations import unknown_key
 
-OUTPUT_KEYS = frozenset({"options", "locked_options", "labels", "xlsx"})
+OUTPUT_KEYS = frozenset({"options", "locked_options", "labels", "xlsx", "parquet_compression"})
+# A parquet file's compression codec: zstd unless the kind says otherwise.
+PARQUET_COMPRESSIONS = ("zstd", "snappy", "none")
 XLSX_CHOICES: Mapping[str, tuple[str, ...]] = {
     "rows_over_limit": ("new_sheet", "fail"),
     "long_text": ("truncate", "fail"),
@@ -34,6 +36,7 @@ class OutputSettings:
     locked_options: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     xlsx: XlsxPolicy = field(default_factory=XlsxPolicy)
+    parquet_compression: str = PARQUET_COMPRESSIONS[0]
 
 
 def parse_output_settings(
@@ -47,7 +50,19 @@ def parse_output_settings(
         locked_options=_locked(table.get("locked_options"), found),
         labels=MappingProxyType(_labels(table.get("labels"), found)),
         xlsx=_xlsx(table.get("xlsx"), found),
+        parquet_compression=_parquet_compression(table.get("parquet_compression"), found),
     )
+
+
+def _parquet_compression(raw: object, found: list[str]) -> str:
+    if raw is None:
+        return PARQUET_COMPRESSIONS[0]
+    if raw not in PARQUET_COMPRESSIONS:
+        found.append(
+            f"parquet_compression must be one of {', '.join(PARQUET_COMPRESSIONS)}, got {raw!r}"
+        )
+        return PARQUET_COMPRESSIONS[0]
+    return str(raw)
 
 
 def _options(

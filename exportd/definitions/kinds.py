@@ -43,7 +43,7 @@ class Dataset:
 
     name: str
     description: str
-    member_format: str  # "csv" or "jsonl": how its rows are written inside a zip
+    member_format: str  # "csv", "jsonl" or "parquet": how its rows are written inside a zip
     # "bytes" for a handler producing a file (a PDF, say); "files" for a query naming
     # stored objects, each copied into the zip (exportd.export.file_members).
     output: str = "rows"
@@ -91,6 +91,8 @@ class Kind:
     # Headers for columns, by column name ([kinds.NAME.labels]): CSV and xlsx.
     labels: Mapping[str, str] = field(default_factory=dict)
     xlsx: XlsxPolicy = DEFAULT_XLSX
+    # The codec of its parquet files ([kinds.NAME] parquet_compression): zstd, snappy, none.
+    parquet_compression: str = "zstd"
     # The options the definition sets, by path ("csv.delimiter"), as written: what a
     # job's options are merged over (exportd.definitions.options.resolve).
     option_paths: Mapping[str, object] = field(default_factory=dict)

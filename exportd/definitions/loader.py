@@ -50,7 +50,7 @@ KIND_KEYS = frozenset(
     }
 )
 # How a dataset's rows are written as a member of a zip bundle.
-MEMBER_FORMATS = ("csv", "jsonl")
+MEMBER_FORMATS = ("csv", "jsonl", "parquet")
 OUTPUTS = ("rows", "bytes", "files")
 EXTENSION_RE = re.compile(r"[a-z0-9]{1,10}")
 # Seven days: a bound on a typo rather than on any real export.
@@ -209,6 +209,7 @@ def _parse_kind(name: str, table: object, source: str, problems: list[str]) -> K
         locked_options=output.locked_options,
         labels=output.labels,
         xlsx=output.xlsx,
+        parquet_compression=output.parquet_compression,
         missing_files=missing_files,
         files_sources=files_sources,
     )

@@ -10,6 +10,8 @@ written (its encoding, container and content type) is the export engine's, in
 
 from __future__ import annotations
 
+import importlib.util
+
 from exportd.definitions.kinds import Dataset, Kind
 
 # Every format a job may name, in the order the API lists them.
@@ -21,18 +23,47 @@ SUPPORTED_FORMATS: tuple[str, ...] = (
     "json",
     "zip",
     "xlsx",
+    "parquet",
 )
+# The formats that need an optional extra, and the extra's name (pip install 'exportd[...]').
+PARQUET_EXTRA = "exportd[parquet]"
+
+
+def parquet_installed() -> bool:
+    """Whether pyarrow, which writes parquet, can be imported (``exportd[parquet]``).
+    Callers look it up on this module at each call, so tests can stand in for it."""
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def installed_formats() -> tuple[str, ...]:
+    """``SUPPORTED_FORMATS`` that this installation can write: parquet only with its extra."""
+    return tuple(f for f in SUPPORTED_FORMATS if f != "parquet" or parquet_installed())
+
+
+def not_installed(fmt: str) -> str | None:
+    """Why ``fmt`` cannot be written here (it needs an extra that is not installed), or
+    None. The API, the CLI and the worker give this message."""
+    if fmt == "parquet" and not parquet_installed():
+        return (
+            f"format 'parquet' needs the optional extra {PARQUET_EXTRA}, which is not "
+            f"installed here: pip install '{PARQUET_EXTRA}'"
+        )
+    return None
 
 
 def formats_of(kind: Kind) -> tuple[str, ...]:
-    """The formats a job of ``kind`` may ask for: every one for a kind of one dataset of
-    rows; ``zip`` and ``xlsx`` (a sheet per dataset) for several datasets of rows; only
+    """The formats a job of ``kind`` may ask for: every one installed
+    (``installed_formats``) for a kind of one dataset of rows (but parquet for a
+    handler's rows); ``zip`` and ``xlsx`` (a sheet per dataset) for several datasets of rows; only
     ``zip`` for a kind that produces a file."""
     if any(d.output in ("bytes", "files") for d in kind.datasets):
         return ("zip",)
     if len(kind.datasets) > 1:
         return ("zip", "xlsx")
-    return SUPPORTED_FORMATS
+    if kind.datasets[0].handler is not None:
+        # A handler's rows carry no column types to make a parquet schema of.
+        return tuple(f for f in installed_formats() if f != "parquet")
+    return installed_formats()
 
 
 def default_format(formats: tuple[str, ...]) -> str:

@@ -30,6 +30,7 @@ from exportd.export.file_rows import FilesPlan, plan_files
 from exportd.export.formats import Container, Format, dataset_encoding, format_for
 from exportd.export.interface import JobContext
 from exportd.export.layout import Layout, ManifestHead, layout, wants_split
+from exportd.export.parquet.entry import open_parquet, parquet_rows
 from exportd.export.progress import Tracker
 from exportd.export.projection import project, shaping_for
 from exportd.export.row_encoding import row_format_for
@@ -249,6 +250,8 @@ class Exporter:
             return {}
         split: dict[str, bool] = {}
         for dataset in job.kind.datasets:
+            if dataset_encoding(job.fmt, dataset) == "parquet":
+                continue  # one file, in row groups of split_rows (exportd.export.parquet)
             sql = snapshot.bound.get(dataset.name)
             counted = None if sql is None else await count_rows_upto(snapshot.conn, sql, most + 1)
             split[dataset.name] = wants_split(most, dataset, counted)
@@ -323,7 +326,11 @@ class Exporter:
         what = f"dataset {dataset.name!r} of kind {job.kind.name!r}"
         limit = self._options.max_row_bytes
         csv = job.options.csv
-        sink = into
+        target = None
+        if encoding == "parquet":
+            zone = job.options.timezone or self._options.timezone
+            target = open_parquet(into, zone, job.kind, job.options.split_rows, what)
+        sink = into = target or into
         if dataset.output != "bytes":
             # A bytes dataset's blocks are the handler's own; rows are what COPY
             # or a handler's encoder hand over whole.
@@ -331,7 +338,8 @@ class Exporter:
                 into,
                 limit=limit,
                 what=what,
-                quoted=encoding == "csv",  # an xlsx row is one line, whatever it holds
+                # An xlsx row is one line, whatever it holds; parquet's come as CSV.
+                quoted=encoding in ("csv", "parquet"),
                 header=encoding == "csv" and csv.header,
                 rows_before=lambda: written,
             )
@@ -348,6 +356,11 @@ class Exporter:
             )
             if sheet is not None:
                 return await handler_sheet(dataset, context, sheet, out, seen)
+            if target is not None:
+                raise ExportError(
+                    ErrorKind.UNSUPPORTED_FORMAT,
+                    f"{what}: a handler's rows carry no column types for a parquet file",
+                )
             fmt = row_format_for(job.options, job.kind.labels, dataset.name, encoding, what)
             return await handler_output(dataset, context, encoding, out, seen, fmt)
         sql = snapshot.bound[dataset.name]
@@ -359,6 +372,9 @@ class Exporter:
         with watch_rows(snapshot.conn, limit, arriving):
             if sheet is not None:
                 return await sql_sheet(snapshot.conn, sql, sheet, out, seen)
+            if target is not None:
+                labels = job.kind.labels
+                return await parquet_rows(snapshot.conn, sql, target, out, seen, labels, what)
             if encoding == "csv":
                 return await copy_csv(snapshot.conn, sql, out, seen, csv)
             shape = f"kind {job.kind.name!r}, dataset {dataset.name!r}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from exportd.definitions import offered_formats
 from exportd.definitions.kinds import Dataset, Kind
 from exportd.definitions.offered_formats import SUPPORTED_FORMATS
 from exportd.errors import ErrorKind, ExportError
@@ -49,6 +50,8 @@ FORMATS: dict[str, Format] = {
         Format("json", "jsonl", Container.JSON_ARRAY, "application/json; charset=utf-8"),
         Format("zip", "csv", Container.ZIP, "application/zip"),
         Format("xlsx", "xlsx", Container.XLSX, XLSX_CONTENT_TYPE),
+        # A typed, columnar file (exportd.export.parquet); needs exportd[parquet].
+        Format("parquet", "parquet", Container.PLAIN, "application/vnd.apache.parquet"),
     )
 }
 
@@ -61,7 +64,13 @@ def format_for(kind: Kind, name: str) -> Format:
             ErrorKind.UNSUPPORTED_FORMAT,
             f"format {name!r} is not supported (supported: {', '.join(SUPPORTED_FORMATS)})",
         )
+    missing = offered_formats.not_installed(name)
+    if missing is not None:
+        raise ExportError(ErrorKind.UNSUPPORTED_FORMAT, missing)
     if fmt.container is Container.ZIP:
+        members = offered_formats.not_installed("parquet")
+        if members and any(d.member_format == "parquet" for d in kind.datasets):
+            raise ExportError(ErrorKind.UNSUPPORTED_FORMAT, f"kind {kind.name!r}: {members}")
         return fmt
     stored = [d.name for d in kind.datasets if d.output == "files"]
     if stored:
@@ -80,6 +89,12 @@ def format_for(kind: Kind, name: str) -> Format:
             "holds one: ask for format zip",
         )
     dataset = kind.datasets[0]
+    if name == "parquet" and dataset.handler is not None:
+        raise ExportError(
+            ErrorKind.UNSUPPORTED_FORMAT,
+            f"kind {kind.name!r} gets its rows from a Python handler, whose values carry "
+            "no column types for a parquet schema; ask for csv or jsonl",
+        )
     if dataset.output == "bytes":
         raise ExportError(
             ErrorKind.UNSUPPORTED_FORMAT,

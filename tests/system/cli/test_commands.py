@@ -76,6 +76,8 @@ async def test_check_passes_on_a_sound_deployment(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
     assert "kind numbers: query prepares" in result.stdout
+    # The test extra brings the parquet extra: check says it is there.
+    assert "ok    formats: parquet available (exportd[parquet] installed)" in result.stdout
 
 
 async def test_check_reports_every_problem(

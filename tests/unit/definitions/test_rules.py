@@ -168,7 +168,7 @@ query = "SELECT 1"
     found = "\n".join(problems_of(text))
     assert "a kind with datasets keeps query" in found
     assert "dataset 'a': query uses :missing" in found
-    assert "dataset 'a': format must be one of csv, jsonl, got 'xml'" in found
+    assert "dataset 'a': format must be one of csv, jsonl, parquet, got 'xml'" in found
     assert "dataset 'b': handler 'tests.support.custom_kinds:nothing_here'" in found
     assert "dataset 'c': output = \"bytes\" needs extension" in found
     assert "dataset 'D': a dataset name must match" in found

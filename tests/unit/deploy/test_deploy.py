@@ -110,6 +110,14 @@ def test_container_is_multi_stage_non_root_with_a_healthcheck_and_init() -> None
         assert tool not in runs
 
 
+def test_the_image_writes_parquet_too() -> None:
+    """The build stage installs exportd with its parquet extra (pyarrow)."""
+    steps = instructions()
+    build = steps[: [i for i, (k, _) in enumerate(steps) if k == "FROM"][-1]]
+    runs = " ".join(rest for k, rest in build if k == "RUN")
+    assert "pip install '.[parquet]'" in runs
+
+
 # --- Kubernetes ---------------------------------------------------------------------
 
 
