@@ -797,6 +797,14 @@ WHERE ($1::text IS NULL OR owner = $1)
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
 
+-- name: jobs_outcomes
+-- The state and error kind of each job of $1 (the last jobs of a page of
+-- schedules, for the dashboard): one statement for the page, by primary key.
+-- A purged job is simply absent.
+SELECT id, state, error_kind, finished_at
+FROM exportd.jobs
+WHERE id = ANY($1::uuid[]);
+
 -- name: schedule_due
 -- The scheduler: up to $2 enabled schedules due at $1 (a row never started,
 -- next_run_at NULL, is due at once), locked, so that two daemons never run

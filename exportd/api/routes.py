@@ -192,11 +192,13 @@ def _over_quota(job: NewJob, over: QuotaExceeded) -> web.Response:
     return response
 
 
-async def delete_job(request: web.Request) -> web.Response:
-    """Cancel a pending or processing job; delete a completed export's object."""
-    ctx = request.app[CONTEXT]
-    scope = _scope(request)
-    job_id = _job_id(request)
+async def cancel_or_delete(
+    ctx: ApiContext, job_id: uuid.UUID, scope: str | None
+) -> tuple[str, Any]:
+    """Cancel a pending or processing job, or delete a completed export's object:
+    the job's state before, and its row after. Raises ApiError: 404 unknown or
+    outside ``scope``, 409 in any other state. The API and the dashboard both
+    act through it."""
     async with ctx.queue.locked_job(job_id) as locked:
         row: Any = locked.row
         if not _visible(row, scope):
@@ -222,6 +224,13 @@ async def delete_job(request: web.Request) -> web.Response:
     if state == "pending":
         # A running job is counted by the worker that stops it.
         ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
+    return state, row
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """Cancel a pending or processing job; delete a completed export's object."""
+    scope = _scope(request)
+    _, row = await cancel_or_delete(request.app[CONTEXT], _job_id(request), scope)
     return web.json_response(job_document(row))
 
 
