@@ -66,6 +66,13 @@ RUN_AFTER_END_ISO = "10000-01-01 00:00:00+00"
 PAUSED_BY_MAX_BYTES = 256
 PAUSE_REASON_MAX_BYTES = 1024
 
+# A daemon's row in exportd.workers (migration 0013_workers): its worker id
+# (host, pid and a random suffix; a host name is at most 255 bytes), the host
+# it runs on and exportd's version, as GET /v1/workers and the dashboard show.
+WORKER_ID_MAX_BYTES = 300
+WORKER_HOST_MAX_BYTES = 255
+WORKER_VERSION_MAX_BYTES = 64
+
 # What the daemon writes from caller input.
 # pg_notify refuses payloads of 8000 bytes or more.
 NOTIFY_MAX_BYTES = 8000
@@ -221,3 +228,9 @@ OPTIONS_SPLIT_ROWS_MAX = 1_000_000_000
 # the projection's column aliases, and Postgres cuts an identifier past 63
 # bytes (NAMEDATALEN - 1) with only a NOTICE: a longer label would come out cut.
 LABEL_MAX_BYTES = 63
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a
+    character (a string within the bound is returned as it is)."""
+    return text.encode()[:max_bytes].decode(errors="ignore")

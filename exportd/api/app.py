@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd import limits
-from exportd.api import job_actions, middleware, pauses, routes, schedules
+from exportd.api import job_actions, middleware, pauses, routes, schedules, workers
 from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.middleware import error_response
 from exportd.api.openapi import openapi_document
@@ -127,6 +127,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     schedules.add_schedule_routes(app.router)
     job_actions.add_routes(app.router)
     pauses.add_pause_routes(app.router)
+    workers.add_worker_routes(app.router)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
-from exportd.api import openapi_pauses
+from exportd.api import openapi_pauses, openapi_workers
 from exportd.api.openapi_components import (
     PAGE,
     SCHEMAS,
@@ -114,7 +114,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS, **openapi_pauses.SCHEMAS},
+            "schemas": {
+                **SCHEMAS,
+                **SCHEDULE_SCHEMAS,
+                **openapi_pauses.SCHEMAS,
+                **openapi_workers.SCHEMAS,
+            },
         },
         "paths": {
             "/healthz": {
@@ -381,5 +386,6 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             **openapi_pauses.PATHS,
+            **openapi_workers.PATHS,
         },
     }
