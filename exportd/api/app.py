@@ -27,6 +27,7 @@ from exportd.errors import ExportError
 from exportd.metrics import CONTENT_TYPE
 from exportd.queue.stats import QueueStats
 from exportd.s3.objects import check_bucket
+from exportd.ui import app as ui_app
 
 # Readiness is probed every few seconds by every load balancer and kubelet;
 # checking the bucket that often would cost requests and add latency.
@@ -128,6 +129,7 @@ def build_app(ctx: ApiContext) -> web.Application:
     job_actions.add_routes(app.router)
     pauses.add_pause_routes(app.router)
     workers.add_worker_routes(app.router)
+    ui_app.mount(app, ctx)
     return app
 
 

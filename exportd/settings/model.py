@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
 from exportd.settings.files import FilesSettings, endpoint_url
+from exportd.settings.ui import UiSettings
 from exportd.settings.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
@@ -37,7 +38,7 @@ def _check_postgres_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings, WebhookSettings, FilesSettings):
+class Settings(BaseSettings, WebhookSettings, FilesSettings, UiSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTD_",
         env_file=".env",

@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 
 from exportd.ui.render import SESSION, UI, UiState, render, session_of
-from exportd.ui.sessions import COOKIE_NAME, csrf_ok, decode, encode, new_session
+from exportd.ui.sessions import COOKIE_NAME, Session, csrf_ok, decode, encode, new_session
 from exportd.ui.tokens import PRESENTED_MAX_BYTES, match
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,7 +92,17 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
         if request.path == "/ui/live":
             return web.json_response({"error": "unauthorized"}, status=401)
         raise _login_redirect(request)
-    request[SESSION] = session
+    bound = SESSION.set(session)
+    try:
+        return await _checked(request, handler, state, session)
+    finally:
+        SESSION.reset(bound)
+
+
+async def _checked(
+    request: web.Request, handler: Handler, state: UiState, session: Session
+) -> web.StreamResponse:
+    """The handler, once a POST's form carries its session's CSRF token (403 without)."""
     if request.method == "POST":
         form = await request.post()
         presented = form.get("csrf")

@@ -8,6 +8,7 @@ Templates and assets ship inside the package (``exportd/ui/templates``,
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,7 +24,9 @@ from exportd.ui.sessions import Session, csrf_token
 from exportd.ui.throttle import LoginThrottle
 from exportd.ui.tokens import UiToken
 
-SESSION = "exportd_ui_session"
+# The session of the request being served: set by ``auth.sessions`` around its
+# handler (one task per request), read by the handlers and the templates.
+SESSION: ContextVar[Session | None] = ContextVar("exportd_ui_session", default=None)
 
 
 def static_dir() -> Path:
@@ -43,6 +46,7 @@ def _environment() -> jinja2.Environment:
     env.filters["duration"] = present.duration
     env.filters["when"] = present.when
     env.filters["pretty_json"] = _pretty_json
+    env.globals["rate"] = present.rate
     env.filters["number"] = lambda n: "\u2014" if n is None else f"{n:,}"
     return env
 
@@ -53,7 +57,7 @@ def _pretty_json(value: Any) -> str:
         try:
             value = json.loads(value)
         except ValueError:
-            return value
+            return str(value)
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
@@ -79,13 +83,11 @@ UI = web.AppKey("exportd_ui", UiState)
 
 
 def session_of(request: web.Request) -> Session | None:
-    session: Session | None = request.get(SESSION)
-    return session
+    """The session of ``request`` (None before the login)."""
+    return SESSION.get()
 
 
-def render(
-    request: web.Request, template: str, status: int = 200, **values: Any
-) -> web.Response:
+def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
     """The page ``template`` with ``values``, plus what every page shows: the session
     (role, owner, token fingerprint), its CSRF token, and the time it was made."""
     state = request.config_dict[UI]
