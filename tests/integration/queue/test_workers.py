@@ -10,10 +10,9 @@ import asyncpg
 import pytest
 
 from exportd import limits
-from exportd.queue import workers
 from exportd.queue.job import Heartbeat
 from exportd.queue.postgres import PgJobStore
-from exportd.queue.sql import migrations
+from exportd.queue.sql import migrations, queries
 from exportd.queue.workers import STALE_BEATS, WorkerIdentity
 from tests.support.helpers import insert_job
 
@@ -159,4 +158,4 @@ def test_the_migration_holds_the_limits_and_the_stale_rule() -> None:
     assert f"octet_length(host) <= {limits.WORKER_HOST_MAX_BYTES}" in sql
     assert f"octet_length(version) <= {limits.WORKER_VERSION_MAX_BYTES}" in sql
     for name in ("workers_alive", "workers_prune"):
-        assert f"secs => {STALE_BEATS} * heartbeat_seconds" in workers.queries()[name]
+        assert f"secs => {STALE_BEATS} * heartbeat_seconds" in queries()[name]
