@@ -9,6 +9,7 @@ one (404, same message shape), so job ids cannot be probed across owners.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Container
 from datetime import timedelta
 from typing import Any
 
@@ -192,11 +193,19 @@ def _over_quota(job: NewJob, over: QuotaExceeded) -> web.Response:
     return response
 
 
+_CANCEL_OR_DELETE = ("pending", "processing", "completed")
+
+
 async def cancel_or_delete(
-    ctx: ApiContext, job_id: uuid.UUID, scope: str | None
+    ctx: ApiContext,
+    job_id: uuid.UUID,
+    scope: str | None,
+    states: Container[str] = _CANCEL_OR_DELETE,
 ) -> tuple[str, Any]:
     """Cancel a pending or processing job, or delete a completed export's object:
-    the job's state before, and its row after. Raises ApiError: 404 unknown or
+    the job's state before, and its row after. Only a job in one of ``states``
+    is acted on, judged under its row lock (the dashboard's "cancel" never
+    deletes a job that completed meanwhile). Raises ApiError: 404 unknown or
     outside ``scope``, 409 in any other state. The API and the dashboard both
     act through it."""
     async with ctx.queue.locked_job(job_id) as locked:
@@ -204,9 +213,16 @@ async def cancel_or_delete(
         if not _visible(row, scope):
             raise _not_found(str(job_id))
         state = row["state"]
+        if state not in states or state not in _CANCEL_OR_DELETE:
+            raise ApiError(
+                409,
+                "conflict",
+                f"job {job_id} is {state}: there is nothing to cancel or delete",
+                job=job_document(row),
+            )
         if state in ("pending", "processing"):
             row = await locked.cancel()
-        elif state == "completed":
+        else:  # completed
             # The object goes first, with the row locked: should S3 fail, the
             # job stays completed and downloadable and the caller retries.
             if row["object_key"]:
@@ -214,13 +230,6 @@ async def cancel_or_delete(
                     ctx.s3, ctx.settings.bucket(), row["object_key"], seconds=_DELETE_SECONDS
                 )
             row = await locked.expire()
-        else:
-            raise ApiError(
-                409,
-                "conflict",
-                f"job {job_id} is {state}: there is nothing to cancel or delete",
-                job=job_document(row),
-            )
     if state == "pending":
         # A running job is counted by the worker that stops it.
         ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()

@@ -108,10 +108,7 @@ async def act_on_job(request: web.Request) -> web.Response:
             if after is None:
                 raise web.HTTPNotFound(text="No such job (or not one this session may see).")
         else:
-            before, after = await cancel_or_delete(ctx, row["id"], session.owner)
-            if verb == "delete" and before != "completed":
-                # It changed in between: it was cancelled instead. Say so.
-                verb = "cancel"
+            _, after = await cancel_or_delete(ctx, row["id"], session.owner, _JOB_VERBS[verb][3])
     except RetryRefused as refused:
         raise web.HTTPConflict(text=refused.message) from None
     except ApiError as error:

@@ -268,3 +268,28 @@ async def test_a_huge_token_or_next_is_refused_plainly(ui: str) -> None:
                 f"{ui}/ui/login", data={"token": ADMIN, "next": target}, allow_redirects=False
             ) as got:
                 assert got.headers["Location"] == "/ui/", target
+
+
+async def test_an_action_applies_only_to_the_states_it_names(ui: str, pool: asyncpg.Pool) -> None:
+    """A "cancel" posted for a completed job never deletes its export, and a
+    "delete" never cancels a pending job: each is refused (409), nothing changes."""
+    pending = await insert_job(pool, owner="u1", kind="orders", params={"since": "2025-01-01"})
+    done = await insert_job(pool, owner="u1", kind="everything")
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'w',"
+        " started_at = now(), lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+        done,
+    )
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'completed', finished_at = now(), lease_expires_at = NULL,"
+        " object_key = 'k/u1/x.csv', size_bytes = 1, expires_at = now() + interval '1 day'"
+        " WHERE id = $1",
+        done,
+    )
+    async with browser_session() as session:
+        csrf = await log_in(session, ui, ADMIN)
+        for job_id, verb in ((done, "cancel"), (pending, "delete"), (pending, "retry")):
+            async with session.post(f"{ui}/ui/jobs/{job_id}/{verb}", data={"csrf": csrf}) as got:
+                assert got.status == 409, (verb, await got.text())
+    assert (await job_row(pool, done))["state"] == "completed"
+    assert (await job_row(pool, pending))["state"] == "pending"
