@@ -12,6 +12,7 @@ from typing import Any
 from exportd import __version__, limits
 from exportd.api import openapi_pauses, openapi_workers
 from exportd.api.openapi_components import (
+    ERROR_KIND_PARAM,
     PAGE,
     SCHEMAS,
     STATE,
@@ -222,6 +223,7 @@ def openapi_document() -> dict[str, Any]:
                                 {**TS, **_QUERY_VALUE},
                                 f"Strictly before. {TS_RANGE}",
                             ),
+                            ERROR_KIND_PARAM,
                             *PAGE,
                             *_SCOPED,
                         ],

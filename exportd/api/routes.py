@@ -127,6 +127,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         created_before=q.created_before,
         after=(cursor.created_at, cursor.id) if cursor else None,
         limit=q.limit + 1,
+        error_kinds=q.error_kinds,
     )
     page, more = rows[: q.limit], len(rows) > q.limit
     next_cursor = Cursor(page[-1]["created_at"], page[-1]["id"]).encode() if more else None

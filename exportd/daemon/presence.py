@@ -65,7 +65,11 @@ async def keep_presence(
     while True:
         if alive():
             try:
-                await asyncio.wait_for(registry.announce_worker(identity), interval)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a
+                # cancellation that arrives as the write completes, and this loop
+                # would then outlive the daemon's shutdown.
+                async with asyncio.timeout(interval):
+                    await registry.announce_worker(identity)
             except Exception as exc:
                 log.warning("worker_heartbeat_failed", error=repr(exc))
         await asyncio.sleep(interval)
@@ -85,6 +89,7 @@ async def retire(registry: Registry, worker_id: str, deadline_seconds: float) ->
     """Delete the daemon's row within ``deadline_seconds``; a failure is logged
     (the row then stops being alive on its own, and maintenance prunes it)."""
     try:
-        await asyncio.wait_for(registry.retire_worker(worker_id), deadline_seconds)
+        async with asyncio.timeout(deadline_seconds):
+            await registry.retire_worker(worker_id)
     except Exception as exc:
         structlog.get_logger().warning("worker_retire_failed", worker_id=worker_id, error=repr(exc))

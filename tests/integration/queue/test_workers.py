@@ -10,6 +10,8 @@ import asyncpg
 import pytest
 
 from exportd import limits
+from exportd.maintenance.runner import tick
+from exportd.maintenance.workers_prune import WorkersPrune
 from exportd.queue.job import Heartbeat
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.sql import migrations, queries
@@ -159,3 +161,14 @@ def test_the_migration_holds_the_limits_and_the_stale_rule() -> None:
     assert f"octet_length(version) <= {limits.WORKER_VERSION_MAX_BYTES}" in sql
     for name in ("workers_alive", "workers_prune"):
         assert f"secs => {STALE_BEATS} * heartbeat_seconds" in queries()[name]
+
+
+async def test_maintenance_prunes_the_rows_of_daemons_gone(pool: asyncpg.Pool) -> None:
+    store = PgJobStore(pool)
+    await store.announce_worker(identity("gone"))
+    await store.announce_worker(identity("here"))
+    await _age(pool, "gone", 3600)
+
+    assert await tick(WorkersPrune(store)) == 1
+
+    assert [r["id"] for r in await pool.fetch("SELECT id FROM exportd.workers")] == ["here"]
