@@ -133,7 +133,8 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     state: UiState = request.config_dict[UI]
     form = await request.post()
-    target = _next_target(form.get("next") if isinstance(form.get("next"), str) else None)  # type: ignore[arg-type]
+    raw_next = form.get("next")
+    target = _next_target(raw_next if isinstance(raw_next, str) else None)
     client = request.remote or "unknown"
     now = time.monotonic()
     wait = state.throttle.retry_after(client, now)

@@ -216,3 +216,28 @@ async def test_a_forged_form_from_another_origin_fails_the_csrf_check(
             # CSRF check, not a missing session, is what refused the form.
             assert "CSRF check failed" in await page.inner_text("main")
     assert (await job_row(pool, job_id))["state"] == "pending"
+
+
+async def test_without_javascript_the_pages_read_and_the_actions_work(
+    daemon_settings: Any, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    async with running_daemon(daemon_settings, KINDS) as daemon:
+        base = base_of(daemon)
+        running = await insert_job(pool, owner="frank", kind="slow")
+        await wait_for_state(pool, running, {"processing"})
+        waiting = await insert_job(pool, owner="frank", kind="quick", run_after_offset=3600)
+        context = await browser.new_context(java_script_enabled=False)
+        page = await context.new_page()
+        await log_in(page, base, ADMIN)
+        await page.goto(f"{base}/ui/jobs?owner=frank")
+        # The server drew the progress: a bar, its percent and the rows so far.
+        row = page.locator(f'tr[data-live-job="{running}"]')
+        assert await row.locator("progress").count() == 1
+        assert "%" in await row.locator('[data-field="percent_text"]').inner_text()
+        await page.goto(f"{base}/ui/jobs/{waiting}")
+        await page.click("text=Cancel…")
+        await page.click("#confirm")
+        await page.wait_for_url(f"{base}/ui/jobs/{waiting}")
+        assert await page.inner_text("h1 .state") == "cancelled"
+        await context.close()
+    assert (await job_row(pool, waiting))["state"] == "cancelled"
