@@ -21,7 +21,7 @@ from exportd import limits
 from exportd.api.context import CONTEXT
 from exportd.api.middleware import ApiError
 from exportd.api.routes import _presented, cancel_or_delete
-from exportd.queue.pauses import PauseRefused
+from exportd.queue.pauses import ALL_KINDS, PauseRefused
 from exportd.queue.requeue import RetryRefused
 from exportd.ui.auth import require_admin
 from exportd.ui.pages import visible_job
@@ -134,9 +134,13 @@ def _kind(request: web.Request, session: Session) -> str:
             text="Pausing a kind stops every owner's jobs: this session acts for one owner."
         )
     kind = request.match_info["kind"]
-    if kind not in ctx.definitions:
+    if kind != ALL_KINDS and kind not in ctx.definitions:
         raise web.HTTPNotFound(text="This daemon has no such kind.")
     return kind
+
+
+def _named(kind: str) -> str:
+    return "every kind" if kind == ALL_KINDS else f"the kind {kind}"
 
 
 async def confirm_kind(request: web.Request) -> web.Response:
@@ -147,13 +151,13 @@ async def confirm_kind(request: web.Request) -> web.Response:
     return render(
         request,
         "confirm.html",
-        question=f"{'Pause' if pausing else 'Resume'} the kind {kind}?",
+        question=f"{'Pause' if pausing else 'Resume'} {_named(kind)}?",
         consequence=(
             "No daemon claims its pending jobs until it is resumed; running jobs finish."
             if pausing
-            else "Its pending jobs are claimed again."
+            else "Its pending jobs are claimed again (a kind paused on its own stays paused)."
         ),
-        button="Pause the kind" if pausing else "Resume the kind",
+        button=f"{'Pause' if pausing else 'Resume'} {_named(kind)}",
         action=request.path,
         back="/ui/",
         reason=pausing,

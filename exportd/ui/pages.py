@@ -20,6 +20,7 @@ from exportd.api.query_params import Cursor, page_params
 from exportd.api.requests import FieldError, parse_job_id
 from exportd.queue.job import STATES
 from exportd.queue.overview import Overview
+from exportd.queue.pauses import ALL_KINDS
 from exportd.queue.workers import JobProgress
 from exportd.ui import charts
 from exportd.ui.filters import ERROR_KINDS, parse_filter
@@ -47,6 +48,7 @@ def _kinds_table(ctx: ApiContext, view: Overview) -> list[dict[str, Any]]:
     """One row per kind the daemon knows or the queue holds: counts by state,
     pending readiness, durations and its pause."""
     paused = {p.kind: p for p in view.paused}
+    every = paused.get(ALL_KINDS)
     durations = {d.kind: d for d in view.durations}
     pending = {p.kind: p for p in view.pending}
     names = sorted({*ctx.definitions.names(), *(c.kind for c in view.counts)})
@@ -57,7 +59,9 @@ def _kinds_table(ctx: ApiContext, view: Overview) -> list[dict[str, Any]]:
             "counts": {state: view.count(state, name) for state in STATES},
             "pending": pending.get(name),
             "durations": durations.get(name),
-            "pause": paused.get(name),
+            # Its own pause (which the page can lift), else the pause of every kind.
+            "own_pause": paused.get(name),
+            "pause": paused.get(name) or every,
         }
         for name in names
     ]
@@ -82,7 +86,7 @@ async def overview(request: web.Request) -> web.Response:
         breaker=ctx.breaker(),
         this_worker=ctx.worker_id,
         running=paces(list(view.running), now),
-        every_kind_pause=next((p for p in view.paused if p.kind == "*"), None),
+        every_kind_pause=next((p for p in view.paused if p.kind == ALL_KINDS), None),
         stale_after=lambda w: (now - w.last_heartbeat_at).total_seconds(),
     )
 

@@ -293,3 +293,27 @@ async def test_an_action_applies_only_to_the_states_it_names(ui: str, pool: asyn
                 assert got.status == 409, (verb, await got.text())
     assert (await job_row(pool, done))["state"] == "completed"
     assert (await job_row(pool, pending))["state"] == "pending"
+
+
+async def test_every_kind_is_paused_and_resumed_from_the_overview(
+    ui: str, ui_ctx: ApiContext, pool: asyncpg.Pool
+) -> None:
+    await ui_ctx.queue.pause_kind("orders", paused_by="cli", reason=None)
+    async with browser_session() as session:
+        csrf = await log_in(session, ui, ADMIN)
+        async with session.get(f"{ui}/ui/kinds/*/pause") as got:
+            assert "Pause every kind?" in await got.text()
+        async with session.post(
+            f"{ui}/ui/kinds/*/pause", data={"csrf": csrf, "reason": "db upgrade"}
+        ) as got:
+            page = await got.text()
+        assert "Every kind is paused" in page
+        assert "db upgrade" in page
+        assert 'href="/ui/kinds/*/resume"' in page
+        async with session.post(f"{ui}/ui/kinds/*/resume", data={"csrf": csrf}) as got:
+            page = await got.text()
+        assert "Every kind is paused" not in page
+    # The kind paused on its own stays paused: only the pause of every kind went.
+    assert [p.kind for p in await ui_ctx.queue.paused_kinds()] == ["orders"]
+    kinds = await pool.fetch("SELECT kind, paused_by FROM exportd.paused_kinds")
+    assert [(r["kind"], r["paused_by"]) for r in kinds] == [("orders", "cli")]
