@@ -157,7 +157,6 @@ async def test_a_paused_kind_holds_new_jobs_until_resumed(
         await page.click("#confirm")
         await page.wait_for_url(f"{base}/ui/")
         await wait_for_state(pool, held, {"completed"})
-        assert daemon.worker is not None
 
 
 async def test_a_read_only_session_finds_no_action(
