@@ -1254,8 +1254,10 @@ DELETE FROM exportd.workers WHERE id = $1 RETURNING id;
 
 -- name: workers_alive
 -- The daemons alive now: a heartbeat within three of the row's own intervals
--- (exportd.queue.workers.STALE_BEATS). A handful of rows.
-SELECT id, version, host, pid, started_at, concurrency, heartbeat_seconds, last_heartbeat_at
+-- (exportd.queue.workers.STALE_BEATS). A handful of rows. The heartbeat's
+-- age is the database's clock's, as the heartbeat's time is.
+SELECT id, version, host, pid, started_at, concurrency, heartbeat_seconds, last_heartbeat_at,
+       greatest(extract(epoch FROM now() - last_heartbeat_at)::float8, 0) AS heartbeat_age
 FROM exportd.workers
 WHERE last_heartbeat_at > now() - make_interval(secs => 3 * heartbeat_seconds)
 ORDER BY started_at, id;

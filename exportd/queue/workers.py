@@ -98,8 +98,9 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class WorkerStatus:
-    """A daemon alive now: its registration, its last heartbeat (UTC), and the
-    jobs it runs (``running``, oldest start first)."""
+    """A daemon alive now: its registration, its last heartbeat (UTC), the
+    jobs it runs (``running``, oldest start first), and how many seconds ago
+    the heartbeat was, by the database's clock (``heartbeat_age_seconds``)."""
 
     worker_id: str
     version: str
@@ -110,6 +111,7 @@ class WorkerStatus:
     heartbeat_seconds: float
     last_heartbeat_at: datetime
     running: tuple[JobProgress, ...]
+    heartbeat_age_seconds: float = 0.0
 
 
 def with_running(
@@ -130,6 +132,7 @@ def with_running(
             float(w["heartbeat_seconds"]),
             w["last_heartbeat_at"],
             tuple(by_worker.get(str(w["id"]), ())),
+            float(w["heartbeat_age"]),
         )
         for w in workers
     ]

@@ -93,7 +93,11 @@ async def test_a_daemon_whose_heartbeats_stopped_is_not_alive_and_is_pruned(
     await _age(pool, "gone", STALE_BEATS * 10.0 + 1)
     await _age(pool, "slow", STALE_BEATS * 10.0 + 1)
 
-    assert sorted(w.worker_id for w in await store.workers()) == ["here", "slow"]
+    alive = {w.worker_id: w for w in await store.workers()}
+    assert sorted(alive) == ["here", "slow"]
+    # The heartbeat's age, by the database's clock.
+    assert STALE_BEATS * 10.0 + 1 <= alive["slow"].heartbeat_age_seconds < 3600
+    assert alive["here"].heartbeat_age_seconds < alive["slow"].heartbeat_age_seconds
     assert await store.prune_workers() == 1
     ids = await pool.fetch("SELECT id FROM exportd.workers ORDER BY id")
     assert [r["id"] for r in ids] == ["here", "slow"]
