@@ -43,3 +43,17 @@ async def log_in(page: Page, base: str, token: str) -> None:
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{base}/ui/**")
     assert "/ui/login" not in page.url, await page.content()
+
+
+def policy_violations(page: Page) -> list[str]:
+    """A list that fills with every console message of ``page`` about its
+    Content-Security-Policy: a page of the dashboard should cause none (an inline
+    script or style, an eval, a resource from elsewhere would)."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            found.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return found

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page
 
 from exportd.s3.client import S3Client
 from exportd.s3.objects import list_open_uploads
-from tests.support.browser import log_in
+from tests.support.browser import log_in, policy_violations
 from tests.support.daemon_harness import running_daemon
 from tests.support.helpers import eventually, insert_job, job_row, wait_for_state
 from tests.support.ui_client import ADMIN, READER
@@ -75,6 +75,7 @@ async def test_a_running_exports_progress_moves_live_and_cancel_aborts_its_uploa
 
         await eventually(upload_open)
         page = await browser.new_page()
+        violations = policy_violations(page)
         await log_in(page, base, ADMIN)
         await page.goto(f"{base}/ui/jobs?state=processing")
         row = page.locator(f'tr[data-live-job="{job_id}"]')
@@ -98,6 +99,8 @@ async def test_a_running_exports_progress_moves_live_and_cancel_aborts_its_uploa
         await page.click("#confirm")
         await page.wait_for_url(f"{base}/ui/jobs/{job_id}")
         assert await page.inner_text("h1 .state") == "cancelled"
+        await page.goto(f"{base}/ui/")
+        assert violations == []
 
         async def stopped() -> bool:
             return not daemon.worker.running_jobs
