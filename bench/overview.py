@@ -16,7 +16,13 @@ overview's:
   the overview avoids;
 - the dashboard's list: a page of every owner's failed jobs, and of one kind's.
 
-    .venv/bin/python bench/overview.py [--rows 1000000] [--repeat 30]
+Then what the overview's indexes (migration 0013) cost the queue's hot path:
+bench/claim.py's drain (4 claimers claim batches of 8 and complete them at
+once: no-op jobs, the queue's own cost) on copies of one backlog of 20,000
+jobs, with the indexes and with them dropped, side by side for
+``--hot-path-rounds`` rounds; each round's ratio, and their median.
+
+    .venv/bin/python bench/overview.py [--rows 1000000] [--repeat 30] [--hot-path-rounds 5]
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import add_admin_url, create_database
+from bench.claim import drain, prepare
+from bench.common import add_admin_url, create_database, database_url
 from exportd import database
 from exportd.queue.migrations import migrate
 from exportd.queue.overview import MINUTES
@@ -44,6 +51,10 @@ from exportd.queue.sql import queries
 from tests.support.big_history import load_history
 
 WHOLE_TABLE = "SELECT state, kind, count(*) FROM exportd.jobs GROUP BY state, kind"
+# The indexes migration 0013 adds to exportd.jobs, dropped for the comparison.
+OVERVIEW_INDEXES = (
+    "exportd.jobs_live_kind_idx, exportd.jobs_finished_kind_idx, exportd.jobs_created_idx"
+)
 
 
 async def timed(run: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
@@ -62,6 +73,7 @@ async def main() -> None:
     add_admin_url(parser)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--hot-path-rounds", type=int, default=5)
     args = parser.parse_args()
 
     name = f"exportd_bench_overview_{uuid.uuid4().hex[:8]}"
@@ -112,6 +124,43 @@ async def main() -> None:
         p50 = statistics.median(took)
         p95 = statistics.quantiles(took, n=20)[-1]
         print(f"| {label} | {p50:.1f} | {p95:.1f} | {p50 / base:.2f} |")
+    if args.hot_path_rounds > 0:
+        await hot_path(args.admin_url, args.hot_path_rounds)
+
+
+async def hot_path(admin_url: str, rounds: int) -> None:
+    """Claims and completions per second with the overview's indexes and without."""
+    admin = await asyncpg.connect(admin_url)
+    base = f"exportd_bench_hot_{uuid.uuid4().hex[:8]}"
+    made: list[str] = []
+    ratios: list[float] = []
+    print("\n| round | with the indexes, jobs/s | without, jobs/s | with / without |")
+    print("|---|---:|---:|---:|")
+    try:
+        await prepare(admin, admin_url, base, 20000, 1000, False)
+        for number in range(1, rounds + 1):
+            rates: dict[str, float] = {}
+            for label in ("with", "without"):
+                name = f"{base}_{label}_{number}"
+                made.append(name)
+                await admin.execute(f"CREATE DATABASE {name} TEMPLATE {base}")
+                if label == "without":
+                    copy = await asyncpg.connect(database_url(admin_url, name))
+                    try:
+                        await copy.execute(f"DROP INDEX {OVERVIEW_INDEXES}")
+                    finally:
+                        await copy.close()
+                seconds, done = await drain(database_url(admin_url, name), None, 4, 8)
+                rates[label] = done / seconds
+            ratios.append(rates["with"] / rates["without"])
+            print(
+                f"| {number} | {rates['with']:,.0f} | {rates['without']:,.0f} | {ratios[-1]:.2f} |"
+            )
+    finally:
+        for name in [*made, base]:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+    print(f"\nmedian of with / without: {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":

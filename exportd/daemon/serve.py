@@ -284,7 +284,6 @@ async def serve(
                 name="exportd-storage-probe",
             ),
         ]
-        background.append(presence.start(queue, worker.worker_id, settings.concurrency, worker))
         ping_every = watchdog_interval(os.environ, os.getpid())
         if notifier.enabled and ping_every is not None:
             background.append(
@@ -318,6 +317,7 @@ async def serve(
 
         daemon.stop_within = stop_within
         await asyncio.sleep(0)  # the worker loop is running: now say so
+        background.append(presence.start(queue, worker.worker_id, settings.concurrency, worker))
         notifier.ready(f"serving on port {port}")
         if on_started is not None:
             on_started(daemon)

@@ -44,7 +44,9 @@ COMMENT ON TABLE exportd.workers IS
 -- The overview's figures cost what the live jobs and the last day's finished
 -- jobs cost, never what the whole history costs. Each index below serves one
 -- of its statements as an index-only scan (the table's aggressive autovacuum,
--- 0001, keeps the visibility map current).
+-- 0001, keeps the visibility map current). They are built in the migration's
+-- transaction: writes to exportd.jobs wait while they build, about two
+-- seconds per million rows.
 
 -- Serves the counts of pending and processing jobs by kind, and the oldest
 -- ready pending job of each kind (sql/queries.sql: overview_live).

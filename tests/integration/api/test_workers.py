@@ -11,6 +11,7 @@ import pytest
 
 import exportd
 from exportd.api.openapi import openapi_document
+from exportd.daemon.presence import HEARTBEAT_SECONDS
 from exportd.queue.job import Heartbeat
 from exportd.queue.postgres import PgJobStore
 from exportd.queue.workers import WorkerIdentity
@@ -99,6 +100,14 @@ async def test_a_daemon_registers_shows_its_job_and_leaves_on_stop(
     settings = s3_settings(s3_endpoint, s3_bucket, database_url=dsn, **FAST)
     async with running_daemon(settings, KINDS) as daemon:
         api = f"http://127.0.0.1:{daemon.api_port}"
+
+        async def registered() -> list[asyncpg.Record]:
+            rows: list[asyncpg.Record] = await pool.fetch("SELECT id FROM exportd.workers")
+            return rows
+
+        # Announced as it starts, not at its first heartbeat (10 s later).
+        [row] = await eventually(registered, timeout=HEARTBEAT_SECONDS / 2)
+        assert row["id"] == daemon.worker.worker_id
         job_id = await insert_job(pool, owner="u1", kind="slow")
 
         async def running_here() -> list[dict[str, object]]:
@@ -109,8 +118,6 @@ async def test_a_daemon_registers_shows_its_job_and_leaves_on_stop(
         [me] = await eventually(running_here)
         assert me["worker_id"] == daemon.worker.worker_id
         assert (me["version"], me["concurrency"]) == (exportd.__version__, FAST["concurrency"])
-        rows = await pool.fetch("SELECT id FROM exportd.workers")
-        assert [r["id"] for r in rows] == [daemon.worker.worker_id]
         daemon.worker.hurry()  # the slow job is handed back at once on stop
 
     assert await pool.fetch("SELECT id FROM exportd.workers") == []

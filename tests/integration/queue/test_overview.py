@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from exportd.queue.overview import MINUTES
 from exportd.queue.postgres import PgJobStore
@@ -39,12 +40,13 @@ async def _finished(
 
 async def test_counts_pending_readiness_and_pauses(pool: asyncpg.Pool) -> None:
     store = PgJobStore(pool)
+    running = await insert_job(pool, kind="running", run_after_offset=-3000)
+    [claimed] = await store.claim("w1", 1, LEASE)  # the oldest due job
+    assert claimed.id == running
     await insert_job(pool, kind="orders", run_after_offset=-600)  # ready, waited 10 min
     await insert_job(pool, kind="orders", run_after_offset=3600)  # waiting
-    await insert_job(pool, kind="invoices", run_after_offset=-1200)  # ready, paused kind
+    await insert_job(pool, kind="invoices", run_after_offset=-1200)  # older, but paused
     await insert_job(pool, kind="invoices", run_after_offset=-5)
-    await insert_job(pool, kind="running")
-    await store.claim("w1", 1, LEASE)  # takes "invoices"'s oldest? no: paused next
     await store.pause_kind("invoices", paused_by="test")
     await _finished(pool, "orders", "completed", ago=60, count=3)
     await _finished(pool, "orders", "failed", ago=120)
@@ -67,3 +69,30 @@ async def test_counts_pending_readiness_and_pauses(pool: asyncpg.Pool) -> None:
     [durations] = seen.durations
     assert (durations.kind, durations.completed) == ("orders", 3)
     assert [p.kind for p in seen.paused] == ["invoices"]
+    assert seen.count("processing") == 1
+    assert [j.id for j in seen.running] == [running]
+    assert seen.workers == ()  # no daemon announced itself
+    # Each finished row inserted recorded its event: five webhooks to send.
+    assert seen.webhooks.pending == 5
+    assert seen.count("pending", "invoices") == 2
+
+
+async def test_minutes_and_durations_of_the_last_hour(pool: asyncpg.Pool) -> None:
+    store = PgJobStore(pool)
+    for took in (10.0, 20.0, 30.0):
+        await _finished(pool, "orders", "completed", ago=150, took=took)
+    await _finished(pool, "orders", "expired", ago=150, took=20.0)  # completed, then expired
+    await _finished(pool, "invoices", "failed", ago=150)
+    await _finished(pool, "orders", "completed", ago=2 * 3600)  # before the hour
+
+    seen = await store.overview()
+
+    [bucket] = [m for m in seen.minutes if m.completed or m.failed]
+    assert (bucket.completed, bucket.failed) == (4, 1)
+    ended = await pool.fetchval("SELECT finished_at FROM exportd.jobs WHERE kind = 'invoices'")
+    assert bucket.minute == ended.replace(second=0, microsecond=0)
+    [orders] = seen.durations
+    assert (orders.kind, orders.completed) == ("orders", 4)
+    # Continuous percentiles of 10, 20, 20, 30 seconds.
+    assert orders.p50_seconds == 20.0
+    assert orders.p95_seconds == pytest.approx(28.5)
