@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-api bench-queue bench-scaling
+.PHONY: run test lint screenshots bench bench-api bench-queue bench-scaling
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check exportd tests bench clients/python
 	$(BIN)/mypy
 
-## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc and 7-Zip where missing: the xlsx tests read workbooks back with Calc, the zip-slip tests extract bundles with 7-Zip)
+## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc, 7-Zip and Chromium where missing: the xlsx tests read workbooks back with Calc, the zip-slip tests extract bundles with 7-Zip, the dashboard's tests drive headless Chromium)
 test: lint
-	(command -v soffice >/dev/null && command -v 7z >/dev/null) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full)
+	(command -v soffice >/dev/null && command -v 7z >/dev/null && test -x /usr/bin/chromium) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full chromium)
 	$(BIN)/pytest
+
+## screenshots: the dashboard's pictures in docs/img (a daemon on the demo data with a slow and a failing kind; headless Chromium captures the overview, the jobs list and a failed job)
+screenshots: $(VENV)/.test
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+	$(BIN)/python -m tests.support.screenshots docs/img
 
 $(VENV)/.bench: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]' -e './clients/python[test]'

@@ -66,6 +66,13 @@ RUN_AFTER_END_ISO = "10000-01-01 00:00:00+00"
 PAUSED_BY_MAX_BYTES = 256
 PAUSE_REASON_MAX_BYTES = 1024
 
+# A daemon's row in exportd.workers (migration 0013_workers): its worker id
+# (host, pid and a random suffix; a host name is at most 255 bytes), the host
+# it runs on and exportd's version, as GET /v1/workers and the dashboard show.
+WORKER_ID_MAX_BYTES = 300
+WORKER_HOST_MAX_BYTES = 255
+WORKER_VERSION_MAX_BYTES = 64
+
 # What the daemon writes from caller input.
 # pg_notify refuses payloads of 8000 bytes or more.
 NOTIFY_MAX_BYTES = 8000
@@ -230,3 +237,9 @@ TRACE_CONTEXT_MAX_BYTES = 1024
 # A tracestate header: W3C Trace Context asks every platform to carry at
 # least 512 characters, and lets it cut a longer one by whole list members.
 TRACESTATE_MAX_CHARS = 512
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a
+    character (a string within the bound is returned as it is)."""
+    return text.encode()[:max_bytes].decode(errors="ignore")

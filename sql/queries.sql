@@ -634,7 +634,7 @@ FROM (
 -- pagination on (created_at, id), which jobs_owner_created_idx serves in
 -- order, so a page costs the same however deep it is. A NULL filter is no
 -- filter: $2 states, $3 kinds, $4 created after, $5 created before, $6/$7
--- the last job of the previous page, $8 the page size.
+-- the last job of the previous page, $8 the page size, $9 error kinds.
 SELECT *
 FROM exportd.jobs
 WHERE owner = $1
@@ -643,6 +643,24 @@ WHERE owner = $1
   AND ($4::timestamptz IS NULL OR created_at > $4::timestamptz)
   AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
   AND ($6::timestamptz IS NULL OR (created_at, id) < ($6::timestamptz, $7::uuid))
+  AND ($9::text[] IS NULL OR error_kind = ANY($9::text[]))
+ORDER BY created_at DESC, id DESC
+LIMIT $8;
+
+-- name: api_list_all_jobs
+-- api_list_jobs over every owner, for the operator (the dashboard): the same
+-- parameters but $1, which is ignored (always NULL), and the same order,
+-- which jobs_created_idx serves. A statement of its own, not "$1 IS NULL OR
+-- owner = $1": a plan made for one case would serve the other badly.
+SELECT *
+FROM exportd.jobs
+WHERE $1::text IS NULL
+  AND ($2::text[] IS NULL OR state = ANY($2::text[]))
+  AND ($3::text[] IS NULL OR kind = ANY($3::text[]))
+  AND ($4::timestamptz IS NULL OR created_at > $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6::timestamptz, $7::uuid))
+  AND ($9::text[] IS NULL OR error_kind = ANY($9::text[]))
 ORDER BY created_at DESC, id DESC
 LIMIT $8;
 
@@ -800,6 +818,14 @@ WHERE ($1::text IS NULL OR owner = $1)
   AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
+
+-- name: jobs_outcomes
+-- The state and error kind of each job of $1 (the last jobs of a page of
+-- schedules, for the dashboard): one statement for the page, by primary key.
+-- A purged job is simply absent.
+SELECT id, state, error_kind, finished_at
+FROM exportd.jobs
+WHERE id = ANY($1::uuid[]);
 
 -- name: schedule_due
 -- The scheduler: up to $2 enabled schedules due at $1 (a row never started,
@@ -1277,3 +1303,114 @@ END
 -- An array as a JSON array (elements of the list types parquet columns
 -- take: numbers, booleans, strings and nulls; NaN and infinities as strings).
 array_to_json(/* column */)::text
+
+-- name: worker_announce
+-- A daemon's row (exportd/queue/workers.py): inserted at start, refreshed at
+-- each heartbeat by the same statement, so that a row pruned while its
+-- daemon stalled comes back at its next beat. The database's clock stamps
+-- the heartbeat: every daemon's row is judged by one clock.
+INSERT INTO exportd.workers
+    (id, version, host, pid, started_at, concurrency, heartbeat_seconds, last_heartbeat_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::float8, now())
+ON CONFLICT (id) DO UPDATE
+SET concurrency = EXCLUDED.concurrency,
+    heartbeat_seconds = EXCLUDED.heartbeat_seconds,
+    last_heartbeat_at = now();
+
+-- name: worker_retire
+-- A clean stop: the daemon's row goes.
+DELETE FROM exportd.workers WHERE id = $1 RETURNING id;
+
+-- name: workers_alive
+-- The daemons alive now: a heartbeat within three of the row's own intervals
+-- (exportd.queue.workers.STALE_BEATS). A handful of rows. The heartbeat's
+-- age is the database's clock's, as the heartbeat's time is.
+SELECT id, version, host, pid, started_at, concurrency, heartbeat_seconds, last_heartbeat_at,
+       greatest(extract(epoch FROM now() - last_heartbeat_at)::float8, 0) AS heartbeat_age
+FROM exportd.workers
+WHERE last_heartbeat_at > now() - make_interval(secs => 3 * heartbeat_seconds)
+ORDER BY started_at, id;
+
+-- name: workers_prune
+-- Maintenance: the rows no longer alive (the converse of workers_alive).
+DELETE FROM exportd.workers
+WHERE last_heartbeat_at <= now() - make_interval(secs => 3 * heartbeat_seconds)
+RETURNING id;
+
+-- name: jobs_running
+-- Every processing job with its progress as its last heartbeat wrote it, for
+-- GET /v1/workers and the dashboard's live view: one statement for all of
+-- them, read from the partial indexes on processing rows (as many rows as
+-- the daemons' concurrency, however long the history).
+SELECT id, owner, kind, worker_id, progress, rows_written, bytes_written, attempts,
+       max_attempts, started_at, lease_expires_at
+FROM exportd.jobs
+WHERE state = 'processing'
+ORDER BY started_at, id;
+
+-- name: overview_clock
+-- The overview's "now": the snapshot's transaction time, which every
+-- overview statement's now() also reads.
+SELECT now();
+
+-- name: overview_live
+-- Pending and processing jobs by state and kind; of the pending ones, how
+-- many are due and since when the oldest has been. An index-only scan of
+-- jobs_live_kind_idx: it costs what the backlog costs.
+SELECT state, kind, count(*) AS n,
+       count(*) FILTER (WHERE state = 'pending' AND run_after <= now()) AS ready,
+       min(run_after) FILTER (WHERE state = 'pending' AND run_after <= now()) AS oldest_ready_at
+FROM exportd.jobs
+WHERE state IN ('pending', 'processing')
+GROUP BY state, kind
+ORDER BY state, kind;
+
+-- name: overview_finished
+-- Jobs that finished within the last $1 seconds, by state and kind: an
+-- index-only scan of jobs_finished_kind_idx over the window alone.
+SELECT state, kind, count(*) AS n
+FROM exportd.jobs
+WHERE state IN ('completed', 'failed', 'cancelled', 'expired')
+  AND finished_at > now() - make_interval(secs => $1::float8)
+GROUP BY state, kind
+ORDER BY state, kind;
+
+-- name: overview_minutes
+-- Completions (those expired since included: they keep their finished_at)
+-- and failures for good, per minute over the last $1 minutes, the current
+-- one last; every minute present, zero when nothing ended in it. Minutes
+-- are cut in UTC, whatever the session's TimeZone.
+WITH minutes AS (
+    SELECT generate_series(date_trunc('minute', now(), 'UTC') - make_interval(mins => $1 - 1),
+                           date_trunc('minute', now(), 'UTC'),
+                           interval '1 minute') AS minute
+), ended AS (
+    SELECT date_trunc('minute', finished_at, 'UTC') AS minute,
+           count(*) FILTER (WHERE state IN ('completed', 'expired')) AS completed,
+           count(*) FILTER (WHERE state = 'failed') AS failed
+    FROM exportd.jobs
+    WHERE state IN ('completed', 'failed', 'cancelled', 'expired')
+      AND finished_at >= date_trunc('minute', now(), 'UTC') - make_interval(mins => $1 - 1)
+    GROUP BY 1
+)
+SELECT m.minute, coalesce(e.completed, 0) AS completed, coalesce(e.failed, 0) AS failed
+FROM minutes m
+LEFT JOIN ended e USING (minute)
+ORDER BY m.minute;
+
+-- name: overview_durations
+-- The exports completed within the last hour, by kind: how many, and the
+-- median and 95th percentile of their last attempt's duration in seconds.
+-- An index-only scan of jobs_finished_kind_idx (started_at is included).
+SELECT kind, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM finished_at - started_at)::float8) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (
+           ORDER BY extract(epoch FROM finished_at - started_at)::float8) AS p95
+FROM exportd.jobs
+WHERE state IN ('completed', 'failed', 'cancelled', 'expired')
+  AND state IN ('completed', 'expired')
+  AND finished_at > now() - interval '1 hour'
+  AND started_at IS NOT NULL
+GROUP BY kind
+ORDER BY kind;

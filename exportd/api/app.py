@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from exportd import limits
-from exportd.api import job_actions, middleware, pauses, routes, schedules
+from exportd.api import job_actions, middleware, pauses, routes, schedules, workers
 from exportd.api.context import CONTEXT, ApiContext
 from exportd.api.middleware import error_response
 from exportd.api.openapi import openapi_document
@@ -28,6 +28,7 @@ from exportd.errors import ExportError
 from exportd.metrics import CONTENT_TYPE
 from exportd.queue.stats import QueueStats
 from exportd.s3.objects import check_bucket
+from exportd.ui import app as ui_app
 
 # Readiness is probed every few seconds by every load balancer and kubelet;
 # checking the bucket that often would cost requests and add latency.
@@ -130,6 +131,8 @@ def build_app(ctx: ApiContext) -> web.Application:
     schedules.add_schedule_routes(app.router)
     job_actions.add_routes(app.router)
     pauses.add_pause_routes(app.router)
+    workers.add_worker_routes(app.router)
+    ui_app.mount(app, ctx)
     return app
 
 

@@ -13,6 +13,7 @@ from exportd.queue.postgres import PgJobStore
 from exportd.s3.client import S3Client
 from exportd.s3.presign import Presigner
 from exportd.settings.model import Settings
+from exportd.worker.breaker import BreakerStatus
 
 
 @dataclass
@@ -26,6 +27,10 @@ class ApiContext:
     # More readiness checks, each "ok" or why not (the storage breaker).
     extra_checks: Callable[[], dict[str, str]] = dict
     metrics: Metrics = field(default_factory=Metrics)
+    # This daemon's worker id, and its storage breaker's state (in-process: the
+    # dashboard is served by the daemon it describes); None outside a daemon.
+    worker_id: str | None = None
+    breaker: Callable[[], BreakerStatus | None] = lambda: None
     # Made on first use: it needs credentials, which a daemon may start without.
     presigner: Presigner | None = None
     _ready_at: float = field(default=0.0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from exportd import __version__, limits
-from exportd.api import openapi_pauses
+from exportd.api import openapi_pauses, openapi_workers
 from exportd.api.openapi_components import (
+    ERROR_KIND_PARAM,
     PAGE,
     SCHEMAS,
     STATE,
@@ -115,7 +116,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **SCHEDULE_SCHEMAS, **openapi_pauses.SCHEMAS},
+            "schemas": {
+                **SCHEMAS,
+                **SCHEDULE_SCHEMAS,
+                **openapi_pauses.SCHEMAS,
+                **openapi_workers.SCHEMAS,
+            },
         },
         "paths": {
             "/healthz": {
@@ -218,6 +224,7 @@ def openapi_document() -> dict[str, Any]:
                                 {**TS, **_QUERY_VALUE},
                                 f"Strictly before. {TS_RANGE}",
                             ),
+                            ERROR_KIND_PARAM,
                             *PAGE,
                             *_SCOPED,
                         ],
@@ -401,5 +408,6 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             **openapi_pauses.PATHS,
+            **openapi_workers.PATHS,
         },
     }

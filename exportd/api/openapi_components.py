@@ -98,6 +98,22 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# GET /v1/jobs: the jobs whose last error was of one of these kinds (a row may
+# hold any error_kind an application wrote, so any text is taken).
+ERROR_KIND_PARAM = param(
+    "error_kind",
+    "query",
+    {
+        "type": "array",
+        "items": bounded(limits.QUERY_VALUE_MAX_BYTES),
+        "maxItems": limits.QUERY_VALUES_MAX,
+    },
+    "Repeatable: the jobs whose error_kind is one of these.",
+    style="form",
+    explode=True,
+)
+
+
 _JOB = {
     "type": "object",
     "required": ["id", "owner", "kind", "params", "format", "state", "created_at"],

@@ -139,10 +139,21 @@ class ListQuery:
     created_before: datetime | None
     limit: int
     cursor: Cursor | None
+    error_kinds: list[str] | None = None
 
 
 _LIST_PARAMS = frozenset(
-    {"owner", "state", "kind", "created_after", "created_before", "limit", "cursor", "owner_scope"}
+    {
+        "owner",
+        "state",
+        "kind",
+        "error_kind",
+        "created_after",
+        "created_before",
+        "limit",
+        "cursor",
+        "owner_scope",
+    }
 )
 
 
@@ -231,6 +242,7 @@ def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> L
                 FieldError("state", f"unknown state {state!r}; one of {', '.join(STATES)}")
             )
     kinds = _repeated(multi, "kind", limits.KIND_MAX_BYTES, errors)
+    error_kinds = _repeated(multi, "error_kind", limits.QUERY_VALUE_MAX_BYTES, errors)
 
     bounds: dict[str, datetime | None] = {}
     for name in ("created_after", "created_before"):
@@ -248,5 +260,12 @@ def parse_list_query(multi: Mapping[str, Sequence[str]], scope: str | None) -> L
         raise RequestInvalid(errors)
     assert owner is not None
     return ListQuery(
-        owner, states, kinds, bounds["created_after"], bounds["created_before"], limit, cursor
+        owner,
+        states,
+        kinds,
+        bounds["created_after"],
+        bounds["created_before"],
+        limit,
+        cursor,
+        error_kinds,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Container
 from datetime import timedelta
 from typing import Any
 
@@ -128,6 +129,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         created_before=q.created_before,
         after=(cursor.created_at, cursor.id) if cursor else None,
         limit=q.limit + 1,
+        error_kinds=q.error_kinds,
     )
     page, more = rows[: q.limit], len(rows) > q.limit
     next_cursor = Cursor(page[-1]["created_at"], page[-1]["id"]).encode() if more else None
@@ -196,19 +198,36 @@ def _over_quota(job: NewJob, over: QuotaExceeded) -> web.Response:
     return response
 
 
-async def delete_job(request: web.Request) -> web.Response:
-    """Cancel a pending or processing job; delete a completed export's object."""
-    ctx = request.app[CONTEXT]
-    scope = _scope(request)
-    job_id = _job_id(request)
+_CANCEL_OR_DELETE = ("pending", "processing", "completed")
+
+
+async def cancel_or_delete(
+    ctx: ApiContext,
+    job_id: uuid.UUID,
+    scope: str | None,
+    states: Container[str] = _CANCEL_OR_DELETE,
+) -> tuple[str, Any]:
+    """Cancel a pending or processing job, or delete a completed export's object:
+    the job's state before, and its row after. Only a job in one of ``states``
+    is acted on, judged under its row lock (the dashboard's "cancel" never
+    deletes a job that completed meanwhile). Raises ApiError: 404 unknown or
+    outside ``scope``, 409 in any other state. The API and the dashboard both
+    act through it."""
     async with ctx.queue.locked_job(job_id) as locked:
         row: Any = locked.row
         if not _visible(row, scope):
             raise _not_found(str(job_id))
         state = row["state"]
+        if state not in states or state not in _CANCEL_OR_DELETE:
+            raise ApiError(
+                409,
+                "conflict",
+                f"job {job_id} is {state}: there is nothing to cancel or delete",
+                job=job_document(row),
+            )
         if state in ("pending", "processing"):
             row = await locked.cancel()
-        elif state == "completed":
+        else:  # completed
             # The object goes first, with the row locked: should S3 fail, the
             # job stays completed and downloadable and the caller retries.
             if row["object_key"]:
@@ -216,16 +235,16 @@ async def delete_job(request: web.Request) -> web.Response:
                     ctx.s3, ctx.settings.bucket(), row["object_key"], seconds=_DELETE_SECONDS
                 )
             row = await locked.expire()
-        else:
-            raise ApiError(
-                409,
-                "conflict",
-                f"job {job_id} is {state}: there is nothing to cancel or delete",
-                job=job_document(row),
-            )
     if state == "pending":
         # A running job is counted by the worker that stops it.
         ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
+    return state, row
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """Cancel a pending or processing job; delete a completed export's object."""
+    scope = _scope(request)
+    _, row = await cancel_or_delete(request.app[CONTEXT], _job_id(request), scope)
     return web.json_response(job_document(row))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -197,6 +198,9 @@ def main(
         local_postgres(state, embedded=embedded_postgres) as server_url,
     ):
         database_url = asyncio.run(_prepare_database(server_url, database))
+        # The dashboard opens with a token of this run only: a dev daemon on a
+        # shared machine has no open admin actions for anyone who finds its port.
+        ui_token = secrets.token_urlsafe(24)
         env = {
             "EXPORTD_DATABASE_URL": database_url,
             "EXPORTD_S3_BUCKET": DEV_BUCKET,
@@ -206,6 +210,7 @@ def main(
             "EXPORTD_DEFINITIONS": str(definitions_path),
             "EXPORTD_API_PORT": str(api_port),
             "EXPORTD_API_TOKENS": DEV_TOKEN,
+            "EXPORTD_UI_ADMIN_TOKENS": ui_token,
             "EXPORTD_LOG_FORMAT": "console",
         }
         env_file = state / "exportd.env"
@@ -222,6 +227,7 @@ exportd is running on embedded defaults (Ctrl-C stops it).
   database  {redact_url(database_url)}  (demo table exportd_demo.orders)
   S3        {s3_url}  bucket '{DEV_BUCKET}', files under {state / "s3"}
   API       http://127.0.0.1:{api_port}  (token: {DEV_TOKEN})
+  dashboard http://127.0.0.1:{api_port}/ui/  (admin token: {ui_token})
   settings  {env_file}
 
 In another terminal, export alice's orders and fetch the file:

@@ -1,5 +1,5 @@
 """The ``exportd`` command line: run, migrate, check, enqueue, status, retry,
-schedule, pause, resume, dev."""
+schedule, pause, resume, workers, dev."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from exportd import __version__
-from exportd.cli import pauses, schedules
+from exportd.cli import pauses, schedules, workers
 from exportd.cli.exits import EXIT_USAGE, CliError
 from exportd.cli.options import parse_options
 from exportd.queue.enqueue import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("job_id")
     pauses.add_parsers(sub)
+    workers.add_parser(sub)
 
     dev = sub.add_parser(
         "dev",
@@ -200,4 +201,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _retry(settings, args.job_id)
     if args.command in ("pause", "resume"):
         return pauses.main(settings, args)
+    if args.command == "workers":
+        return workers.main(settings, args)
     raise CliError(f"unknown command {args.command!r}", EXIT_USAGE)

@@ -19,6 +19,7 @@ import structlog
 from exportd import database
 from exportd.api.app import start_api
 from exportd.api.context import ApiContext
+from exportd.daemon import presence
 from exportd.daemon.supervision import probe_storage, watchdog
 from exportd.daemon.systemd import Notifier, watchdog_interval
 from exportd.daemon.webhooks import webhook_config, webhook_deliverer
@@ -34,6 +35,7 @@ from exportd.maintenance.retention import Retention
 from exportd.maintenance.scheduler import Scheduler
 from exportd.maintenance.uploads_sweep import UploadsSweep
 from exportd.maintenance.webhook_purge import WebhookPurge
+from exportd.maintenance.workers_prune import WorkersPrune
 from exportd.metrics import Metrics
 from exportd.queue.backoff import BackoffPolicy
 from exportd.queue.listener import Listener
@@ -227,6 +229,7 @@ async def serve(
             UploadsSweep(queue, s3, bucket, settings.s3_prefix, settings.orphan_upload_age),
             _scheduler(queue, definitions, settings),
             WebhookPurge(queue, settings.history_retention.total_seconds()),
+            WorkersPrune(queue),
         ]
         deliverer = webhook_deliverer(
             hooks, definitions, await queue_pool(2), metrics, worker.worker_id
@@ -252,6 +255,8 @@ async def serve(
             draining=lambda: worker.stopping,
             extra_checks=lambda: {"storage_breaker": breaker.readiness()},
             metrics=metrics,
+            worker_id=worker.worker_id,
+            breaker=breaker.status,
         )
         try:
             runner, port = await start_api(api_ctx, settings.api_host, settings.api_port)
@@ -316,6 +321,7 @@ async def serve(
 
         daemon.stop_within = stop_within
         await asyncio.sleep(0)  # the worker loop is running: now say so
+        background.append(presence.start(queue, worker.worker_id, settings.concurrency, worker))
         notifier.ready(f"serving on port {port}")
         if on_started is not None:
             on_started(daemon)
@@ -333,6 +339,7 @@ async def serve(
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await presence.retire(queue, worker.worker_id, SHUTDOWN_BOUND)
             log.info("daemon_stopped", worker_id=worker.worker_id)
 
 

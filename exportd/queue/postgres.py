@@ -21,7 +21,7 @@ import structlog
 
 from exportd.errors import ErrorKind
 from exportd.metrics import QueueSnapshot
-from exportd.queue import pauses, reads, requeue, upkeep
+from exportd.queue import pauses, reads, requeue, upkeep, workers
 from exportd.queue.claim import Claims
 from exportd.queue.completion import Completions
 from exportd.queue.enqueue import Enqueued, NewJob, enqueue, quota_decision
@@ -29,11 +29,13 @@ from exportd.queue.interface import Commit, Completing
 from exportd.queue.job import ExportResult, Heartbeat, Job, JobState, LetGo, UploadRef
 from exportd.queue.locked_job import LockedJob, locked_job
 from exportd.queue.outbox import ATTEMPTS_SHOWN, deliveries_of
+from exportd.queue.overview import FINISHED_WINDOW_SECONDS, Overview, read_overview
 from exportd.queue.pauses import Pause
 from exportd.queue.requeue import Attempt
 from exportd.queue.row_by_row import per_row_on_failure, row_error
 from exportd.queue.schedules import ScheduleRound, ScheduleStore, schedule_round
 from exportd.queue.sql import queries
+from exportd.queue.workers import JobProgress, WorkerIdentity, WorkerStatus
 from exportd.queue.zones import ZoneNames
 from exportd.quotas import Quota
 
@@ -196,7 +198,7 @@ class PgJobStore:
 
     async def list_jobs(
         self,
-        owner: str,
+        owner: str | None,
         *,
         states: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
@@ -204,8 +206,10 @@ class PgJobStore:
         created_before: datetime | None = None,
         after: tuple[datetime, uuid.UUID] | None = None,
         limit: int,
+        error_kinds: Sequence[str] | None = None,
     ) -> list[asyncpg.Record]:
-        """A page of ``owner``'s jobs, newest first (``reads.list_jobs``)."""
+        """A page of ``owner``'s jobs (every owner's: None), newest first
+        (``reads.list_jobs``)."""
         return await reads.list_jobs(
             self._api_pool,
             owner,
@@ -215,6 +219,7 @@ class PgJobStore:
             created_before=created_before,
             after=after,
             limit=limit,
+            error_kinds=error_kinds,
         )
 
     def locked_job(self, job_id: uuid.UUID) -> AbstractAsyncContextManager[LockedJob]:
@@ -306,3 +311,30 @@ class PgJobStore:
     async def paused_kinds(self) -> list[Pause]:
         """Every pause (``pauses.pauses``)."""
         return await pauses.pauses(self._api_pool)
+
+    # --- The daemons alive and the operator's overview (queue.workers, queue.overview) ---
+
+    async def announce_worker(self, identity: WorkerIdentity) -> None:
+        """Register the daemon, or refresh its heartbeat (``workers.announce``), on the
+        heartbeats' connections: a busy pool never makes a live daemon look dead."""
+        await workers.announce(self._heartbeat_pool, identity)
+
+    async def retire_worker(self, worker_id: str) -> bool:
+        """Delete the daemon's row at a clean stop; whether there was one."""
+        return await workers.retire(self._pool, worker_id)
+
+    async def prune_workers(self) -> int:
+        """Delete the rows of daemons no longer alive (``workers.prune``); how many."""
+        return await workers.prune(self._pool)
+
+    async def workers(self) -> list[WorkerStatus]:
+        """The daemons alive now, each with the jobs it runs (``workers.alive``)."""
+        return await workers.alive(self._api_pool)
+
+    async def running_jobs(self) -> list[JobProgress]:
+        """Every processing job with its progress, in one statement (``workers.running_jobs``)."""
+        return await workers.running_jobs(self._api_pool)
+
+    async def overview(self, finished_window_seconds: float = FINISHED_WINDOW_SECONDS) -> Overview:
+        """The queue's figures for the dashboard, in one snapshot (``overview.read_overview``)."""
+        return await read_overview(self._api_pool, finished_window_seconds)

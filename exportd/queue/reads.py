@@ -21,7 +21,7 @@ async def job(pool: asyncpg.Pool, job_id: uuid.UUID) -> asyncpg.Record | None:
 
 async def list_jobs(
     pool: asyncpg.Pool,
-    owner: str,
+    owner: str | None,
     *,
     states: Sequence[str] | None,
     kinds: Sequence[str] | None,
@@ -29,12 +29,16 @@ async def list_jobs(
     created_before: datetime | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    error_kinds: Sequence[str] | None = None,
 ) -> list[asyncpg.Record]:
-    """Up to ``limit`` of ``owner``'s jobs, newest first (created_at, then id), that
-    come after ``after`` (the (created_at, id) of the last job of the previous
-    page) in that order; a None filter is no filter, bounds are exclusive."""
+    """Up to ``limit`` of ``owner``'s jobs (of every owner: None, for the operator),
+    newest first (created_at, then id), that come after ``after`` (the
+    (created_at, id) of the last job of the previous page) in that order; a
+    None filter is no filter, bounds are exclusive. ``error_kinds`` keeps the
+    jobs whose last error was of one of those kinds."""
+    statement = "api_list_jobs" if owner is not None else "api_list_all_jobs"
     rows: list[asyncpg.Record] = await pool.fetch(
-        queries()["api_list_jobs"],
+        queries()[statement],
         owner,
         None if states is None else list(states),
         None if kinds is None else list(kinds),
@@ -43,6 +47,7 @@ async def list_jobs(
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        None if error_kinds is None else list(error_kinds),
     )
     return rows
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +100,15 @@ class ScheduleStore:
             limit,
         )
         return rows
+
+    async def last_jobs(self, rows: Sequence[asyncpg.Record]) -> dict[uuid.UUID, asyncpg.Record]:
+        """The state, error kind and end of each schedule's last job (``last_job_id``),
+        by job id, in one statement; a job purged since is absent."""
+        ids = [r["last_job_id"] for r in rows if r["last_job_id"] is not None]
+        if not ids:
+            return {}
+        found = await self._pool.fetch(queries()["jobs_outcomes"], ids)
+        return {r["id"]: r for r in found}
 
     async def delete(self, schedule_id: uuid.UUID, owner: str | None) -> bool:
         """Delete the schedule (only ``owner``'s, unless None); False when there is none."""

@@ -17,6 +17,7 @@ from exportd.export.keys import check_prefix
 from exportd.limits import MAX_ROW_BYTES_CEILING, MAX_ROW_BYTES_DEFAULT, MAX_ROW_BYTES_FLOOR
 from exportd.settings.files import FilesSettings, endpoint_url
 from exportd.settings.tracing import TracingSettings
+from exportd.settings.ui import UiSettings
 from exportd.settings.webhooks import WebhookSettings
 
 MIB = 1024 * 1024
@@ -38,7 +39,7 @@ def _check_postgres_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings, WebhookSettings, FilesSettings, TracingSettings):
+class Settings(BaseSettings, WebhookSettings, FilesSettings, TracingSettings, UiSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXPORTD_",
         env_file=".env",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from exportd.errors import STORAGE_OUTAGES, ErrorKind
@@ -29,6 +30,21 @@ from exportd.errors import STORAGE_OUTAGES, ErrorKind
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    """The breaker as the dashboard shows it: ``state``, the consecutive storage
+    ``failures`` counted towards ``threshold``, the last failure's ``reason``
+    (None once closed), for how many seconds it has been open (None: closed),
+    and how many times it has opened since the daemon started."""
+
+    state: BreakerState
+    failures: int
+    threshold: int
+    reason: str | None
+    open_seconds: float | None
+    times_opened: int
 
 
 class StorageBreaker:
@@ -78,6 +94,18 @@ class StorageBreaker:
         self.opened_at = None
         self.opened.clear()
         return was_open
+
+    def status(self) -> BreakerStatus:
+        """A copy of the breaker's state now (it lives in this process only)."""
+        opened = self.opened_at
+        return BreakerStatus(
+            self.state,
+            self._failures,
+            self.threshold,
+            self.reason,
+            None if opened is None else max(0.0, self._clock() - opened),
+            self.times_opened,
+        )
 
     def readiness(self) -> str:
         """The breaker as a /readyz check: "ok", or why claims are stopped."""

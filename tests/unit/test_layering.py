@@ -51,6 +51,14 @@ PURE = [
     "webhooks/payload",
     "webhooks/policy",
     "webhooks/targets",
+    # The dashboard's decisions: who a token is, a session, a login's bound,
+    # numbers and the chart as shown, the jobs page's filters.
+    "ui/tokens",
+    "ui/sessions",
+    "ui/throttle",
+    "ui/present",
+    "ui/charts",
+    "ui/filters",
 ]
 NO_DRIVER = [
     "worker/loop",
@@ -142,6 +150,9 @@ FORBIDDEN = [
     # run a job or touch its object. The event's data is the job as the API shows
     # it: the daemon hands the deliverer api.views' document function.
     ("webhooks", {"worker", "export", "s3", "api", "cli", "daemon", "maintenance"}),
+    # The dashboard reads what the API reads, through the same queue interface
+    # and the API's own actions: never a job's run, its object or its SQL.
+    ("ui", {"worker", "export", "s3", "cli", "daemon", "maintenance"}),
 ]
 # Nothing on a job's path depends on its webhooks: they only read what happened.
 FORBIDDEN = [
@@ -154,7 +165,14 @@ FORBIDDEN = [
 # key with it rather than restating the layout.
 # The worker hands a job to the export engine through its Protocol
 # (export.interface), never the engine itself.
-ALLOWED = {("api", "exportd.export.keys"), ("worker", "exportd.export.interface")}
+# The dashboard, served by the daemon it describes, shows its storage breaker:
+# the API reads the breaker's state (worker.breaker, a pure module), never
+# changes it.
+ALLOWED = {
+    ("api", "exportd.export.keys"),
+    ("worker", "exportd.export.interface"),
+    ("api", "exportd.worker.breaker"),
+}
 
 
 @pytest.mark.parametrize(("package", "forbidden"), FORBIDDEN, ids=[p for p, _ in FORBIDDEN])

@@ -215,8 +215,17 @@ async def test_listing_pages_through_an_owners_jobs_newest_first(
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["first-page", "with-cursor"])
+@pytest.mark.parametrize(
+    ("statement", "owner", "index"),
+    [
+        ("api_list_jobs", "owner_7", "jobs_owner_created_idx"),
+        # The operator's list, every owner's jobs (the dashboard's).
+        ("api_list_all_jobs", None, "jobs_created_idx"),
+    ],
+    ids=["owner", "every-owner"],
+)
 async def test_a_page_is_read_in_index_order_without_sorting(
-    conn: asyncpg.Connection, deep: bool
+    conn: asyncpg.Connection, deep: bool, statement: str, owner: str | None, index: str
 ) -> None:
     await conn.execute(
         "INSERT INTO exportd.jobs (owner, kind, state, created_at)"
@@ -228,20 +237,21 @@ async def test_a_page_is_read_in_index_order_without_sorting(
     await conn.execute("SET plan_cache_mode = force_generic_plan")
     cursor = (datetime.now(UTC), uuid.uuid4()) if deep else (None, None)
     [plan] = await conn.fetchval(
-        "EXPLAIN (FORMAT JSON) " + queries()["api_list_jobs"],
-        "owner_7",
+        "EXPLAIN (FORMAT JSON) " + queries()[statement],
+        owner,
         ["completed"],
         None,
         None,
         None,
         *cursor,
         51,
+        None,
     )
     # The LIMIT reads straight off the index: no sort of the owner's jobs.
     limit = plan["Plan"]
     [scan] = limit["Plans"]
     assert (limit["Node Type"], scan["Node Type"]) == ("Limit", "Index Scan"), plan
-    assert scan["Index Name"] == "jobs_owner_created_idx"
+    assert scan["Index Name"] == index
 
 
 async def test_listing_filters_by_state_kind_and_creation_time(
@@ -265,6 +275,8 @@ async def test_listing_filters_by_state_kind_and_creation_time(
     assert await listed("state=pending&state=cancelled&kind=orders") == {old, recent, cancelled}
     assert await listed("created_before=2025-01-01T00:00:00Z") == {old}
     assert await listed("created_after=2025-01-01T00:00:00%2B01:00&kind=everything") == {other_kind}
+    assert await listed("error_kind=cancelled") == {cancelled}
+    assert await listed("error_kind=timeout&error_kind=cancelled&kind=everything") == set()
 
 
 async def test_listing_reports_every_bad_parameter(api: str) -> None:

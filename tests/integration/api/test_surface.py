@@ -156,7 +156,10 @@ def _aiohttp_routes(ctx: ApiContext) -> set[tuple[str, str]]:
     return {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        # The dashboard's pages are HTML for people, not the API (docs/operations.md).
+        and not route.resource.canonical.startswith("/ui")
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,21 @@ async def dev_database(admin_url: str) -> AsyncIterator[str]:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+async def dashboard_opens(output: str, port: int) -> None:
+    """The dashboard's address and token are printed, and the token logs in."""
+    found = re.search(r"dashboard (http://\S+/ui/)  \(admin token: (\S+)\)", output)
+    assert found, output
+    assert found.group(1) == f"http://127.0.0.1:{port}/ui/"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as session,
+        session.post(
+            f"{found.group(1)}login", data={"token": found.group(2)}, allow_redirects=False
+        ) as response,
+    ):
+        assert response.status == 303
 
 
 async def run_dev_and_export(tmp_path: Path, database: str, *extra: str) -> str:
@@ -65,6 +81,7 @@ async def run_dev_and_export(tmp_path: Path, database: str, *extra: str) -> str:
             raise AssertionError(f"{exc}; exit code {proc.poll()}; dev.log ends:\n{tail}") from None
         output = (tmp_path / "dev.log").read_text()
         assert "enqueue orders --owner alice" in output
+        await dashboard_opens(output, port)
         enqueue = await exportd(
             "--env-file",
             str(state / "exportd.env"),

@@ -35,6 +35,12 @@ def test_wheel_ships_sql_and_demo_files(tmp_path: Path) -> None:
     for migration in (ROOT / "sql" / "migrations").glob("*.sql"):
         assert f"exportd/sql/migrations/{migration.name}" in names
     assert {"exportd/demo/definitions.toml", "exportd/demo/data.sql"} <= names
+    # The dashboard's templates and assets: the daemon serves them from the package.
+    ui = ROOT / "exportd" / "ui"
+    shipped = [*ui.glob("templates/*.html"), *ui.glob("static/*")]
+    assert len(shipped) > 5
+    for path in shipped:
+        assert f"exportd/ui/{path.relative_to(ui).as_posix()}" in names
     assert not any(name.startswith("tests/") for name in names)
 
     # Installed from the wheel, the package finds its SQL inside itself.

@@ -110,3 +110,27 @@ async def test_storage_failures_of_jobs_open_the_breaker_and_count_it() -> None:
     assert len(store.ready) == 1
     assert metrics.value("exportd_storage_breaker_opened_total") == 1
     assert "UploadPart" in breaker.readiness()
+
+
+def test_status_reads_the_breaker_as_the_dashboard_shows_it() -> None:
+    now = [100.0]
+    breaker = StorageBreaker(2, clock=lambda: now[0])
+    breaker.record(ErrorKind.STORAGE_UNAVAILABLE, "503 SlowDown")
+    closed = breaker.status()
+    assert (closed.state, closed.failures, closed.threshold) == (BreakerState.CLOSED, 1, 2)
+    assert (closed.open_seconds, closed.times_opened) == (None, 0)
+
+    breaker.record(ErrorKind.STORAGE_UNAVAILABLE, "connection refused")
+    now[0] = 112.5
+    opened = breaker.status()
+    assert (opened.state, opened.failures, opened.reason) == (
+        BreakerState.OPEN,
+        2,
+        "connection refused",
+    )
+    assert (opened.open_seconds, opened.times_opened) == (12.5, 1)
+
+    breaker.record_success()
+    assert breaker.status().state is BreakerState.CLOSED
+    assert breaker.status().reason is None
+    assert breaker.status().times_opened == 1

@@ -1,0 +1,192 @@
+"""Who may see the dashboard and act from it: login, sessions, CSRF, headers.
+
+- Closed unless ``EXPORTD_UI_TOKENS`` or ``EXPORTD_UI_ADMIN_TOKENS`` is set:
+  with neither, every page answers 404 saying how to open it. No page is
+  ever open without a token, loopback or not: an address says nothing of
+  who is behind a proxy on the same host.
+- A login form exchanges a token for a signed session cookie (``sessions``):
+  ``HttpOnly``, ``SameSite=Strict``, ``Path=/ui``, ``Max-Age`` the session's
+  life, and ``Secure`` when the request came over https (by its own
+  transport, or by ``X-Forwarded-Proto`` when ``EXPORTD_UI_TRUST_FORWARDED_PROTO``).
+- Failed logins are bounded (``throttle``): 429 past them, no compare made.
+- Every POST but the login carries its session's CSRF token (403 without).
+- Every answer carries the security headers: a Content-Security-Policy that
+  allows only the daemon's own scripts and styles (no inline script at all),
+  no framing, no sniffing, no referrer beyond the origin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+import structlog
+from aiohttp import web
+
+from exportd.ui.render import SESSION, UI, UiState, render, session_of
+from exportd.ui.sessions import COOKIE_NAME, Session, csrf_ok, decode, encode, new_session
+from exportd.ui.tokens import PRESENTED_MAX_BYTES, match
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_log = structlog.get_logger("exportd.ui")
+
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    # Pages show jobs and carry a CSRF token: never kept by a shared cache.
+    "Cache-Control": "no-store",
+}
+_OPEN_PATHS = ("/ui/login", "/ui/static/")
+
+
+def is_https(request: web.Request, trust_forwarded: bool) -> bool:
+    """Whether the browser reached us over https: the connection's own scheme, or,
+    only when trusted, the first X-Forwarded-Proto a proxy set."""
+    if request.secure:
+        return True
+    if not trust_forwarded:
+        return False
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # a redirect
+            exc.headers.update(HEADERS)
+            raise
+        # An error is a page too, with the headers: never the API's JSON.
+        response = render(
+            request, "error.html", status=exc.status, title=exc.reason, message=exc.text or ""
+        )
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _login_redirect(request: web.Request) -> web.HTTPException:
+    target = request.path_qs if request.method == "GET" else "/ui/"
+    return web.HTTPSeeOther("/ui/login?" + urlencode({"next": target}))
+
+
+@web.middleware
+async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the request's session, or send it to the login form; check CSRF on POSTs."""
+    state = request.config_dict[UI]
+    if not state.open:
+        return render(request, "closed.html", status=404)
+    if request.path.startswith(_OPEN_PATHS):
+        return await handler(request)
+    raw = request.cookies.get(COOKIE_NAME, "")
+    session = decode(raw, state.key, time.time()) if raw else None
+    if session is None or not session.still_valid(state.tokens):
+        if request.path == "/ui/live":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        raise _login_redirect(request)
+    bound = SESSION.set(session)
+    try:
+        return await _checked(request, handler, state, session)
+    finally:
+        SESSION.reset(bound)
+
+
+async def _checked(
+    request: web.Request, handler: Handler, state: UiState, session: Session
+) -> web.StreamResponse:
+    """The handler, once a POST's form carries its session's CSRF token (403 without)."""
+    if request.method == "POST":
+        form = await request.post()
+        presented = form.get("csrf")
+        if not isinstance(presented, str) or not csrf_ok(session, state.key, presented):
+            _log.warning("ui_csrf_refused", path=request.path, token=session.fingerprint)
+            return render(
+                request,
+                "error.html",
+                status=403,
+                title="Refused",
+                message="This form did not come from this dashboard session (CSRF check failed). "
+                "Reload the page and try again.",
+            )
+    return await handler(request)
+
+
+def _next_target(raw: str | None) -> str:
+    # Only a page of the dashboard: never another site (an open redirect).
+    if raw and raw.startswith("/ui/") and not raw.startswith("/ui//") and "\\" not in raw:
+        return raw
+    return "/ui/"
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return render(request, "login.html", next=_next_target(request.query.get("next")), error=None)
+
+
+async def login(request: web.Request) -> web.Response:
+    state: UiState = request.config_dict[UI]
+    form = await request.post()
+    raw_next = form.get("next")
+    target = _next_target(raw_next if isinstance(raw_next, str) else None)
+    client = request.remote or "unknown"
+    now = time.monotonic()
+    wait = state.throttle.retry_after(client, now)
+    if wait is not None:
+        response = render(
+            request,
+            "login.html",
+            status=429,
+            next=target,
+            error=f"Too many failed logins: try again in {int(wait) + 1} s.",
+        )
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    presented = form.get("token")
+    token = None
+    if isinstance(presented, str) and len(presented) <= PRESENTED_MAX_BYTES:
+        token = match(presented.strip(), state.tokens)
+    if token is None:
+        state.throttle.failed(client, now)
+        _log.warning("ui_login_failed", remote=client)
+        return render(request, "login.html", status=401, next=target, error="Unknown token.")
+    session = new_session(token, time.time(), state.ttl_seconds)
+    _log.info(
+        "ui_login", token=token.fingerprint, role=token.role, owner=token.owner, remote=client
+    )
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        COOKIE_NAME,
+        encode(session, state.key),
+        max_age=int(state.ttl_seconds),
+        path="/ui",
+        httponly=True,
+        samesite="Strict",
+        secure=is_https(request, state.trust_forwarded_proto),
+    )
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = session_of(request)
+    if session is not None:
+        _log.info("ui_logout", token=session.fingerprint)
+    response = web.HTTPSeeOther("/ui/login")
+    response.del_cookie(COOKIE_NAME, path="/ui")
+    raise response
+
+
+def require_admin(request: web.Request) -> None:
+    """403 for a read-only session: the server refuses an action whatever the page showed."""
+    session = session_of(request)
+    if session is None or not session.admin:
+        raise web.HTTPForbidden(
+            text="This dashboard session is read-only: actions need a token of "
+            "EXPORTD_UI_ADMIN_TOKENS.",
+        )

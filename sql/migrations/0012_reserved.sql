@@ -1,0 +1,2 @@
+-- exportd schema, version 12: reserved (no change).
+SELECT 1;
