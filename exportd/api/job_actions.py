@@ -18,7 +18,7 @@ from aiohttp import web
 
 from exportd.api.context import CONTEXT
 from exportd.api.middleware import ApiError
-from exportd.api.routes import _job_id, _location, _not_found, _scope, _visible
+from exportd.api.routes import _job_id, _location, _not_found, _scope, cancel_or_delete
 from exportd.api.views import job_document, runs_document
 from exportd.queue.requeue import LiveDuplicate, RetryRefused
 
@@ -78,26 +78,14 @@ async def cancel_job(request: web.Request) -> web.Response:
     unknown; 409 ``not_cancellable`` in any other state, with the job as it is.
     A processing job's worker sees the cancel at its next heartbeat, stops and
     aborts its upload."""
-    ctx = request.app[CONTEXT]
     scope = _scope(request)
-    job_id = _job_id(request)
-    async with ctx.queue.locked_job(job_id) as locked:
-        row: Any = locked.row
-        if not _visible(row, scope):
-            raise _not_found(str(job_id))
-        state = row["state"]
-        if state not in ("pending", "processing"):
-            raise ApiError(
-                409,
-                "not_cancellable",
-                f"job {job_id} is {state}: only a pending or processing job can be cancelled",
-                job=job_document(row),
-                state=state,
-            )
-        row = await locked.cancel()
-    if state == "pending":
-        # A running job is counted by the worker that stops it.
-        ctx.metrics.jobs_cancelled.labels(row["kind"]).inc()
+    state, row = await cancel_or_delete(
+        request.app[CONTEXT],
+        _job_id(request),
+        scope,
+        states=("pending", "processing"),
+        refusal="not_cancellable",
+    )
     _log.info(
         "job_cancelled",
         job_id=str(row["id"]),

@@ -206,13 +206,14 @@ async def cancel_or_delete(
     job_id: uuid.UUID,
     scope: str | None,
     states: Container[str] = _CANCEL_OR_DELETE,
+    refusal: str = "conflict",
 ) -> tuple[str, Any]:
     """Cancel a pending or processing job, or delete a completed export's object:
     the job's state before, and its row after. Only a job in one of ``states``
     is acted on, judged under its row lock (the dashboard's "cancel" never
     deletes a job that completed meanwhile). Raises ApiError: 404 unknown or
-    outside ``scope``, 409 in any other state. The API and the dashboard both
-    act through it."""
+    outside ``scope``, 409 ``refusal`` (with ``state`` and ``job``) in any other
+    state. The API and the dashboard both act through it."""
     async with ctx.queue.locked_job(job_id) as locked:
         row: Any = locked.row
         if not _visible(row, scope):
@@ -221,9 +222,11 @@ async def cancel_or_delete(
         if state not in states or state not in _CANCEL_OR_DELETE:
             raise ApiError(
                 409,
-                "conflict",
-                f"job {job_id} is {state}: there is nothing to cancel or delete",
+                refusal,
+                f"job {job_id} is {state}: there is nothing to "
+                + ("cancel" if refusal == "not_cancellable" else "cancel or delete"),
                 job=job_document(row),
+                state=state,
             )
         if state in ("pending", "processing"):
             row = await locked.cancel()
