@@ -65,9 +65,11 @@ def test_each_worker_gets_its_own_running_jobs_and_no_other() -> None:
         "concurrency": 2,
         "heartbeat_seconds": 10.0,
         "last_heartbeat_at": AS_OF,
+        "heartbeat_age": 1.5,
     }
     a, b, orphan = _job("a"), _job("b"), _job("gone")
 
     found = with_running([worker | {"id": "a"}, worker | {"id": "b"}], [a, orphan, b])
 
     assert [(w.worker_id, w.running) for w in found] == [("a", (a,)), ("b", (b,))]
+    assert found[0].heartbeat_age_seconds == 1.5
