@@ -1,2 +1,0 @@
--- exportd schema, version 12: reserved (no change).
-SELECT 1;
