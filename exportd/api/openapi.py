@@ -23,43 +23,21 @@ from exportd.api.openapi_components import (
     param,
     ref,
 )
+from exportd.api.openapi_operations import (
+    INVALID,
+    JOB_ACTION_PATHS,
+    JOB_ID,
+    NOT_FOUND,
+    OWNER,
+    SCOPED,
+    UNAUTHORIZED,
+    error_answer,
+    json_answer,
+    v1,
+)
 from exportd.api.openapi_schedules import SCHEDULE_SCHEMAS, schedule_paths
 
-
-def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-        **extra,
-    }
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(ref("Error"), description)
-
-
-_OWNER = bounded(limits.OWNER_MAX_BYTES)
-_ONE_OWNER = " Given more than once, every value must be the same owner (else 400)."
-_SCOPE_HEADER = param(
-    "X-Exportd-Owner",
-    "header",
-    _OWNER,
-    "Act for this owner only: other owners' jobs are answered 404." + _ONE_OWNER,
-)
-_SCOPE_QUERY = param(
-    "owner_scope",
-    "query",
-    _OWNER,
-    "The owner scope, for callers that cannot set a header." + _ONE_OWNER,
-)
 _QUERY_VALUE = {"maxLength": limits.QUERY_VALUE_MAX_BYTES}
-_JOB_ID = param("id", "path", {"type": "string", "format": "uuid"})
-_SCOPED = [_SCOPE_HEADER, _SCOPE_QUERY]
-
-_UNAUTHORIZED = _error("No valid bearer token.")
-_UNAVAILABLE = _error("The database or the bucket does not answer; retry after Retry-After.")
-_NOT_FOUND = _error("No such job (or another owner's, under an owner scope).")
-_INVALID = _error("The request is invalid; `errors` lists every problem.")
 
 # A kind's job options, as GET /v1/kinds shows them.
 _KIND_OPTIONS = {
@@ -88,7 +66,7 @@ _KIND_QUOTA = {
         "per_seconds": {"type": "number"},
     },
 }
-_QUOTA_EXCEEDED = _json(
+_QUOTA_EXCEEDED = json_answer(
     ref("Error"),
     "The owner has had the kind's quota of jobs in its window (`error` is "
     "quota_exceeded); `retry_at` says when the job can be asked for again.",
@@ -99,11 +77,6 @@ _QUOTA_EXCEEDED = _json(
         }
     },
 )
-
-
-def _v1(operation: dict[str, Any], *statuses: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    responses = {"401": _UNAUTHORIZED, "503": _UNAVAILABLE, **dict(statuses)}
-    return {**operation, "security": [{"bearer": []}], "responses": responses}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -129,8 +102,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Liveness: the process and its worker loop run.",
                     "security": [],
                     "responses": {
-                        "200": _json({"type": "object", "required": ["status"]}, "Alive."),
-                        "503": _error("The worker loop stopped."),
+                        "200": json_answer({"type": "object", "required": ["status"]}, "Alive."),
+                        "503": error_answer("The worker loop stopped."),
                     },
                 }
             },
@@ -139,7 +112,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Readiness: database and bucket reachable, not draining.",
                     "security": [],
                     "responses": {
-                        "200": _json(
+                        "200": json_answer(
                             {
                                 "type": "object",
                                 "required": ["status", "checks"],
@@ -152,7 +125,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "Ready.",
                         ),
-                        "503": _error("Not ready; `checks` says which check failed."),
+                        "503": error_answer("Not ready; `checks` says which check failed."),
                     },
                 }
             },
@@ -165,7 +138,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "Metrics.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         },
-                        "401": _UNAUTHORIZED,
+                        "401": UNAUTHORIZED,
                     },
                 }
             },
@@ -174,20 +147,20 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "This document.",
                     "security": [{"bearer": []}],
                     "responses": {
-                        "200": _json({"type": "object"}, "The OpenAPI document."),
-                        "401": _UNAUTHORIZED,
+                        "200": json_answer({"type": "object"}, "The OpenAPI document."),
+                        "401": UNAUTHORIZED,
                     },
                 }
             },
             "/v1/jobs": {
-                "get": _v1(
+                "get": v1(
                     {
                         "summary": "An owner's jobs, newest first, a page at a time.",
                         "parameters": [
                             param(
                                 "owner",
                                 "query",
-                                _OWNER,
+                                OWNER,
                                 "Required unless the request has an owner scope.",
                             ),
                             param(
@@ -226,12 +199,12 @@ def openapi_document() -> dict[str, Any]:
                             ),
                             ERROR_KIND_PARAM,
                             *PAGE,
-                            *_SCOPED,
+                            *SCOPED,
                         ],
                     },
                     (
                         "200",
-                        _json(
+                        json_answer(
                             {
                                 "type": "object",
                                 "required": ["jobs", "next_cursor"],
@@ -243,12 +216,12 @@ def openapi_document() -> dict[str, Any]:
                             "One page; next_cursor is null on the last.",
                         ),
                     ),
-                    ("400", _INVALID),
+                    ("400", INVALID),
                 ),
-                "post": _v1(
+                "post": v1(
                     {
                         "summary": "Enqueue an export.",
-                        "parameters": [*_SCOPED, *TRACE_HEADERS],
+                        "parameters": [*SCOPED, *TRACE_HEADERS],
                         "requestBody": {
                             "required": True,
                             "content": {"application/json": {"schema": ref("NewJob")}},
@@ -256,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     (
                         "202",
-                        _json(
+                        json_answer(
                             ref("Job"),
                             "Enqueued.",
                             headers={
@@ -267,91 +240,53 @@ def openapi_document() -> dict[str, Any]:
                             },
                         ),
                     ),
-                    ("400", _INVALID),
-                    ("409", _error("A live job with this dedupe_key exists; it is in `job`.")),
+                    ("400", INVALID),
+                    (
+                        "409",
+                        error_answer("A live job with this dedupe_key exists; it is in `job`."),
+                    ),
                     ("429", _QUOTA_EXCEEDED),
                     (
                         "413",
-                        _error(f"The body is over {limits.REQUEST_BODY_MAX_BYTES} bytes."),
+                        error_answer(f"The body is over {limits.REQUEST_BODY_MAX_BYTES} bytes."),
                     ),
                 ),
             },
             "/v1/jobs/{id}": {
-                "get": _v1(
+                "get": v1(
                     {
                         "summary": "A job; when completed, with a fresh download_url.",
-                        "parameters": [_JOB_ID, *_SCOPED],
+                        "parameters": [JOB_ID, *SCOPED],
                     },
-                    ("200", _json(ref("Job"), "The job.")),
-                    ("400", _INVALID),
-                    ("404", _NOT_FOUND),
+                    ("200", json_answer(ref("Job"), "The job.")),
+                    ("400", INVALID),
+                    ("404", NOT_FOUND),
                 ),
-                "delete": _v1(
+                "delete": v1(
                     {
                         "summary": "Cancel a pending or processing job, or delete a "
                         "completed export's object (the job becomes expired).",
-                        "parameters": [_JOB_ID, *_SCOPED],
+                        "parameters": [JOB_ID, *SCOPED],
                     },
-                    ("200", _json(ref("Job"), "Cancelled, or expired.")),
-                    ("400", _INVALID),
-                    ("404", _NOT_FOUND),
-                    ("409", _error("Failed, cancelled or expired: nothing to do; see `job`.")),
-                ),
-            },
-            "/v1/jobs/{id}/retry": {
-                "post": _v1(
-                    {
-                        "summary": "Run a failed or cancelled job again: pending now, its "
-                        "attempts reset, max_attempts unchanged, earlier runs kept.",
-                        "parameters": [_JOB_ID, *_SCOPED],
-                    },
-                    (
-                        "202",
-                        _json(
-                            ref("Job"),
-                            "Pending again; `runs` lists the attempts so far.",
-                            headers={"Location": {"schema": {"type": "string"}}},
-                        ),
-                    ),
-                    ("400", _INVALID),
-                    ("404", _NOT_FOUND),
+                    ("200", json_answer(ref("Job"), "Cancelled, or expired.")),
+                    ("400", INVALID),
+                    ("404", NOT_FOUND),
                     (
                         "409",
-                        _error(
-                            "Not failed or cancelled (`state` says what it is), or its "
-                            "dedupe_key has a live job (`duplicate_id`)."
-                        ),
+                        error_answer("Failed, cancelled or expired: nothing to do; see `job`."),
                     ),
                 ),
             },
-            "/v1/jobs/{id}/cancel": {
-                "post": _v1(
-                    {
-                        "summary": "Cancel a pending or processing job, and nothing else: "
-                        "a job that has already ended is left as it is (409).",
-                        "parameters": [_JOB_ID, *_SCOPED],
-                    },
-                    ("200", _json(ref("Job"), "Cancelled.")),
-                    ("400", _INVALID),
-                    ("404", _NOT_FOUND),
-                    (
-                        "409",
-                        _error(
-                            "Completed, failed, cancelled or expired (`state` says "
-                            "which): nothing was changed; see `job`."
-                        ),
-                    ),
-                ),
-            },
+            **JOB_ACTION_PATHS,
             "/v1/jobs/{id}/download": {
-                "get": _v1(
+                "get": v1(
                     {
                         "summary": "Redirect to a fresh presigned URL of the export.",
-                        "parameters": [_JOB_ID, *_SCOPED],
+                        "parameters": [JOB_ID, *SCOPED],
                     },
                     (
                         "302",
-                        _json(
+                        json_answer(
                             {
                                 "type": "object",
                                 "required": ["download_url", "download_url_expires_at"],
@@ -364,19 +299,19 @@ def openapi_document() -> dict[str, Any]:
                             headers={"Location": {"schema": {"type": "string"}}},
                         ),
                     ),
-                    ("400", _INVALID),
-                    ("404", _NOT_FOUND),
-                    ("409", _error("Not completed (yet); `state` says what it is.")),
-                    ("410", _error("The export expired and its object was deleted.")),
+                    ("400", INVALID),
+                    ("404", NOT_FOUND),
+                    ("409", error_answer("Not completed (yet); `state` says what it is.")),
+                    ("410", error_answer("The export expired and its object was deleted.")),
                 ),
             },
             **schedule_paths(),
             "/v1/kinds": {
-                "get": _v1(
+                "get": v1(
                     {"summary": "Export kinds with the JSON Schema of their params."},
                     (
                         "200",
-                        _json(
+                        json_answer(
                             {
                                 "type": "object",
                                 "required": ["kinds"],
