@@ -92,7 +92,8 @@ def read_block(
         # One thread: the parse already runs beside Postgres formatting the next block,
         # and Arrow's own threads cost more memory (a buffer each) than they saved.
         read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        # A row of one NULL column is an empty line, and still a row.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={
                 n: _PARSED.get(c.kind, pa.string()) for n, c in zip(names, columns, strict=True)
@@ -163,14 +164,15 @@ def _from_hex(text: pa.Array, to: pa.DataType) -> pa.Array:
 
 def _lists(text: pa.Array, column: ParquetColumn, to: pa.DataType) -> pa.Array:
     """JSON arrays (``parquet_array``) as a list column; Postgres writes a float's NaN and
-    infinities as strings, which become the floats they name."""
+    infinities as strings, which become the floats they name; a float's integral text
+    (array_to_json writes -0.0 as ``-0``) is read as a float, so its sign stays."""
     floats = column.element in (mapping.FLOAT32, mapping.FLOAT64)
     values: list[object] = []
     for item in text.to_pylist():
         if item is None:
             values.append(None)
             continue
-        parsed = json.loads(item)
+        parsed = json.loads(item, parse_int=float) if floats else json.loads(item)
         if any(isinstance(v, list) for v in parsed):
             raise Unrepresentable(column.name, item, "a one-dimensional list")
         values.append([float(v) if floats and v is not None else v for v in parsed])

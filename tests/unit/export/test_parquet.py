@@ -5,6 +5,7 @@ row groups bounded by rows and by bytes."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import duckdb
@@ -72,11 +73,13 @@ COLUMNS = [
 ]
 
 
-async def write_rows(chunks: list[bytes], **bounds: int) -> bytes:
+async def write_rows(
+    chunks: list[bytes], columns: list[ParquetColumn] = COLUMNS, **bounds: int
+) -> bytes:
     out = Collected()
     rows = ParquetRows(out, "UTC", "zstd", "dataset 'd'", **bounds)
     seen: list[int] = []
-    rows.begin(COLUMNS, seen.append)
+    rows.begin(columns, seen.append)
     for chunk in chunks:
         await rows.write(chunk)
     assert await rows.close() == (seen[-1] if seen else 0)
@@ -110,6 +113,22 @@ async def test_no_rows_is_a_file_with_its_schema() -> None:
 async def test_an_empty_string_is_not_a_null() -> None:
     table = pq.read_table(io.BytesIO(await write_rows([b'1,""\n2,\n'])))
     assert table.column("note").to_pylist() == ["", None]
+
+
+async def test_a_null_in_a_single_column_is_a_row() -> None:
+    # COPY writes a row of one NULL as an empty line: it is a row, never skipped.
+    for column in (COLUMNS[1], COLUMNS[0], ParquetColumn("d", mapping.DATE, "date")):
+        body = await write_rows([b"1\n\n\n2\n"], [column])
+        assert pq.read_table(io.BytesIO(body)).num_rows == 4, column
+
+
+async def test_a_float_list_keeps_the_sign_of_zero() -> None:
+    # array_to_json writes -0 as an integer; the list's floats keep its sign.
+    column = ParquetColumn("f", mapping.LIST, "_float8", mapping.FLOAT64)
+    body = await write_rows([b'"[-0,1,-0.0,""NaN""]"\n'], [column])
+    (values,) = pq.read_table(io.BytesIO(body)).column("f").to_pylist()
+    assert [math.copysign(1.0, v) for v in values[:3]] == [-1.0, 1.0, -1.0]
+    assert math.isnan(values[3])
 
 
 def test_the_kind_chooses_the_codec() -> None:
