@@ -81,6 +81,21 @@ def schema(columns: Sequence[ParquetColumn], zone: str) -> pa.Schema:
     )
 
 
+# Kinds whose values have a fixed width: their statistics (each row group's and page's
+# min and max) cost a few bytes. A string's or a list's are copies of its largest
+# values, four of them held while a group is written (200 MB for one 50 MB text),
+# and Arrow leaves those over 4 KiB out of the file anyway.
+_FIXED_WIDTH = frozenset(
+    {*_PARSED, mapping.DATE, mapping.TIMESTAMP, mapping.TIMESTAMPTZ, mapping.UUID}
+)
+
+
+def statistics_columns(columns: Sequence[ParquetColumn]) -> list[str]:
+    """The names of the columns whose statistics the file carries: those of a fixed
+    width. A name with a dot is left out: Arrow reads these names as paths."""
+    return [c.name for c in columns if c.kind in _FIXED_WIDTH and "." not in c.name]
+
+
 def read_block(
     data: bytes | bytearray, columns: Sequence[ParquetColumn], target: pa.Schema
 ) -> pa.Table:
@@ -91,7 +106,12 @@ def read_block(
         pa.py_buffer(data),
         # One thread: the parse already runs beside Postgres formatting the next block,
         # and Arrow's own threads cost more memory (a buffer each) than they saved.
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        # One Arrow block for the whole of ``data``: with newlines in values, Arrow
+        # refuses a row that straddles its blocks (1 MiB by default), and a row may be
+        # as large as EXPORTD_MAX_ROW_BYTES.
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(len(data), 1) + 1
+        ),
         # A row of one NULL column is an empty line, and still a row.
         parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(

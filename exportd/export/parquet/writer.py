@@ -117,7 +117,11 @@ class ParquetRows:
         self._schema = arrow.schema(columns, self._zone)
         self._seen = seen
         self._writer = pq.ParquetWriter(
-            self._file, self._schema, compression=self._compression, store_schema=True
+            self._file,
+            self._schema,
+            compression=self._compression,
+            store_schema=True,
+            write_statistics=arrow.statistics_columns(columns),
         )
 
     async def write(self, data: bytes) -> None:

@@ -131,6 +131,27 @@ async def test_a_float_list_keeps_the_sign_of_zero() -> None:
     assert math.isnan(values[3])
 
 
+async def test_a_row_larger_than_arrows_blocks_is_written() -> None:
+    # Arrow's CSV reader parses 1 MiB blocks unless told otherwise; a row may be up to
+    # EXPORTD_MAX_ROW_BYTES.
+    big = "x\n" * (3 * 1024 * 1024)
+    text = b'1,"%s"\n2,"%s"\n3,\n' % (big.encode(), big[:5].encode())
+    body = await write_rows([text], group_bytes=64)
+    notes = pq.read_table(io.BytesIO(body)).column("note").to_pylist()
+    assert notes == [big, big[:5], None]
+
+
+async def test_statistics_only_for_fixed_width_columns() -> None:
+    # Min and max of a text column are copies of its largest values (four of a 50 MB
+    # value: 200 MB), and Arrow drops them from the file when over 4 KiB anyway.
+    body = await write_rows([b'1,"a"\n2,"b"\n'])
+    group = pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0)
+    n, note = group.column(0), group.column(1)
+    assert n.is_stats_set
+    assert (n.statistics.min, n.statistics.max) == (1, 2)
+    assert not note.is_stats_set
+
+
 def test_the_kind_chooses_the_codec() -> None:
     kinds = definitions_from_text('[kinds.k]\nquery = "SELECT 1"\nparquet_compression = "none"\n')
     assert kinds["k"].parquet_compression == "none"
