@@ -97,7 +97,7 @@ def statistics_columns(columns: Sequence[ParquetColumn]) -> list[str]:
 
 
 def read_block(
-    data: bytes | bytearray, columns: Sequence[ParquetColumn], target: pa.Schema
+    data: bytes | bytearray | memoryview, columns: Sequence[ParquetColumn], target: pa.Schema
 ) -> pa.Table:
     """The whole CSV rows in ``data`` as a table of ``target``. Raises Unrepresentable
     for a value a column's type cannot hold."""

@@ -136,9 +136,10 @@ async def test_a_row_larger_than_arrows_blocks_is_written() -> None:
     # EXPORTD_MAX_ROW_BYTES.
     big = "x\n" * (3 * 1024 * 1024)
     text = b'1,"%s"\n2,"%s"\n3,\n' % (big.encode(), big[:5].encode())
-    body = await write_rows([text], group_bytes=64)
-    notes = pq.read_table(io.BytesIO(body)).column("note").to_pylist()
-    assert notes == [big, big[:5], None]
+    for chunks in ([text], [text[:-5], text[-5:]]):  # a large write, whole or not
+        body = await write_rows(chunks, group_bytes=64)
+        notes = pq.read_table(io.BytesIO(body)).column("note").to_pylist()
+        assert notes == [big, big[:5], None]
 
 
 async def test_statistics_only_for_fixed_width_columns() -> None:
