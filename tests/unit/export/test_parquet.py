@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,7 +17,7 @@ from exportd.definitions import offered_formats
 from exportd.definitions.loader import definitions_from_text
 from exportd.errors import ExportError
 from exportd.export.formats import format_for
-from exportd.export.parquet import mapping
+from exportd.export.parquet import arrow, mapping
 from exportd.export.parquet.mapping import ColumnType, ParquetColumn, parquet_column
 from exportd.export.parquet.writer import ParquetRows, last_row_end
 from tests.support.definition_problems import problems_of
@@ -151,6 +152,49 @@ async def test_statistics_only_for_fixed_width_columns() -> None:
     assert n.is_stats_set
     assert (n.statistics.min, n.statistics.max) == (1, 2)
     assert not note.is_stats_set
+
+
+@pytest.mark.parametrize(
+    ("element", "csv", "want"),
+    [
+        (
+            mapping.INT64,
+            b'"[-9223372036854775808,null,9223372036854775807]"\n"[]"\n\n"[0]"\n',
+            [[-9223372036854775808, None, 9223372036854775807], [], None, [0]],
+        ),
+        (mapping.INT16, b'"[-32768,32767]"\n', [[-32768, 32767]]),
+        (mapping.BOOL, b'"[true,false,null]"\n"[]"\n', [[True, False, None], []]),
+        (mapping.FLOAT32, b'"[0.1,-0,1e-45,""-Infinity""]"\n', [[0.1, -0.0, 1e-45, -math.inf]]),
+        (
+            mapping.STRING,
+            b'"[""a,b"",""c\\""d"",null,"""",""x\\ny"",""\\u00e9"",""[[""]"\n"[]"\n',
+            [["a,b", 'c"d', None, "", "x\ny", "\u00e9", "[["], []],
+        ),
+    ],
+)
+def test_lists_arrive_as_array_to_json_writes_them(
+    element: str, csv: bytes, want: list[object]
+) -> None:
+    columns = [ParquetColumn("a", mapping.LIST, "_x", element)]
+    target = arrow.schema(columns, "UTC")
+    got = arrow.read_block(csv, columns, target).column("a")
+    assert got.type == pa.list_(arrow.arrow_type(ParquetColumn("i", element, "x"), "UTC"))
+    if element == mapping.FLOAT32:
+        (values,) = got.to_pylist()
+        assert values[0] == pytest.approx(0.1)
+        assert [math.copysign(1.0, v) for v in values[1:]] == [-1.0, 1.0, -1.0]
+        assert values[2] > 0
+        assert values[3] == -math.inf
+    else:
+        assert got.to_pylist() == want
+
+
+@pytest.mark.parametrize("element", [mapping.INT32, mapping.STRING])
+def test_a_list_of_lists_is_refused_by_name(element: str) -> None:
+    columns = [ParquetColumn("grid", mapping.LIST, "_x", element)]
+    with pytest.raises(arrow.Unrepresentable) as caught:
+        arrow.read_block(b'"[1]"\n"[[1,2],[3,4]]"\n', columns, arrow.schema(columns, "UTC"))
+    assert (caught.value.column, caught.value.value) == ("grid", "[[1,2],[3,4]]")
 
 
 def test_the_kind_chooses_the_codec() -> None:
