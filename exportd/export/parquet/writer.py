@@ -201,4 +201,9 @@ class ParquetRows:
     def _finish(self) -> bytes:
         assert self._writer is not None, "begin() comes first"
         self._writer.close()
-        return self._file.take()
+        footer = self._file.take()
+        # Arrow's allocator keeps freed blocks for reuse, and a daemon's next job may
+        # write no parquet: they go back now. A process at 131 MB that wrote a file
+        # of two 19 MB rows stayed at 220 MB without this, 159 MB with it.
+        pa.default_memory_pool().release_unused()
+        return footer
