@@ -30,6 +30,7 @@ _PARSED: dict[str, pa.DataType] = {
     mapping.BOOL: pa.bool_(),
 }
 _INTEGER_TEXT = r"^-?[0-9]+$"
+_ONE_DIMENSION = "a one-dimensional list"
 # Hex digit (ASCII) -> its value; anything else maps to 0 and is never looked up.
 _HEX = np.zeros(256, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -81,8 +82,23 @@ def schema(columns: Sequence[ParquetColumn], zone: str) -> pa.Schema:
     )
 
 
+# Kinds whose values have a fixed width: their statistics (each row group's and page's
+# min and max) cost a few bytes. A string's or a list's are copies of its largest
+# values, four of them held while a group is written (200 MB for one 50 MB text),
+# and Arrow leaves those over 4 KiB out of the file anyway.
+_FIXED_WIDTH = frozenset(
+    {*_PARSED, mapping.DATE, mapping.TIMESTAMP, mapping.TIMESTAMPTZ, mapping.UUID}
+)
+
+
+def statistics_columns(columns: Sequence[ParquetColumn]) -> list[str]:
+    """The names of the columns whose statistics the file carries: those of a fixed
+    width. A name with a dot is left out: Arrow reads these names as paths."""
+    return [c.name for c in columns if c.kind in _FIXED_WIDTH and "." not in c.name]
+
+
 def read_block(
-    data: bytes | bytearray, columns: Sequence[ParquetColumn], target: pa.Schema
+    data: bytes | bytearray | memoryview, columns: Sequence[ParquetColumn], target: pa.Schema
 ) -> pa.Table:
     """The whole CSV rows in ``data`` as a table of ``target``. Raises Unrepresentable
     for a value a column's type cannot hold."""
@@ -91,8 +107,14 @@ def read_block(
         pa.py_buffer(data),
         # One thread: the parse already runs beside Postgres formatting the next block,
         # and Arrow's own threads cost more memory (a buffer each) than they saved.
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        # One Arrow block for the whole of ``data``: with newlines in values, Arrow
+        # refuses a row that straddles its blocks (1 MiB by default), and a row may be
+        # as large as EXPORTD_MAX_ROW_BYTES.
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(len(data), 1) + 1
+        ),
+        # A row of one NULL column is an empty line, and still a row.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={
                 n: _PARSED.get(c.kind, pa.string()) for n, c in zip(names, columns, strict=True)
@@ -162,16 +184,38 @@ def _from_hex(text: pa.Array, to: pa.DataType) -> pa.Array:
 
 
 def _lists(text: pa.Array, column: ParquetColumn, to: pa.DataType) -> pa.Array:
-    """JSON arrays (``parquet_array``) as a list column; Postgres writes a float's NaN and
-    infinities as strings, which become the floats they name."""
-    floats = column.element in (mapping.FLOAT32, mapping.FLOAT64)
+    """JSON arrays (``parquet_array``) as a list column. Refuses a list of lists."""
+    if column.element != mapping.STRING:
+        nested = pc.match_substring(text, "[[")  # no number's text holds a bracket
+        if pc.any(nested).as_py():
+            first = pc.index(nested, True).as_py()
+            raise Unrepresentable(column.name, str(text[first].as_py()), _ONE_DIMENSION)
+        return _number_lists(text, to)
+    # Strings carry JSON's escapes; json.loads reads them (holding the GIL a while).
     values: list[object] = []
     for item in text.to_pylist():
-        if item is None:
-            values.append(None)
-            continue
-        parsed = json.loads(item)
-        if any(isinstance(v, list) for v in parsed):
-            raise Unrepresentable(column.name, item, "a one-dimensional list")
-        values.append([float(v) if floats and v is not None else v for v in parsed])
+        parsed = None if item is None else json.loads(item)
+        if parsed is not None and any(isinstance(v, list) for v in parsed):
+            raise Unrepresentable(column.name, item, _ONE_DIMENSION)
+        values.append(parsed)
     return pa.array(values, to)
+
+
+def _number_lists(text: pa.Array, to: pa.DataType) -> pa.Array:
+    """JSON arrays of numbers, booleans and nulls (``[1,null,-0]``, ``[true]``;
+    array_to_json writes no spaces) as a list column, a column at a time with Arrow's
+    kernels: each element's text is cast as the CSV reader casts it, so that a float's
+    ``-0`` keeps its sign and ``"NaN"`` and ``"Infinity"`` (JSON strings: array_to_json
+    writes them quoted) are the floats they name."""
+    inner = pc.utf8_slice_codeunits(text, 1, -1)
+    empty = pc.equal(inner, "")
+    # A null list or an empty one splits into nothing.
+    parts = pc.split_pattern(pc.if_else(empty, pa.scalar(None, pa.string()), inner), ",")
+    lengths = pc.fill_null(pc.list_value_length(parts), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(text) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    items = pc.list_flatten(parts)
+    items = pc.replace_substring(items, '"', "")
+    items = pc.if_else(pc.equal(items, "null"), pa.scalar(None, pa.string()), items)
+    values = pc.cast(items, to.value_type)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=to, mask=pc.is_null(text))

@@ -2,7 +2,7 @@
 statement, its rows formatted by Postgres through COPY (``parquet_copy``).
 
 Of the ways to get rows into Arrow that were measured (docs/benchmarks.md, "Parquet:
-how rows reach Arrow"), COPY of CSV parsed by Arrow's multithreaded reader is the
+how rows reach Arrow"), COPY of CSV parsed by Arrow's CSV reader is the
 fastest: Postgres formats text in C, Arrow parses it in C++, and no value becomes a
 Python object on the way.
 """

@@ -114,6 +114,17 @@ def definitions() -> Any:
 async def tables(conn: asyncpg.Connection) -> None:
     await conn.execute(AWKWARD)
     await conn.execute(MORE)
+    # Settings that change how values are written: the export pins them all, so the
+    # files must not change (the daemon's connections are made after this).
+    name = await conn.fetchval("SELECT quote_ident(current_database())")
+    for setting in (
+        "extra_float_digits = -15",
+        "DateStyle = 'SQL, DMY'",
+        "bytea_output = 'escape'",
+        "TimeZone = 'Asia/Kathmandu'",
+        "IntervalStyle = 'sql_standard'",
+    ):
+        await conn.execute(f"ALTER DATABASE {name} SET {setting}")
 
 
 async def direct(dsn: str, query: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

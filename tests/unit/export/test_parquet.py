@@ -5,9 +5,11 @@ row groups bounded by rows and by bytes."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,7 +17,7 @@ from exportd.definitions import offered_formats
 from exportd.definitions.loader import definitions_from_text
 from exportd.errors import ExportError
 from exportd.export.formats import format_for
-from exportd.export.parquet import mapping
+from exportd.export.parquet import arrow, mapping
 from exportd.export.parquet.mapping import ColumnType, ParquetColumn, parquet_column
 from exportd.export.parquet.writer import ParquetRows, last_row_end
 from tests.support.definition_problems import problems_of
@@ -72,11 +74,13 @@ COLUMNS = [
 ]
 
 
-async def write_rows(chunks: list[bytes], **bounds: int) -> bytes:
+async def write_rows(
+    chunks: list[bytes], columns: list[ParquetColumn] = COLUMNS, **bounds: int
+) -> bytes:
     out = Collected()
     rows = ParquetRows(out, "UTC", "zstd", "dataset 'd'", **bounds)
     seen: list[int] = []
-    rows.begin(COLUMNS, seen.append)
+    rows.begin(columns, seen.append)
     for chunk in chunks:
         await rows.write(chunk)
     assert await rows.close() == (seen[-1] if seen else 0)
@@ -110,6 +114,87 @@ async def test_no_rows_is_a_file_with_its_schema() -> None:
 async def test_an_empty_string_is_not_a_null() -> None:
     table = pq.read_table(io.BytesIO(await write_rows([b'1,""\n2,\n'])))
     assert table.column("note").to_pylist() == ["", None]
+
+
+async def test_a_null_in_a_single_column_is_a_row() -> None:
+    # COPY writes a row of one NULL as an empty line: it is a row, never skipped.
+    for column in (COLUMNS[1], COLUMNS[0], ParquetColumn("d", mapping.DATE, "date")):
+        body = await write_rows([b"1\n\n\n2\n"], [column])
+        assert pq.read_table(io.BytesIO(body)).num_rows == 4, column
+
+
+async def test_a_float_list_keeps_the_sign_of_zero() -> None:
+    # array_to_json writes -0 as an integer; the list's floats keep its sign.
+    column = ParquetColumn("f", mapping.LIST, "_float8", mapping.FLOAT64)
+    body = await write_rows([b'"[-0,1,-0.0,""NaN""]"\n'], [column])
+    (values,) = pq.read_table(io.BytesIO(body)).column("f").to_pylist()
+    assert [math.copysign(1.0, v) for v in values[:3]] == [-1.0, 1.0, -1.0]
+    assert math.isnan(values[3])
+
+
+async def test_a_row_larger_than_arrows_blocks_is_written() -> None:
+    # Arrow's CSV reader parses 1 MiB blocks unless told otherwise; a row may be up to
+    # EXPORTD_MAX_ROW_BYTES.
+    big = "x\n" * (3 * 1024 * 1024)
+    text = b'1,"%s"\n2,"%s"\n3,\n' % (big.encode(), big[:5].encode())
+    for chunks in ([text], [text[:-5], text[-5:]]):  # a large write, whole or not
+        body = await write_rows(chunks, group_bytes=64)
+        notes = pq.read_table(io.BytesIO(body)).column("note").to_pylist()
+        assert notes == [big, big[:5], None]
+
+
+async def test_statistics_only_for_fixed_width_columns() -> None:
+    # Min and max of a text column are copies of its largest values (four of a 50 MB
+    # value: 200 MB), and Arrow drops them from the file when over 4 KiB anyway.
+    body = await write_rows([b'1,"a"\n2,"b"\n'])
+    group = pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0)
+    n, note = group.column(0), group.column(1)
+    assert n.is_stats_set
+    assert (n.statistics.min, n.statistics.max) == (1, 2)
+    assert not note.is_stats_set
+
+
+@pytest.mark.parametrize(
+    ("element", "csv", "want"),
+    [
+        (
+            mapping.INT64,
+            b'"[-9223372036854775808,null,9223372036854775807]"\n"[]"\n\n"[0]"\n',
+            [[-9223372036854775808, None, 9223372036854775807], [], None, [0]],
+        ),
+        (mapping.INT16, b'"[-32768,32767]"\n', [[-32768, 32767]]),
+        (mapping.BOOL, b'"[true,false,null]"\n"[]"\n', [[True, False, None], []]),
+        (mapping.FLOAT32, b'"[0.1,-0,1e-45,""-Infinity""]"\n', [[0.1, -0.0, 1e-45, -math.inf]]),
+        (
+            mapping.STRING,
+            b'"[""a,b"",""c\\""d"",null,"""",""x\\ny"",""\\u00e9"",""[[""]"\n"[]"\n',
+            [["a,b", 'c"d', None, "", "x\ny", "\u00e9", "[["], []],
+        ),
+    ],
+)
+def test_lists_arrive_as_array_to_json_writes_them(
+    element: str, csv: bytes, want: list[object]
+) -> None:
+    columns = [ParquetColumn("a", mapping.LIST, "_x", element)]
+    target = arrow.schema(columns, "UTC")
+    got = arrow.read_block(csv, columns, target).column("a")
+    assert got.type == pa.list_(arrow.arrow_type(ParquetColumn("i", element, "x"), "UTC"))
+    if element == mapping.FLOAT32:
+        (values,) = got.to_pylist()
+        assert values[0] == pytest.approx(0.1)
+        assert [math.copysign(1.0, v) for v in values[1:]] == [-1.0, 1.0, -1.0]
+        assert values[2] > 0
+        assert values[3] == -math.inf
+    else:
+        assert got.to_pylist() == want
+
+
+@pytest.mark.parametrize("element", [mapping.INT32, mapping.STRING])
+def test_a_list_of_lists_is_refused_by_name(element: str) -> None:
+    columns = [ParquetColumn("grid", mapping.LIST, "_x", element)]
+    with pytest.raises(arrow.Unrepresentable) as caught:
+        arrow.read_block(b'"[1]"\n"[[1,2],[3,4]]"\n', columns, arrow.schema(columns, "UTC"))
+    assert (caught.value.column, caught.value.value) == ("grid", "[[1,2],[3,4]]")
 
 
 def test_the_kind_chooses_the_codec() -> None:
