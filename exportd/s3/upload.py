@@ -13,7 +13,6 @@ which a multipart upload cannot produce (completing one needs at least a part).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +23,7 @@ import structlog
 from exportd.errors import ExportError
 from exportd.s3.causes import classify_s3_error, may_be_refused_name, name_refused
 from exportd.s3.client import S3Client
+from exportd.s3.digests import ObjectDigest
 from exportd.s3.objects import abort_upload, store_and_delete_empty
 from exportd.s3.parts import MAX_PARTS, size_refusal
 
@@ -96,7 +96,7 @@ class ObjectUpload:
         self._log = logger or log
 
         self._buffer = bytearray()
-        self._hasher = hashlib.sha256()
+        self._digest = ObjectDigest()
         self._bytes_written = 0
         self._upload_id: str | None = None
         self._next_part = 1
@@ -216,7 +216,7 @@ class ObjectUpload:
         return UploadResult(
             key=self._key,
             size_bytes=self._bytes_written,
-            sha256_hex=self._hasher.hexdigest(),
+            sha256_hex=self._digest.hexdigest(),
             parts=parts,
         )
 
@@ -284,29 +284,28 @@ class ObjectUpload:
             self._slots.release()
             self._raise_part_failure()
             raise RuntimeError(f"upload of {self._key!r} was aborted")
-        # Copy, so the buffer can be refilled while the part is in flight.
-        part = bytes(self._buffer)
-        self._buffer.clear()
+        # The buffer itself goes (a new one is filled meanwhile): copying a part
+        # would cost a pass over every byte. Nothing writes to it again.
+        part, self._buffer = self._buffer, bytearray()
         number = self._next_part
         self._next_part += 1
-        task = asyncio.create_task(self._upload_part(number, part))
+        # Parts are hashed one at a time in order because write() awaits this.
+        content_md5 = await self._hash(part)
+        task = asyncio.create_task(self._upload_part(number, part, content_md5))
         self._tasks.add(task)
         # A done callback, unlike a finally clause, also runs for a task
         # cancelled before it started.
         task.add_done_callback(self._part_done)
-        # Hash while the part uploads: both only read the immutable copy, and
-        # parts are hashed one at a time in order because write() awaits this.
-        await self._hash(part)
 
     def _part_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _hash(self, data: bytes) -> None:
+    async def _hash(self, data: bytearray) -> str:
+        """Add ``data`` to the object's SHA-256; its Content-MD5."""
         if len(data) < _INLINE_HASH_LIMIT:
-            self._hasher.update(data)
-        else:
-            await asyncio.to_thread(self._hasher.update, data)
+            return self._digest.add(data)
+        return await asyncio.to_thread(self._digest.add, data)
 
     async def _start_multipart(self) -> None:
         try:
@@ -321,7 +320,7 @@ class ObjectUpload:
         if self._on_multipart_started is not None:
             await self._on_multipart_started(self._upload_id)
 
-    async def _upload_part(self, number: int, body: bytes) -> None:
+    async def _upload_part(self, number: int, body: bytearray, md5: str) -> None:
         # Failures are recorded rather than raised: the producer learns of them
         # at its next write() or in complete().
         try:
@@ -331,6 +330,7 @@ class ObjectUpload:
                 UploadId=self._upload_id,
                 PartNumber=number,
                 Body=body,
+                ContentMD5=md5,
             )
             self._etags[number] = str(response["ETag"])
         except Exception as exc:
@@ -362,14 +362,12 @@ class ObjectUpload:
         return len(parts)
 
     async def _put_whole(self) -> None:
-        body = bytes(self._buffer)
-        self._buffer.clear()
-        await self._hash(body)
+        body, self._buffer = self._buffer, bytearray()
+        md5 = await self._hash(body)
         try:
             async with asyncio.timeout(self._commit_seconds):
-                await self._client.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
-                )
+                args = {"Bucket": self._bucket, "Key": self._key, **self._object_args}
+                await self._client.put_object(Body=body, ContentMD5=md5, **args)
         except Exception as exc:
             raise await self._name_or_outage(exc, "PutObject") from exc
 
