@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from exportd.errors import ErrorKind, ExportError
 from exportd.s3 import upload as upload_module
 from exportd.s3.client import S3Client, open_s3_client
+from exportd.s3.digests import content_md5
 from exportd.s3.objects import check_bucket, delete_object, list_open_uploads
 from exportd.s3.presign import content_disposition, download_signer, open_presigner
 from exportd.s3.upload import ObjectUpload, UploadResult
@@ -512,3 +513,48 @@ async def test_closed_port_is_storage_unavailable() -> None:
 
 
 # --- classify_s3_error without a server -------------------------------------------
+
+
+async def test_a_body_that_does_not_match_its_content_md5_is_refused(
+    s3_endpoint: S3Endpoint, s3_client: S3Client, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts go UNSIGNED-PAYLOAD: their Content-MD5 (a signed header) is what makes
+    # the store check each body on arrival. A digest of other bytes fails the upload.
+    if s3_endpoint.name == "moto":
+        pytest.skip("moto stores a part whatever its Content-MD5 says")
+    monkeypatch.setattr(upload_module.ObjectDigest, "add", lambda self, body: content_md5(b"x"))
+
+    async def upload() -> None:
+        async with make_upload(s3_client, s3_bucket, "bad-digest.bin") as up:
+            await up.write(payload(PART + 10))
+            await up.complete()
+
+    with pytest.raises(ExportError) as caught:
+        await upload()
+    # Damaged on the way: the network path's fault, tried again like an outage.
+    assert caught.value.kind is ErrorKind.STORAGE_UNAVAILABLE, caught.value
+    assert "BadDigest" in str(caught.value), caught.value
+
+
+async def test_parts_are_sent_unsigned_with_their_content_md5(
+    s3_client: S3Client, s3_bucket: str
+) -> None:
+    sent: list[dict[str, str]] = []
+
+    def record(request: Any, **_: Any) -> None:
+        sent.append(
+            {
+                k.lower(): v.decode() if isinstance(v, bytes) else str(v)
+                for k, v in request.headers.items()
+            }
+        )
+
+    s3_client.meta.events.register("before-send.s3.UploadPart", record)
+    data = payload(PART + 10)
+    async with make_upload(s3_client, s3_bucket, "signed-md5.bin") as up:
+        await up.write(data)
+        await up.complete()
+    assert [h["x-amz-content-sha256"] for h in sent] == ["UNSIGNED-PAYLOAD"] * 2
+    assert [h["content-md5"] for h in sent] == [content_md5(data[:PART]), content_md5(data[PART:])]
+    assert all("content-md5" in h["authorization"] for h in sent)
+    assert await download(s3_client, s3_bucket, "signed-md5.bin") == data
