@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from exportd.errors import ErrorKind, ExportError
 from exportd.s3 import upload as upload_module
 from exportd.s3.client import S3Client, open_s3_client
-from exportd.s3.digests import content_md5
+from exportd.s3.digests import ObjectDigest, content_md5
 from exportd.s3.objects import check_bucket, delete_object, list_open_uploads
 from exportd.s3.presign import content_disposition, download_signer, open_presigner
 from exportd.s3.upload import ObjectUpload, UploadResult
@@ -522,7 +522,7 @@ async def test_a_body_that_does_not_match_its_content_md5_is_refused(
     # the store check each body on arrival. A digest of other bytes fails the upload.
     if s3_endpoint.name == "moto":
         pytest.skip("moto stores a part whatever its Content-MD5 says")
-    monkeypatch.setattr(upload_module.ObjectDigest, "add", lambda self, body: content_md5(b"x"))
+    monkeypatch.setattr(ObjectDigest, "add", lambda self, body: content_md5(b"x"))
 
     async def upload() -> None:
         async with make_upload(s3_client, s3_bucket, "bad-digest.bin") as up:
