@@ -136,14 +136,7 @@ async def open_s3_client(
         # SigV4 everywhere: S3-compatible servers (rclone, MinIO, R2) reject the
         # SigV2 presigned URLs botocore would otherwise produce.
         signature_version="s3v4",
-        s3={
-            "addressing_style": "path" if _path_style(settings, endpoint_url) else "virtual",
-            # UNSIGNED-PAYLOAD: SigV4 would hash every body once more on the event
-            # loop (over plain HTTP botocore always does). The uploads send a
-            # Content-MD5 of each body instead, computed in a thread beside the
-            # object's SHA-256, which every S3 store verifies (see upload.py).
-            "payload_signing_enabled": False,
-        },
+        s3={"addressing_style": "path" if _path_style(settings, endpoint_url) else "virtual"},
         request_checksum_calculation=settings.s3_checksum,
         response_checksum_validation=settings.s3_checksum,
         max_pool_connections=settings.concurrency * settings.s3_parts_in_flight

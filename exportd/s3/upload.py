@@ -13,6 +13,7 @@ which a multipart upload cannot produce (completing one needs at least a part).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,8 +24,8 @@ import structlog
 from exportd.errors import ExportError
 from exportd.s3.causes import classify_s3_error, may_be_refused_name, name_refused
 from exportd.s3.client import S3Client
-from exportd.s3.digests import ObjectDigest
 from exportd.s3.objects import abort_upload, store_and_delete_empty
+from exportd.s3.part_buffer import PartBuffer
 from exportd.s3.parts import MAX_PARTS, size_refusal
 
 log = structlog.get_logger(__name__)
@@ -95,8 +96,8 @@ class ObjectUpload:
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
-        self._buffer = bytearray()
-        self._digest = ObjectDigest()
+        self._buffer = PartBuffer(part_size)
+        self._hasher = hashlib.sha256()
         self._bytes_written = 0
         self._upload_id: str | None = None
         self._next_part = 1
@@ -159,11 +160,10 @@ class ObjectUpload:
         self._busy = True
         try:
             while view:
-                room = self._part_size - len(self._buffer)
-                self._buffer += view[:room]
-                self._bytes_written += min(room, len(view))
-                view = view[room:]
-                if len(self._buffer) == self._part_size:
+                rest = self._buffer.fill(view)
+                self._bytes_written += len(view) - len(rest)
+                view = rest
+                if self._buffer.full:
                     await self._send_buffer()
         except BaseException:
             self._broken = True
@@ -216,7 +216,7 @@ class ObjectUpload:
         return UploadResult(
             key=self._key,
             size_bytes=self._bytes_written,
-            sha256_hex=self._digest.hexdigest(),
+            sha256_hex=self._hasher.hexdigest(),
             parts=parts,
         )
 
@@ -284,28 +284,27 @@ class ObjectUpload:
             self._slots.release()
             self._raise_part_failure()
             raise RuntimeError(f"upload of {self._key!r} was aborted")
-        # The buffer itself goes (a new one is filled meanwhile): copying a part
-        # would cost a pass over every byte. Nothing writes to it again.
-        part, self._buffer = self._buffer, bytearray()
+        part = self._buffer.take()
         number = self._next_part
         self._next_part += 1
-        # Parts are hashed one at a time in order because write() awaits this.
-        content_md5 = await self._hash(part)
-        task = asyncio.create_task(self._upload_part(number, part, content_md5))
+        task = asyncio.create_task(self._upload_part(number, part))
         self._tasks.add(task)
         # A done callback, unlike a finally clause, also runs for a task
         # cancelled before it started.
         task.add_done_callback(self._part_done)
+        # Hash while the part uploads (nothing writes to it again); parts are
+        # hashed one at a time in order because write() awaits this.
+        await self._hash(part)
 
     def _part_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _hash(self, data: bytearray) -> str:
-        """Add ``data`` to the object's SHA-256; its Content-MD5."""
+    async def _hash(self, data: bytearray) -> None:
         if len(data) < _INLINE_HASH_LIMIT:
-            return self._digest.add(data)
-        return await asyncio.to_thread(self._digest.add, data)
+            self._hasher.update(data)
+        else:
+            await asyncio.to_thread(self._hasher.update, data)
 
     async def _start_multipart(self) -> None:
         try:
@@ -320,7 +319,7 @@ class ObjectUpload:
         if self._on_multipart_started is not None:
             await self._on_multipart_started(self._upload_id)
 
-    async def _upload_part(self, number: int, body: bytearray, md5: str) -> None:
+    async def _upload_part(self, number: int, body: bytearray) -> None:
         # Failures are recorded rather than raised: the producer learns of them
         # at its next write() or in complete().
         try:
@@ -330,7 +329,6 @@ class ObjectUpload:
                 UploadId=self._upload_id,
                 PartNumber=number,
                 Body=body,
-                ContentMD5=md5,
             )
             self._etags[number] = str(response["ETag"])
         except Exception as exc:
@@ -362,17 +360,18 @@ class ObjectUpload:
         return len(parts)
 
     async def _put_whole(self) -> None:
-        body, self._buffer = self._buffer, bytearray()
-        md5 = await self._hash(body)
+        body = self._buffer.take(refill=False)
+        await self._hash(body)
         try:
             async with asyncio.timeout(self._commit_seconds):
-                args = {"Bucket": self._bucket, "Key": self._key, **self._object_args}
-                await self._client.put_object(Body=body, ContentMD5=md5, **args)
+                await self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=body, **self._object_args
+                )
         except Exception as exc:
             raise await self._name_or_outage(exc, "PutObject") from exc
 
     async def _abort(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = PartBuffer(self._part_size)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
