@@ -18,6 +18,9 @@ class PartBuffer:
         self._part_size = part_size
         self._buffer = bytearray()
         self._filled = 0
+        # Allocate a part's room at the next fill: not before, so that a buffer
+        # no more bytes come to (after an object's last part) holds no memory.
+        self._room_next = False
 
     def __len__(self) -> int:
         return self._filled
@@ -28,6 +31,8 @@ class PartBuffer:
 
     def fill(self, view: memoryview) -> memoryview:
         """Copy as much of ``view`` as fits; returns the rest (empty when all fit)."""
+        if self._room_next:
+            self._buffer, self._room_next = bytearray(self._part_size), False
         taken = view[: self._part_size - self._filled]
         end = self._filled + len(taken)
         self._buffer[self._filled : end] = taken
@@ -36,9 +41,8 @@ class PartBuffer:
 
     def take(self, *, refill: bool = True) -> bytearray:
         """The bytes filled so far, no longer written to; the buffer starts again
-        empty (with a part's room allocated when ``refill``)."""
+        empty (a part's room allocated whole at the next fill when ``refill``)."""
         whole = self._filled == len(self._buffer)
         part = self._buffer if whole else self._buffer[: self._filled]
-        self._buffer = bytearray(self._part_size if refill else 0)
-        self._filled = 0
+        self._buffer, self._filled, self._room_next = bytearray(), 0, refill
         return part
