@@ -48,7 +48,7 @@ $(VENV)/.bench: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(PYTHON) -m venv .venv-aws
 	.venv-aws/bin/python -m pip install --quiet awscli
 
-## bench: exports (csv, csv.gz, jsonl, zip, csv with the excel profile) against psql | [gzip |] aws s3 cp and a Python row loop; peak RSS at 1, 2 and 4 M rows; peak RSS of one 50 and 200 MB row per format; xlsx against xlsxwriter and exportd's csv; 1 GB of stored objects bundled into a zip against aws s3 sync + zip -r + aws s3 cp, peak RSS at 250 MB and 1 GB
+## bench: exports (csv, csv.gz, jsonl, zip, parquet, csv.zst, jsonl.zst where offered, csv with the excel profile) against psql | [gzip |] aws s3 cp, DuckDB (postgres + httpfs extensions), Postgres alone and a Python row loop, with a table of aims met; peak RSS at 1, 2 and 4 M rows; peak RSS of one 50 and 200 MB row per format; xlsx against xlsxwriter and exportd's csv; 1 GB of stored objects bundled into a zip against aws s3 sync + zip -r + aws s3 cp, peak RSS at 250 MB and 1 GB
 bench: $(VENV)/.bench .venv-aws/bin/aws
 	$(BIN)/python bench/csv_export.py --aws .venv-aws/bin/aws $(BENCH_ARGS)
 	$(BIN)/python bench/big_row.py

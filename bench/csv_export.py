@@ -7,7 +7,16 @@ Contenders, on the same table, database and S3 server (``rclone serve s3``):
   ``excel`` profile (a BOM, CRLF line ends, the formula guard) as its kind's default;
 - pipeline: ``psql -c "\\copy (query) to stdout csv header" | aws s3 cp - s3://...``,
   and for ``csv.gz`` the same with ``| gzip -1 |`` in the middle;
-- row loop: rows fetched in Python, written with csv.writer, file uploaded.
+- row loop: rows fetched in Python, written with csv.writer, file uploaded;
+- DuckDB (``duckdb_copy.py``): the database ATTACHed with the postgres extension
+  (binary COPY), ``COPY (query) TO 's3://...'`` through httpfs, as csv, csv.gz,
+  jsonl and parquet;
+- Postgres alone: ``psql \\copy`` of the rows to /dev/null, the floor of a format;
+- with ``--baseline TREE``: exportd's csv and jsonl from another source tree (the
+  code before a change), in the same rounds, so a change is measured side by side.
+
+Formats exportd does not offer (not in ``SUPPORTED_FORMATS``; parquet also
+needs pyarrow) are skipped with a note, and so is DuckDB without its packages.
 
 Wall time runs from the moment a contender is asked to export until its
 object is complete in S3. Peak RSS is the largest sum of the resident sizes
@@ -19,6 +28,9 @@ server, so a ratio can be read against what bounds it on the machine.
 Each contender but the row loop runs ``--repeat`` times, the contenders taking
 turns, and the table gives each one's median run. A second table gives
 exportd's peak RSS exporting the first 1, 2 and 4 million rows (``--rss-rows``).
+
+Last comes the table of aims: each format's exportd time against its
+contender's, the ratio, the aim, whether it is met, and both peak RSS.
 
     make bench                                      # 2,000,000 rows, every comparison
     .venv/bin/python bench/csv_export.py --rows 1000000 --repeat 1 --skip-rowloop
@@ -33,6 +45,8 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
+import json
 import os
 import resource
 import shutil
@@ -52,6 +66,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import duckdb_copy  # noqa: E402
 from bench.common import (  # noqa: E402
     add_admin_url,
     create_database,
@@ -62,6 +77,7 @@ from bench.common import (  # noqa: E402
     rclone_process,
     s3_client,
 )
+from exportd.definitions.offered_formats import SUPPORTED_FORMATS  # noqa: E402
 from exportd.queue.migrations import migrate  # noqa: E402
 from tests.support.fixtures_s3 import ACCESS_KEY, SECRET_KEY  # noqa: E402
 
@@ -211,7 +227,8 @@ class Bench:
         return run
 
     @contextlib.contextmanager
-    def daemon(self, kinds: str) -> Iterator[psutil.Process]:
+    def daemon(self, kinds: str, tree: Path | None = None) -> Iterator[psutil.Process]:
+        """An ``exportd run`` of this source tree, or of ``tree`` (a baseline)."""
         (self.workdir / "kinds.toml").write_text(kinds)
         env = daemon_env(
             self.dsn,
@@ -221,6 +238,8 @@ class Bench:
             poll_interval="0.05",
             log_level="warning",
         )
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
         with exportd_run(env, self.workdir) as proc:
             yield psutil.Process(proc.pid)
 
@@ -305,6 +324,26 @@ class Bench:
         argv = ["psql", self.dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", copy]
         return self.process("psql", argv, dict(os.environ), None)
 
+    def duckdb(self, rows: int, fmt: str, extensions: Path) -> Run:
+        """DuckDB exporting the rows as ``fmt`` (``duckdb_copy.py``, its own process);
+        wall and own CPU as it reports them, from ATTACH to the object complete."""
+        key = f"duckdb-{uuid.uuid4().hex[:8]}.{fmt}"
+        sql = query(rows).replace("FROM bench.rows", "FROM pg.bench.rows")
+        script = str(ROOT / "bench" / "duckdb_copy.py")
+        url = f"s3://{self.bucket}/{key}"
+        argv = [sys.executable, script, str(extensions), self.dsn, self.endpoint, fmt, sql, url]
+        s3 = self._s3_cpu()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        with Sampler(proc.pid, self.postmaster) as sampler:
+            out, _ = proc.communicate(f"{ACCESS_KEY} {SECRET_KEY}".encode())
+        if proc.returncode != 0:
+            raise RuntimeError(f"duckdb exited with {proc.returncode}")
+        told = json.loads(out.decode().strip().splitlines()[-1])
+        run = Run(
+            told["seconds"], sampler.peak, told["cpu"], sampler.postgres_cpu, self._s3_cpu() - s3
+        )
+        return self.digest(run, key)
+
     def rowloop(self, rows: int) -> Run:
         env = os.environ | {
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -357,56 +396,18 @@ def comparison_table(contenders: list[Contender], rows: int) -> str:
 
 @dataclass
 class Aim:
-    what: str
-    value: float
+    """One comparison of the final table: exportd's ``fmt`` against ``contender``."""
+
+    fmt: str
+    exportd: Run
+    contender_name: str
+    contender: Run
     aim: str
-    met: bool
+    met: bool | None  # None: no aim, shown for reference
 
-
-def aims(by_name: dict[str, Contender], rss: dict[int, Run]) -> list[Aim]:
-    out: list[Aim] = []
-
-    def ratio(a: str, b: str) -> float | None:
-        if a in by_name and b in by_name:
-            return by_name[a].median.seconds / by_name[b].median.seconds
-        return None
-
-    checks: list[tuple[str, str, str, str, Callable[[float], bool]]] = [
-        ("exportd csv time / pipeline time", EXPORTD, PIPELINE, "≤ 0.90", lambda v: v <= 0.9),
-        ("row loop time / exportd csv time", ROWLOOP, EXPORTD, "≥ 4.00", lambda v: v >= 4),
-        (
-            "exportd csv.gz time / gzip pipeline time",
-            "exportd csv.gz",
-            GZIP_PIPELINE,
-            "≤ 0.80",
-            lambda v: v <= 0.8,
-        ),
-        (
-            "exportd jsonl time / exportd csv time",
-            "exportd jsonl",
-            EXPORTD,
-            "≤ 1.50",
-            lambda v: v <= 1.5,
-        ),
-    ]
-    for what, a, b, aim, ok in checks:
-        value = ratio(a, b)
-        if value is not None:
-            out.append(Aim(what, value, aim, ok(value)))
-    if rss:
-        peak = max(r.peak_rss for r in rss.values()) / 1e6
-        out.append(Aim("exportd peak RSS, MB (every size)", peak, "< 150", peak < 150))
-        smallest, largest = rss[min(rss)], rss[max(rss)]
-        growth = largest.peak_rss / smallest.peak_rss
-        out.append(
-            Aim(
-                f"peak RSS at {max(rss):,} rows / at {min(rss):,} rows",
-                growth,
-                "≤ 1.15",
-                growth <= 1.15,
-            )
-        )
-    return out
+    @property
+    def ratio(self) -> float:
+        return self.exportd.seconds / self.contender.seconds
 
 
 EXPORTD = "exportd csv"
@@ -416,6 +417,94 @@ GZIP_PIPELINE = "psql \\copy \\| gzip -1 \\| aws s3 cp -"
 ROWLOOP = "row loop (asyncpg + csv.writer + boto3)"
 ALONE_CSV = "Postgres alone: COPY csv to /dev/null"
 ALONE_JSON = "Postgres alone: COPY row_to_json to /dev/null"
+BASELINE = "exportd {} (baseline tree)"
+DUCKDB = "DuckDB {} (postgres + httpfs extensions)"
+# Peak RSS an exportd parquet export must stay under, bytes.
+PARQUET_RSS = 250_000_000
+
+
+def aims(by_name: dict[str, Contender]) -> list[Aim]:
+    """The aims of each format, for the contenders measured in this run: (format,
+    exportd's contender name, the other's, the aim as printed, the test of the time
+    ratio and of both runs)."""
+    checks: list[tuple[str, str, str, str, Callable[[float, Run, Run], bool | None]]] = [
+        ("csv", EXPORTD, ALONE_CSV, "≤ 1.40", lambda v, a, b: v <= 1.4),
+        ("csv", EXPORTD, PIPELINE, "≤ 0.85", lambda v, a, b: v <= 0.85),
+        ("csv", EXPORTD, DUCKDB.format("csv"), "(none)", lambda v, a, b: None),
+        ("csv", ROWLOOP, EXPORTD, "≥ 4.00 (row loop / exportd)", lambda v, a, b: v >= 4),
+        ("csv.gz", "exportd csv.gz", GZIP_PIPELINE, "≤ 0.80", lambda v, a, b: v <= 0.8),
+        ("csv.gz", "exportd csv.gz", DUCKDB.format("csv.gz"), "(none)", lambda v, a, b: None),
+        ("jsonl", "exportd jsonl", DUCKDB.format("jsonl"), "≤ 1.00", lambda v, a, b: v <= 1),
+        ("jsonl", "exportd jsonl", ALONE_JSON, "(the floor)", lambda v, a, b: None),
+        (
+            "parquet",
+            "exportd parquet",
+            DUCKDB.format("parquet"),
+            "≤ 1.00, RSS < 250 MB",
+            lambda v, a, b: v <= 1 and a.peak_rss < PARQUET_RSS,
+        ),
+        (
+            "csv.zst",
+            "exportd csv.zst",
+            "exportd csv.gz",
+            "≤ 1.00 and smaller",
+            lambda v, a, b: v <= 1 and a.size < b.size,
+        ),
+        ("zip", "exportd zip", "exportd csv.gz", "≤ 1.15", lambda v, a, b: v <= 1.15),
+    ]
+    out: list[Aim] = []
+    for fmt, a, b, aim, ok in checks:
+        if a in by_name and b in by_name and by_name[a].runs and by_name[b].runs:
+            ra, rb = by_name[a].median, by_name[b].median
+            out.append(Aim(fmt, ra, b, rb, aim, ok(ra.seconds / rb.seconds, ra, rb)))
+    return out
+
+
+def rss_aims(rss: dict[int, Run]) -> list[tuple[str, float, str, bool]]:
+    """exportd's peak RSS by export size: (what, measured, aim, met)."""
+    if not rss:
+        return []
+    peak = max(r.peak_rss for r in rss.values()) / 1e6
+    smallest, largest = rss[min(rss)], rss[max(rss)]
+    growth = largest.peak_rss / smallest.peak_rss
+    return [
+        ("exportd peak RSS, MB (every size)", peak, "< 150", peak < 150),
+        (
+            f"peak RSS at {max(rss):,} rows / at {min(rss):,} rows",
+            growth,
+            "≤ 1.15",
+            growth <= 1.15,
+        ),
+    ]
+
+
+def offered(formats: list[str]) -> list[str]:
+    """Those of ``formats`` this exportd can write here; a note on stderr for each other."""
+    out = []
+    for fmt in formats:
+        if fmt not in SUPPORTED_FORMATS:
+            print(f"note: exportd does not offer {fmt!r} here: skipped", file=sys.stderr)
+        elif fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            print("note: pyarrow is not installed: exportd parquet skipped", file=sys.stderr)
+        else:
+            out.append(fmt)
+    return out
+
+
+def aims_table(found: list[Aim]) -> str:
+    lines = [
+        "| format | exportd s | contender | contender s | ratio | aim | met | "
+        "RSS MB: exportd / contender |",
+        "|---|---:|---|---:|---:|---|---|---:|",
+    ]
+    for a in found:
+        lines.append(
+            f"| {a.fmt} | {a.exportd.seconds:.2f} | {a.contender_name} | "
+            f"{a.contender.seconds:.2f} | {a.ratio:.2f} | {a.aim} | "
+            f"{'-' if a.met is None else 'yes' if a.met else 'NO'} | "
+            f"{a.exportd.peak_rss / 1e6:.0f} / {a.contender.peak_rss / 1e6:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -430,10 +519,22 @@ def main() -> int:
         "--database", default="exportd_bench", help="the benchmark's database (kept between runs)"
     )
     parser.add_argument("--skip-rowloop", action="store_true")
+    parser.add_argument("--skip-pipeline", action="store_true", help="no psql | aws s3 cp")
     parser.add_argument(
         "--formats",
-        default="csv.gz,jsonl,zip",
-        help="exportd formats to time besides csv (csv.gz also runs the gzip pipeline)",
+        default="csv.gz,jsonl,zip,parquet,csv.zst,jsonl.zst",
+        help="exportd formats to time besides csv (csv.gz also runs the gzip pipeline); "
+        "those exportd does not offer are skipped with a note",
+    )
+    parser.add_argument(
+        "--duckdb",
+        default="csv,csv.gz,jsonl,parquet",
+        help="formats DuckDB exports as a contender ('' to skip)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another exportd source tree whose csv and jsonl are timed in the same rounds",
     )
     parser.add_argument(
         "--rss-rows",
@@ -441,7 +542,11 @@ def main() -> int:
         help="sizes at which to measure exportd's peak RSS ('' to skip)",
     )
     args = parser.parse_args()
-    formats = [f for f in args.formats.split(",") if f and f != "csv"]
+    formats = offered([f for f in args.formats.split(",") if f and f != "csv"])
+    duck = [f for f in args.duckdb.split(",") if f]
+    if duck and (why := duckdb_copy.available()) is not None:
+        print(f"note: DuckDB skipped: {why}", file=sys.stderr)
+        duck = []
     rss_sizes = [int(n) for n in args.rss_rows.split(",") if n]
     table_rows = max([args.rows, *rss_sizes])
 
@@ -461,29 +566,44 @@ def main() -> int:
             server,
             rclone_process(),
         )
-        names = [EXPORTD, EXCEL, PIPELINE]
+        extensions = duckdb_copy.stage_extensions(Path(tmp) / "extensions") if duck else None
+        names = [EXPORTD, EXCEL] + ([] if args.skip_pipeline else [PIPELINE])
         for fmt in formats:
             names.append(f"exportd {fmt}")
-            if fmt == "csv.gz":
+            if fmt == "csv.gz" and not args.skip_pipeline:
                 names.append(GZIP_PIPELINE)
+        names += [DUCKDB.format(fmt) for fmt in duck]
+        baseline = ["csv", *(["jsonl"] if "jsonl" in formats else [])] if args.baseline else []
+        names += [BASELINE.format(fmt) for fmt in baseline]
         names += [ALONE_CSV] + ([ALONE_JSON] if "jsonl" in formats else [])
         by_name = {name: Contender(name) for name in names}
         kind = f"rows_{args.rows}"
-        with bench.daemon(definitions(sorted({args.rows, *rss_sizes}), args.rows)) as daemon:
-            idle = daemon.memory_info().rss
-            for round_ in range(args.repeat):
-                print(f"round {round_ + 1} of {args.repeat}...", file=sys.stderr)
+        kinds = definitions(sorted({args.rows, *rss_sizes}), args.rows)
+        idle = settled = 0
+        for round_ in range(args.repeat):
+            print(f"round {round_ + 1} of {args.repeat}...", file=sys.stderr)
+            with bench.daemon(kinds) as daemon:
+                idle = idle or daemon.memory_info().rss
                 by_name[EXPORTD].runs.append(bench.exportd(daemon, kind, "csv"))
                 by_name[EXCEL].runs.append(bench.exportd(daemon, f"{kind}_excel", "csv"))
-                by_name[PIPELINE].runs.append(bench.pipeline(args.rows))
                 for fmt in formats:
                     by_name[f"exportd {fmt}"].runs.append(bench.exportd(daemon, kind, fmt))
-                    if fmt == "csv.gz":
-                        by_name[GZIP_PIPELINE].runs.append(bench.pipeline(args.rows, gzip=True))
-                by_name[ALONE_CSV].runs.append(bench.postgres_alone(args.rows))
-                if ALONE_JSON in by_name:
-                    by_name[ALONE_JSON].runs.append(bench.postgres_alone(args.rows, json=True))
-            settled = daemon.memory_info().rss
+                settled = daemon.memory_info().rss
+            if args.baseline:
+                with bench.daemon(kinds, args.baseline) as daemon:
+                    for fmt in baseline:
+                        run = bench.exportd(daemon, kind, fmt)
+                        by_name[BASELINE.format(fmt)].runs.append(run)
+            if not args.skip_pipeline:
+                by_name[PIPELINE].runs.append(bench.pipeline(args.rows))
+                if GZIP_PIPELINE in by_name:
+                    by_name[GZIP_PIPELINE].runs.append(bench.pipeline(args.rows, gzip=True))
+            for fmt in duck:
+                assert extensions is not None
+                by_name[DUCKDB.format(fmt)].runs.append(bench.duckdb(args.rows, fmt, extensions))
+            by_name[ALONE_CSV].runs.append(bench.postgres_alone(args.rows))
+            if ALONE_JSON in by_name:
+                by_name[ALONE_JSON].runs.append(bench.postgres_alone(args.rows, json=True))
         if not args.skip_rowloop:
             by_name[ROWLOOP] = Contender(ROWLOOP, [bench.rowloop(args.rows)])
 
@@ -505,7 +625,7 @@ def main() -> int:
     exports = sum(len(c.runs) for c in contenders if c.name.startswith("exportd"))
     print(
         f"\nexportd's RSS before its first job (idle daemon, API and pools): {idle / 1e6:.0f} MB;"
-        f" after its {exports} exports: {settled / 1e6:.0f} MB."
+        f" after the exports of its last round: {settled / 1e6:.0f} MB ({exports} in all)."
     )
     if rss:
         print("\nexportd's peak RSS by export size (csv, a fresh daemon each):\n")
@@ -516,9 +636,13 @@ def main() -> int:
                 f"| {n:,} | {r.size / 1e6:.0f} | {r.seconds:.2f} | "
                 f"{idle_by_size[n] / 1e6:.0f} | {r.peak_rss / 1e6:.0f} |"
             )
-    print("\n| aim | measured | aim | met |\n|---|---:|---:|---|")
-    for a in aims(by_name, rss):
-        print(f"| {a.what} | {a.value:.2f} | {a.aim} | {'yes' if a.met else 'no'} |")
+        print("\n| aim | measured | aim | met |\n|---|---:|---:|---|")
+        for what, value, aim, met in rss_aims(rss):
+            print(f"| {what} | {value:.2f} | {aim} | {'yes' if met else 'NO'} |")
+    print("\nAims, median runs (ratio: exportd's time over the contender's):\n")
+    print(aims_table(aims(by_name)))
+    if args.skip_pipeline:
+        return 0
     same = {r.sha256 for c in (by_name[EXPORTD], by_name[PIPELINE]) for r in c.runs}
     print(
         "\nexportd's CSV objects "

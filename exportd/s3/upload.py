@@ -24,6 +24,7 @@ from exportd.errors import ExportError
 from exportd.s3.causes import classify_s3_error, may_be_refused_name, name_refused
 from exportd.s3.client import S3Client
 from exportd.s3.objects import abort_upload, store_and_delete_empty
+from exportd.s3.part_buffer import PartBuffer
 from exportd.s3.parts import MAX_PARTS, size_refusal
 from exportd.tracing.seam import traced_part
 
@@ -95,7 +96,7 @@ class ObjectUpload:
         # The job's logger, when there is one, so that its fields go with the event.
         self._log = logger or log
 
-        self._buffer = bytearray()
+        self._buffer = PartBuffer(part_size)
         self._hasher = hashlib.sha256()
         self._bytes_written = 0
         self._upload_id: str | None = None
@@ -159,11 +160,10 @@ class ObjectUpload:
         self._busy = True
         try:
             while view:
-                room = self._part_size - len(self._buffer)
-                self._buffer += view[:room]
-                self._bytes_written += min(room, len(view))
-                view = view[room:]
-                if len(self._buffer) == self._part_size:
+                rest = self._buffer.fill(view)
+                self._bytes_written += len(view) - len(rest)
+                view = rest
+                if self._buffer.full:
                     await self._send_buffer()
         except BaseException:
             self._broken = True
@@ -284,9 +284,7 @@ class ObjectUpload:
             self._slots.release()
             self._raise_part_failure()
             raise RuntimeError(f"upload of {self._key!r} was aborted")
-        # Copy, so the buffer can be refilled while the part is in flight.
-        part = bytes(self._buffer)
-        self._buffer.clear()
+        part = self._buffer.take()
         number = self._next_part
         self._next_part += 1
         task = asyncio.create_task(traced_part(number, len(part), self._upload_part(number, part)))
@@ -294,15 +292,15 @@ class ObjectUpload:
         # A done callback, unlike a finally clause, also runs for a task
         # cancelled before it started.
         task.add_done_callback(self._part_done)
-        # Hash while the part uploads: both only read the immutable copy, and
-        # parts are hashed one at a time in order because write() awaits this.
+        # Hash while the part uploads (nothing writes to it again); parts are
+        # hashed one at a time in order because write() awaits this.
         await self._hash(part)
 
     def _part_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _hash(self, data: bytes) -> None:
+    async def _hash(self, data: bytearray) -> None:
         if len(data) < _INLINE_HASH_LIMIT:
             self._hasher.update(data)
         else:
@@ -321,7 +319,7 @@ class ObjectUpload:
         if self._on_multipart_started is not None:
             await self._on_multipart_started(self._upload_id)
 
-    async def _upload_part(self, number: int, body: bytes) -> None:
+    async def _upload_part(self, number: int, body: bytearray) -> None:
         # Failures are recorded rather than raised: the producer learns of them
         # at its next write() or in complete().
         try:
@@ -362,8 +360,7 @@ class ObjectUpload:
         return len(parts)
 
     async def _put_whole(self) -> None:
-        body = bytes(self._buffer)
-        self._buffer.clear()
+        body = self._buffer.take(refill=False)
         await self._hash(body)
         try:
             async with asyncio.timeout(self._commit_seconds):
@@ -374,7 +371,7 @@ class ObjectUpload:
             raise await self._name_or_outage(exc, "PutObject") from exc
 
     async def _abort(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = PartBuffer(self._part_size)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
