@@ -51,6 +51,8 @@ PURE = [
     "webhooks/payload",
     "webhooks/policy",
     "webhooks/targets",
+    "tracing/context",
+    "tracing/config",
 ]
 NO_DRIVER = [
     "worker/loop",
@@ -60,6 +62,10 @@ NO_DRIVER = [
     "worker/quota_gate",
     "queue/interface",
     "export/interface",
+    # The tracing seam, called from the worker, the export and the API.
+    "tracing/seam",
+    "tracing/jobs",
+    "tracing/logs",
     *PURE,
 ]
 
@@ -142,6 +148,12 @@ FORBIDDEN = [
     # run a job or touch its object. The event's data is the job as the API shows
     # it: the daemon hands the deliverer api.views' document function.
     ("webhooks", {"worker", "export", "s3", "api", "cli", "daemon", "maintenance"}),
+    # Tracing is called from a job's path (worker, S3, API) and calls none of it back:
+    # of the queue it reads only the claimed job (REACH below).
+    (
+        "tracing",
+        {"worker", "export", "s3", "api", "cli", "daemon", "maintenance", "definitions"},
+    ),
 ]
 # Nothing on a job's path depends on its webhooks: they only read what happened.
 FORBIDDEN = [
@@ -331,6 +343,7 @@ REACH = [
     ("export", "exportd.queue", {"exportd.queue.job", "exportd.queue.lease", "exportd.queue.sql"}),
     ("maintenance", "exportd.export", {"exportd.export.keys"}),
     ("webhooks", "exportd.queue", {"exportd.queue.outbox", "exportd.queue.backoff"}),
+    ("tracing", "exportd.queue", {"exportd.queue.job"}),
 ]
 
 

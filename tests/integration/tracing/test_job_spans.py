@@ -72,7 +72,7 @@ def settings_for(endpoint: S3Endpoint, dsn: str, **kw: Any) -> Any:
 
 def attempts_of(found: Any, job_id: uuid.UUID) -> list[Any]:
     spans = [s for s in found if attrs(s).get("exportd.job.id") == str(job_id)]
-    return sorted(spans, key=lambda s: attrs(s)["exportd.job.attempt"])
+    return sorted(spans, key=lambda s: s.start_time or 0)
 
 
 async def test_a_completed_job_continues_the_posting_callers_trace(
@@ -195,7 +195,7 @@ async def test_a_failed_job_span_says_its_error_kind(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, spans: InMemorySpanExporter
 ) -> None:
     settings = settings_for(rclone_server, dsn)
-    async with running_daemon(settings, DEFINITIONS):
+    async with running_daemon(settings, DEFINITIONS) as daemon:
         job_id = await pool.fetchval(
             "INSERT INTO exportd.jobs (owner, kind, trace_context)"
             " VALUES ($1, 'broken', $2::text::jsonb) RETURNING id",
@@ -203,9 +203,23 @@ async def test_a_failed_job_span_says_its_error_kind(
             json.dumps({"traceparent": TRACEPARENT}),
         )
         row = await wait_for_state(pool, job_id, {"completed", "failed"})
-    assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+        assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+        # Run again on request: the job keeps its trace, and its new attempt is
+        # another child of the caller's span.
+        status, doc, _ = await call(
+            "POST", f"http://127.0.0.1:{daemon.api_port}/v1/jobs/{job_id}/retry", headers()
+        )
+        assert status == 202, doc
+        assert doc["trace_context"] == {"traceparent": TRACEPARENT}
+
+        async def failed_again() -> bool:
+            return len(attempts_of(spans.get_finished_spans(), job_id)) == 2
+
+        await eventually(failed_again)
     found = spans.get_finished_spans()
-    [attempt] = attempts_of(found, job_id)
+    attempt, again = attempts_of(found, job_id)
+    assert parent_id(again) == CALLER_SPAN
+    assert hex_ids(again)[0] == TRACE_ID
     assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
     assert attempt.status.status_code is StatusCode.ERROR
     assert attempt.status.description == "query_error"
