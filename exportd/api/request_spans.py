@@ -61,12 +61,15 @@ async def request_spans(request: web.Request, handler: Handler) -> web.StreamRes
         tracestate=tracestate,
         attributes=attributes,
     ) as span:
+        raised: web.HTTPException | None = None
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            span.set({"http.response.status_code": exc.status})
-            raise
-        span.set({"http.response.status_code": response.status})
-        if response.status >= 500:
-            span.fail(f"http_{response.status}", f"HTTP {response.status}")
-        return response
+            status = response.status
+        except web.HTTPException as exc:  # aiohttp's way to answer: an answer, not an error
+            raised, status = exc, exc.status
+        span.set({"http.response.status_code": status})
+        if status >= 500:
+            span.fail(f"http_{status}", f"HTTP {status}")
+    if raised is not None:
+        raise raised
+    return response
