@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -278,3 +279,28 @@ async def test_malformed_or_huge_trace_headers_never_fail_the_request(
         assert state == ",".join(f"v{i}=" + "x" * 60 for i in range(len(state.split(","))))
     else:
         assert stored == {"traceparent": kept}
+
+
+async def test_request_spans_name_routes_never_paths_queries_or_odd_methods(
+    rclone_server: S3Endpoint, dsn: str, spans: InMemorySpanExporter
+) -> None:
+    settings = settings_for(rclone_server, dsn)
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        base = f"http://127.0.0.1:{daemon.api_port}"
+        status, _, _ = await call("GET", f"{base}/v1/jobs?owner={OWNER}&state=pending", headers())
+        assert status == 200
+        # An unknown path: the span is named by the method alone.
+        status, _, _ = await call("GET", f"{base}/v1/{SECRET}", headers())
+        assert status == 404
+        # A method HTTP's parser knows (WebDAV's) and exportd does not: _OTHER.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request("PROPFIND", f"{base}/v1/jobs", headers=headers()) as answer,
+        ):
+            assert answer.status == 405
+    found = spans.get_finished_spans()
+    assert sorted(s.name for s in found) == ["GET", "GET /v1/jobs", "_OTHER"]
+    [odd] = named(found, "_OTHER")
+    assert attrs(odd)["http.request.method"] == "_OTHER"
+    values = attribute_values(found)
+    assert not any(OWNER in str(v) or SECRET in str(v) for v in values)
