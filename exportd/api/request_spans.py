@@ -19,6 +19,9 @@ from exportd.tracing.seam import SpanKind, tracer
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
+# Any token is a method to aiohttp: others are named _OTHER, as OpenTelemetry's HTTP
+# conventions say, so that no caller-chosen text names or describes a span.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 def caller_trace(request: web.Request) -> tuple[TraceParent | None, str | None]:
@@ -52,8 +55,9 @@ async def request_spans(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     route = route_template(request)
     parent, tracestate = caller_trace(request)
-    name = request.method if route == "<unmatched>" else f"{request.method} {route}"
-    attributes = {"http.request.method": request.method, "http.route": route}
+    method = request.method if request.method in _METHODS else "_OTHER"
+    name = method if route == "<unmatched>" else f"{method} {route}"
+    attributes = {"http.request.method": method, "http.route": route}
     with current.start(
         name,
         kind=SpanKind.SERVER,
@@ -61,12 +65,15 @@ async def request_spans(request: web.Request, handler: Handler) -> web.StreamRes
         tracestate=tracestate,
         attributes=attributes,
     ) as span:
+        raised: web.HTTPException | None = None
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            span.set({"http.response.status_code": exc.status})
-            raise
-        span.set({"http.response.status_code": response.status})
-        if response.status >= 500:
-            span.fail(f"http_{response.status}", f"HTTP {response.status}")
-        return response
+            status = response.status
+        except web.HTTPException as exc:  # aiohttp's way to answer: an answer, not an error
+            raised, status = exc, exc.status
+        span.set({"http.response.status_code": status})
+        if status >= 500:
+            span.fail(f"http_{status}", f"HTTP {status}")
+    if raised is not None:
+        raise raised
+    return response

@@ -29,7 +29,13 @@ TRACEPARENT_MAX_CHARS = 256
 _LONG_MEMBER = 128
 # A tracestate holds at most 32 list members (section 3.3.1.1).
 _MAX_MEMBERS = 32
-_MEMBER = re.compile(r"[\x20-\x7e]+")
+# A list member, key=value (section 3.3.1.3): a lower-case key, or tenant@system,
+# and a value of printable ASCII but "," and "=", not ending in a space.
+_KEY_CHARS = r"[a-z0-9_\-*/]"
+_MEMBER = re.compile(
+    rf"([a-z]{_KEY_CHARS}{{0,255}}|[a-z0-9]{_KEY_CHARS}{{0,240}}@[a-z]{_KEY_CHARS}{{0,13}})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,6 @@ def parse_traceparent(value: object) -> TraceParent | None:
     version, trace_id, span_id, flags, rest = match.groups()
     if version == "ff" or (version == "00" and rest is not None):
         return None
-    if rest is not None and not rest.startswith("-"):
-        return None
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
     return TraceParent(trace_id, span_id, int(flags, 16))
@@ -69,10 +73,11 @@ def parse_traceparent(value: object) -> TraceParent | None:
 def bounded_tracestate(value: object) -> str | None:
     """``value`` as a tracestate of at most ``TRACESTATE_MAX_CHARS`` characters, or None.
 
-    Members are comma-separated printable ASCII; empty ones are dropped, at most
-    32 kept. Over the bound, members over 128 characters go first, then members
-    from the end, as W3C's section 3.3.1.5 says a vendor cuts one. Anything not
-    a string, or not printable ASCII, is None (ignored, like a bad traceparent).
+    Members are comma-separated ``key=value`` pairs (W3C, section 3.3.1.3); empty
+    ones are dropped, at most 32 kept. Over the bound, members over 128 characters
+    go first, then members from the end, as section 3.3.1.5 says a vendor cuts
+    one. Anything not a string, or with a member that is not a valid pair, is None
+    (ignored whole, like a bad traceparent).
     """
     if not isinstance(value, str) or not value.strip():
         return None

@@ -39,6 +39,19 @@ def job_attributes(job: Job, *, show_owner: bool) -> dict[str, Attribute]:
     return found
 
 
+def ready_time(job: Job, claimed_at: datetime) -> datetime:
+    """When ``job``'s claim wait began: its ``run_after``, but not before it was created
+    (a run_after in the past, or -infinity) nor after ``claimed_at`` (the database's
+    clock set run_after; a claim read on a clock behind it must not end the wait
+    before it began). asyncpg reads ±infinity as naive datetimes: then the claim."""
+    ready, created = job.ready_at, job.created_at
+    if ready is None or ready.tzinfo is None:
+        return claimed_at
+    if created.tzinfo is not None:
+        ready = max(ready, created)
+    return min(ready, claimed_at)
+
+
 @contextmanager
 def attempt_span(job: Job, claimed_at: datetime) -> Iterator[Span]:
     """The span of ``job``'s attempt claimed at ``claimed_at`` (UTC), current inside
@@ -51,9 +64,7 @@ def attempt_span(job: Job, claimed_at: datetime) -> Iterator[Span]:
     document = from_document(job.trace_context)
     parent = None if document is None else parse_traceparent(document["traceparent"])
     tracestate = None if document is None else document.get("tracestate")
-    # The database's clock set run_after; a claim read on a clock behind it must
-    # not make the wait end before it began.
-    ready = claimed_at if job.ready_at is None else min(job.ready_at, claimed_at)
+    ready = ready_time(job, claimed_at)
     with current.start(
         f"export {job.kind}",
         kind=SpanKind.CONSUMER,

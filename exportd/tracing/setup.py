@@ -40,9 +40,9 @@ def start_tracing(
     *, show_owner: bool, log: Any, env: Mapping[str, str] | None = None
 ) -> TracingPlan:
     """Install the process's tracer as the environment asks, and log what was done
-    (``tracing`` at info, or ``tracing_not_started`` at warning: the daemon runs
-    untraced rather than not at all); returns the plan followed (``plan.on``
-    False: the no-op tracer stays)."""
+    (``tracing`` at info when on, at debug when off; ``tracing_not_started`` at
+    warning: the daemon runs untraced rather than not at all); returns the plan
+    followed (``plan.on`` False: the no-op tracer stays)."""
     wanted = tracing_plan(env)
     if wanted.on and wanted.exporter is not None:
         from exportd.tracing.otel import OtelTracer, make_provider
@@ -52,7 +52,8 @@ def start_tracing(
     elif wanted.problem is not None:
         log.warning("tracing_not_started", problem=wanted.problem)
     else:
-        log.info("tracing", on=False, why=wanted.why)
+        # Off is the default: no line among the few a failing start prints.
+        log.debug("tracing", on=False, why=wanted.why)
     return wanted
 
 

@@ -59,6 +59,8 @@ PURE = [
     "ui/present",
     "ui/charts",
     "ui/filters",
+    "tracing/context",
+    "tracing/config",
 ]
 NO_DRIVER = [
     "worker/loop",
@@ -68,6 +70,10 @@ NO_DRIVER = [
     "worker/quota_gate",
     "queue/interface",
     "export/interface",
+    # The tracing seam, called from the worker, the export and the API.
+    "tracing/seam",
+    "tracing/jobs",
+    "tracing/logs",
     *PURE,
 ]
 
@@ -153,6 +159,12 @@ FORBIDDEN = [
     # The dashboard reads what the API reads, through the same queue interface
     # and the API's own actions: never a job's run, its object or its SQL.
     ("ui", {"worker", "export", "s3", "cli", "daemon", "maintenance"}),
+    # Tracing is called from a job's path (worker, S3, API) and calls none of it back:
+    # of the queue it reads only the claimed job (REACH below).
+    (
+        "tracing",
+        {"worker", "export", "s3", "api", "cli", "daemon", "maintenance", "definitions"},
+    ),
 ]
 # Nothing on a job's path depends on its webhooks: they only read what happened.
 FORBIDDEN = [
@@ -349,6 +361,7 @@ REACH = [
     ("export", "exportd.queue", {"exportd.queue.job", "exportd.queue.lease", "exportd.queue.sql"}),
     ("maintenance", "exportd.export", {"exportd.export.keys"}),
     ("webhooks", "exportd.queue", {"exportd.queue.outbox", "exportd.queue.backoff"}),
+    ("tracing", "exportd.queue", {"exportd.queue.job"}),
 ]
 
 

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -72,7 +73,7 @@ def settings_for(endpoint: S3Endpoint, dsn: str, **kw: Any) -> Any:
 
 def attempts_of(found: Any, job_id: uuid.UUID) -> list[Any]:
     spans = [s for s in found if attrs(s).get("exportd.job.id") == str(job_id)]
-    return sorted(spans, key=lambda s: attrs(s)["exportd.job.attempt"])
+    return sorted(spans, key=lambda s: s.start_time or 0)
 
 
 async def test_a_completed_job_continues_the_posting_callers_trace(
@@ -195,7 +196,7 @@ async def test_a_failed_job_span_says_its_error_kind(
     rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, spans: InMemorySpanExporter
 ) -> None:
     settings = settings_for(rclone_server, dsn)
-    async with running_daemon(settings, DEFINITIONS):
+    async with running_daemon(settings, DEFINITIONS) as daemon:
         job_id = await pool.fetchval(
             "INSERT INTO exportd.jobs (owner, kind, trace_context)"
             " VALUES ($1, 'broken', $2::text::jsonb) RETURNING id",
@@ -203,9 +204,23 @@ async def test_a_failed_job_span_says_its_error_kind(
             json.dumps({"traceparent": TRACEPARENT}),
         )
         row = await wait_for_state(pool, job_id, {"completed", "failed"})
-    assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+        assert (row["state"], row["error_kind"]) == ("failed", "query_error")
+        # Run again on request: the job keeps its trace, and its new attempt is
+        # another child of the caller's span.
+        status, doc, _ = await call(
+            "POST", f"http://127.0.0.1:{daemon.api_port}/v1/jobs/{job_id}/retry", headers()
+        )
+        assert status == 202, doc
+        assert doc["trace_context"] == {"traceparent": TRACEPARENT}
+
+        async def failed_again() -> bool:
+            return len(attempts_of(spans.get_finished_spans(), job_id)) == 2
+
+        await eventually(failed_again)
     found = spans.get_finished_spans()
-    [attempt] = attempts_of(found, job_id)
+    attempt, again = attempts_of(found, job_id)
+    assert parent_id(again) == CALLER_SPAN
+    assert hex_ids(again)[0] == TRACE_ID
     assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
     assert attempt.status.status_code is StatusCode.ERROR
     assert attempt.status.description == "query_error"
@@ -264,3 +279,28 @@ async def test_malformed_or_huge_trace_headers_never_fail_the_request(
         assert state == ",".join(f"v{i}=" + "x" * 60 for i in range(len(state.split(","))))
     else:
         assert stored == {"traceparent": kept}
+
+
+async def test_request_spans_name_routes_never_paths_queries_or_odd_methods(
+    rclone_server: S3Endpoint, dsn: str, spans: InMemorySpanExporter
+) -> None:
+    settings = settings_for(rclone_server, dsn)
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        base = f"http://127.0.0.1:{daemon.api_port}"
+        status, _, _ = await call("GET", f"{base}/v1/jobs?owner={OWNER}&state=pending", headers())
+        assert status == 200
+        # An unknown path: the span is named by the method alone.
+        status, _, _ = await call("GET", f"{base}/v1/{SECRET}", headers())
+        assert status == 404
+        # A method HTTP's parser knows (WebDAV's) and exportd does not: _OTHER.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request("PROPFIND", f"{base}/v1/jobs", headers=headers()) as answer,
+        ):
+            assert answer.status == 405
+    found = spans.get_finished_spans()
+    assert sorted(s.name for s in found) == ["GET", "GET /v1/jobs", "_OTHER"]
+    [odd] = named(found, "_OTHER")
+    assert attrs(odd)["http.request.method"] == "_OTHER"
+    values = attribute_values(found)
+    assert not any(OWNER in str(v) or SECRET in str(v) for v in values)

@@ -79,9 +79,16 @@ def test_a_long_tracestate_loses_long_members_first_then_from_the_end() -> None:
     assert len(kept) == (limits.TRACESTATE_MAX_CHARS + 1) // 44
 
 
-@pytest.mark.parametrize("value", ["a=b\x00", "a=ü", 7, ["a=b"], " , ,"])
+@pytest.mark.parametrize(
+    "value", ["a=b\x00", "a=ü", 7, ["a=b"], " , ,", "A=b", "a", "a=", "a=b,=c", "a=b=c", "1=b"]
+)
 def test_a_tracestate_that_is_no_printable_ascii_list_is_dropped(value: object) -> None:
     assert bounded_tracestate(value) is None
+
+
+def test_w3c_keys_and_values_are_kept() -> None:
+    state = "tenant1@system=x y,a_b-c*d/e=!~,z9=1"
+    assert bounded_tracestate(state) == state
 
 
 def test_at_most_32_members() -> None:

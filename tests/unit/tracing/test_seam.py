@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.testing import capture_logs
 
 from exportd.queue.job import Job
-from exportd.tracing.jobs import attempt_ended, attempt_span, job_attributes
+from exportd.tracing.jobs import attempt_ended, attempt_span, job_attributes, ready_time
 from exportd.tracing.logs import add_trace_ids
 from exportd.tracing.otel import OtelTracer, provider_with
 from exportd.tracing.seam import NO_TRACER, current_ids, current_span, span, traced_part
@@ -75,7 +75,10 @@ def test_the_attributes_hold_no_params_and_the_owner_only_when_allowed() -> None
 async def test_an_attempt_continues_the_rows_trace_and_its_parts_nest(
     spans: InMemorySpanExporter,
 ) -> None:
-    job = a_job(trace_context={"traceparent": TRACEPARENT}, ready_at=NOW - timedelta(seconds=3))
+    ready = NOW - timedelta(seconds=3)
+    job = a_job(
+        trace_context={"traceparent": TRACEPARENT}, ready_at=ready, created_at=ready - timedelta(1)
+    )
     with capture_logs(processors=[add_trace_ids]) as logs, attempt_span(job, NOW):
         with span("stream"):
             # A task made inside the span inherits it, as an S3 part upload does.
@@ -87,7 +90,7 @@ async def test_an_attempt_continues_the_rows_trace_and_its_parts_nest(
     attempt = by_name["export orders"]
     assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
     assert parent_id(by_name["claim wait"]) == hex_ids(attempt)[1]
-    assert by_name["claim wait"].start_time == attempt.start_time
+    assert by_name["claim wait"].start_time == attempt.start_time == int(ready.timestamp() * 1e9)
     assert by_name["claim wait"].end_time == int(NOW.timestamp() * 1e9)
     assert parent_id(by_name["upload part"]) == hex_ids(by_name["stream"])[1]
     assert by_name["upload part"].attributes == {"exportd.part.number": 1, "exportd.part.bytes": 5}
@@ -107,6 +110,19 @@ def test_a_malformed_trace_context_starts_a_trace_of_its_own(
     attempt = next(s for s in spans.get_finished_spans() if s.name == "export orders")
     assert attempt.parent is None
     assert attempt.start_time == int(NOW.timestamp() * 1e9)
+
+
+def test_the_claim_wait_starts_at_run_after_within_creation_and_claim() -> None:
+    created = NOW - timedelta(hours=1)
+    due = NOW - timedelta(minutes=5)
+    assert ready_time(a_job(created_at=created, ready_at=due), NOW) == due
+    # run_after written in the past: the wait began when the job was created.
+    past = datetime(2001, 1, 1, tzinfo=UTC)
+    assert ready_time(a_job(created_at=created, ready_at=past), NOW) == created
+    # -infinity and infinity, as asyncpg reads them (naive): the claim itself.
+    assert ready_time(a_job(ready_at=datetime.min), NOW) == NOW
+    assert ready_time(a_job(ready_at=datetime.max), NOW) == NOW
+    assert ready_time(a_job(), NOW) == NOW
 
 
 class _StuckExporter(SpanExporter):
