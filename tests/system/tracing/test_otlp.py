@@ -59,16 +59,21 @@ async def test_exportd_run_sends_a_jobs_spans_to_the_collector_in_the_callers_tr
             OTEL_SERVICE_NAME="exportd-eu",
             OTEL_BSP_SCHEDULE_DELAY="100",
         )
-        with daemon_process(env, tmp_path) as log_path:
-            job_id = await pool.fetchval(
-                "INSERT INTO exportd.jobs (owner, kind, trace_context)"
-                " VALUES ('u', 'orders', $1::text::jsonb) RETURNING id",
-                json.dumps({"traceparent": TRACEPARENT}),
-            )
-            row = await wait_for_state(pool, job_id, {"completed", "failed"})
-            assert row["state"] == "completed", row["error"]
-        # The daemon has exited: its shutdown flushed what was still buffered.
-        await asyncio.sleep(0)
+        # The daemon is stopped (SIGTERM, then a blocking wait for its exit) in a
+        # thread: the collector runs on this event loop and must keep answering
+        # while the daemon's shutdown flushes the spans still buffered.
+        with contextlib.ExitStack() as stack:
+            log_path = stack.enter_context(daemon_process(env, tmp_path))
+            try:
+                job_id = await pool.fetchval(
+                    "INSERT INTO exportd.jobs (owner, kind, trace_context)"
+                    " VALUES ('u', 'orders', $1::text::jsonb) RETURNING id",
+                    json.dumps({"traceparent": TRACEPARENT}),
+                )
+                row = await wait_for_state(pool, job_id, {"completed", "failed"})
+                assert row["state"] == "completed", row["error"]
+            finally:
+                await asyncio.to_thread(stack.close)
     spans = {}
     services = set()
     for request in received:
