@@ -15,7 +15,7 @@ from typing import IO, Any
 import httpx
 
 from exportd_client import _protocol as p
-from exportd_client._errors import ExportdError, WaitTimeout
+from exportd_client._errors import DownloadFailed, WaitTimeout
 from exportd_client._models import Job, Kind
 
 JobId = uuid.UUID | str
@@ -87,11 +87,11 @@ class AsyncClient:
             dedupe_key=dedupe_key,
             options=options,
         )
-        return p.job_of((await self._send(call, enqueue=True)).json())
+        return p.job_of(await self._send(call, enqueue=True))
 
     async def get(self, job_id: JobId) -> Job:
         """``Client.get``."""
-        return p.job_of((await self._send(p.Call("GET", p.job_path(job_id)))).json())
+        return p.job_of(await self._send(p.Call("GET", p.job_path(job_id))))
 
     async def list(
         self,
@@ -115,66 +115,71 @@ class AsyncClient:
                 page_size=page_size,
                 cursor=cursor,
             )
-            page = (await self._send(call)).json()
-            for job in page["jobs"]:
-                yield p.job_of(job)
-            cursor = page.get("next_cursor")
-            if not cursor:
+            jobs, cursor = p.page_of(await self._send(call))
+            for job in jobs:
+                yield job
+            if cursor is None:
                 return
 
     async def cancel(self, job_id: JobId) -> Job:
         """``Client.cancel``."""
         response = await self._send(p.Call("POST", p.job_path(job_id, "/cancel")))
-        return p.job_of(response.json())
+        return p.job_of(response)
 
     async def delete(self, job_id: JobId) -> Job:
         """``Client.delete``."""
-        return p.job_of((await self._send(p.Call("DELETE", p.job_path(job_id)))).json())
+        return p.job_of(await self._send(p.Call("DELETE", p.job_path(job_id))))
 
     async def retry(self, job_id: JobId) -> Job:
         """``Client.retry``."""
         response = await self._send(p.Call("POST", p.job_path(job_id, "/retry")))
-        return p.job_of(response.json())
+        return p.job_of(response)
 
     async def download_url(self, job_id: JobId) -> str:
         """``Client.download_url``."""
         response = await self._send(p.Call("GET", p.job_path(job_id, "/download")))
-        return str(response.headers["Location"])
+        return p.location(response.status_code, str(response.url), response.headers.get("Location"))
 
     async def download(self, job_id: JobId, dest: str | os.PathLike[str] | IO[bytes]) -> int:
         """``Client.download``; the file is written from a thread, a chunk at a
         time, so that the event loop never waits on the disk."""
         url = await self.download_url(job_id)
         if isinstance(dest, str | os.PathLike):
-            file = await asyncio.to_thread(open, dest, "wb")
+            part = p.part_path(os.fspath(dest))
             try:
+                file = await asyncio.to_thread(open, part, "xb")
                 with file:
-                    return await self._stream(url, file)
+                    written = await self._stream(url, file)
+                await asyncio.to_thread(os.replace, part, dest)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    await asyncio.to_thread(os.unlink, dest)
+                    await asyncio.to_thread(os.unlink, part)
                 raise
+            return written
         return await self._stream(url, dest)
 
     async def _stream(self, url: str, file: IO[bytes]) -> int:
         written = 0
-        async with self._http.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise ExportdError(f"the bucket answered {response.status_code} to the download")
-            async for chunk in response.aiter_bytes(p.CHUNK_BYTES):
-                await asyncio.to_thread(file.write, chunk)
-                written += len(chunk)
+        try:
+            async with self._http.stream("GET", url, follow_redirects=True) as response:
+                if response.status_code != 200:
+                    raise DownloadFailed(f"the bucket answered {response.status_code}", 0)
+                async for chunk in response.aiter_bytes(p.CHUNK_BYTES):
+                    await asyncio.to_thread(file.write, chunk)
+                    written += len(chunk)
+        except httpx.HTTPError as exc:
+            raise DownloadFailed(f"the transfer failed: {exc!r}", written) from exc
         return written
 
     async def kinds(self) -> builtins.list[Kind]:
         """``Client.kinds``."""
-        return p.kinds_of((await self._send(p.Call("GET", "/v1/kinds"))).json())
+        return p.kinds_of(await self._send(p.Call("GET", "/v1/kinds")))
 
     # The same signature as Client.wait: the deadline is the poll's, not a cancellation.
     async def wait(self, job_id: JobId, timeout: float, *, listen: Any = None) -> Job:  # noqa: ASYNC109
         """``Client.wait``; ``listen`` is an asyncpg ``Connection`` or a psycopg
         ``AsyncConnection`` in autocommit mode, on the queue's database."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + p.wait_seconds(timeout)
         if listen is not None:
             return await self._wait_listening(job_id, deadline, listen)
         pause = p.POLL_FIRST
@@ -201,7 +206,8 @@ class AsyncClient:
                 if left <= 0:
                     raise WaitTimeout(job)
                 # Closed on leaving: the generator holds the connection while open.
-                async with contextlib.aclosing(conn.notifies(timeout=left)) as notes:
+                notified = conn.notifies(timeout=p.listen_slice(left))
+                async with contextlib.aclosing(notified) as notes:
                     async for note in notes:
                         if p.event_id(note.payload) == str(job.id):
                             break
@@ -211,6 +217,9 @@ class AsyncClient:
             await conn.execute("UNLISTEN exportd_events")
 
     async def _wait_asyncpg(self, job_id: JobId, deadline: float, conn: Any) -> Job:
+        if conn.is_in_transaction():
+            # LISTEN inside a transaction takes effect at its commit only.
+            raise ValueError("wait(listen=...) needs a connection outside any transaction")
         named = asyncio.Event()
         wanted = str(job_id)
 
@@ -228,7 +237,7 @@ class AsyncClient:
                 if left <= 0:
                     raise WaitTimeout(job)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(named.wait(), left)
+                    await asyncio.wait_for(named.wait(), p.listen_slice(left))
                 named.clear()
                 job = await self.get(job_id)
             return p.outcome(job)

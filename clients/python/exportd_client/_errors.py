@@ -71,6 +71,16 @@ class BadRequest(ApiError, InvalidJob):
         Exception.__init__(self, f"{status} {code}: {listed}")
 
 
+class InvalidAnswer(ApiError):
+    """An answer that is not the daemon's: a success or a redirect whose body is
+    not the JSON document the route gives (an empty body, a proxy's or a captive
+    portal's HTML page, a 3xx elsewhere), or a download answered without its
+    redirect. ``code`` is ``invalid_answer``; ``message`` says what was wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, "invalid_answer", message, {})
+
+
 class Unauthorized(ApiError):
     """401: no token, or not one of the daemon's (``EXPORTD_API_TOKENS``)."""
 
@@ -125,6 +135,16 @@ class Unavailable(ApiError):
     ) -> None:
         super().__init__(status, code, message, body)
         self.retry_after = retry_after
+
+
+class DownloadFailed(ExportdError):
+    """``download`` could not fetch the export from the bucket: a status other
+    than 200, or a transfer cut (``__cause__`` is httpx's error). ``written``
+    bytes had reached a file object given as ``dest``; a path is left as it was."""
+
+    def __init__(self, message: str, written: int) -> None:
+        self.written = written
+        super().__init__(f"download failed after {written} bytes: {message}")
 
 
 class WaitTimeout(ExportdError, TimeoutError):
