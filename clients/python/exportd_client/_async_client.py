@@ -34,7 +34,7 @@ class AsyncClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.owner = owner
+        self.owner = p.checked_scope(owner)
         self._token = token
         self._base = base_url.rstrip("/")
         # No default headers: the token goes to the daemon only (see Client).
@@ -53,7 +53,7 @@ class AsyncClient:
         response = await self._http.request(
             call.method,
             self._base + call.path,
-            params=tuple(call.params),
+            params=tuple(call.params + p.scope_query(self.owner)),
             json=call.body,
             headers=p.headers(self._token, self.owner),
         )

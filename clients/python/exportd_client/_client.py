@@ -26,7 +26,9 @@ class Client:
     ``base_url`` is the daemon's (``http://exportd:8080``), ``token`` one of its
     ``EXPORTD_API_TOKENS``. With ``owner``, every request acts for that owner
     alone (``X-Exportd-Owner``): other owners' jobs are unknown (NotFound) and
-    ``enqueue`` and ``list`` default to it. ``timeout`` bounds each request's
+    ``enqueue`` and ``list`` default to it; an owner the daemon would refuse
+    (over 256 bytes of UTF-8, empty, a control character) is InvalidJob here.
+    ``timeout`` bounds each request's
     connect, read and write, in seconds. Use it as a context manager, or
     ``close()`` it.
     """
@@ -40,7 +42,7 @@ class Client:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.owner = owner
+        self.owner = p.checked_scope(owner)
         self._token = token
         self._base = base_url.rstrip("/")
         # No default headers: the token goes to the daemon only, never to the
@@ -60,7 +62,7 @@ class Client:
         response = self._http.request(
             call.method,
             self._base + call.path,
-            params=tuple(call.params),
+            params=tuple(call.params + p.scope_query(self.owner)),
             json=call.body,
             headers=p.headers(self._token, self.owner),
         )

@@ -31,9 +31,9 @@ from exportd_client._errors import (
     Unauthorized,
     Unavailable,
 )
-from exportd_client._models import Job, Kind, Model, decode, timestamp
+from exportd_client._models import FieldProblem, Job, Kind, Model, decode, timestamp
 from exportd_client._tracing import trace_headers
-from exportd_client._validation import job_problems
+from exportd_client._validation import OWNER_MAX_BYTES, identifier_problem, job_problems
 
 OWNER_HEADER = "X-Exportd-Owner"
 # wait()'s polling: the first pause, its growth and its ceiling, in seconds.
@@ -72,11 +72,33 @@ class Call:
     body: dict[str, Any] | None = None
 
 
+def checked_scope(owner_scope: str | None) -> str | None:
+    """A client's owner scope, checked as the daemon checks it (1 to 256 bytes
+    of UTF-8, no control characters): InvalidJob (field ``owner_scope``) at
+    once, rather than a 400 or a header error on every request."""
+    if owner_scope is not None:
+        if not isinstance(owner_scope, str):
+            raise InvalidJob([FieldProblem("owner_scope", "must be a string")])
+        if why := identifier_problem(owner_scope, OWNER_MAX_BYTES):
+            raise InvalidJob([FieldProblem("owner_scope", why)])
+    return owner_scope
+
+
+def scope_query(owner_scope: str | None) -> list[tuple[str, str]]:
+    """The owner scope as the ``owner_scope`` query parameter, for an owner that
+    is not ASCII: HTTP header values are bytes that httpx sends as ASCII only,
+    while a query is percent-encoded UTF-8 (docs/api.md takes either)."""
+    if owner_scope is None or owner_scope.isascii():
+        return []
+    return [("owner_scope", owner_scope)]
+
+
 def headers(token: str, owner_scope: str | None) -> dict[str, str]:
     """The headers of every API request: the bearer token, the owner scope when
-    the client has one, and the current span's trace context (``_tracing``)."""
+    the client has one and it is ASCII (else ``scope_query``), and the current
+    span's trace context (``_tracing``)."""
     found = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    if owner_scope is not None:
+    if owner_scope is not None and owner_scope.isascii():
         found[OWNER_HEADER] = owner_scope
     found.update(trace_headers())
     return found
