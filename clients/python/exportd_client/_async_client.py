@@ -196,9 +196,13 @@ class AsyncClient:
     async def _wait_listening(self, job_id: JobId, deadline: float, conn: Any) -> Job:
         if hasattr(conn, "add_listener"):
             return await self._wait_asyncpg(job_id, deadline, conn)
-        if not conn.autocommit:
-            raise ValueError("wait(listen=...) needs a connection in autocommit mode")
-        await conn.execute("LISTEN exportd_events")
+        p.check_listener(conn.autocommit, conn.info.transaction_status)
+        # A channel the application listens to already stays listened to.
+        cursor = await conn.execute(p.LISTENING)
+        cursor.row_factory = p.tuple_row
+        listening = bool((await cursor.fetchone())[0])
+        if not listening:
+            await conn.execute("LISTEN exportd_events")
         try:
             job = await self.get(job_id)
             while not job.finished:
@@ -214,7 +218,8 @@ class AsyncClient:
                 job = await self.get(job_id)
             return p.outcome(job)
         finally:
-            await conn.execute("UNLISTEN exportd_events")
+            if not listening:
+                await conn.execute("UNLISTEN exportd_events")
 
     async def _wait_asyncpg(self, job_id: JobId, deadline: float, conn: Any) -> Job:
         if conn.is_in_transaction():

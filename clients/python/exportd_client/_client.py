@@ -226,9 +226,13 @@ class Client:
             pause = p.next_pause(pause)
 
     def _wait_listening(self, job_id: JobId, deadline: float, conn: Any) -> Job:
-        if not conn.autocommit:
-            raise ValueError("wait(listen=...) needs a connection in autocommit mode")
-        conn.execute("LISTEN exportd_events")
+        p.check_listener(conn.autocommit, conn.info.transaction_status)
+        # A channel the application listens to already stays listened to.
+        cursor = conn.execute(p.LISTENING)
+        cursor.row_factory = p.tuple_row
+        listening = bool(cursor.fetchone()[0])
+        if not listening:
+            conn.execute("LISTEN exportd_events")
         try:
             # Listening first, then reading: an end between the two is seen.
             job = self.get(job_id)
@@ -245,4 +249,5 @@ class Client:
                 job = self.get(job_id)
             return p.outcome(job)
         finally:
-            conn.execute("UNLISTEN exportd_events")
+            if not listening:
+                conn.execute("UNLISTEN exportd_events")

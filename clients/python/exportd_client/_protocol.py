@@ -12,7 +12,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -300,6 +300,29 @@ def wait_seconds(timeout: float) -> float:
     if math.isnan(timeout):
         raise ValueError("wait's timeout must be a number of seconds, not NaN")
     return timeout
+
+
+# Whether the listening connection already listens to exportd_events (a tuple
+# row read through the helper's own cursor: see check_listener).
+LISTENING = "SELECT EXISTS (SELECT FROM pg_listening_channels() AS c WHERE c = 'exportd_events')"
+
+
+def tuple_row(_cursor: Any) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """psycopg's ``tuple_row``, without importing psycopg: the client reads its
+    own rows as tuples whatever row factory the application's connection has
+    (``class_row`` of the application's class could not even build one)."""
+    return tuple
+
+
+def check_listener(autocommit: bool, transaction_status: int) -> None:
+    """ValueError unless a psycopg connection can hear notifications now: in
+    autocommit mode and outside any transaction (psycopg's TransactionStatus
+    IDLE is 0). LISTEN inside a transaction takes effect at its commit only,
+    and a notification is delivered between transactions only."""
+    if not autocommit:
+        raise ValueError("wait(listen=...) needs a connection in autocommit mode")
+    if transaction_status != 0:
+        raise ValueError("wait(listen=...) needs a connection outside any transaction")
 
 
 def listen_slice(left: float) -> float:

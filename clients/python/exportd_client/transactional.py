@@ -21,11 +21,12 @@ checked when the job is claimed: a job that does not pass fails with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from exportd_client._models import Job
+from exportd_client._protocol import tuple_row
 from exportd_client._sql import TRIES, DuplicateBusy, duplicate, first_column, job_of, render
 from exportd_client._sql import prepare as _prepare
 
@@ -36,20 +37,13 @@ class AsyncpgConnection(Protocol):
     async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
-def _tuple_row(_cursor: Any) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """psycopg's ``tuple_row``, without importing psycopg: the helpers read their
-    own rows as tuples whatever row factory the application's connection has
-    (``class_row`` of its own class could not even build one)."""
-    return tuple
-
-
 def _psycopg_row(cursor: Any) -> Any:
-    cursor.row_factory = _tuple_row
+    cursor.row_factory = tuple_row
     return cursor.fetchone()
 
 
 async def _psycopg_row_async(cursor: Any) -> Any:
-    cursor.row_factory = _tuple_row
+    cursor.row_factory = tuple_row
     return await cursor.fetchone()
 
 

@@ -6,6 +6,7 @@ before any statement, never as an SQL error that aborts it."""
 
 from __future__ import annotations
 
+import asyncio
 import types
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,14 @@ import asyncpg
 import psycopg
 import pytest
 from client_support import Exportd
-from exportd_client import AsyncClient, Client, InvalidJob, enqueue_asyncpg, enqueue_psycopg
+from exportd_client import (
+    AsyncClient,
+    Client,
+    DuplicateJob,
+    InvalidJob,
+    enqueue_asyncpg,
+    enqueue_psycopg,
+)
 from exportd_client._validation import PARAMS_MAX_BYTES
 from psycopg.rows import class_row
 
@@ -95,3 +103,89 @@ async def test_listening_on_a_connection_inside_a_transaction_is_refused(
             await client.cancel(job.id)
     finally:
         await conn.close()
+
+
+def test_listening_with_psycopg_inside_a_transaction_is_refused(
+    exportd: Exportd, owner: str
+) -> None:
+    with (
+        psycopg.connect(exportd.dsn, autocommit=True) as conn,
+        Client(exportd.url, TOKEN, owner=owner) as client,
+    ):
+        job = client.enqueue("ledger", run_after=LATER)
+        with conn.transaction(), pytest.raises(ValueError, match="transaction"):
+            client.wait(job.id, timeout=30, listen=conn)
+        client.cancel(job.id)
+
+
+async def test_a_channel_the_application_listens_to_stays_listened_to(
+    exportd: Exportd, owner: str
+) -> None:
+    with (
+        psycopg.connect(exportd.dsn, autocommit=True) as conn,
+        Client(exportd.url, TOKEN, owner=owner) as client,
+    ):
+        conn.execute("LISTEN exportd_events")
+        job = client.enqueue("ledger")
+        assert client.wait(job.id, timeout=60, listen=conn).state == "completed"
+        channels = conn.execute("SELECT pg_listening_channels()").fetchall()
+        assert channels == [("exportd_events",)]
+    async_conn = await psycopg.AsyncConnection.connect(exportd.dsn, autocommit=True)
+    try:
+        async with AsyncClient(exportd.url, TOKEN, owner=owner) as aclient:
+            await async_conn.execute("LISTEN exportd_events")
+            job = await aclient.enqueue("ledger")
+            done = await aclient.wait(job.id, timeout=60, listen=async_conn)
+            assert done.state == "completed"
+            cursor = await async_conn.execute("SELECT pg_listening_channels()")
+            assert await cursor.fetchall() == [("exportd_events",)]
+    finally:
+        await async_conn.close()
+
+
+async def _waiting_on_a_lock(dsn: str, pid: int) -> None:
+    """Until backend ``pid`` waits on a lock (no clock: it is asked, not timed)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not await conn.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+        ):
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("first_commits", [True, False])
+async def test_two_transactions_enqueueing_one_dedupe_key_make_one_job(
+    exportd: Exportd, owner: str, first_commits: bool
+) -> None:
+    first, second = await asyncpg.connect(exportd.dsn), await asyncpg.connect(exportd.dsn)
+    try:
+        one, two = first.transaction(), second.transaction()
+        await one.start()
+        await two.start()
+        made = await enqueue_asyncpg(first, owner, "ledger", dedupe_key="k", run_after=LATER)
+        # The second insert waits on the first transaction's row...
+        racing = asyncio.ensure_future(
+            enqueue_asyncpg(second, owner, "ledger", dedupe_key="k", run_after=LATER)
+        )
+        await _waiting_on_a_lock(exportd.dsn, second.get_server_pid())
+        # ...and learns its fate: the same job if it commits, a job of its own if not.
+        await (one.commit() if first_commits else one.rollback())
+        if first_commits:
+            with pytest.raises(DuplicateJob) as duplicate:
+                await racing
+            assert duplicate.value.job.id == made.id
+            await two.commit()
+        else:
+            theirs = await racing
+            assert theirs.id != made.id
+            await two.commit()
+        count = await second.fetchval(
+            "SELECT count(*) FROM exportd.jobs WHERE owner = $1 AND dedupe_key = 'k'", owner
+        )
+        assert count == 1
+        await second.execute("UPDATE exportd.jobs SET state = 'cancelled' WHERE owner = $1", owner)
+    finally:
+        await first.close()
+        await second.close()
