@@ -63,8 +63,14 @@ class BadRequest(ApiError, InvalidJob):
     """400: ``problems`` lists every problem the daemon found in the request."""
 
     def __init__(self, status: int, code: str, message: str, body: dict[str, Any]) -> None:
-        found = body.get("errors") or [{"field": "", "message": message}]
-        self.problems = [FieldProblem(str(e["field"]), str(e["message"])) for e in found]
+        # The daemon's errors are [{"field", "message"}]; a proxy's 400 may be anything.
+        found = body.get("errors")
+        listed = found if isinstance(found, list) else []
+        self.problems = [
+            FieldProblem(str(e.get("field", "")), str(e.get("message", message)))
+            for e in listed
+            if isinstance(e, dict)
+        ] or [FieldProblem("", message)]
         self.status, self.code, self.message, self.body = status, code, message, body
         # Both bases set what they hold; the message is said once, with every problem.
         listed = "; ".join(f"{p.field or 'request'}: {p.message}" for p in self.problems)

@@ -7,6 +7,7 @@ Routes, headers and shapes are the daemon's (docs/api.md, ``/v1/openapi.json``).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import math
@@ -220,14 +221,20 @@ def error_for(
         return NotFound(status, code, message, body)
     if status == 409:
         if enqueue and code == "duplicate" and isinstance(body.get("job"), dict):
-            return DuplicateJob(decode(Job, body["job"]))
+            try:
+                return DuplicateJob(decode(Job, body["job"]))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                pass  # not the daemon's job document: the Conflict as answered
         return Conflict(status, code, message, body)
     if status == 410:
         return Gone(status, code, message, body)
     retry_after = retry_after_seconds(header.get("Retry-After"), datetime.now(UTC))
     if status == 429:
         raw_at = body.get("retry_at")
-        at = timestamp(raw_at) if isinstance(raw_at, str) else None
+        at = None
+        if isinstance(raw_at, str):
+            with contextlib.suppress(ValueError):
+                at = timestamp(raw_at)
         return RateLimited(status, code, message, body, retry_after, at)
     if status == 503:
         return Unavailable(status, code, message, body, retry_after)

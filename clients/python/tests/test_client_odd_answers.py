@@ -19,7 +19,9 @@ import pytest
 from exportd_client import (
     ApiError,
     AsyncClient,
+    BadRequest,
     Client,
+    Conflict,
     ExportdError,
     InvalidAnswer,
     RateLimited,
@@ -263,3 +265,26 @@ def test_wait_takes_a_number_of_seconds(api: Scripted, timeout: float) -> None:
         else:  # no time left: asked once, then given up
             with pytest.raises(TimeoutError):
                 client.wait(JOB_ID, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (400, {"errors": "nope"}, BadRequest),
+        (400, {"errors": [{"message": "no field"}, 1, {"field": 2}]}, BadRequest),
+        (409, {"error": "duplicate", "job": {"id": "not a job"}}, Conflict),
+        (429, {"error": "quota_exceeded", "retry_at": "someday"}, RateLimited),
+        (429, {"error": "quota_exceeded", "retry_at": 17}, RateLimited),
+    ],
+)
+def test_an_error_body_of_odd_shape_is_still_its_typed_error(
+    api: Scripted, status: int, body: dict[str, object], raised: type[ApiError]
+) -> None:
+    api.answers["/v1/jobs"] = Answer(status, json.dumps(body).encode())
+    with Client(api.url, "t") as client, pytest.raises(raised) as caught:
+        client.enqueue("ledger", owner="acme")
+    assert caught.value.status == status
+    if isinstance(caught.value, BadRequest):
+        assert caught.value.problems  # every problem, as far as it can be read
+    if isinstance(caught.value, RateLimited):
+        assert caught.value.retry_at is None
