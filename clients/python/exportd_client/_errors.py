@@ -65,10 +65,10 @@ class BadRequest(ApiError, InvalidJob):
     def __init__(self, status: int, code: str, message: str, body: dict[str, Any]) -> None:
         # The daemon's errors are [{"field", "message"}]; a proxy's 400 may be anything.
         found = body.get("errors")
-        listed = found if isinstance(found, list) else []
+        entries = found if isinstance(found, list) else []
         self.problems = [
             FieldProblem(str(e.get("field", "")), str(e.get("message", message)))
-            for e in listed
+            for e in entries
             if isinstance(e, dict)
         ] or [FieldProblem("", message)]
         self.status, self.code, self.message, self.body = status, code, message, body
