@@ -15,7 +15,7 @@ from typing import IO, Any
 import httpx
 
 from exportd_client import _protocol as p
-from exportd_client._errors import DownloadFailed, WaitTimeout
+from exportd_client._errors import ApiError, DownloadFailed, WaitTimeout
 from exportd_client._models import Job, Kind
 
 JobId = uuid.UUID | str
@@ -183,8 +183,9 @@ class AsyncClient:
         if listen is not None:
             return await self._wait_listening(job_id, deadline, listen)
         pause = p.POLL_FIRST
+        job: Job | None = None
         while True:
-            job = await self.get(job_id)
+            job = await self._read(job_id, deadline, job)
             if job.finished:
                 return p.outcome(job)
             left = deadline - time.monotonic()
@@ -192,6 +193,26 @@ class AsyncClient:
                 raise WaitTimeout(job)
             await asyncio.sleep(min(pause, left))
             pause = p.next_pause(pause)
+
+    async def _read(self, job_id: JobId, deadline: float, seen: Job | None) -> Job:
+        """``get``, for ``wait``: an outage (no answer, 502, 503, 504) is asked
+        through, with backoff, until ``deadline``; then WaitTimeout with the job
+        as last ``seen`` (the outage its cause), or the outage itself if the
+        job was never seen."""
+        pause = p.POLL_FIRST
+        while True:
+            try:
+                return await self.get(job_id)
+            except (httpx.TransportError, ApiError) as exc:
+                if isinstance(exc, ApiError) and not p.outage(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if seen is None:
+                        raise
+                    raise WaitTimeout(seen) from exc
+                await asyncio.sleep(min(pause, left))
+                pause = p.next_pause(pause)
 
     async def _wait_listening(self, job_id: JobId, deadline: float, conn: Any) -> Job:
         if hasattr(conn, "add_listener"):
@@ -204,7 +225,7 @@ class AsyncClient:
         if not listening:
             await conn.execute("LISTEN exportd_events")
         try:
-            job = await self.get(job_id)
+            job = await self._read(job_id, deadline, None)
             while not job.finished:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -215,7 +236,7 @@ class AsyncClient:
                     async for note in notes:
                         if p.event_id(note.payload) == str(job.id):
                             break
-                job = await self.get(job_id)
+                job = await self._read(job_id, deadline, job)
             return p.outcome(job)
         finally:
             if not listening:
@@ -235,7 +256,7 @@ class AsyncClient:
         await conn.add_listener("exportd_events", heard)
         try:
             # Listening first, then reading: an end between the two is seen.
-            job = await self.get(job_id)
+            job = await self._read(job_id, deadline, None)
             wanted = str(job.id)
             while not job.finished:
                 left = deadline - time.monotonic()
@@ -244,7 +265,7 @@ class AsyncClient:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(named.wait(), p.listen_slice(left))
                 named.clear()
-                job = await self.get(job_id)
+                job = await self._read(job_id, deadline, job)
             return p.outcome(job)
         finally:
             await conn.remove_listener("exportd_events", heard)

@@ -14,7 +14,7 @@ from typing import IO, Any
 import httpx
 
 from exportd_client import _protocol as p
-from exportd_client._errors import DownloadFailed, WaitTimeout
+from exportd_client._errors import ApiError, DownloadFailed, WaitTimeout
 from exportd_client._models import Job, Kind
 
 JobId = uuid.UUID | str
@@ -215,8 +215,9 @@ class Client:
         if listen is not None:
             return self._wait_listening(job_id, deadline, listen)
         pause = p.POLL_FIRST
+        job: Job | None = None
         while True:
-            job = self.get(job_id)
+            job = self._read(job_id, deadline, job)
             if job.finished:
                 return p.outcome(job)
             left = deadline - time.monotonic()
@@ -224,6 +225,26 @@ class Client:
                 raise WaitTimeout(job)
             time.sleep(min(pause, left))
             pause = p.next_pause(pause)
+
+    def _read(self, job_id: JobId, deadline: float, seen: Job | None) -> Job:
+        """``get``, for ``wait``: an outage (no answer, 502, 503, 504) is asked
+        through, with backoff, until ``deadline``; then WaitTimeout with the job
+        as last ``seen`` (the outage its cause), or the outage itself if the
+        job was never seen."""
+        pause = p.POLL_FIRST
+        while True:
+            try:
+                return self.get(job_id)
+            except (httpx.TransportError, ApiError) as exc:
+                if isinstance(exc, ApiError) and not p.outage(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if seen is None:
+                        raise
+                    raise WaitTimeout(seen) from exc
+                time.sleep(min(pause, left))
+                pause = p.next_pause(pause)
 
     def _wait_listening(self, job_id: JobId, deadline: float, conn: Any) -> Job:
         p.check_listener(conn.autocommit, conn.info.transaction_status)
@@ -235,7 +256,7 @@ class Client:
             conn.execute("LISTEN exportd_events")
         try:
             # Listening first, then reading: an end between the two is seen.
-            job = self.get(job_id)
+            job = self._read(job_id, deadline, None)
             while not job.finished:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -246,7 +267,7 @@ class Client:
                     for note in notes:
                         if p.event_id(note.payload) == str(job.id):
                             break
-                job = self.get(job_id)
+                job = self._read(job_id, deadline, job)
             return p.outcome(job)
         finally:
             if not listening:

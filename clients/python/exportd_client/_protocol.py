@@ -332,6 +332,16 @@ def check_listener(autocommit: bool, transaction_status: int) -> None:
         raise ValueError("wait(listen=...) needs a connection outside any transaction")
 
 
+# What a proxy or the daemon answers while it cannot serve (502 Bad Gateway,
+# 503 Unavailable, 504 Gateway Timeout): an outage, which wait outlasts.
+OUTAGE_STATUSES = frozenset({502, 503, 504})
+
+
+def outage(exc: ApiError) -> bool:
+    """Whether an error answer says the API is down rather than anything of the job."""
+    return exc.status in OUTAGE_STATUSES
+
+
 def listen_slice(left: float) -> float:
     """How long ``wait(listen=...)`` sleeps before reading the job again."""
     return min(left, LISTEN_RECHECK)

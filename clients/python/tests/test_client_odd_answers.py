@@ -24,7 +24,9 @@ from exportd_client import (
     Conflict,
     ExportdError,
     InvalidAnswer,
+    NotFound,
     RateLimited,
+    WaitTimeout,
 )
 
 JOB_ID = uuid.uuid4()
@@ -45,7 +47,8 @@ class Scripted:
 
     host: str
     port: int
-    answers: dict[str, Answer] = field(default_factory=dict)
+    # A list is answered in turn, its last answer repeated.
+    answers: dict[str, Answer | list[Answer]] = field(default_factory=dict)
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     @property
@@ -75,6 +78,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         scripted.seen.append((path, dict(self.headers.items())))
         answer = scripted.answers.get(path, Answer(404, b"{}"))
+        if isinstance(answer, list):
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             self.send_header(name, value)
@@ -246,18 +251,22 @@ async def test_a_download_that_fails_halfway_keeps_the_file_that_was_there(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
 
 
-@pytest.mark.parametrize("timeout", [float("nan"), -1.0, 0.0])
-def test_wait_takes_a_number_of_seconds(api: Scripted, timeout: float) -> None:
+def _job(state: str) -> Answer:
     job = {
         "id": str(JOB_ID),
         "owner": "acme",
         "kind": "ledger",
         "params": {},
         "format": "csv",
-        "state": "pending",
+        "state": state,
         "created_at": "2025-01-01T00:00:00+00:00",
     }
-    api.answers[_job_path()] = Answer(200, json.dumps(job).encode())
+    return Answer(200, json.dumps(job).encode())
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), -1.0, 0.0])
+def test_wait_takes_a_number_of_seconds(api: Scripted, timeout: float) -> None:
+    api.answers[_job_path()] = _job("pending")
     with Client(api.url, "t") as client:
         if timeout != timeout:
             with pytest.raises(ValueError, match="timeout"):
@@ -288,3 +297,36 @@ def test_an_error_body_of_odd_shape_is_still_its_typed_error(
         assert caught.value.problems  # every problem, as far as it can be read
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_at is None
+
+
+async def test_wait_outlasts_an_outage_of_the_daemon_or_its_proxy(api: Scripted) -> None:
+    outage = [
+        _job("processing"),
+        Answer(503, b'{"error": "unavailable"}', {"Retry-After": "1"}),
+        Answer(502, b"<html>Bad Gateway</html>"),
+        Answer(504, b""),
+        _job("completed"),
+    ]
+    api.answers[_job_path()] = list(outage)
+    with Client(api.url, "t") as client:
+        assert client.wait(JOB_ID, timeout=60).state == "completed"
+    api.answers[_job_path()] = list(outage)
+    async with AsyncClient(api.url, "t") as aclient:
+        assert (await aclient.wait(JOB_ID, timeout=60)).state == "completed"
+
+
+def test_wait_gives_up_on_an_outage_at_its_deadline(api: Scripted) -> None:
+    api.answers[_job_path()] = [_job("processing"), Answer(503, b"{}")]
+    with Client(api.url, "t") as client, pytest.raises(WaitTimeout) as timed_out:
+        client.wait(JOB_ID, timeout=0.3)
+    assert timed_out.value.job.state == "processing"  # as last seen
+    assert isinstance(timed_out.value.__cause__, ApiError)
+    # Never seen at all: the outage itself.
+    api.answers[_job_path()] = Answer(503, b"{}")
+    with Client(api.url, "t") as client, pytest.raises(ApiError) as unavailable:
+        client.wait(JOB_ID, timeout=0)
+    assert unavailable.value.status == 503
+    # An answer about the job is not an outage: no waiting it out.
+    api.answers[_job_path()] = Answer(404, b'{"error": "not_found"}')
+    with Client(api.url, "t") as client, pytest.raises(NotFound):
+        client.wait(JOB_ID, timeout=60)
