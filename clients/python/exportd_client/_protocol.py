@@ -157,20 +157,22 @@ def new_job(
 def list_call(
     *,
     owner: str | None,
-    states: Iterable[str],
-    kinds: Iterable[str],
+    states: str | Iterable[str],
+    kinds: str | Iterable[str],
     created_after: datetime | None,
     created_before: datetime | None,
     page_size: int,
     cursor: str | None,
 ) -> Call:
     """One page of ``GET /v1/jobs``: newest first, ``cursor`` the previous
-    page's ``next_cursor`` (None: the first page)."""
+    page's ``next_cursor`` (None: the first page); ``states`` and ``kinds``
+    are strings or iterables of strings."""
     params = [("limit", str(page_size))]
     if owner is not None:
         params.append(("owner", owner))
-    params.extend(("state", state) for state in states)
-    params.extend(("kind", kind) for kind in kinds)
+    # A string is one value: iterated, "pending" would be seven states.
+    params.extend(("state", state) for state in ([states] if isinstance(states, str) else states))
+    params.extend(("kind", kind) for kind in ([kinds] if isinstance(kinds, str) else kinds))
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None:
             params.append((name, value.astimezone(UTC).isoformat()))
