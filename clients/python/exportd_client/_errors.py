@@ -63,12 +63,28 @@ class BadRequest(ApiError, InvalidJob):
     """400: ``problems`` lists every problem the daemon found in the request."""
 
     def __init__(self, status: int, code: str, message: str, body: dict[str, Any]) -> None:
-        found = body.get("errors") or [{"field": "", "message": message}]
-        self.problems = [FieldProblem(str(e["field"]), str(e["message"])) for e in found]
+        # The daemon's errors are [{"field", "message"}]; a proxy's 400 may be anything.
+        found = body.get("errors")
+        entries = found if isinstance(found, list) else []
+        self.problems = [
+            FieldProblem(str(e.get("field", "")), str(e.get("message", message)))
+            for e in entries
+            if isinstance(e, dict)
+        ] or [FieldProblem("", message)]
         self.status, self.code, self.message, self.body = status, code, message, body
         # Both bases set what they hold; the message is said once, with every problem.
         listed = "; ".join(f"{p.field or 'request'}: {p.message}" for p in self.problems)
         Exception.__init__(self, f"{status} {code}: {listed}")
+
+
+class InvalidAnswer(ApiError):
+    """An answer that is not the daemon's: a success or a redirect whose body is
+    not the JSON document the route gives (an empty body, a proxy's or a captive
+    portal's HTML page, a 3xx elsewhere), or a download answered without its
+    redirect. ``code`` is ``invalid_answer``; ``message`` says what was wrong."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, "invalid_answer", message, {})
 
 
 class Unauthorized(ApiError):
@@ -125,6 +141,16 @@ class Unavailable(ApiError):
     ) -> None:
         super().__init__(status, code, message, body)
         self.retry_after = retry_after
+
+
+class DownloadFailed(ExportdError):
+    """``download`` could not fetch the export from the bucket: a status other
+    than 200, or a transfer cut (``__cause__`` is httpx's error). ``written``
+    bytes had reached a file object given as ``dest``; a path is left as it was."""
+
+    def __init__(self, message: str, written: int) -> None:
+        self.written = written
+        super().__init__(f"download failed after {written} bytes: {message}")
 
 
 class WaitTimeout(ExportdError, TimeoutError):

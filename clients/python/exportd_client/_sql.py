@@ -92,17 +92,23 @@ def prepare(
     """The insert of a new job, once every check passed (else InvalidJob listing
     every problem). The trace context of the current span is added when there
     is one (``_tracing``); otherwise the statement never names the column."""
-    document = {} if params is None else params
+    # Plain dicts from here on: any Mapping is taken (MappingProxyType, a
+    # Pydantic model's dict view), and json.dumps writes only dicts.
+    document: Any = {} if params is None else params
+    if isinstance(document, Mapping):
+        document = dict(document)
+    if options is not None:
+        options = dict(options)
     problems = job_problems(
         owner=owner,
         kind=kind,
-        params=dict(document) if isinstance(document, Mapping) else document,
+        params=document,
         format=format,
         priority=priority,
         run_after=run_after,
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
-        options=None if options is None else dict(options),
+        options=options,
     )
     if not isinstance(owner, str):
         problems.insert(0, FieldProblem("owner", "is required"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from exportd_client._models import FieldProblem
@@ -90,6 +91,26 @@ def _deepest_level(document: Any) -> int:
     return deepest
 
 
+def _jsonb_growth(document: Any) -> int:
+    """Bytes that Postgres's text of ``document`` as jsonb (what the table's CHECK
+    measures) has beyond Python's JSON text: jsonb keeps numbers as numeric and
+    writes them out in full, so Python's ``1e+300`` (6 bytes) is 301 digits
+    there and ``1.5e-07`` is ``0.00000015``. Read without recursion."""
+    growth = 0
+    pending: list[Any] = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, float):
+            shown = repr(value)
+            if "e" in shown:
+                growth += max(0, len(format(Decimal(shown), "f")) - len(shown))
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return growth
+
+
 def _shown(name: str) -> str:
     """A caller's key as a field name: never longer than a line (the daemon's rule)."""
     return name if len(name) <= 64 else f"{name[:64]}..."
@@ -116,7 +137,8 @@ def _text_problem_within(name: str, document: dict[str, Any]) -> FieldProblem | 
 
 def document_problems(name: str, document: Any, max_bytes: int) -> list[FieldProblem]:
     """What the table refuses in a params or options ``document``: not an object,
-    text Postgres cannot store, over ``max_bytes`` as JSON text, or nested so that
+    text Postgres cannot store, over ``max_bytes`` as JSON text (as jsonb writes
+    it: numbers in full, ``_jsonb_growth``), or nested so that
     a value lies at level ``JSON_MAX_DEPTH`` or deeper (jobs_params_depth)."""
     if not isinstance(document, dict):
         return [FieldProblem(name, "must be a JSON object")]
@@ -126,7 +148,7 @@ def document_problems(name: str, document: Any, max_bytes: int) -> list[FieldPro
         rendered = json.dumps(document, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         return [FieldProblem(name, f"must be JSON: {exc}")]
-    size = len(rendered.encode("utf-8"))
+    size = len(rendered.encode("utf-8")) + _jsonb_growth(document)
     if size > max_bytes:
         message = f"must be at most {max_bytes} bytes as JSON text (it has {size})"
         return [FieldProblem(name, message)]

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from exportd_client._models import Job
+from exportd_client._protocol import tuple_row
 from exportd_client._sql import TRIES, DuplicateBusy, duplicate, first_column, job_of, render
 from exportd_client._sql import prepare as _prepare
 
@@ -34,6 +35,16 @@ class AsyncpgConnection(Protocol):
     """What is used of an ``asyncpg.Connection`` (or pool connection)."""
 
     async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+def _psycopg_row(cursor: Any) -> Any:
+    cursor.row_factory = tuple_row
+    return cursor.fetchone()
+
+
+async def _psycopg_row_async(cursor: Any) -> Any:
+    cursor.row_factory = tuple_row
+    return await cursor.fetchone()
 
 
 class PsycopgConnection(Protocol):
@@ -115,7 +126,8 @@ def enqueue_psycopg(
     dedupe_key: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> Job:
-    """``enqueue_asyncpg`` on a psycopg 3 ``Connection`` (any row factory); in its
+    """``enqueue_asyncpg`` on a psycopg 3 ``Connection`` (any row factory: the
+    helper's own cursors read tuples, the connection's factory is untouched); in its
     transaction, which psycopg opens on first use unless the connection is
     in autocommit mode."""
     insert = _prepare(
@@ -132,10 +144,10 @@ def enqueue_psycopg(
     sql, _ = render(insert.statement, "psycopg")
     dup_sql, _ = render("live_duplicate", "psycopg")
     for _ in range(TRIES):
-        created = first_column(conn.execute(sql, insert.values).fetchone())
+        created = first_column(_psycopg_row(conn.execute(sql, insert.values)))
         if created is not None:
             return job_of(created)
-        live = first_column(conn.execute(dup_sql, insert.duplicate_values()).fetchone())
+        live = first_column(_psycopg_row(conn.execute(dup_sql, insert.duplicate_values())))
         if (raised := duplicate(live)) is not None:
             raise raised
     raise DuplicateBusy()
@@ -170,11 +182,11 @@ async def enqueue_psycopg_async(
     dup_sql, _ = render("live_duplicate", "psycopg")
     for _ in range(TRIES):
         cursor = await conn.execute(sql, insert.values)
-        created = first_column(await cursor.fetchone())
+        created = first_column(await _psycopg_row_async(cursor))
         if created is not None:
             return job_of(created)
         cursor = await conn.execute(dup_sql, insert.duplicate_values())
-        if (raised := duplicate(first_column(await cursor.fetchone()))) is not None:
+        if (raised := duplicate(first_column(await _psycopg_row_async(cursor)))) is not None:
             raise raised
     raise DuplicateBusy()
 

@@ -277,6 +277,9 @@ def test_list_walks_every_page_newest_first(exportd: Exportd, owner: str) -> Non
         client.cancel(made[0])
         pending = client.list(owner=owner, state=["pending"], kind=["ledger"], page_size=2)
         assert [job.id for job in pending] == made[:0:-1]
+        # One state or kind may be given as a string (not taken letter by letter).
+        one = client.list(owner=owner, state="pending", kind="ledger", page_size=2)
+        assert [job.id for job in one] == made[:0:-1]
         for job_id in made[1:]:
             client.cancel(job_id)
 
