@@ -21,6 +21,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = (
     "json",
     "zip",
     "xlsx",
+    "csv.zst",
+    "jsonl.zst",
 )
 
 

@@ -3,7 +3,7 @@
 Which format names exist and which a kind offers are definitions
 (``exportd/definitions/offered_formats.py``); this module says how each is
 written. A format is a row encoding (``csv`` or ``jsonl``, both produced by Postgres
-where the rows come from SQL), optionally inside a container: gzip, a JSON
+where the rows come from SQL), optionally inside a container: gzip, zstd, a JSON
 array, or a zip bundle holding one member per dataset and a manifest.
 """
 
@@ -20,6 +20,8 @@ from exportd.errors import ErrorKind, ExportError
 class Container(StrEnum):
     PLAIN = "plain"
     GZIP = "gzip"
+    # A Zstandard frame (RFC 8878), as the zstd tool writes it.
+    ZSTD = "zstd"
     JSON_ARRAY = "json_array"
     ZIP = "zip"
     # An xlsx workbook: a zip of its own parts, a sheet (or several) per dataset.
@@ -49,6 +51,8 @@ FORMATS: dict[str, Format] = {
         Format("json", "jsonl", Container.JSON_ARRAY, "application/json; charset=utf-8"),
         Format("zip", "csv", Container.ZIP, "application/zip"),
         Format("xlsx", "xlsx", Container.XLSX, XLSX_CONTENT_TYPE),
+        Format("csv.zst", "csv", Container.ZSTD, "application/zstd"),
+        Format("jsonl.zst", "jsonl", Container.ZSTD, "application/zstd"),
     )
 }
 
