@@ -30,9 +30,9 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check exportd tests bench
 	$(BIN)/mypy
 
-## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc and 7-Zip where missing: the xlsx tests read workbooks back with Calc, the zip-slip tests extract bundles with 7-Zip)
+## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc, 7-Zip and zstd where missing: the xlsx tests read workbooks back with Calc, the zip tests test and extract bundles with 7-Zip, the zstd tests decompress with the zstd tool)
 test: lint
-	(command -v soffice >/dev/null && command -v 7z >/dev/null) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full)
+	(command -v soffice >/dev/null && command -v 7z >/dev/null && command -v zstd >/dev/null) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full zstd)
 	$(BIN)/pytest
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python

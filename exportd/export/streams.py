@@ -31,10 +31,12 @@ BLOCK = 1024 * 1024
 COMPRESS_LEVEL = 1
 # Zstandard's level 1, its fastest standard level, with one worker thread: the
 # worker compresses while the event loop reads on, and the frames are smaller than
-# gzip's (docs/benchmarks.md, "csv.zst and zip"). A frame ends with its checksum,
+# gzip's (docs/formats.md, "Compression, measured"). A frame ends with its checksum,
 # as the zstd tool writes it.
 ZSTD_LEVEL = 1
 ZSTD_THREADS = 1
+# zstd's smallest job: the worker holds about 5 MiB (14 MiB with zstd's default job).
+ZSTD_JOB_BYTES = 512 * 1024
 
 
 class ByteSink(Protocol):
@@ -110,10 +112,21 @@ class GzipStream(CompressedStream):
 
 class ZstdStream(CompressedStream):
     """A Zstandard frame (RFC 8878) with its content checksum, compressed off the
-    event loop. ``threads``: zstd's workers (0 compresses in the calling thread)."""
+    event loop. ``threads``: zstd's workers (0 compresses in the calling thread);
+    ``job_bytes``: what a worker takes at once (0: zstd's own choice, 2 MiB at level
+    1), which bounds what the workers hold."""
 
-    def __init__(self, out: ByteSink, level: int = ZSTD_LEVEL, threads: int = ZSTD_THREADS) -> None:
-        compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+    def __init__(
+        self,
+        out: ByteSink,
+        level: int = ZSTD_LEVEL,
+        threads: int = ZSTD_THREADS,
+        job_bytes: int = ZSTD_JOB_BYTES,
+    ) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=job_bytes if threads else 0, write_checksum=1
+        )
+        compressor = zstandard.ZstdCompressor(compression_params=params)
         super().__init__(out, compressor.compressobj())
 
 

@@ -97,11 +97,12 @@ async def test_gzip_stream_is_a_gzip_file_written_block_by_block() -> None:
 
 @pytest.mark.parametrize("threads", [0, 1, 2])
 async def test_zstd_stream_is_one_zstd_frame_written_block_by_block(threads: int) -> None:
-    data = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(60_000))
+    # 19 MB: more than zstd's workers hold at once, so output must come before the end.
+    data = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(300_000))
     out = Collect()
     stream = ZstdStream(out, threads=threads)
-    for start in range(0, len(data), 70_000):
-        await stream.write(data[start : start + 70_000])
+    for start in range(0, len(data), 700_000):
+        await stream.write(data[start : start + 700_000])
     await stream.close()
     frame = bytes(out.data)
     params = zstandard.get_frame_parameters(frame)
