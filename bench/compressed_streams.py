@@ -37,7 +37,6 @@ from bench.csv_export import TABLE, query  # noqa: E402
 from exportd.export.streams import (  # noqa: E402
     BLOCK,
     COMPRESS_LEVEL,
-    ZSTD_JOB_BYTES,
     ByteSink,
     GzipStream,
     ZstdStream,
@@ -143,8 +142,8 @@ class Stream(Protocol):
 Make = Callable[[ByteSink], Stream]
 
 
-def zstd(level: int, threads: int, job_bytes: int = 0) -> Make:
-    return lambda out: ZstdStream(out, level=level, threads=threads, job_bytes=job_bytes)
+def zstd(level: int, threads: int) -> Make:
+    return lambda out: ZstdStream(out, level=level, threads=threads)
 
 
 CONTENDERS: dict[str, Make] = {
@@ -155,7 +154,6 @@ CONTENDERS: dict[str, Make] = {
         for level in (1, 2, 3)
         for threads in (0, 1, 2)
     },
-    "csv.zst (level 1, 1 worker, 512 KiB jobs: exportd's)": zstd(1, 1, ZSTD_JOB_BYTES),
     "zip before (zipfile, zlib 1)": ZipfileBundle,
     "zip (own writer, ISA-L 1)": _OneMember,
 }
