@@ -30,9 +30,9 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check exportd tests bench clients/python
 	$(BIN)/mypy
 
-## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc, 7-Zip and Chromium where missing: the xlsx tests read workbooks back with Calc, the zip-slip tests extract bundles with 7-Zip, the dashboard's tests drive headless Chromium)
+## test: lint, then the whole suite against real Postgres and real S3 servers (installs LibreOffice Calc, 7-Zip, zstd and Chromium where missing: the xlsx tests read workbooks back with Calc, the zip tests test and extract bundles with 7-Zip, the zstd tests decompress with the zstd tool, the dashboard's tests drive headless Chromium)
 test: lint
-	(command -v soffice >/dev/null && command -v 7z >/dev/null && test -x /usr/bin/chromium) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full chromium)
+	(command -v soffice >/dev/null && command -v 7z >/dev/null && command -v zstd >/dev/null && test -x /usr/bin/chromium) || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libreoffice-calc p7zip-full zstd chromium)
 	$(BIN)/pytest
 
 ## screenshots: the dashboard's pictures in docs/img (a daemon on the demo data with a slow and a failing kind; headless Chromium captures the overview, the jobs list and a failed job)

@@ -24,6 +24,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = (
     "zip",
     "xlsx",
     "parquet",
+    "csv.zst",
+    "jsonl.zst",
 )
 # The formats that need an optional extra, and the extra's name (pip install 'exportd[...]').
 PARQUET_EXTRA = "exportd[parquet]"

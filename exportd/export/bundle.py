@@ -1,6 +1,6 @@
 """Writing a zip: each member whole or in numbered parts, then ``manifest.json``.
 
-The zip streams (``streams.ZipBundle``): one member open at a time, each part of a
+The zip streams (``zip_stream.ZipBundle``): one member open at a time, each part of a
 split dataset a member of its own, opened when ``SplitSink`` reaches it. The
 manifest is written last, so that it describes members that are all written.
 """
@@ -26,7 +26,8 @@ from exportd.export.layout import (
 from exportd.export.member_names import MemberNames
 from exportd.export.progress import Tracker
 from exportd.export.split import PartSink, SplitSink, part_name
-from exportd.export.streams import ByteSink, JsonArrayStream, MemberStats, ZipBundle, ZipMember
+from exportd.export.streams import ByteSink, JsonArrayStream, MemberStats
+from exportd.export.zip_stream import ZipBundle, ZipMember
 from exportd.s3.client import S3Client
 
 # Writes a dataset's rows, in an encoding ("csv" or "jsonl"), into a sink; its rows.

@@ -45,7 +45,7 @@ from exportd.export.sources import (
     handler_output,
     start_session,
 )
-from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream
+from exportd.export.streams import ByteSink, GzipStream, JsonArrayStream, ZstdStream
 from exportd.export.target import ExportOptions, PreparedObject, open_upload
 from exportd.export.xlsx.sheets import SheetJob, handler_sheet, sheet_job, sql_sheet
 from exportd.export.xlsx.writer import Workbook
@@ -259,9 +259,11 @@ class Exporter:
 
     async def _single(self, snapshot: _Snapshot, job: _Job) -> int:
         container = job.fmt.container
-        stream: GzipStream | JsonArrayStream | None = None
+        stream: GzipStream | ZstdStream | JsonArrayStream | None = None
         if container is Container.GZIP:
             stream = GzipStream(job.out)
+        elif container is Container.ZSTD:
+            stream = ZstdStream(job.out)
         elif container is Container.JSON_ARRAY:
             stream = JsonArrayStream(job.out)
         dataset = job.kind.datasets[0]

@@ -26,7 +26,8 @@ from exportd.errors import ErrorKind, ExportError
 from exportd.export.file_rows import FileRow, FilesPlan
 from exportd.export.member_names import MemberNames
 from exportd.export.progress import Tracker
-from exportd.export.streams import BLOCK, ZipBundle
+from exportd.export.streams import BLOCK
+from exportd.export.zip_stream import ZipBundle
 from exportd.s3.causes import classify_s3_error
 from exportd.s3.client import S3Client, request_deadline
 

@@ -3,7 +3,7 @@
 Which format names exist and which a kind offers are definitions
 (``exportd/definitions/offered_formats.py``); this module says how each is
 written. A format is a row encoding (``csv`` or ``jsonl``, both produced by Postgres
-where the rows come from SQL), optionally inside a container: gzip, a JSON
+where the rows come from SQL), optionally inside a container: gzip, zstd, a JSON
 array, or a zip bundle holding one member per dataset and a manifest.
 """
 
@@ -21,6 +21,8 @@ from exportd.errors import ErrorKind, ExportError
 class Container(StrEnum):
     PLAIN = "plain"
     GZIP = "gzip"
+    # A Zstandard frame (RFC 8878), as the zstd tool writes it.
+    ZSTD = "zstd"
     JSON_ARRAY = "json_array"
     ZIP = "zip"
     # An xlsx workbook: a zip of its own parts, a sheet (or several) per dataset.
@@ -52,6 +54,8 @@ FORMATS: dict[str, Format] = {
         Format("xlsx", "xlsx", Container.XLSX, XLSX_CONTENT_TYPE),
         # A typed, columnar file (exportd.export.parquet); needs exportd[parquet].
         Format("parquet", "parquet", Container.PLAIN, "application/vnd.apache.parquet"),
+        Format("csv.zst", "csv", Container.ZSTD, "application/zstd"),
+        Format("jsonl.zst", "jsonl", Container.ZSTD, "application/zstd"),
     )
 }
 

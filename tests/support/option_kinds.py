@@ -20,6 +20,7 @@ from exportd.definitions.options.model import DEFAULT_OPTIONS, JobOptions
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, s3_settings
 from tests.support.helpers import download_job, insert_job, wait_for_state
+from tests.support.zstd_reader import unzstd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +55,11 @@ class Outcome:
     body: bytes  # the object as downloaded, when the job completed
 
     def content(self, fmt: str, member: str = "items") -> bytes:
-        """The file inside: gunzipped, or the zip's dataset member."""
+        """The file inside: gunzipped, decompressed, or the zip's dataset member."""
         if fmt.endswith(".gz"):
             return gzip.decompress(self.body)
+        if fmt.endswith(".zst"):
+            return unzstd(self.body)
         if fmt == "zip":
             with zipfile.ZipFile(io.BytesIO(self.body)) as bundle:
                 names = [n for n in bundle.namelist() if n.startswith(member + ".")]

@@ -41,6 +41,7 @@ PURE = [
     "export/keys",
     "export/layout",
     "export/split",
+    "export/zip_records",
     "limits",
     "redaction",
     # What a handler's author imports: types only, no driver of its own.

@@ -15,7 +15,7 @@ from typing import Any
 
 from exportd.definitions.options.model import XlsxPolicy
 from exportd.errors import ErrorKind, ExportError
-from exportd.export.streams import ByteSink, ZipBundle, ZipMember
+from exportd.export.streams import ByteSink
 from exportd.export.xlsx import parts
 from exportd.export.xlsx.cells import header_row
 from exportd.export.xlsx.limits import (
@@ -26,6 +26,7 @@ from exportd.export.xlsx.limits import (
     sheet_capacity,
     sheet_name,
 )
+from exportd.export.zip_stream import ZipBundle, ZipMember
 
 # What Postgres writes in place of a row's cell over Excel's limit when the kind says
 # ``long_text = "fail"``; text never holds it (it is one of the characters XML cannot

@@ -1,4 +1,4 @@
-"""The CSV options of a job, alone and combined, on csv, csv.gz and a zip member, run by
+"""The CSV options of a job, alone and combined, on csv, csv.gz, csv.zst and a zip member, run by
 a whole daemon on both S3 servers: each file compared with what it must be."""
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ EXPECTED = {
 # Compared with COPY itself given the same delimiter.
 DELIMITERS = {"semicolon": ";", "tab": "\t", "pipe": "|"}
 FAILING = ("unknown", "badnull", "badcomma")
-FORMATS = ("csv", "csv.gz", "zip")
+FORMATS = ("csv", "csv.gz", "csv.zst", "zip")
 
 
 async def copy_with(dsn: str, query: str, delimiter: str) -> bytes:

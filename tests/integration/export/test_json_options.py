@@ -1,4 +1,4 @@
-"""The options that apply to JSON (columns, time zone, big numbers) on jsonl, jsonl.gz,
+"""The options that apply to JSON (columns, time zone, big numbers) on jsonl, jsonl.gz, jsonl.zst,
 json and a zip's jsonl member, and the time zone across DST changes in CSV and JSON:
 each value compared with what it must be."""
 
@@ -26,7 +26,7 @@ INSERT INTO numbers VALUES
   (6, 'alice', 42, 1234567890.123456, 2, 'f');
 """
 QUERY = "SELECT id, i, n, f, label FROM numbers WHERE owner = :owner ORDER BY id"
-FORMATS = ("jsonl", "jsonl.gz", "json", "zip")
+FORMATS = ("jsonl", "jsonl.gz", "jsonl.zst", "json", "zip")
 
 
 def raw_numbers(text: str) -> Any:

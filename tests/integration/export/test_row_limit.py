@@ -21,6 +21,7 @@ from exportd.limits import MAX_ROW_BYTES_FLOOR, ROW_WATCH_SLACK_BYTES
 from tests.support.daemon_harness import FAST, running_daemon
 from tests.support.fixtures_s3 import S3Endpoint, s3_settings
 from tests.support.helpers import api_get, download, insert_job, wait_for_state
+from tests.support.zstd_reader import unzstd
 
 LIMIT = MAX_ROW_BYTES_FLOOR
 CSV_REST = len("2,\n")
@@ -62,6 +63,8 @@ def _records(fmt: str, body: bytes) -> list[bytes]:
     """The file's records (lines; a JSON array as JSON Lines again)."""
     if fmt.endswith(".gz"):
         body = gzip.decompress(body)
+    if fmt.endswith(".zst"):
+        body = unzstd(body)
     if fmt == "zip":
         body = zipfile.ZipFile(io.BytesIO(body)).read("rows.csv")
     if fmt == "json":
@@ -86,6 +89,8 @@ CASES = [
     ("wide", "csv.gz", CSV_REST, "dataset 'wide' of kind 'wide'"),
     ("wide", "jsonl", JSON_REST, "dataset 'wide' of kind 'wide'"),
     ("wide", "jsonl.gz", JSON_REST, "dataset 'wide' of kind 'wide'"),
+    ("wide", "csv.zst", CSV_REST, "dataset 'wide' of kind 'wide'"),
+    ("wide", "jsonl.zst", JSON_REST, "dataset 'wide' of kind 'wide'"),
     ("wide", "json", JSON_REST, "dataset 'wide' of kind 'wide'"),
     ("wide_bundle", "zip", CSV_REST, "dataset 'rows' of kind 'wide_bundle'"),
     ("wide_handler", "csv", CSV_REST, "dataset 'wide_handler' of kind 'wide_handler'"),

@@ -167,8 +167,10 @@ async def test_split_rows_on_every_format(
         "1000": ("series", "csv", {"n": 1000}),
         "empty": ("series", "csv", {"n": 0}),
         "csv.gz": ("series", "csv.gz", {"n": 2500}),
+        "csv.zst": ("series", "csv.zst", {"n": 2500}),
         "jsonl": ("series", "jsonl", {"n": 2500}),
         "jsonl.gz": ("series", "jsonl.gz", {"n": 2500}),
+        "jsonl.zst": ("series", "jsonl.zst", {"n": 2500}),
         "json": ("series", "json", {"n": 2500}),
         "json small": ("series", "json", {"n": 7}),
         "one per part": ("single", "csv", {"n": 3}),
@@ -180,6 +182,8 @@ async def test_split_rows_on_every_format(
     assert check_split_csv(outcomes["2500"], copy, 1000) == [1000, 1000, 500]
     assert check_split_csv(outcomes["csv.gz"], copy, 1000) == [1000, 1000, 500]
     assert outcomes["csv.gz"][0]["filename"] == "series.zip"
+    assert check_split_csv(outcomes["csv.zst"], copy, 1000) == [1000, 1000, 500]
+    assert outcomes["csv.zst"][0]["filename"] == "series.zip"
     copy2000, _ = await direct_export(dsn, series(2000))
     assert check_split_csv(outcomes["2000"], copy2000, 1000) == [1000, 1000]
     copy3, _ = await direct_export(dsn, series(3))
@@ -198,7 +202,12 @@ async def test_split_rows_on_every_format(
 
     # JSON: every part its own JSON Lines file or JSON array, of the same rows in order.
     wanted = chunked([dict(r) for r in records], 1000)
-    for fmt, extension in [("jsonl", "jsonl"), ("jsonl.gz", "jsonl"), ("json", "json")]:
+    for fmt, extension in [
+        ("jsonl", "jsonl"),
+        ("jsonl.gz", "jsonl"),
+        ("jsonl.zst", "jsonl"),
+        ("json", "json"),
+    ]:
         row, body, headers = outcomes[fmt]
         names, document, contents = open_zip(body)
         assert names == [f"series-{n:04d}.{extension}" for n in (1, 2, 3)], fmt

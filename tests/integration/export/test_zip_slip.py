@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from exportd.export.member_names import MemberNames
-from exportd.export.streams import ZipBundle
+from exportd.export.zip_stream import ZipBundle
 from tests.unit.export.test_member_names import HOSTILE
 
 EXTRA = ["dup.txt", "DUP.txt", "dup.txt", "dir", "dir/inner.txt", "évidence/ünïcode.pdf"]

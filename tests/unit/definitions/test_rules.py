@@ -186,7 +186,7 @@ query = "SELECT 2"
     assert format_for(kind, "zip").name == "zip"
     assert format_for(kind, "xlsx").name == "xlsx"
     assert formats_of(kind) == ("zip", "xlsx")
-    for single in ("csv", "csv.gz", "jsonl", "jsonl.gz", "json"):
+    for single in ("csv", "csv.gz", "jsonl", "jsonl.gz", "json", "csv.zst", "jsonl.zst"):
         with pytest.raises(ExportError) as caught:
             format_for(kind, single)
         assert caught.value.kind is ErrorKind.UNSUPPORTED_FORMAT

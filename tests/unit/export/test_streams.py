@@ -11,12 +11,14 @@ import itertools
 import json
 import random
 import zipfile
-from datetime import UTC, datetime
 
+import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exportd.export.streams import BLOCK, CsvRecords, GzipStream, JsonArrayStream, ZipBundle
+from exportd.export.streams import BLOCK, CsvRecords, GzipStream, JsonArrayStream, ZstdStream
+from exportd.export.zip_stream import ZipBundle
 
 
 class Collect:
@@ -93,46 +95,29 @@ async def test_gzip_stream_is_a_gzip_file_written_block_by_block() -> None:
     assert out.writes >= len(data) // BLOCK, "compressed output is passed on as it is made"
 
 
-async def test_a_zip_bundles_members_carry_its_date_and_its_compression_level() -> None:
-    rng = random.Random(7)
-    text = "".join(f"{rng.randrange(10**9)},{rng.choice('abcdef') * 3}\n" for _ in range(50_000))
-    made = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
-    sizes = {}
-    for level in (1, 9):
-        out = Collect()
-        bundle = ZipBundle(out, made, level=level)
-        await bundle.add("rows.csv", text.encode())
-        await bundle.close()
-        with zipfile.ZipFile(io.BytesIO(bytes(out.data))) as archive:
-            (info,) = archive.infolist()
-            assert archive.read("rows.csv") == text.encode()
-        assert info.date_time == (2026, 3, 14, 15, 9, 26)
-        assert info.compress_type == zipfile.ZIP_DEFLATED
-        assert info.external_attr >> 16 == 0o644
-        sizes[level] = info.compress_size
-    assert sizes[9] < sizes[1], "each level is the bundle's, not zlib's default"
-
-
-async def test_a_zip_bundle_is_streamed_and_records_each_member() -> None:
+@pytest.mark.parametrize("threads", [0, 1, 2])
+async def test_zstd_stream_is_one_zstd_frame_written_block_by_block(threads: int) -> None:
+    # 19 MB: more than zstd's workers hold at once, so output must come before the end.
+    data = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() for i in range(300_000))
     out = Collect()
-    bundle = ZipBundle(out)
-    big = bytes(range(256)) * 10_000
-    member = bundle.member("big.bin")
-    for start in range(0, len(big), 300_000):
-        await member.write(big[start : start + 300_000])
-    stats = await member.close()
-    empty = await bundle.add("empty.csv", b"")
-    await bundle.close()
-    assert (stats.name, stats.bytes, stats.sha256) == (
-        "big.bin",
-        len(big),
-        hashlib.sha256(big).hexdigest(),
-    )
-    assert (empty.bytes, empty.sha256) == (0, hashlib.sha256(b"").hexdigest())
-    with zipfile.ZipFile(io.BytesIO(bytes(out.data))) as archive:
-        assert archive.namelist() == ["big.bin", "empty.csv"]
-        assert archive.read("big.bin") == big
-        assert archive.testzip() is None
+    stream = ZstdStream(out, threads=threads)
+    for start in range(0, len(data), 700_000):
+        await stream.write(data[start : start + 700_000])
+    await stream.close()
+    frame = bytes(out.data)
+    params = zstandard.get_frame_parameters(frame)
+    assert params.has_checksum, "a frame carries its content checksum, as zstd writes it"
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(frame), read_across_frames=True)
+    assert reader.read() == data
+    assert out.writes > 1, "compressed output is passed on as it is made"
+
+
+async def test_an_empty_zstd_stream_is_a_frame_of_nothing() -> None:
+    out = Collect()
+    stream = ZstdStream(out)
+    await stream.close()
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(bytes(out.data)))
+    assert reader.read() == b""
 
 
 class _Kept:
@@ -153,18 +138,21 @@ def test_one_write_of_several_blocks_comes_out_whole_in_blocks() -> None:
     lines = b'{"n":1}\n' + record + b'"}\n{"n":3}\n'
 
     async def run() -> None:
-        gz, arr, zipped = _Kept(), _Kept(), _Kept()
+        gz, zst, arr, zipped = _Kept(), _Kept(), _Kept(), _Kept()
         g = GzipStream(gz)
+        zs = ZstdStream(zst)
         a = JsonArrayStream(arr)
         z = ZipBundle(zipped)
         m = z.member("rows.jsonl")
-        for stream in (g, a, m):
+        for stream in (g, zs, a, m):
             await stream.write(lines)
         await g.close()
+        await zs.close()
         await a.close()
         await m.close()
         await z.close()
         assert gzip.decompress(gz.data) == lines
+        assert zstandard.ZstdDecompressor().stream_reader(io.BytesIO(zst.data)).read() == lines
         assert [r["n"] for r in json.loads(arr.data)[::2]] == [1, 3]
         assert zipfile.ZipFile(io.BytesIO(zipped.data)).read("rows.jsonl") == lines
         assert arr.largest <= BLOCK + 16
