@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 # Caller-written columns of exportd.jobs (and the same fields of POST /v1/jobs
@@ -237,6 +238,31 @@ TRACE_CONTEXT_MAX_BYTES = 1024
 # A tracestate header: W3C Trace Context asks every platform to carry at
 # least 512 characters, and lets it cut a longer one by whole list members.
 TRACESTATE_MAX_CHARS = 512
+
+
+def jsonb_text_bytes(document: Any) -> int:
+    """The size in bytes of ``document``'s text as Postgres writes it as jsonb, which
+    is what the tables' byte CHECKs measure (``octet_length(params::text)``). Python's
+    JSON text has the same separators, but jsonb keeps each number as numeric and
+    writes it in full: Python's ``1e+300`` (6 bytes) is 301 digits there, ``1.5e-07``
+    is ``0.00000015``. Counting Python's text alone let a document under the bound
+    here fail the table's CHECK. Walked without recursion.
+
+    Raises ValueError or TypeError for what JSON cannot hold (a set, a cycle); a lone
+    surrogate is counted as its three bytes (callers report such text on its own)."""
+    size = len(json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    pending: list[Any] = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, float):
+            shown = repr(value)
+            if "e" in shown:
+                size += max(0, len(format(Decimal(shown), "f")) - len(shown))
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return size
 
 
 def cut_utf8(text: str, max_bytes: int) -> str:

@@ -189,7 +189,8 @@ def parse_json_body(raw: bytes) -> object:
 def params_problems(params: Mapping[str, Any]) -> list[FieldError]:
     """What makes a params document one the table cannot hold: text Postgres
     refuses (NUL, lone surrogates, in a key or a value at any depth), and a
-    size over ``limits.PARAMS_MAX_BYTES`` as JSON text. Walked without
+    size over ``limits.PARAMS_MAX_BYTES`` as JSON text, measured as the table's
+    CHECK measures it (``limits.jsonb_text_bytes``). Walked without
     recursion; the body's depth bound already holds."""
     # (field to report, value): a top-level key reports as params.<key>.
     pending: list[tuple[str, object]] = [("params", k) for k in params]
@@ -204,7 +205,7 @@ def params_problems(params: Mapping[str, Any]) -> list[FieldError]:
             pending.extend((where, v) for v in value.values())
         elif isinstance(value, list):
             pending.extend((where, v) for v in value)
-    size = len(json.dumps(params, ensure_ascii=False).encode("utf-8"))
+    size = limits.jsonb_text_bytes(params)
     if size > limits.PARAMS_MAX_BYTES:
         message = f"must be at most {limits.PARAMS_MAX_BYTES} bytes as JSON text (it has {size})"
         return [FieldError("params", message)]

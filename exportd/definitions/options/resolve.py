@@ -15,7 +15,6 @@ one option (a job's list replaces the kind's whole). Then:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Container, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -151,7 +150,8 @@ def document_size_problem(raw: object, max_bytes: int = limits.OPTIONS_MAX_BYTES
     """Why ``raw`` is over ``max_bytes`` as JSON text, or None; a document that cannot be
     written as JSON (too deep, a number too long) says so too."""
     try:
-        size = len(json.dumps(raw, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        # As the table's CHECK measures it: numbers in full, as jsonb writes them.
+        size = limits.jsonb_text_bytes(raw)
     except (ValueError, TypeError, RecursionError):
         return "options must be a JSON document of plain values"
     if size > max_bytes:

@@ -627,3 +627,22 @@ async def test_an_outage_in_the_row_by_row_claim_leaves_no_row_claimed_unseen(
     claimed = await store.claim("w1", 5, LEASE)
     assert sorted(j.id for j in claimed) == sorted([first, last])
     assert (await state_of(pool, refused))["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"amounts": [1e300, 1.5e-07, -2.5e-300, 0.1, 1e16, 3.0, 10**40]},
+        {"text": '\u00e9\n"\\', "none": None, "yes": True, "nested": [{}, [], {"x": [1]}]},
+        {"tiny": 5e-324, "huge": 1.7976931348623157e308},
+    ],
+)
+async def test_the_api_measures_a_document_as_the_tables_check_does(
+    pool: asyncpg.Pool, document: dict[str, Any]
+) -> None:
+    """limits.jsonb_text_bytes, by which the API and the options bound params and
+    options, is octet_length of the jsonb's text, numbers written in full."""
+    measured = await pool.fetchval(
+        "SELECT octet_length($1::text::jsonb::text)", json.dumps(document)
+    )
+    assert limits.jsonb_text_bytes(document) == measured

@@ -358,3 +358,14 @@ def test_a_download_url_lives_its_ttl_but_never_past_the_object() -> None:
     assert download_ttl(_doc(expires=NOW - timedelta(seconds=1)), hour, NOW) is None
     assert download_ttl(_doc(state="expired"), hour, NOW) is None
     assert download_ttl(_doc(state="pending"), hour, NOW) is None
+
+
+def test_params_are_measured_as_the_table_measures_them_numbers_in_full() -> None:
+    """jsonb writes 1e300 as 301 digits: 250 of them are over 64 KiB in the table's
+    CHECK though Python's JSON text of them is 2 KB."""
+    problems = params_problems({"amounts": [1e300] * 250})
+
+    [problem] = problems
+    assert problem.field == "params"
+    assert f"must be at most {limits.PARAMS_MAX_BYTES} bytes" in problem.message
+    assert params_problems({"amounts": [1e300] * 200}) == []
