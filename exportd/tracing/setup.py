@@ -47,9 +47,17 @@ def start_tracing(
     if wanted.on and wanted.exporter is not None:
         from exportd.tracing.otel import OtelTracer, make_provider
 
-        install(OtelTracer(make_provider(wanted.exporter), show_owner=show_owner))
-        log.info("tracing", on=True, exporter=wanted.exporter, why=wanted.why)
-    elif wanted.problem is not None:
+        try:
+            provider = make_provider(wanted.exporter)
+        except ValueError as exc:
+            # The SDK reads OTEL_BSP_* itself and refuses some values (a delay
+            # under 1 ms, a batch over the queue); its message names the setting.
+            wanted = TracingPlan(None, wanted.why, f"the OpenTelemetry SDK refused: {exc}")
+        else:
+            install(OtelTracer(provider, show_owner=show_owner))
+            log.info("tracing", on=True, exporter=wanted.exporter, why=wanted.why)
+            return wanted
+    if wanted.problem is not None:
         log.warning("tracing_not_started", problem=wanted.problem)
     else:
         # Off is the default: no line among the few a failing start prints.

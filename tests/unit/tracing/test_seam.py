@@ -4,11 +4,14 @@ lines carry their ids, and a shutdown ends by its deadline whatever the exporter
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import (
@@ -23,12 +26,20 @@ from exportd.queue.job import Job
 from exportd.tracing.jobs import attempt_ended, attempt_span, job_attributes, ready_time
 from exportd.tracing.logs import add_trace_ids
 from exportd.tracing.otel import OtelTracer, provider_with
-from exportd.tracing.seam import NO_TRACER, current_ids, current_span, span, traced_part
-from exportd.tracing.setup import tracing_report
+from exportd.tracing.seam import (
+    NO_TRACER,
+    current_ids,
+    current_span,
+    span,
+    traced_part,
+    tracer,
+)
+from exportd.tracing.setup import start_tracing, tracing_report
 from tests.support.spans import CALLER_SPAN, TRACE_ID, TRACEPARENT, attrs, hex_ids, parent_id, spans
 
 __all__ = ["spans"]
 
+CONSOLE = {"OTEL_TRACES_EXPORTER": "console"}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -161,3 +172,52 @@ def test_check_says_whether_tracing_is_on_and_never_the_endpoint() -> None:
     )
     ok, said = tracing_report(show_owner=False, env={"OTEL_TRACES_EXPORTER": "jaeger"})
     assert not ok
+
+
+_EXIT_AFTER_SHUTDOWN = """
+import threading
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from exportd.tracing.otel import OtelTracer, provider_with
+
+class Stuck(SpanExporter):
+    def export(self, spans):
+        threading.Event().wait()  # a collector that never answers
+
+    def shutdown(self):
+        # Called only once the batch processor gave up waiting on the export.
+        print("exporter shut down in", threading.current_thread().name)
+
+tracer = OtelTracer(provider_with(BatchSpanProcessor(Stuck(), schedule_delay_millis=10)))
+with tracer.start("a"):
+    pass
+tracer.shutdown(0.2)
+print("shut down")
+"""
+
+
+def test_the_process_exits_after_a_shutdown_whatever_the_collector_does() -> None:
+    # The SDK's own exit hook would shut the provider down again, in the main
+    # thread, waiting up to 30 s more on the stuck export before the interpreter
+    # could end: past the 5 s the docs promise, and many an orchestrator's grace.
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_AFTER_SHUTDOWN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "shut down"
+
+
+def test_settings_the_sdk_refuses_leave_the_daemon_running_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK reads OTEL_BSP_* itself, and raises on some values it cannot honour.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "-5")
+    with capture_logs() as logs:
+        done = start_tracing(show_owner=False, log=structlog.get_logger(), env=CONSOLE)
+    assert not done.on
+    assert done.problem is not None
+    assert "schedule_delay" in done.problem
+    assert [line["event"] for line in logs] == ["tracing_not_started"]
+    assert tracer() is NO_TRACER
