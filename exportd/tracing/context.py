@@ -27,6 +27,9 @@ _ZERO_SPAN = "0" * 16
 TRACEPARENT_MAX_CHARS = 256
 # Members longer than this go first when a tracestate must be cut (section 3.3.1.5).
 _LONG_MEMBER = 128
+# How much of a tracestate is read at most: 8 times what is kept, so that members
+# over 128 characters can go first (section 3.3.1.5) without splitting megabytes.
+_READ_CHARS = TRACESTATE_MAX_CHARS * 8
 # A tracestate holds at most 32 list members (section 3.3.1.1).
 _MAX_MEMBERS = 32
 # A list member, key=value (section 3.3.1.3): a lower-case key, or tenant@system,
@@ -81,8 +84,12 @@ def bounded_tracestate(value: object) -> str | None:
     """
     if not isinstance(value, str) or not value.strip():
         return None
-    # Read only what could survive: a header of megabytes is not split whole.
-    members = [m.strip(" \t") for m in value[: TRACESTATE_MAX_CHARS * 8].split(",")]
+    # Read only what could survive: a header of megabytes is not split whole. The
+    # member the read ends in may be cut short: it goes (W3C cuts whole members).
+    pieces = value[: _READ_CHARS + 1].split(",")
+    if len(value) > _READ_CHARS:
+        pieces.pop()
+    members = [m.strip(" \t") for m in pieces]
     members = [m for m in members if m][:_MAX_MEMBERS]
     if not all(_MEMBER.fullmatch(m) for m in members):
         return None
