@@ -49,6 +49,14 @@ def start_tracing(
 
         try:
             provider = make_provider(wanted.exporter)
+        except ImportError:
+            # The SDK came with something else, the extra's OTLP exporter did not.
+            wanted = TracingPlan(
+                None,
+                wanted.why,
+                f"{wanted.why} but the OTLP/HTTP exporter is not installed: "
+                "pip install 'exportd[otel]'",
+            )
         except ValueError as exc:
             # The SDK reads OTEL_BSP_* itself and refuses some values (a delay
             # under 1 ms, a batch over the queue); its message names the setting.

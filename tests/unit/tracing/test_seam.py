@@ -221,3 +221,18 @@ def test_settings_the_sdk_refuses_leave_the_daemon_running_untraced(
     assert "schedule_delay" in done.problem
     assert [line["event"] for line in logs] == ["tracing_not_started"]
     assert tracer() is NO_TRACER
+
+
+def test_an_sdk_without_the_otlp_exporter_leaves_the_daemon_running_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # opentelemetry-sdk installed by something else, the exporter of the extra not.
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    with capture_logs() as logs:
+        done = start_tracing(show_owner=False, log=structlog.get_logger(), env=env)
+    assert not done.on
+    assert done.problem is not None
+    assert "exportd[otel]" in done.problem
+    assert [line["event"] for line in logs] == ["tracing_not_started"]
+    assert tracer() is NO_TRACER
