@@ -79,8 +79,8 @@ def bounded_tracestate(value: object) -> str | None:
     Members are comma-separated ``key=value`` pairs (W3C, section 3.3.1.3); empty
     ones are dropped, at most 32 kept. Over the bound, members over 128 characters
     go first, then members from the end, as section 3.3.1.5 says a vendor cuts
-    one. Anything not a string, or with a member that is not a valid pair, is None
-    (ignored whole, like a bad traceparent).
+    one. Anything not a string, with a member that is not a valid pair, or with a
+    key twice, is None (ignored whole, like a bad traceparent).
     """
     if not isinstance(value, str) or not value.strip():
         return None
@@ -92,6 +92,10 @@ def bounded_tracestate(value: object) -> str | None:
     members = [m.strip(" \t") for m in pieces]
     members = [m for m in members if m][:_MAX_MEMBERS]
     if not all(_MEMBER.fullmatch(m) for m in members):
+        return None
+    # A key twice: W3C keys are unique, and OpenTelemetry drops such a list whole.
+    keys = [m.split("=", 1)[0] for m in members]
+    if len(set(keys)) != len(keys):
         return None
     if len(",".join(members)) > TRACESTATE_MAX_CHARS:
         members = [m for m in members if len(m) <= _LONG_MEMBER]
