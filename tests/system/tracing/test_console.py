@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.daemon_process import daemon_env, daemon_process, status
+from tests.support.daemon_process import daemon_env, daemon_process, log_events, status
 from tests.support.fixtures_api import call
 from tests.support.fixtures_s3 import S3Endpoint, create_bucket, free_port
 from tests.support.helpers import eventually, wait_for_state
@@ -42,7 +42,9 @@ async def test_the_console_exporter_prints_the_documented_spans(
 ) -> None:
     bucket = create_bucket(rclone_server)
     port = free_port()
-    env = daemon_env(tmp_path, KINDS, dsn, rclone_server, bucket, port, api_tokens=TOKEN)
+    env = daemon_env(
+        tmp_path, KINDS, dsn, rclone_server, bucket, port, api_tokens=TOKEN, access_log="true"
+    )
     env.update(OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="100")
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with daemon_process(env, tmp_path) as log_path:
@@ -90,6 +92,14 @@ async def test_the_console_exporter_prints_the_documented_spans(
     for child in ("claim wait", "stream", "complete"):
         assert spans[child]["parent_id"] == attempt["context"]["span_id"]
     assert all(s["resource"]["attributes"]["service.name"] == "exportd" for s in spans.values())
+    # Log lines written inside a span carry its ids (docs: "Logs").
+    events = log_events(log_path)
+    for event in ("job_started", "job_completed"):
+        [line] = [e for e in events if e["event"] == event]
+        ids = (line["trace_id"], line["span_id"])
+        assert ids == (TRACE_ID, attempt["context"]["span_id"][2:])
+    [logged] = [e for e in events if e["event"] == "http_request" and e["method"] == "POST"]
+    assert logged["span_id"] == post["context"]["span_id"][2:]
     for span in printed_spans(printed):
         assert SECRET not in json.dumps(span)
         assert OWNER not in json.dumps(span)
