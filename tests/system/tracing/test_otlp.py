@@ -1,7 +1,8 @@
 """`exportd run` traced by the standard OTEL_* variables: spans reach an OTLP/HTTP
 collector on loopback (decoded with OpenTelemetry's own protobuf classes), the job's
 log lines carry its trace id, `exportd check` says so; without the variables no
-OpenTelemetry module is ever imported."""
+OpenTelemetry module is ever imported; a shutdown lets the process end whatever the
+collector does."""
 
 from __future__ import annotations
 
@@ -145,3 +146,38 @@ def test_without_the_variables_no_opentelemetry_module_is_imported() -> None:
     assert result.stdout.strip() == "[]"
     assert '"event": "untraced"' in result.stderr
     assert "trace_id" not in result.stderr
+
+
+_EXIT_AFTER_SHUTDOWN = """
+import threading
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from exportd.tracing.otel import OtelTracer, provider_with
+
+class Stuck(SpanExporter):
+    def export(self, spans):
+        threading.Event().wait()  # a collector that never answers
+
+    def shutdown(self):
+        # Called only once the batch processor gave up waiting on the export.
+        print("exporter shut down in", threading.current_thread().name)
+
+tracer = OtelTracer(provider_with(BatchSpanProcessor(Stuck(), schedule_delay_millis=10)))
+with tracer.start("a"):
+    pass
+tracer.shutdown(0.2)
+print("shut down")
+"""
+
+
+def test_the_process_exits_after_a_shutdown_whatever_the_collector_does() -> None:
+    # The SDK's own exit hook would shut the provider down again, in the main
+    # thread, waiting up to 30 s more on the stuck export before the interpreter
+    # could end: past the 5 s the docs promise, and many an orchestrator's grace.
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_AFTER_SHUTDOWN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "shut down"

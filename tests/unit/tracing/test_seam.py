@@ -4,7 +4,6 @@ lines carry their ids, and a shutdown ends by its deadline whatever the exporter
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import threading
 import uuid
@@ -172,41 +171,6 @@ def test_check_says_whether_tracing_is_on_and_never_the_endpoint() -> None:
     )
     ok, said = tracing_report(show_owner=False, env={"OTEL_TRACES_EXPORTER": "jaeger"})
     assert not ok
-
-
-_EXIT_AFTER_SHUTDOWN = """
-import threading
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from exportd.tracing.otel import OtelTracer, provider_with
-
-class Stuck(SpanExporter):
-    def export(self, spans):
-        threading.Event().wait()  # a collector that never answers
-
-    def shutdown(self):
-        # Called only once the batch processor gave up waiting on the export.
-        print("exporter shut down in", threading.current_thread().name)
-
-tracer = OtelTracer(provider_with(BatchSpanProcessor(Stuck(), schedule_delay_millis=10)))
-with tracer.start("a"):
-    pass
-tracer.shutdown(0.2)
-print("shut down")
-"""
-
-
-def test_the_process_exits_after_a_shutdown_whatever_the_collector_does() -> None:
-    # The SDK's own exit hook would shut the provider down again, in the main
-    # thread, waiting up to 30 s more on the stuck export before the interpreter
-    # could end: past the 5 s the docs promise, and many an orchestrator's grace.
-    result = subprocess.run(
-        [sys.executable, "-c", _EXIT_AFTER_SHUTDOWN],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.strip() == "shut down"
 
 
 def test_settings_the_sdk_refuses_leave_the_daemon_running_untraced(
