@@ -12,9 +12,10 @@ sdk-environment-variables/) names the variables; exportd reads these to decide:
 
 ``otlp`` speaks HTTP/protobuf, the protocol of the exporter the ``otel`` extra
 installs: ``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=grpc`` is refused with a
-message. ``OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`` that the exporter could not
-read are refused too, without their value: the SDK would log the malformed
-pair whole (a token with it) and send the collector no header. Everything
+message. An ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` that is no http(s) URL,
+and ``OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`` that the exporter could not read,
+are refused too, without their value: the SDK would log them whole
+(credentials with them) at every export, or send the collector no header. Everything
 else (service name, resource attributes, headers, timeouts, sampler, batch
 sizes) the SDK reads itself.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 EXPORTERS = ("otlp", "console")
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -78,6 +80,14 @@ def plan(env: Mapping[str, str], sdk_installed: bool) -> TracingPlan:
             )
         exporter, why = "otlp", f"{endpoint} is set"
     if exporter == "otlp":
+        for name in _ENDPOINTS:
+            if not endpoint_usable(env.get(name, "").strip()):
+                return TracingPlan(
+                    None,
+                    why,
+                    f"{name} is not an http:// or https:// URL with a host and a valid "
+                    "port (its value is not shown: it may hold credentials)",
+                )
         for name in _HEADERS:
             if not headers_readable(env.get(name, "")):
                 return TracingPlan(
@@ -108,3 +118,17 @@ def headers_readable(value: str) -> bool:
     read by the SDK whole: every comma-separated pair ``name=value`` (empty: none)."""
     pairs = [pair for pair in _HEADER_SEPARATOR.split(value) if pair.strip()]
     return all(_HEADER_PAIR.fullmatch(pair.strip()) for pair in pairs)
+
+
+def endpoint_usable(value: str) -> bool:
+    """Whether ``value``, an ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`` variable, is
+    one the OTLP/HTTP exporter can send to: unset (empty), or an ``http``/``https``
+    URL with a host and, if any, a port in 1..65535."""
+    if not value:
+        return True
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range or not a number
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname) and port != 0
