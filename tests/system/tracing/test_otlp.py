@@ -181,3 +181,24 @@ def test_the_process_exits_after_a_shutdown_whatever_the_collector_does() -> Non
         check=True,
     )
     assert result.stdout.strip() == "shut down"
+
+
+async def test_exportd_run_untraced_never_imports_opentelemetry(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    env = daemon_env(tmp_path, KINDS, dsn, rclone_server, bucket, free_port())
+    env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    # -X importtime: every module the process imports, when it does, is logged.
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    with daemon_process(env, tmp_path) as log_path:
+        job_id = await pool.fetchval(
+            "INSERT INTO exportd.jobs (owner, kind, trace_context)"
+            " VALUES ('u', 'orders', $1::text::jsonb) RETURNING id",
+            json.dumps({"traceparent": TRACEPARENT}),
+        )
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+        assert row["state"] == "completed", row["error"]
+    imported = [line for line in log_path.read_text().splitlines() if "import time:" in line]
+    assert any("exportd.tracing.seam" in line for line in imported)
+    assert not [line for line in imported if "opentelemetry" in line]
