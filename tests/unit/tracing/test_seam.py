@@ -200,3 +200,13 @@ def test_an_sdk_without_the_otlp_exporter_leaves_the_daemon_running_untraced(
     assert "exportd[otel]" in done.problem
     assert [line["event"] for line in logs] == ["tracing_not_started"]
     assert tracer() is NO_TRACER
+
+
+def test_check_reports_what_the_sdk_would_refuse_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "999999")
+    ok, said = tracing_report(show_owner=False, env=CONSOLE)
+    assert not ok
+    assert "max_export_batch_size" in said
+    assert tracer() is NO_TRACER
