@@ -27,6 +27,9 @@ _ZERO_SPAN = "0" * 16
 TRACEPARENT_MAX_CHARS = 256
 # Members longer than this go first when a tracestate must be cut (section 3.3.1.5).
 _LONG_MEMBER = 128
+# How much of a tracestate is read at most: 8 times what is kept, so that members
+# over 128 characters can go first (section 3.3.1.5) without splitting megabytes.
+_READ_CHARS = TRACESTATE_MAX_CHARS * 8
 # A tracestate holds at most 32 list members (section 3.3.1.1).
 _MAX_MEMBERS = 32
 # A list member, key=value (section 3.3.1.3): a lower-case key, or tenant@system,
@@ -76,15 +79,23 @@ def bounded_tracestate(value: object) -> str | None:
     Members are comma-separated ``key=value`` pairs (W3C, section 3.3.1.3); empty
     ones are dropped, at most 32 kept. Over the bound, members over 128 characters
     go first, then members from the end, as section 3.3.1.5 says a vendor cuts
-    one. Anything not a string, or with a member that is not a valid pair, is None
-    (ignored whole, like a bad traceparent).
+    one. Anything not a string, with a member that is not a valid pair, or with a
+    key twice, is None (ignored whole, like a bad traceparent).
     """
     if not isinstance(value, str) or not value.strip():
         return None
-    # Read only what could survive: a header of megabytes is not split whole.
-    members = [m.strip(" \t") for m in value[: TRACESTATE_MAX_CHARS * 8].split(",")]
+    # Read only what could survive: a header of megabytes is not split whole. The
+    # member the read ends in may be cut short: it goes (W3C cuts whole members).
+    pieces = value[: _READ_CHARS + 1].split(",")
+    if len(value) > _READ_CHARS:
+        pieces.pop()
+    members = [m.strip(" \t") for m in pieces]
     members = [m for m in members if m][:_MAX_MEMBERS]
     if not all(_MEMBER.fullmatch(m) for m in members):
+        return None
+    # A key twice: W3C keys are unique, and OpenTelemetry drops such a list whole.
+    keys = [m.split("=", 1)[0] for m in members]
+    if len(set(keys)) != len(keys):
         return None
     if len(",".join(members)) > TRACESTATE_MAX_CHARS:
         members = [m for m in members if len(m) <= _LONG_MEMBER]

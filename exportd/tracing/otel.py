@@ -163,6 +163,8 @@ def provider_with(processor: SpanProcessor) -> TracerProvider:
     # The SDK names a service nobody named "unknown_service:<program>".
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "exportd"}))
-    provider = TracerProvider(resource=resource)
+    # No exit hook of the SDK's: it would shut the provider down again in the main
+    # thread, waiting up to 30 s more on a collector ``shutdown`` gave up on.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
     return provider

@@ -36,6 +36,25 @@ def tracing_plan(env: Mapping[str, str] | None = None) -> TracingPlan:
     return plan(os.environ if env is None else env, sdk_installed())
 
 
+def _built(wanted: TracingPlan) -> tuple[TracingPlan, Any]:
+    """``wanted`` and the SDK ``TracerProvider`` it asks for (None when off), or
+    ``wanted`` turned into a problem when the SDK cannot be built as configured."""
+    if not wanted.on or wanted.exporter is None:
+        return wanted, None
+    from exportd.tracing.otel import make_provider
+
+    try:
+        return wanted, make_provider(wanted.exporter)
+    except ImportError:
+        # The SDK came with something else, the extra's OTLP exporter did not.
+        problem = f"{wanted.why} but the OTLP/HTTP exporter is not installed: "
+        return TracingPlan(None, wanted.why, problem + "pip install 'exportd[otel]'"), None
+    except ValueError as exc:
+        # The SDK reads OTEL_BSP_* itself and refuses some values (a delay
+        # under 1 ms, a batch over the queue); its message names the setting.
+        return TracingPlan(None, wanted.why, f"the OpenTelemetry SDK refused: {exc}"), None
+
+
 def start_tracing(
     *, show_owner: bool, log: Any, env: Mapping[str, str] | None = None
 ) -> TracingPlan:
@@ -43,13 +62,14 @@ def start_tracing(
     (``tracing`` at info when on, at debug when off; ``tracing_not_started`` at
     warning: the daemon runs untraced rather than not at all); returns the plan
     followed (``plan.on`` False: the no-op tracer stays)."""
-    wanted = tracing_plan(env)
-    if wanted.on and wanted.exporter is not None:
-        from exportd.tracing.otel import OtelTracer, make_provider
+    wanted, provider = _built(tracing_plan(env))
+    if provider is not None and wanted.exporter is not None:
+        from exportd.tracing.otel import OtelTracer
 
-        install(OtelTracer(make_provider(wanted.exporter), show_owner=show_owner))
+        install(OtelTracer(provider, show_owner=show_owner))
         log.info("tracing", on=True, exporter=wanted.exporter, why=wanted.why)
-    elif wanted.problem is not None:
+        return wanted
+    if wanted.problem is not None:
         log.warning("tracing_not_started", problem=wanted.problem)
     else:
         # Off is the default: no line among the few a failing start prints.
@@ -68,7 +88,10 @@ async def stop_tracing(timeout_seconds: float = SHUTDOWN_SECONDS) -> None:
 def tracing_report(*, show_owner: bool, env: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """``exportd check``'s line on tracing: (fine, what): on or off and why, or the
     problem that keeps it off. Never an endpoint or a header (they may hold a token)."""
-    wanted = tracing_plan(env)
+    wanted, provider = _built(tracing_plan(env))
+    if provider is not None:
+        # Built only to see whether the SDK accepts its settings: nothing is sent.
+        provider.shutdown()
     if wanted.problem is not None:
         return False, wanted.problem
     if not wanted.on:

@@ -304,3 +304,52 @@ async def test_request_spans_name_routes_never_paths_queries_or_odd_methods(
     assert attrs(odd)["http.request.method"] == "_OTHER"
     values = attribute_values(found)
     assert not any(OWNER in str(v) or SECRET in str(v) for v in values)
+
+
+# What a direct INSERT may store that the column's CHECK lets through: objects of
+# at most 1024 bytes whose tracestate, when a string, is at most 512 characters.
+ODD_TRACE_CONTEXTS: list[Any] = [
+    {"traceparent": 7},
+    {"traceparent": ["00", TRACE_ID]},
+    {"traceparent": {"a": {"b": [1, [2, [3, None]]]}}},
+    {"traceparent": None, "tracestate": "a=b"},
+    {"traceparent": TRACEPARENT.upper()},
+    {"traceparent": TRACEPARENT, "tracestate": 7},
+    {"traceparent": TRACEPARENT, "tracestate": {"vendor": "x"}},
+    {"traceparent": TRACEPARENT, "tracestate": "a=ü," + "b=" + "x" * 300},
+    {"a": json.loads("[" * 300 + "]" * 300)},
+]
+
+
+async def test_rows_with_odd_trace_contexts_run_and_show_in_one_claim(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, spans: InMemorySpanExporter
+) -> None:
+    ids = [
+        await pool.fetchval(
+            "INSERT INTO exportd.jobs (owner, kind, params, trace_context)"
+            " VALUES ($1, 'orders', $2::text::jsonb, $3::text::jsonb) RETURNING id",
+            OWNER,
+            json.dumps({"note": SECRET}),
+            json.dumps(odd),
+        )
+        for odd in ODD_TRACE_CONTEXTS
+    ]
+    # Queued before the daemon starts, with a slot for each: one claim takes them all.
+    settings = settings_for(rclone_server, dsn, concurrency=len(ids))
+    async with running_daemon(settings, DEFINITIONS) as daemon:
+        for job_id in ids:
+            row = await wait_for_state(pool, job_id, {"completed", "failed"})
+            assert row["state"] == "completed", (row["error_kind"], row["error"])
+            status, doc, _ = await call(
+                "GET", f"http://127.0.0.1:{daemon.api_port}/v1/jobs/{job_id}", headers()
+            )
+            assert status == 200, doc
+            expected = {"traceparent": TRACEPARENT} if job_id in ids[5:8] else None
+            assert doc["trace_context"] == expected
+    found = spans.get_finished_spans()
+    for job_id in ids:
+        [attempt] = attempts_of(found, job_id)
+        if job_id in ids[5:8]:
+            assert (hex_ids(attempt)[0], parent_id(attempt)) == (TRACE_ID, CALLER_SPAN)
+        else:
+            assert attempt.parent is None

@@ -1,7 +1,8 @@
 """`exportd run` traced by the standard OTEL_* variables: spans reach an OTLP/HTTP
 collector on loopback (decoded with OpenTelemetry's own protobuf classes), the job's
 log lines carry its trace id, `exportd check` says so; without the variables no
-OpenTelemetry module is ever imported."""
+OpenTelemetry module is ever imported; a shutdown lets the process end whatever the
+collector does."""
 
 from __future__ import annotations
 
@@ -150,3 +151,59 @@ def test_without_the_variables_no_opentelemetry_module_is_imported() -> None:
     assert result.stdout.strip() == "[]"
     assert '"event": "untraced"' in result.stderr
     assert "trace_id" not in result.stderr
+
+
+_EXIT_AFTER_SHUTDOWN = """
+import threading
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from exportd.tracing.otel import OtelTracer, provider_with
+
+class Stuck(SpanExporter):
+    def export(self, spans):
+        threading.Event().wait()  # a collector that never answers
+
+    def shutdown(self):
+        # Called only once the batch processor gave up waiting on the export.
+        print("exporter shut down in", threading.current_thread().name)
+
+tracer = OtelTracer(provider_with(BatchSpanProcessor(Stuck(), schedule_delay_millis=10)))
+with tracer.start("a"):
+    pass
+tracer.shutdown(0.2)
+print("shut down")
+"""
+
+
+def test_the_process_exits_after_a_shutdown_whatever_the_collector_does() -> None:
+    # The SDK's own exit hook would shut the provider down again, in the main
+    # thread, waiting up to 30 s more on the stuck export before the interpreter
+    # could end: past the 5 s the docs promise, and many an orchestrator's grace.
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_AFTER_SHUTDOWN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "shut down"
+
+
+async def test_exportd_run_untraced_never_imports_opentelemetry(
+    rclone_server: S3Endpoint, dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    bucket = create_bucket(rclone_server)
+    env = daemon_env(tmp_path, KINDS, dsn, rclone_server, bucket, free_port())
+    env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    # -X importtime: every module the process imports, when it does, is logged.
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    with daemon_process(env, tmp_path) as log_path:
+        job_id = await pool.fetchval(
+            "INSERT INTO exportd.jobs (owner, kind, trace_context)"
+            " VALUES ('u', 'orders', $1::text::jsonb) RETURNING id",
+            json.dumps({"traceparent": TRACEPARENT}),
+        )
+        row = await wait_for_state(pool, job_id, {"completed", "failed"})
+        assert row["state"] == "completed", row["error"]
+    imported = [line for line in log_path.read_text().splitlines() if "import time:" in line]
+    assert any("exportd.tracing.seam" in line for line in imported)
+    assert not [line for line in imported if "opentelemetry" in line]

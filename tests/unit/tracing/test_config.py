@@ -70,3 +70,65 @@ def test_a_request_that_cannot_be_honoured_is_a_problem(
     assert not wanted.on
     assert wanted.problem is not None
     assert says in wanted.problem
+
+
+TOKEN = "s3cr3t-collector-token"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        f"authorization=Bearer%20{TOKEN}, x-tenant=eu",
+        f"authorization=Bearer {TOKEN}",  # the SDK reads unencoded spaces too
+        "",
+    ],
+)
+def test_collector_headers_the_sdk_reads_are_fine(headers: str) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_HEADERS": headers}
+    assert plan(env, sdk_installed=True).on
+
+
+@pytest.mark.parametrize(
+    "name", ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"]
+)
+@pytest.mark.parametrize(
+    "headers", [f"authorization:Bearer {TOKEN}", f"authorization=Bearer\t{TOKEN}", f"{TOKEN}"]
+)
+def test_collector_headers_the_sdk_cannot_read_are_a_problem_never_shown(
+    name: str, headers: str
+) -> None:
+    # The SDK would log the malformed pair whole, token and all, and send no header.
+    wanted = plan({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", name: headers}, True)
+    assert not wanted.on
+    assert wanted.problem is not None
+    assert name in wanted.problem
+    assert TOKEN not in wanted.problem
+
+
+@pytest.mark.parametrize(
+    "name", ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+)
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        f"http://user:{TOKEN}@127.0.0.1:99999",  # a port out of range
+        f"user:{TOKEN}@collector:4318",  # no scheme
+        f"grpc://user:{TOKEN}@collector:4317",
+        f"http://user:{TOKEN}@[::1",
+        "http://:4318",  # no host
+    ],
+)
+def test_an_endpoint_the_exporter_cannot_reach_is_a_problem_never_shown(
+    name: str, endpoint: str
+) -> None:
+    # The SDK would log it whole, credentials and all, at every failed export.
+    wanted = plan({"OTEL_TRACES_EXPORTER": "otlp", name: endpoint}, sdk_installed=True)
+    assert not wanted.on
+    assert wanted.problem is not None
+    assert name in wanted.problem
+    assert TOKEN not in wanted.problem
+
+
+def test_an_endpoint_with_credentials_path_or_ipv6_host_is_fine() -> None:
+    for endpoint in (f"https://user:{TOKEN}@collector:4318/otlp", "http://[::1]:4318", "http://c"):
+        assert plan({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, sdk_installed=True).on

@@ -80,7 +80,21 @@ def test_a_long_tracestate_loses_long_members_first_then_from_the_end() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["a=b\x00", "a=ü", 7, ["a=b"], " , ,", "A=b", "a", "a=", "a=b,=c", "a=b=c", "1=b"]
+    "value",
+    [
+        "a=b\x00",
+        "a=ü",
+        7,
+        ["a=b"],
+        " , ,",
+        "A=b",
+        "a",
+        "a=",
+        "a=b,=c",
+        "a=b=c",
+        "1=b",
+        "a=1,b=2,a=3",
+    ],
 )
 def test_a_tracestate_that_is_no_printable_ascii_list_is_dropped(value: object) -> None:
     assert bounded_tracestate(value) is None
@@ -111,3 +125,13 @@ def test_whatever_headers_carry_the_document_fits_the_column() -> None:
     worst = trace_context(VALID, ",".join(f"k{i}=" + "~" * 200 for i in range(100)))
     assert worst is not None
     assert len(json.dumps(worst).encode()) <= limits.TRACE_CONTEXT_MAX_BYTES
+
+
+def test_a_huge_tracestate_never_keeps_a_member_cut_short() -> None:
+    # Only the first TRACESTATE_MAX_CHARS * 8 characters are read: the member
+    # they end in is cut, and what is left of it must not pass for a whole one.
+    read = limits.TRACESTATE_MAX_CHARS * 8
+    sent = [f"k{i}=" + "v" * 250 for i in range(read // 255 + 1)]
+    sent[read // 255] = "short=" + "w" * 250  # the member the read ends in
+    state = bounded_tracestate(",".join(sent))
+    assert state is None or all(m in sent for m in state.split(","))

@@ -4,11 +4,13 @@ lines carry their ids, and a shutdown ends by its deadline whatever the exporter
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import (
@@ -23,12 +25,20 @@ from exportd.queue.job import Job
 from exportd.tracing.jobs import attempt_ended, attempt_span, job_attributes, ready_time
 from exportd.tracing.logs import add_trace_ids
 from exportd.tracing.otel import OtelTracer, provider_with
-from exportd.tracing.seam import NO_TRACER, current_ids, current_span, span, traced_part
-from exportd.tracing.setup import tracing_report
+from exportd.tracing.seam import (
+    NO_TRACER,
+    current_ids,
+    current_span,
+    span,
+    traced_part,
+    tracer,
+)
+from exportd.tracing.setup import start_tracing, tracing_report
 from tests.support.spans import CALLER_SPAN, TRACE_ID, TRACEPARENT, attrs, hex_ids, parent_id, spans
 
 __all__ = ["spans"]
 
+CONSOLE = {"OTEL_TRACES_EXPORTER": "console"}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -161,3 +171,42 @@ def test_check_says_whether_tracing_is_on_and_never_the_endpoint() -> None:
     )
     ok, said = tracing_report(show_owner=False, env={"OTEL_TRACES_EXPORTER": "jaeger"})
     assert not ok
+
+
+def test_settings_the_sdk_refuses_leave_the_daemon_running_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SDK reads OTEL_BSP_* itself, and raises on some values it cannot honour.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "-5")
+    with capture_logs() as logs:
+        done = start_tracing(show_owner=False, log=structlog.get_logger(), env=CONSOLE)
+    assert not done.on
+    assert done.problem is not None
+    assert "schedule_delay" in done.problem
+    assert [line["event"] for line in logs] == ["tracing_not_started"]
+    assert tracer() is NO_TRACER
+
+
+def test_an_sdk_without_the_otlp_exporter_leaves_the_daemon_running_untraced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # opentelemetry-sdk installed by something else, the exporter of the extra not.
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    with capture_logs() as logs:
+        done = start_tracing(show_owner=False, log=structlog.get_logger(), env=env)
+    assert not done.on
+    assert done.problem is not None
+    assert "exportd[otel]" in done.problem
+    assert [line["event"] for line in logs] == ["tracing_not_started"]
+    assert tracer() is NO_TRACER
+
+
+def test_check_reports_what_the_sdk_would_refuse_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "999999")
+    ok, said = tracing_report(show_owner=False, env=CONSOLE)
+    assert not ok
+    assert "max_export_batch_size" in said
+    assert tracer() is NO_TRACER
