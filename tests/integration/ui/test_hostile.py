@@ -1,0 +1,129 @@
+"""Hostile or broken requests to the dashboard: each answered plainly, as a page
+with the security headers, and never sending the browser off the dashboard."""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin, urlsplit
+
+import asyncpg
+import pytest
+
+from exportd.api.context import ApiContext
+from exportd.queue.postgres import PgJobStore
+from exportd.ui.auth import HEADERS
+from tests.support.fixtures_api import serving
+from tests.support.ui_client import ADMIN, browser_session, log_in
+
+# Each passes a naive "starts with /ui/" check, and a browser resolving the
+# Location it gave would leave the dashboard's paths (or, for "//", its host
+# once anything in front of the daemon merges slashes).
+HOSTILE_NEXT = [
+    "/ui/..//evil.example",
+    "/ui/../v1/jobs",
+    "/ui/%2e%2e//evil.example",
+    "/ui/%2E%2E/%2E%2E/evil",
+    "/ui/.%2e/v1/jobs",
+    "/ui/\t/evil.example",
+    "/ui/\n/evil.example",
+    "/ui/\r\nSet-Cookie: x=1",
+    "/ui/ //evil.example",
+    "/ui/jobs/../../v1/workers",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+async def test_a_login_never_sends_the_browser_off_the_dashboard(ui: str, target: str) -> None:
+    async with (
+        browser_session() as session,
+        session.post(
+            f"{ui}/ui/login", data={"token": ADMIN, "next": target}, allow_redirects=False
+        ) as got,
+    ):
+        assert got.status == 303
+        location = got.headers["Location"]
+        assert location == "/ui/", (target, location)
+    # The form's hidden field, sent back by its login, is as safe.
+    async with (
+        browser_session() as session,
+        session.get(f"{ui}/ui/login", params={"next": target}) as form,
+    ):
+        assert 'name="next" value="/ui/"' in await form.text(), target
+
+
+@pytest.mark.parametrize(
+    "target", ["/ui/jobs?state=failed&kind=orders", "/ui/jobs/0b9c3f2e-1d3a-4a6e-9a51-3f0e2a8b7c11"]
+)
+async def test_a_login_returns_to_the_page_asked_for(ui: str, target: str) -> None:
+    async with (
+        browser_session() as session,
+        session.post(
+            f"{ui}/ui/login", data={"token": ADMIN, "next": target}, allow_redirects=False
+        ) as got,
+    ):
+        resolved = urlsplit(urljoin(f"{ui}/ui/login", got.headers["Location"]))
+        path, _, query = target.partition("?")
+        assert (resolved.path, resolved.query) == (path, query)
+
+
+async def test_an_outage_is_a_page_with_the_headers(ui_ctx: ApiContext) -> None:
+    """The queue's database refusing connections: the pages answer 503 as pages
+    of the dashboard (headers, Retry-After), never the API's JSON."""
+    # Nothing listens on port 1: every acquire is refused at once.
+    down = await asyncpg.create_pool("postgresql://127.0.0.1:1/none", min_size=0)
+    try:
+        ui_ctx.queue = PgJobStore(down)
+        async with serving(ui_ctx) as base, browser_session() as session:
+            # The login itself needs no database.
+            async with session.post(
+                f"{base}/ui/login", data={"token": ADMIN}, allow_redirects=False
+            ) as got:
+                assert got.status == 303
+            for path in ("/ui/", "/ui/jobs", "/ui/schedules", "/ui/live"):
+                async with session.get(f"{base}{path}", allow_redirects=False) as got:
+                    assert got.status == 503, path
+                    assert got.headers["Retry-After"]
+                    for name, value in HEADERS.items():
+                        assert got.headers[name] == value, (path, name)
+                    if path != "/ui/live":
+                        assert got.content_type == "text/html", path
+                        assert "does not answer" in await got.text()
+    finally:
+        await down.close()
+
+
+PROBES = [
+    "/ui/jobs?since=0001-01-01T00:00",
+    "/ui/jobs?until=0001-01-01T00:00",
+    "/ui/jobs?since=9999-12-31T23:59:59",
+    "/ui/jobs?since=garbage",
+    "/ui/jobs?since=2026-01-01T00:00%2B14:00",
+    "/ui/jobs?cursor=%%%%",
+    "/ui/jobs?cursor=" + "A" * 3000,
+    "/ui/jobs?owner=" + "o" * 4000,
+    "/ui/jobs?limit=-1",
+    "/ui/jobs?limit=99999999999999999999999",
+    "/ui/jobs?state=failed&state=pending",
+    "/ui/jobs?" + "&".join(f"x{i}=1" for i in range(500)),
+    "/ui/jobs/not-a-uuid",
+    "/ui/jobs/00000000-0000-0000-0000-000000000000/cancel",
+    "/ui/jobs/00000000-0000-0000-0000-000000000000/nope",
+    "/ui/kinds/nope/pause",
+    "/ui/schedules?cursor=zzz",
+    "/ui/schedules?limit=0",
+    "/ui/static/%2e%2e/auth.py",
+    "/ui/static/..%2f..%2fauth.py",
+    "/ui/static/",
+    "/ui/static/nope.js",
+    "/ui/nope",
+]
+
+
+@pytest.mark.parametrize("path", PROBES)
+async def test_a_malformed_request_is_a_plain_page_with_the_headers(ui: str, path: str) -> None:
+    async with browser_session() as session:
+        await log_in(session, ui, ADMIN)
+        async with session.get(f"{ui}{path}", allow_redirects=False) as got:
+            assert got.status in (200, 403, 404), path[:80]
+            for name in HEADERS:
+                assert name in got.headers, (path[:80], name)
+            assert len(await got.read()) < 200_000
