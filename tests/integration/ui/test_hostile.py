@@ -12,7 +12,8 @@ from exportd.api.context import ApiContext
 from exportd.queue.postgres import PgJobStore
 from exportd.ui.auth import HEADERS
 from tests.support.fixtures_api import serving
-from tests.support.ui_client import ADMIN, browser_session, log_in
+from tests.support.helpers import insert_job
+from tests.support.ui_client import ADMIN, ALICE_ADMIN, browser_session, log_in
 
 # Each passes a naive "starts with /ui/" check, and a browser resolving the
 # Location it gave would leave the dashboard's paths (or, for "//", its host
@@ -92,6 +93,9 @@ async def test_an_outage_is_a_page_with_the_headers(ui_ctx: ApiContext) -> None:
 
 
 PROBES = [
+    "/ui/",
+    "/ui/schedules",
+    "/ui/jobs",
     "/ui/jobs?since=0001-01-01T00:00",
     "/ui/jobs?until=0001-01-01T00:00",
     "/ui/jobs?since=9999-12-31T23:59:59",
@@ -119,7 +123,7 @@ PROBES = [
 
 
 @pytest.mark.parametrize("path", PROBES)
-async def test_a_malformed_request_is_a_plain_page_with_the_headers(ui: str, path: str) -> None:
+async def test_an_empty_queue_or_a_malformed_request_is_a_plain_page(ui: str, path: str) -> None:
     async with browser_session() as session:
         await log_in(session, ui, ADMIN)
         async with session.get(f"{ui}{path}", allow_redirects=False) as got:
@@ -127,3 +131,71 @@ async def test_a_malformed_request_is_a_plain_page_with_the_headers(ui: str, pat
             for name in HEADERS:
                 assert name in got.headers, (path[:80], name)
             assert len(await got.read()) < 200_000
+
+
+async def test_an_owner_scoped_session_reaches_no_other_owners_job_by_any_route(
+    ui: str, pool: asyncpg.Pool
+) -> None:
+    """Every route that names or lists jobs: the live progress, the schedules, a
+    download, each action's confirmation and its POST."""
+    mine = await insert_job(pool, owner="alice", kind="orders", params={"since": "2025-01-01"})
+    running = await insert_job(pool, owner="bob", kind="orders", params={"since": "2025-01-01"})
+    failed = await insert_job(pool, owner="bob", kind="orders", params={"since": "2025-01-01"})
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'processing', attempts = 1, worker_id = 'w',"
+        " started_at = now(), lease_expires_at = now() + interval '1 minute'"
+        " WHERE id = ANY($1::uuid[])",
+        [mine, running, failed],
+    )
+    await pool.execute(
+        "UPDATE exportd.jobs SET state = 'failed', error = 'x', error_kind = 'query_error',"
+        " finished_at = now(), lease_expires_at = NULL WHERE id = $1",
+        failed,
+    )
+    await pool.execute(
+        "INSERT INTO exportd.schedules (owner, kind, cron) VALUES ('bob', 'bob-kind', '0 * * * *')"
+    )
+    async with browser_session() as session:
+        csrf = await log_in(session, ui, ALICE_ADMIN)
+        async with session.get(f"{ui}/ui/live") as got:
+            assert set((await got.json())["running"]) == {str(mine)}
+        async with session.get(f"{ui}/ui/schedules") as got:
+            assert "bob-kind" not in await got.text()
+        for verb in ("cancel", "retry", "delete"):
+            for job in (running, failed):
+                async with session.get(f"{ui}/ui/jobs/{job}/{verb}") as got:
+                    assert got.status == 404, (verb, job)
+                async with session.post(f"{ui}/ui/jobs/{job}/{verb}", data={"csrf": csrf}) as got:
+                    assert got.status == 404, (verb, job)
+        async with session.post(f"{ui}/ui/jobs/{failed}/download", data={"csrf": csrf}) as got:
+            assert got.status == 404
+        async with session.get(f"{ui}/ui/jobs?owner=bob&state=failed") as got:
+            assert str(failed) not in await got.text()
+    states = await pool.fetch(
+        "SELECT id, state FROM exportd.jobs WHERE id = ANY($1::uuid[])", [running, failed]
+    )
+    assert {r["id"]: r["state"] for r in states} == {running: "processing", failed: "failed"}
+
+
+async def test_a_daemon_row_shows_its_heartbeats_age_never_negative(
+    ui: str, pool: asyncpg.Pool
+) -> None:
+    """A heartbeat committed after the overview's snapshot began, or stamped by
+    a database clock stepped back since, is later than the overview's "now":
+    its age is nought, as ``GET /v1/workers`` says, never a negative time. Its
+    host and version, whatever they hold, are text."""
+    await pool.execute(
+        "INSERT INTO exportd.workers (id, version, host, pid, started_at, concurrency,"
+        " heartbeat_seconds, last_heartbeat_at)"
+        " VALUES ('w-ahead', $1, $1, 1, now(), 1, 10, now() + interval '5 seconds')",
+        "<script>alert(3)</script>",
+    )
+    async with browser_session() as session:
+        await log_in(session, ui, ADMIN)
+        async with session.get(f"{ui}/ui/") as got:
+            page = await got.text()
+    row = page[page.index("w-ahead") :]
+    row = row[: row.index("</tr>")]
+    assert "(0 ms ago)" in row, row
+    assert "<script>alert(3)" not in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in row
