@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import pytest
@@ -71,16 +72,14 @@ def test_match_compares_equal_lengths_only(monkeypatch: pytest.MonkeyPatch) -> N
     """``hmac.compare_digest`` is constant-time only between equal lengths: a
     compare of the presented text with each token would tell a guesser the
     tokens' lengths. Every compare made is of two digests of one size."""
-    import exportd.ui.tokens as tokens_module
-
     sizes: list[tuple[int, int]] = []
-    real = tokens_module.hmac.compare_digest
+    real = hmac.compare_digest
 
     def recording(a: bytes, b: bytes) -> bool:
         sizes.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(tokens_module.hmac, "compare_digest", recording)
+    monkeypatch.setattr(hmac, "compare_digest", recording)
     configured = parse_tokens(f"{'a' * 16},{'b' * 40}@bob", admin=False, setting="S")
     for presented in ("a" * 16, "b" * 40, "c" * 23, "x"):
         match(presented, configured)
