@@ -3,10 +3,12 @@ with the security headers, and never sending the browser off the dashboard."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from exportd.api.context import ApiContext
 from exportd.queue.postgres import PgJobStore
@@ -199,3 +201,26 @@ async def test_a_daemon_row_shows_its_heartbeats_age_never_negative(
     assert "(0 ms ago)" in row, row
     assert "<script>alert(3)" not in page
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in row
+
+
+class _BrokenOverview(PgJobStore):
+    """The queue with a bug in one read: what a handler's unexpected exception is."""
+
+    async def overview(self) -> Any:
+        raise RuntimeError("a bug")
+
+
+async def test_a_bug_is_a_500_page_with_the_headers_and_logged(
+    ui_ctx: ApiContext, pool: asyncpg.Pool
+) -> None:
+    ui_ctx.queue = _BrokenOverview(pool)
+    with capture_logs() as logs:
+        async with serving(ui_ctx) as base, browser_session() as session:
+            await log_in(session, base, ADMIN)
+            async with session.get(f"{base}/ui/") as got:
+                assert got.status == 500
+                assert got.content_type == "text/html"
+                assert "a bug" not in await got.text()
+                for name, value in HEADERS.items():
+                    assert got.headers[name] == value, name
+    assert any(e["event"] == "ui_error" and e.get("path") == "/ui/" for e in logs), logs
