@@ -3,7 +3,6 @@ with the security headers, and never sending the browser off the dashboard."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import asyncpg
@@ -11,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from exportd.api.context import ApiContext
+from exportd.queue.overview import Overview
 from exportd.queue.postgres import PgJobStore
 from exportd.ui.auth import HEADERS
 from tests.support.fixtures_api import serving
@@ -206,7 +206,7 @@ async def test_a_daemon_row_shows_its_heartbeats_age_never_negative(
 class _BrokenOverview(PgJobStore):
     """The queue with a bug in one read: what a handler's unexpected exception is."""
 
-    async def overview(self) -> Any:
+    async def overview(self, finished_window_seconds: float = 0.0) -> Overview:
         raise RuntimeError("a bug")
 
 
