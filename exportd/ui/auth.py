@@ -9,6 +9,8 @@
   life, and ``Secure`` when the request came over https (by its own
   transport, or by ``X-Forwarded-Proto`` when ``EXPORTD_UI_TRUST_FORWARDED_PROTO``).
 - Failed logins are bounded (``throttle``): 429 past them, no compare made.
+  A login a browser says comes from another site (``Sec-Fetch-Site:
+  cross-site``) is refused (403).
 - Every POST but the login carries its session's CSRF token (403 without).
 - Every answer carries the security headers: a Content-Security-Policy that
   allows only the daemon's own scripts and styles (no inline script at all),
@@ -173,6 +175,13 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     state: UiState = request.config_dict[UI]
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        # Login CSRF: another site's page posting its own token would put the
+        # browser in that session. The form has no CSRF token (no session yet);
+        # the browser's own word on where the request comes from suffices.
+        raise web.HTTPForbidden(
+            text="This login came from another site's page: open the dashboard and log in there."
+        )
     form = await request.post()
     raw_next = form.get("next")
     target = next_target(raw_next if isinstance(raw_next, str) else None)

@@ -13,6 +13,7 @@ from exportd.api.context import ApiContext
 from exportd.queue.overview import Overview
 from exportd.queue.postgres import PgJobStore
 from exportd.ui.auth import HEADERS
+from exportd.ui.sessions import COOKIE_NAME
 from tests.support.fixtures_api import serving
 from tests.support.helpers import insert_job
 from tests.support.ui_client import ADMIN, ALICE_ADMIN, browser_session, log_in
@@ -224,3 +225,27 @@ async def test_a_bug_is_a_500_page_with_the_headers_and_logged(
                 for name, value in HEADERS.items():
                     assert got.headers[name] == value, name
     assert any(e["event"] == "ui_error" and e.get("path") == "/ui/" for e in logs), logs
+
+
+async def test_a_login_posted_from_another_site_is_refused(ui: str) -> None:
+    """Login CSRF: another site's page posting its own token to the form would
+    log the victim's browser into that session. Browsers say where a request
+    comes from (Sec-Fetch-Site); a cross-site login is refused, with no cookie."""
+    async with browser_session() as session:
+        async with session.post(
+            f"{ui}/ui/login",
+            data={"token": ADMIN},
+            headers={"Sec-Fetch-Site": "cross-site"},
+            allow_redirects=False,
+        ) as got:
+            assert got.status == 403
+            assert COOKIE_NAME not in got.cookies
+            assert "another site" in await got.text()
+        for site in ("same-origin", "none"):
+            async with session.post(
+                f"{ui}/ui/login",
+                data={"token": ADMIN},
+                headers={"Sec-Fetch-Site": site},
+                allow_redirects=False,
+            ) as got:
+                assert got.status == 303, site
