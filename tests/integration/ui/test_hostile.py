@@ -3,7 +3,7 @@ with the security headers, and never sending the browser off the dashboard."""
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import asyncpg
 import pytest
@@ -249,3 +249,19 @@ async def test_a_login_posted_from_another_site_is_refused(ui: str) -> None:
                 allow_redirects=False,
             ) as got:
                 assert got.status == 303, site
+
+
+async def test_a_filtered_page_survives_the_login_it_sent_the_browser_to(ui: str) -> None:
+    """Filters with spaces, non-ASCII text or an encoded '&' come back intact."""
+    asked = "/ui/jobs?owner=caf%C3%A9+au+lait&kind=a%26b"
+    async with browser_session() as session:
+        async with session.get(f"{ui}{asked}", allow_redirects=False) as got:
+            assert got.status == 303
+            login = urlsplit(urljoin(f"{ui}/ui/", got.headers["Location"]))
+        (target,) = parse_qs(login.query)["next"]
+        async with session.post(
+            f"{ui}/ui/login", data={"token": ADMIN, "next": target}, allow_redirects=False
+        ) as got:
+            back = urlsplit(urljoin(f"{ui}/ui/login", got.headers["Location"]))
+        assert back.path == "/ui/jobs"
+        assert parse_qs(back.query) == {"owner": ["café au lait"], "kind": ["a&b"]}
