@@ -265,3 +265,10 @@ async def test_a_filtered_page_survives_the_login_it_sent_the_browser_to(ui: str
             back = urlsplit(urljoin(f"{ui}/ui/login", got.headers["Location"]))
         assert back.path == "/ui/jobs"
         assert parse_qs(back.query) == {"owner": ["café au lait"], "kind": ["a&b"]}
+
+
+async def test_the_redirect_to_the_dashboard_carries_the_headers(ui: str) -> None:
+    async with browser_session() as session, session.get(f"{ui}/ui", allow_redirects=False) as got:
+        assert (got.status, got.headers["Location"]) == (308, "/ui/")
+        for name, value in HEADERS.items():
+            assert got.headers[name] == value, name
