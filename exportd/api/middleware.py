@@ -118,7 +118,7 @@ def request_log(*, log_requests: bool) -> Any:
     return middleware
 
 
-def _known_failure(exc: Exception, metrics: Any) -> web.Response | None:
+def known_failure(exc: Exception, metrics: Any) -> web.Response | None:
     """The answer to a failure a handler may meet, or None for a bug."""
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, **exc.extra)
@@ -149,9 +149,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # a redirect is not an error
-        return _known_failure(exc, None) or error_response(exc.status, "error", exc.reason)
+        return known_failure(exc, None) or error_response(exc.status, "error", exc.reason)
     except Exception as exc:
-        response = _known_failure(exc, request.app[CONTEXT].metrics)
+        response = known_failure(exc, request.app[CONTEXT].metrics)
         if response is not None:
             return response
         _log.exception("api_error", path=route_template(request), method=request.method)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 
 from exportd.api.workers import worker_document
 from exportd.cli.exits import EXIT_OK
@@ -28,9 +29,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verb.add_argument("--json", action="store_true", help="print GET /v1/workers's document")
 
 
+# C0 and C1 controls and DEL: a terminal acts on them (ESC and CSI start
+# sequences that clear the screen or set the title). Owners and kinds may hold
+# any character in the table, since the application writes them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """``text`` with each control character as a ``\\xNN`` escape."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _job_line(job: JobProgress) -> str:
     return (
-        f"  {job.id} {job.kind} for {job.owner}: {job.progress}%, {job.rows_written} rows,"
+        f"  {job.id} {shown(job.kind)} for {shown(job.owner)}: {job.progress}%,"
+        f" {job.rows_written} rows,"
         f" attempt {job.attempts}/{job.max_attempts}"
     )
 
@@ -42,7 +55,7 @@ def render(found: list[WorkerStatus]) -> list[str]:
     lines: list[str] = []
     for w in found:
         lines.append(
-            f"{w.worker_id} v{w.version} on {w.host} (pid {w.pid}),"
+            f"{shown(w.worker_id)} v{shown(w.version)} on {shown(w.host)} (pid {w.pid}),"
             f" since {w.started_at.isoformat(timespec='seconds')},"
             f" heartbeat {w.heartbeat_age_seconds:.0f} s ago,"
             f" running {len(w.running)}/{w.concurrency}"

@@ -51,7 +51,8 @@ def build_ui(ctx: ApiContext) -> web.Application:
 
 
 async def _to_slash(request: web.Request) -> web.Response:
-    raise web.HTTPPermanentRedirect("/ui/")
+    # Served by the API's app, outside the dashboard's middlewares: its headers here.
+    raise web.HTTPPermanentRedirect("/ui/", headers=auth.HEADERS)
 
 
 def mount(app: web.Application, ctx: ApiContext) -> None:

@@ -9,6 +9,8 @@
   life, and ``Secure`` when the request came over https (by its own
   transport, or by ``X-Forwarded-Proto`` when ``EXPORTD_UI_TRUST_FORWARDED_PROTO``).
 - Failed logins are bounded (``throttle``): 429 past them, no compare made.
+  A login a browser says comes from another site (``Sec-Fetch-Site:
+  cross-site``) is refused (403).
 - Every POST but the login carries its session's CSRF token (403 without).
 - Every answer carries the security headers: a Content-Security-Policy that
   allows only the daemon's own scripts and styles (no inline script at all),
@@ -17,13 +19,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import structlog
 from aiohttp import web
 
+from exportd.api.context import CONTEXT
+from exportd.api.middleware import known_failure, route_template
 from exportd.ui.render import SESSION, UI, UiState, render, session_of
 from exportd.ui.sessions import COOKIE_NAME, Session, csrf_ok, decode, encode, new_session
 from exportd.ui.tokens import PRESENTED_MAX_BYTES, match
@@ -43,6 +48,9 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 _OPEN_PATHS = ("/ui/login", "/ui/static/")
+# A login's "next" longer than this is no page of ours: the dashboard's own
+# links (filters and a keyset cursor) stay well under it.
+NEXT_MAX_BYTES = 2048
 
 
 def is_https(request: web.Request, trust_forwarded: bool) -> bool:
@@ -68,9 +76,33 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         response = render(
             request, "error.html", status=exc.status, title=exc.reason, message=exc.text or ""
         )
+    except Exception as exc:
+        # An outage (503, Retry-After) or a bug (500) is a page as well: the
+        # API's middleware would answer its JSON, without these headers.
+        response = _failure_page(request, exc)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def _failure_page(request: web.Request, exc: Exception) -> web.Response:
+    """The page for an exception a handler raised, classified as the API's
+    middleware classifies it (``api.middleware.known_failure``)."""
+    known = known_failure(exc, request.app[CONTEXT].metrics)
+    if known is None:
+        _log.exception("ui_error", path=route_template(request), method=request.method)
+        return render(
+            request,
+            "error.html",
+            status=500,
+            title="Internal error",
+            message="The daemon failed to make this page; its log says why (ui_error).",
+        )
+    message = str(json.loads(known.text or "{}").get("message", ""))
+    page = render(request, "error.html", status=known.status, title=known.reason, message=message)
+    if "Retry-After" in known.headers:
+        page.headers["Retry-After"] = known.headers["Retry-After"]
+    return page
 
 
 def _login_redirect(request: web.Request) -> web.HTTPException:
@@ -119,22 +151,40 @@ async def _checked(
     return await handler(request)
 
 
-def _next_target(raw: str | None) -> str:
-    # Only a page of the dashboard: never another site (an open redirect).
-    if raw and raw.startswith("/ui/") and not raw.startswith("/ui//") and "\\" not in raw:
-        return raw
-    return "/ui/"
+def next_target(raw: str | None) -> str:
+    """Where a login sends the browser: ``raw`` when it is a page of the dashboard
+    as a browser would resolve it, else ``/ui/``. Never another site (an open
+    redirect) nor another path of the daemon: no control character, space or
+    backslash (browsers drop or rewrite them), no empty segment (``//``), no
+    ``.`` or ``..`` segment, percent-encoded or not (browsers resolve
+    ``%2e%2e`` as ``..``)."""
+    if not raw or len(raw) > NEXT_MAX_BYTES or not raw.startswith("/ui/"):
+        return "/ui/"
+    if "\\" in raw or any(not 0x21 <= ord(c) <= 0x7E for c in raw):
+        return "/ui/"
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    segments = path[1:].split("/")
+    if "" in segments[:-1] or any(unquote(s) in (".", "..") for s in segments):
+        return "/ui/"
+    return raw
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return render(request, "login.html", next=_next_target(request.query.get("next")), error=None)
+    return render(request, "login.html", next=next_target(request.query.get("next")), error=None)
 
 
 async def login(request: web.Request) -> web.Response:
     state: UiState = request.config_dict[UI]
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        # Login CSRF: another site's page posting its own token would put the
+        # browser in that session. The form has no CSRF token (no session yet);
+        # the browser's own word on where the request comes from suffices.
+        raise web.HTTPForbidden(
+            text="This login came from another site's page: open the dashboard and log in there."
+        )
     form = await request.post()
     raw_next = form.get("next")
-    target = _next_target(raw_next if isinstance(raw_next, str) else None)
+    target = next_target(raw_next if isinstance(raw_next, str) else None)
     client = request.remote or "unknown"
     now = time.monotonic()
     wait = state.throttle.retry_after(client, now)

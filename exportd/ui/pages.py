@@ -87,7 +87,6 @@ async def overview(request: web.Request) -> web.Response:
         this_worker=ctx.worker_id,
         running=paces(list(view.running), now),
         every_kind_pause=next((p for p in view.paused if p.kind == ALL_KINDS), None),
-        heartbeat_age=lambda w: (now - w.last_heartbeat_at).total_seconds(),
     )
 
 

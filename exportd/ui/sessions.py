@@ -31,6 +31,8 @@ from exportd.ui.tokens import UiToken
 
 COOKIE_NAME = "exportd_ui"
 # A cookie over this is no session of ours: nothing is decoded or verified.
+# Ours is at most about 850: an owner of OWNER_MAX_BYTES, each byte a quote
+# that JSON doubles, in base64.
 COOKIE_MAX_BYTES = 1024
 _KEY_LABEL = b"exportd-ui-session-v1"
 
@@ -93,7 +95,9 @@ def encode(session: Session, key: bytes) -> str:
         "e": session.expires,
         "s": session.sid,
     }
-    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    # UTF-8, not \u escapes: an owner of 256 bytes in any script then fits
+    # COOKIE_MAX_BYTES (escaped, 128 "é" took 768 bytes before base64).
+    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
     return f"{body}.{_mac(key, body)}"
 
 

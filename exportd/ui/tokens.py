@@ -87,13 +87,16 @@ def parse_tokens(text: str, *, admin: bool, setting: str) -> list[UiToken]:
 
 def match(presented: str, tokens: Iterable[UiToken]) -> UiToken | None:
     """The token ``presented`` is, or None. Compared with every token, in constant
-    time, so that timing tells nothing of which one or how much of one matched;
-    an oversized or undecodable text is simply no token."""
+    time, so that timing tells nothing of which one or how much of one matched:
+    the compares are of SHA-256 digests, all of one length, since
+    ``hmac.compare_digest`` between texts of different lengths tells the
+    lengths. An oversized or undecodable text is simply no token."""
     raw = presented.encode("utf-8", "surrogateescape")
     if not raw or len(raw) > PRESENTED_MAX_BYTES:
         return None
+    digest = hashlib.sha256(raw).digest()
     found: UiToken | None = None
     for token in tokens:
-        if hmac.compare_digest(raw, token.secret) and found is None:
+        if hmac.compare_digest(digest, hashlib.sha256(token.secret).digest()) and found is None:
             found = token
     return found

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from exportd import limits
 from exportd.ui.sessions import (
     COOKIE_MAX_BYTES,
     csrf_ok,
@@ -67,3 +70,16 @@ def test_the_csrf_token_is_its_sessions_own() -> None:
     assert not csrf_ok(two, KEY, token)
     assert not csrf_ok(one, KEY, "")
     assert not csrf_ok(one, KEY, token + "x" * 200)
+
+
+@pytest.mark.parametrize("char", ["o", '"', "é", "€", "😀"])
+def test_a_session_of_the_longest_owner_fits_its_cookie(char: str) -> None:
+    """An owner of OWNER_MAX_BYTES in any script: its session must decode, or a
+    login with its token would send the browser back to the form forever."""
+    owner = char * (limits.OWNER_MAX_BYTES // len(char.encode()))
+    (token,) = parse_tokens(f"{'s' * 20}@{owner}", admin=True, setting="S")
+    key = session_key([token])
+    session = new_session(token, now=1000.0, ttl_seconds=7 * 86400)
+    value = encode(session, key)
+    assert len(value) <= COOKIE_MAX_BYTES
+    assert decode(value, key, now=1001.0) == session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import pytest
@@ -65,3 +66,22 @@ def test_a_fingerprint_names_a_token_without_giving_it_away() -> None:
     assert fingerprint(LONG.encode()) == fingerprint(LONG.encode())
     assert len(fingerprint(LONG.encode())) == 12
     assert fingerprint(LONG.encode()) != fingerprint(b"u" * 16)
+
+
+def test_match_compares_equal_lengths_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hmac.compare_digest`` is constant-time only between equal lengths: a
+    compare of the presented text with each token would tell a guesser the
+    tokens' lengths. Every compare made is of two digests of one size."""
+    sizes: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        sizes.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    configured = parse_tokens(f"{'a' * 16},{'b' * 40}@bob", admin=False, setting="S")
+    for presented in ("a" * 16, "b" * 40, "c" * 23, "x"):
+        match(presented, configured)
+    assert sizes
+    assert {a for a, b in sizes} | {b for a, b in sizes} == {32}
