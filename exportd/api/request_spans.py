@@ -56,8 +56,13 @@ async def request_spans(request: web.Request, handler: Handler) -> web.StreamRes
     route = route_template(request)
     parent, tracestate = caller_trace(request)
     method = request.method if request.method in _METHODS else "_OTHER"
-    name = method if route == "<unmatched>" else f"{method} {route}"
-    attributes = {"http.request.method": method, "http.route": route}
+    # A request no route matched has no route to name: the span is named by the
+    # method alone and carries no http.route (OpenTelemetry's HTTP conventions).
+    unmatched = route == "<unmatched>"
+    name = method if unmatched else f"{method} {route}"
+    attributes = {"http.request.method": method}
+    if not unmatched:
+        attributes["http.route"] = route
     with current.start(
         name,
         kind=SpanKind.SERVER,

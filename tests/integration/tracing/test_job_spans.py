@@ -302,6 +302,8 @@ async def test_request_spans_name_routes_never_paths_queries_or_odd_methods(
     assert sorted(s.name for s in found) == ["GET", "GET /v1/jobs", "_OTHER"]
     [odd] = named(found, "_OTHER")
     assert attrs(odd)["http.request.method"] == "_OTHER"
+    [unknown] = named(found, "GET")
+    assert "http.route" not in attrs(unknown)
     values = attribute_values(found)
     assert not any(OWNER in str(v) or SECRET in str(v) for v in values)
 
