@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 from client_support import Exportd
@@ -16,7 +18,8 @@ async def test_an_owner_beyond_ascii_is_served_under_its_scope(
 ) -> None:
     josé = f"josé-{owner}-日本"
     with Client(exportd.url, TOKEN, owner=josé) as client:
-        job = client.enqueue("ledger")
+        # Due tomorrow: a job due now may complete before the cancel reaches it.
+        job = client.enqueue("ledger", run_after=datetime.now(UTC) + timedelta(days=1))
         assert job.owner == josé
         assert [j.id for j in client.list()] == [job.id]
         assert client.cancel(job.id).state == "cancelled"
